@@ -1,0 +1,5 @@
+"""``python -m lexp`` runs the command-line interface."""
+
+from lexp.cli import main
+
+main()

@@ -1,0 +1,236 @@
+"""The ``lexp`` command line: parses options, builds a config, calls one library function.
+
+Nothing heavy is imported at module level (no numpy, cv2 or torch), so ``lexp --help``
+stays fast. Errors from the library arrive as :class:`lexp.errors.LexpError` and leave
+as one line on stderr and an exit code (see ``lexp.errors``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from enum import Enum
+
+import typer
+
+from lexp import __version__
+from lexp.errors import EXIT_ERROR, EXIT_SOME_FAILED, Interrupted, LexpError, UsageError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success · 1 error · 2 usage error · 3 some inputs of a batch failed · "
+    "130 interrupted."
+)
+
+app = typer.Typer(
+    name="lexp",
+    help="Turn short clips into long-exposure photographs.\n\n" + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class _State:
+    debug = False
+    quiet = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lexp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="No progress or messages on stderr (errors still show)."),
+    debug: bool = typer.Option(False, "--debug",
+                               help="Show tracebacks for errors (also LEXP_DEBUG=1)."),
+) -> None:
+    """Turn short clips into long-exposure photographs."""
+    _State.debug = debug or os.environ.get("LEXP_DEBUG", "") not in ("", "0")
+    _State.quiet = quiet
+
+
+class Method(str, Enum):
+    mean = "mean"
+    max = "max"
+    min = "min"
+    median = "median"
+    lighten = "lighten"
+    darken = "darken"
+
+
+class Transfer(str, Enum):
+    srgb = "srgb"
+    rec709 = "rec709"
+    none = "none"
+
+
+class Tone(str, Enum):
+    clip = "clip"
+    soft = "soft"
+    reinhard = "reinhard"
+
+
+class ImageFormat(str, Enum):
+    jpeg = "jpeg"
+    png = "png"
+    tiff = "tiff"
+
+
+RENDER_EPILOG = """\
+Examples:
+
+  lexp render clip.mp4 -o out.jpg                      # mean of every frame, in linear light
+
+  lexp render clip.mp4 -o trails.png -m max            # lighten: light trails, star trails
+
+  lexp render clip.mp4 -o out.tif --start 2 --end 6s   # 16-bit TIFF of seconds 2 to 6
+
+  lexp render frames/ -o out.jpg --fps 24 --end 3      # a folder of frames (natural order)
+
+  lexp render clips/ -o renders/ --json                # every video in clips/, one JSON line each
+
+  cat clip.mp4 | lexp render - -o - > out.jpg          # stdin to stdout
+
+Times are seconds (2.5 or 2.5s) or frame numbers (48f); the window is [start, end).
+""" + EXIT_CODES_HELP
+
+
+@app.command(epilog=RENDER_EPILOG)
+def render(
+    inputs: list[str] = typer.Argument(
+        ..., metavar="INPUT...",
+        help="Video files, folders (of videos, or of image frames), image files, quoted "
+             "globs, or - for a video on stdin."),
+    output: str | None = typer.Option(
+        None, "--output", "-o",
+        help="Output image (.jpg/.png/.tif), a folder (several inputs; ends in / to create "
+             "it), or - for stdout. Default: {stem}_{method}.jpg in the current folder."),
+    method: Method = typer.Option(
+        Method.mean, "--method", "-m",
+        help="mean: a long exposure; max/lighten: light trails; min/darken: remove "
+             "bright movers; median: remove transient objects (memory-bounded: see "
+             "--median-memory)."),
+    start: str | None = typer.Option(None, help="Start of the window: 2.5 (s) or 48f."),
+    end: str | None = typer.Option(None, help="End of the window (exclusive): 6 or 180f."),
+    stride: int = typer.Option(1, min=1, help="Use every N-th frame of the window."),
+    max_frames: int | None = typer.Option(None, min=1, help="Use at most N frames."),
+    fps: float | None = typer.Option(
+        None, help="Frame rate for clips without one (image folders); overrides the "
+                   "video's rate for --start/--end in seconds."),
+    transfer: Transfer = typer.Option(
+        Transfer.srgb, help="Transfer curve of the clip, undone before blending. 'none' "
+                            "blends code values (the naive 8-bit mean)."),
+    ev: float = typer.Option(0.0, help="Exposure compensation in stops (+1 = twice the light)."),
+    tone: Tone = typer.Option(
+        Tone.clip, help="Tone curve for highlights above white (after --ev): clip, soft "
+                        "shoulder, or reinhard."),
+    image_format: ImageFormat | None = typer.Option(
+        None, "--format", help="Image format; default from the -o extension (jpeg for -o -)."),
+    bit_depth: int | None = typer.Option(
+        None, help="8 or 16 (PNG, TIFF). Default: 16 for TIFF, 8 otherwise."),
+    quality: int = typer.Option(95, min=1, max=100, help="JPEG quality."),
+    median_memory: int = typer.Option(
+        512, min=16, metavar="MB",
+        help="Median keeps at most this many MB of frames; longer windows are sampled evenly."),
+    overwrite: bool = typer.Option(False, help="Replace outputs that already exist "
+                                                "(default: skip them)."),
+    json_lines: bool = typer.Option(False, "--json",
+                                    help="Print one JSON line per input on stdout."),
+) -> None:
+    """Render a long exposure from a clip by stacking its frames in linear light."""
+    from lexp.config import OutputConfig, RenderConfig, TimeSpec, Window
+
+    window = Window(
+        start=TimeSpec.parse(start, "--start") if start is not None else None,
+        end=TimeSpec.parse(end, "--end") if end is not None else None,
+        stride=stride, max_frames=max_frames)
+    config = RenderConfig(method=method.value, window=window, fps=fps,
+                          transfer=transfer.value, ev=ev, tone=tone.value,
+                          median_memory_mb=median_memory)
+    out = OutputConfig(format=image_format.value if image_format else None,
+                       bit_depth=bit_depth, quality=quality)
+    if json_lines and output == "-":
+        raise UsageError("--json and -o - both want stdout", hint="write the image to a file")
+
+    from lexp import jobs
+    from lexp.console import Reporter
+
+    reporter = Reporter(quiet=_State.quiet)
+    plan = jobs.plan_jobs(jobs.resolve_inputs(inputs), output, config, out)
+
+    def progress_for(job):
+        return reporter.progress(job.source.name)
+
+    def on_result(result):
+        if json_lines:
+            sys.stdout.write(json.dumps(result.to_json()) + "\n")
+            sys.stdout.flush()
+        for warning in result.warnings:
+            reporter.warn(warning)
+        if result.status == "ok":
+            where = "stdout" if result.output == "-" else result.output
+            reporter.info(f"{result.input} → {where}: {result.method} of {result.frames} "
+                          f"frames in {result.seconds:.2f} s")
+        elif result.status == "skipped":
+            reporter.info(f"skipped {result.input}: {result.error} ({result.hint})")
+        else:
+            reporter.error(f"{result.input}: {result.error}", result.hint)
+
+    try:
+        results = jobs.render_jobs(plan, config, out, overwrite=overwrite,
+                                   progress_for=progress_for, on_result=on_result,
+                                   debug=_State.debug)
+    except KeyboardInterrupt:
+        # Typer would turn this into a silent exit 130; say what happened instead.
+        raise Interrupted("interrupted; no partial output was left") from None
+    failed = [r for r in results if r.status == "failed"]
+    if len(results) > 1:
+        counts = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
+        reporter.info(f"done: {counts['ok']} rendered, {counts['skipped']} skipped, "
+                      f"{counts['failed']} failed")
+    if failed:
+        code = failed[0].exit_code if len(results) == 1 else (
+            EXIT_ERROR if len(failed) == len(results) else EXIT_SOME_FAILED)
+        raise typer.Exit(code)
+
+
+def _on_sigterm(signum, frame):
+    # cron and job schedulers stop us with SIGTERM: unwind like Ctrl-C so temp files go.
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Entry point. Typer handles --help and usage errors (exit 2); library errors
+    become one line on stderr and their exit code."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        app()
+    except LexpError as exc:
+        sys.exit(_report(exc))
+    except KeyboardInterrupt:
+        sys.exit(_report(Interrupted("interrupted; no partial output was left")))
+
+
+def _report(exc: LexpError) -> int:
+    debug = _State.debug or os.environ.get("LEXP_DEBUG", "") not in ("", "0")
+    if debug and not isinstance(exc, UsageError):
+        import traceback
+
+        traceback.print_exc()
+    from lexp.console import Reporter
+
+    Reporter().error(exc.message, exc.hint)
+    return exc.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

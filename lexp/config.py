@@ -1,0 +1,142 @@
+"""Frozen configuration records, saved with every output so any result can be reproduced.
+
+Every field carries a one-line comment. ``to_dict()`` gives the JSON-ready form that
+goes into the image metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from lexp.errors import UsageError
+
+STACK_METHODS: tuple[str, ...] = ("mean", "max", "min", "median")
+# Photographers' names for the same operations.
+METHOD_ALIASES = {"lighten": "max", "darken": "min", "average": "mean"}
+IMAGE_FORMATS: tuple[str, ...] = ("jpeg", "png", "tiff")
+
+
+@dataclass(frozen=True)
+class TimeSpec:
+    """A point in a clip: seconds (``2.5``, ``2.5s``) or a frame number (``48f``)."""
+
+    value: float  # seconds, or a frame number when unit == "f"
+    unit: str  # "s" or "f"
+
+    @classmethod
+    def parse(cls, text: str, option: str) -> TimeSpec:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|f)?\s*", str(text))
+        if not m:
+            raise UsageError(
+                f"{option} {text!r} is not a time",
+                hint="use seconds (2.5 or 2.5s) or a frame number (48f)",
+            )
+        unit = m.group(2) or "s"
+        value = float(m.group(1))
+        if unit == "f" and not value.is_integer():
+            raise UsageError(f"{option} {text!r}: a frame number must be whole", hint="e.g. 48f")
+        return cls(value, unit)
+
+    def to_frame(self, fps: float | None, option: str) -> int:
+        """The index of the first frame at or after this point (frame i sits at i/fps)."""
+        if self.unit == "f":
+            return int(self.value)
+        if not fps:
+            raise UsageError(
+                f"{option} is in seconds but this clip has no frame rate",
+                hint="give a frame number (e.g. 48f) or the rate with --fps",
+            )
+        # The epsilon keeps 2.0 s at 30 fps on frame 60 despite float rounding.
+        return max(0, math.ceil(self.value * fps - 1e-6))
+
+    def __str__(self) -> str:
+        return f"{int(self.value)}f" if self.unit == "f" else f"{self.value:g}s"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which frames of a clip take part: [start, end) then every stride-th, at most max_frames."""
+
+    start: TimeSpec | None = None  # first frame (inclusive); None = the clip's start
+    end: TimeSpec | None = None  # end point (exclusive); None = the clip's end
+    stride: int = 1  # use every stride-th frame of the window
+    max_frames: int | None = None  # stop after this many frames (None = no limit)
+
+    def __post_init__(self) -> None:
+        if self.stride < 1:
+            raise UsageError(f"--stride {self.stride} must be 1 or more")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise UsageError(f"--max-frames {self.max_frames} must be 1 or more")
+
+    def frame_range(self, fps: float | None) -> tuple[int, int | None]:
+        """(first index, end index or None) for a clip at ``fps``; end is exclusive."""
+        first = self.start.to_frame(fps, "--start") if self.start else 0
+        end = self.end.to_frame(fps, "--end") if self.end else None
+        if end is not None and end <= first:
+            raise UsageError(
+                f"--end ({self.end}) is not after --start ({self.start or '0'})",
+                hint="the window is [start, end): end must come later",
+            )
+        return first, end
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": str(self.start) if self.start else None,
+            "end": str(self.end) if self.end else None,
+            "stride": self.stride,
+            "max_frames": self.max_frames,
+        }
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Everything that decides the pixels of a rendered long exposure."""
+
+    method: str = "mean"  # mean | max | min | median (stacking in linear light)
+    window: Window = field(default_factory=Window)  # which frames of the clip are used
+    fps: float | None = None  # frame rate for clips that carry none (image folders)
+    transfer: str = "srgb"  # transfer function of the clip: srgb | rec709 | none
+    ev: float = 0.0  # exposure compensation in stops (+1 doubles the light)
+    tone: str = "clip"  # tone curve for highlights above 1: clip | soft | reinhard
+    median_memory_mb: int = 512  # median keeps at most this many MB of frames (then samples)
+
+    def __post_init__(self) -> None:
+        method = METHOD_ALIASES.get(self.method, self.method)
+        if method not in STACK_METHODS:
+            raise UsageError(
+                f"unknown method {self.method!r}",
+                hint="choose one of: " + ", ".join(STACK_METHODS + tuple(METHOD_ALIASES)),
+            )
+        object.__setattr__(self, "method", method)
+        if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
+            raise UsageError(f"--fps {self.fps} must be a positive number")
+        if not math.isfinite(self.ev) or abs(self.ev) > 20:
+            raise UsageError(f"--ev {self.ev} is out of range", hint="use -20 to 20 stops")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["window"] = self.window.to_dict()
+        return d
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """How the rendered image is written."""
+
+    format: str | None = None  # jpeg | png | tiff; None = from the file extension
+    bit_depth: int | None = None  # 8 or 16; None = the format's default (tiff: 16)
+    quality: int = 95  # JPEG quality, 1-100
+
+    def __post_init__(self) -> None:
+        if self.format is not None and self.format not in IMAGE_FORMATS:
+            raise UsageError(
+                f"unknown image format {self.format!r}", hint="choose jpeg, png or tiff"
+            )
+        if self.bit_depth not in (None, 8, 16):
+            raise UsageError(f"--bit-depth {self.bit_depth} must be 8 or 16")
+        if not 1 <= self.quality <= 100:
+            raise UsageError(f"--quality {self.quality} must be between 1 and 100")

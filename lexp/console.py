@@ -1,0 +1,68 @@
+"""The one stderr console: messages, warnings, errors and progress bars.
+
+stdout carries results only (image bytes for ``-o -``, ``--json`` lines). Everything
+for people goes to stderr through :class:`Reporter`. Bars appear only when stderr is a
+terminal and ``--quiet`` is off; Rich honours ``NO_COLOR`` and non-TTY output on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.markup import escape
+
+
+class Reporter:
+    def __init__(self, quiet: bool = False) -> None:
+        self.console = Console(stderr=True, highlight=False)
+        self.quiet = quiet
+
+    @property
+    def interactive(self) -> bool:
+        return self.console.is_terminal and not self.quiet
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(escape(message))
+
+    def warn(self, message: str) -> None:
+        # Warnings show even with --quiet: they say the result may not be what was asked.
+        self.console.print(f"[yellow]warning:[/] {escape(message)}")
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        line = f"[bold red]error:[/] {escape(message)}"
+        if hint:
+            line += f" [dim](hint: {escape(hint)})[/]"
+        self.console.print(line, soft_wrap=True)
+
+    @contextlib.contextmanager
+    def progress(self, description: str) -> Iterator:
+        """Yield an ``on_progress(done, total)`` callback, or None when not interactive."""
+        if not self.interactive:
+            yield None
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("frames"), TimeRemainingColumn())
+        with Progress(*columns, console=self.console, transient=True) as bar:
+            task = bar.add_task(escape(description), total=None)
+            last = 0.0
+
+            def on_progress(done: int, total: int | None = None, **_: object) -> None:
+                nonlocal last
+                now = time.monotonic()
+                if now - last >= 0.1:  # redrawing per frame would cost more than stacking
+                    last = now
+                    bar.update(task, completed=done, total=total)
+
+            yield on_progress

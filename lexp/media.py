@@ -1,0 +1,624 @@
+"""Reading clips as a stream of frames: video files, image folders, globs and stdin.
+
+Data contract
+-------------
+Frames leave this module as ``uint8`` H×W×3 **RGB** numpy arrays (BGR exists only inside
+cv2 calls), one at a time from an iterator; a clip is never held in memory whole.
+:meth:`Clip.frames` yields ``(index, frame)`` where ``index`` counts frames from the
+start of the clip (0-based), whatever window was selected.
+
+Sources
+-------
+- Video files (mp4, mov, mkv, avi, webm, gif, ...): decoded in-process by OpenCV's
+  FFmpeg backend on a reader thread (:class:`CvVideoClip`). It is the same FFmpeg
+  decoder and swscale conversion as the ffmpeg binary (the frames are bit-identical;
+  a test checks it), without copying every frame through a pipe, which is what lets a
+  mean render keep pace with decoding on two cores.
+- Otherwise, and for stdin: the ffmpeg binary that ships with imageio-ffmpeg, as raw
+  rgb24 on a pipe (:class:`VideoClip`). We drive ffmpeg ourselves rather than through
+  ``imageio_ffmpeg.read_frames`` to read stdin, to read each frame straight into its
+  array, to enlarge the pipe, and to turn ffmpeg's log into one-line errors. A file
+  OpenCV cannot open goes this way too, so its error message comes from ffmpeg.
+  ``LEXP_DECODER=ffmpeg`` forces this path for every video.
+- Image folders / globs / lists of image files: natural sort (frame2 before frame10);
+  16-bit images are rounded to 8 bits, grey and alpha are handled.
+- ``-`` (stdin): a video stream. MP4/MOV need random access (their index may sit at
+  the end), so those are spooled to a temp file first; streamable containers (mkv,
+  mpegts, nut, y4m, ...) go straight into ffmpeg.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import math
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lexp.errors import InputError
+
+VIDEO_EXTENSIONS = frozenset(
+    ".mp4 .m4v .mov .mkv .avi .webm .gif .mts .m2ts .ts .mpg .mpeg .wmv .flv .3gp .y4m .ogv"
+    .split()
+)
+IMAGE_EXTENSIONS = frozenset(".jpg .jpeg .png .tif .tiff .bmp .webp .ppm .pgm .jp2".split())
+STDIN = "-"
+
+# Linux lets a pipe grow to 1 MiB (fs.pipe-max-size); fewer, larger reads cost less CPU.
+_PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = 1031
+
+
+def natural_key(path: str | Path) -> list:
+    """Sort key so that frame2.png comes before frame10.png."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(path))]
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What is known about a clip before decoding it."""
+
+    name: str  # display name: the path as given, or "-" for stdin
+    kind: str  # "video", "frames" or "stdin"
+    width: int  # frame width in pixels
+    height: int  # frame height in pixels
+    fps: float | None  # frames per second; None when the source has no rate
+    frame_count: int | None  # number of frames; approximate for video, None if unknown
+    frame_count_exact: bool  # True when frame_count is exact (image folders)
+
+
+class Clip:
+    """An opened clip. Use as a context manager; iterate :meth:`frames` once."""
+
+    info: ClipInfo
+
+    #: True when frames(any_channel_order=True) yields BGR frames (see frames()).
+    native_bgr = False
+
+    def frames(self, first: int = 0, end: int | None = None, stride: int = 1,
+               reuse_buffer: bool = False,
+               any_channel_order: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(index, frame)`` for indices first, first+stride, ... below ``end``.
+
+        With ``reuse_buffer`` the same array may be refilled for every frame: a caller
+        that keeps frames must leave it False. With ``any_channel_order`` a decoder that
+        produces BGR may skip the swap (the frames are then BGR iff ``native_bgr``): for
+        channel-symmetric work like stacking, which swaps its one result instead.
+        """
+        raise NotImplementedError
+
+    def warnings(self) -> list[str]:
+        """Problems noticed while decoding that did not stop it (e.g. a truncated file)."""
+        return []
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Clip:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- images
+
+
+def read_image_rgb8(path: Path) -> np.ndarray:
+    """One image file -> uint8 H×W×3 RGB. Raises InputError if it cannot be decoded."""
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    if img is None:
+        raise InputError(f"cannot decode image {path}",
+                         hint="remove or replace the broken file")
+    if img.dtype == np.uint16:
+        img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = np.clip(np.rint(img.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+class FrameFolderClip(Clip):
+    """A sequence of image files, already sorted in frame order."""
+
+    def __init__(self, name: str, files: Sequence[Path], fps: float | None) -> None:
+        if not files:
+            raise InputError(f"no image files in {name}",
+                             hint="expected .jpg/.png/.tif frames, or pass a video file")
+        self.files = list(files)
+        self._first = read_image_rgb8(self.files[0])
+        h, w = self._first.shape[:2]
+        self.info = ClipInfo(name, "frames", w, h, fps, len(self.files), True)
+
+    def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
+        stop = len(self.files) if end is None else min(end, len(self.files))
+        for index in range(first, stop, stride):
+            path = self.files[index]
+            frame = self._first if index == 0 else read_image_rgb8(path)
+            if frame.shape[:2] != (self.info.height, self.info.width):
+                h, w = frame.shape[:2]
+                raise InputError(
+                    f"frame {index} ({path.name}) is {w}x{h}, but the clip's frames are "
+                    f"{self.info.width}x{self.info.height}",
+                    hint="all frames of a clip must have one size: resize or remove the odd ones",
+                )
+            yield index, frame
+
+
+# --------------------------------------------------------------------------- video
+
+_SIZE_RE = re.compile(r"(?<![\w/])(\d{1,5})x(\d{1,5})(?=[ ,\[]|$)")
+_FPS_RE = re.compile(r"(\d+(?:\.\d+)?)(k?) fps")
+_TBR_RE = re.compile(r"(\d+(?:\.\d+)?)(k?) tbr")
+_DURATION_RE = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+
+# ffmpeg log lines -> what they mean for a user.
+_FFMPEG_DIAGNOSES = (
+    ("moov atom not found", "the file is truncated or incomplete (no MP4 index)",
+     "re-copy or re-export the clip"),
+    ("Invalid data found when processing input", "not a video that ffmpeg can decode",
+     "check that the file is a video (mp4, mov, mkv, avi, webm, gif)"),
+    ("matches no streams", "it has no video stream", "pass a file with video in it"),
+    ("Output file does not contain any stream", "it has no video stream",
+     "pass a file with video in it"),
+    ("Permission denied", "permission denied", "check the file's permissions"),
+)
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary bundled with imageio-ffmpeg (or IMAGEIO_FFMPEG_EXE)."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+class _StderrLog(threading.Thread):
+    """Drains ffmpeg's stderr (so it never blocks), keeping the header and the last lines."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(daemon=True)
+        self._stream = stream
+        self.header: list[str] = []
+        self.tail: collections.deque[str] = collections.deque(maxlen=40)
+        self.header_done = threading.Event()
+        self._in_output = False
+        self.start()
+
+    def run(self) -> None:
+        for raw in iter(self._stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            if not self.header_done.is_set():
+                self.header.append(line)
+                if line.startswith("Output #"):
+                    self._in_output = True
+                elif self._in_output and "Stream #" in line and "Video:" in line:
+                    self.header_done.set()
+            else:
+                self.tail.append(line)
+        self.header_done.set()  # EOF: ffmpeg is gone, with or without a header
+
+    def all_text(self) -> str:
+        return "\n".join(self.header + list(self.tail))
+
+
+def _parse_header(lines: list[str]) -> tuple[int, int, float | None, float | None]:
+    """(width, height, fps, duration_s) from ffmpeg's header lines."""
+    out_line = in_line = None
+    in_output = False
+    duration = None
+    for line in lines:
+        if line.startswith("Output #"):
+            in_output = True
+        if "Stream #" in line and "Video:" in line:
+            if in_output:
+                out_line = line
+            elif in_line is None:
+                in_line = line
+        m = _DURATION_RE.search(line)
+        if m and duration is None:
+            duration = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+    if out_line is None:
+        raise ValueError("no output video stream in the ffmpeg header")
+    m = _SIZE_RE.search(out_line.split("Video:", 1)[1])
+    if not m:
+        raise ValueError("no frame size in the ffmpeg header")
+    width, height = int(m.group(1)), int(m.group(2))
+    fps = None
+    for regex in (_FPS_RE, _TBR_RE):
+        m = regex.search(in_line or out_line)
+        if m:
+            fps = float(m.group(1)) * (1000 if m.group(2) else 1)
+            break
+    return width, height, (fps if fps and math.isfinite(fps) else None), duration
+
+
+def _diagnose(text: str) -> tuple[str, str | None]:
+    for needle, meaning, hint in _FFMPEG_DIAGNOSES:
+        if needle in text:
+            return meaning, hint
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return (lines[-1] if lines else "ffmpeg could not read it"), None
+
+
+class VideoClip(Clip):
+    """A video decoded by ffmpeg to rgb24 on a pipe.
+
+    ``path`` is a file path, or ``"pipe:0"`` with ``stdin_data`` set to a binary stream
+    that a feeder thread copies into ffmpeg (after ``head``, bytes already read from it).
+    """
+
+    def __init__(self, path: str, name: str, kind: str = "video", fps: float | None = None,
+                 stdin_data=None, head: bytes = b"") -> None:
+        self._name = name
+        self._warnings: list[str] = []
+        read_fd, write_fd = os.pipe()
+        with contextlib.suppress(OSError):  # Linux only; a smaller pipe just costs more reads
+            import fcntl
+
+            fcntl.fcntl(read_fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "info"]
+        if stdin_data is None:
+            cmd.append("-nostdin")
+        cmd += ["-i", path, "-map", "0:v:0", "-an", "-sn", "-dn",
+                "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+        try:
+            # A session of its own: Ctrl-C reaches only us, and we stop ffmpeg in order.
+            # Otherwise ffmpeg might quit first and we would take its EOF for the clip's end.
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
+                stdout=write_fd, stderr=subprocess.PIPE, start_new_session=True)
+        finally:
+            os.close(write_fd)
+        self._stdout = os.fdopen(read_fd, "rb", buffering=0)
+        self._log = _StderrLog(self._proc.stderr)
+        self._feeder = None
+        if stdin_data is not None:
+            self._feeder = threading.Thread(
+                target=self._feed, args=(stdin_data, head), daemon=True)
+            self._feeder.start()
+        try:
+            self._log.header_done.wait()
+            try:
+                width, height, rate, duration = _parse_header(self._log.header)
+            except ValueError:
+                self._proc.wait()
+                self._log.join(timeout=2)
+                meaning, hint = _diagnose(self._log.all_text())
+                raise InputError(f"cannot read {name}: {meaning}", hint=hint) from None
+        except BaseException:
+            self.close()
+            raise
+        rate = fps or rate
+        count = round(duration * rate) if duration and rate else None
+        self.info = ClipInfo(name, kind, width, height, rate, count, False)
+        self._frame_bytes = width * height * 3
+
+    def _feed(self, source, head: bytes) -> None:
+        """Copy stdin into ffmpeg; stops quietly when ffmpeg has had enough."""
+        sink = self._proc.stdin
+        try:
+            if head:
+                sink.write(head)
+            shutil.copyfileobj(source, sink, 1 << 20)
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sink.close()
+
+    def _read_into(self, frame: np.ndarray) -> bool:
+        """Fill ``frame`` from the pipe. False at a clean end of stream."""
+        view = memoryview(frame).cast("B")
+        got = 0
+        while got < self._frame_bytes:
+            n = self._stdout.readinto(view[got:])
+            if not n:
+                if got:
+                    self._warnings.append(f"{self._name}: the last frame was incomplete "
+                                          "and was dropped")
+                return False
+            got += n
+        return True
+
+    def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
+        shape = (self.info.height, self.info.width, 3)
+        buffer = np.empty(shape, np.uint8) if reuse_buffer else None
+        # Frames before `first` (or between strides) are decoded and dropped: exact for
+        # every container and for stdin, at the cost of decoding them.
+        index = -1
+        while end is None or index + 1 < end:
+            frame = buffer if buffer is not None else np.empty(shape, np.uint8)
+            if not self._read_into(frame):
+                break
+            index += 1
+            if index >= first and (index - first) % stride == 0:
+                yield index, frame
+        else:
+            return  # stopped at `end` on purpose: nothing to check
+        self._check_end(index + 1)
+
+    def _check_end(self, decoded: int) -> None:
+        """After the stream ended: did ffmpeg fail, or stop well short of the clip?"""
+        code = self._proc.wait()
+        self._log.join(timeout=2)
+        if code != 0 and decoded == 0:
+            meaning, hint = _diagnose(self._log.all_text())
+            raise InputError(f"cannot read {self._name}: {meaning}", hint=hint)
+        expected = self.info.frame_count
+        if code != 0 or (expected and decoded < expected - max(2, expected // 50)):
+            about = f" of about {expected}" if expected else ""
+            self._warnings.append(
+                f"{self._name}: decoding stopped after {decoded}{about} frames "
+                "(is the file truncated?)")
+
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
+
+    def close(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            self._stdout.close()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._feeder is not None:
+            self._feeder.join(timeout=0.5)
+        self._log.join(timeout=1)
+        with contextlib.suppress(OSError):
+            proc.stderr.close()
+        self._proc = None
+
+
+class CvVideoClip(Clip):
+    """A video file decoded in-process by OpenCV (FFmpeg backend), on a reader thread.
+
+    cv2's ``read``/``grab`` release the GIL, so decoding the next frame overlaps with
+    whatever the caller does with this one. Use :func:`open_video`, which falls back to
+    :class:`VideoClip` when OpenCV cannot open the file.
+    """
+
+    _QUEUE = 3  # frames decoded ahead; with reuse_buffer, the ring holds _QUEUE + 2
+
+    def __init__(self, path: str, name: str, fps: float | None = None) -> None:
+        import cv2
+
+        self._name = name
+        self._warnings: list[str] = []
+        # Frame threads = cores + 1, as the ffmpeg CLI's "auto" does; OpenCV's default
+        # (= cores) leaves the decoder idle while a thread waits on its neighbour.
+        params = [cv2.CAP_PROP_N_THREADS, (os.cpu_count() or 1) + 1]
+        self._cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, params)
+        width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if not self._cap.isOpened() or width <= 0 or height <= 0:
+            self._cap.release()
+            raise OSError("OpenCV cannot open it")
+        rate = self._cap.get(cv2.CAP_PROP_FPS)
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.info = ClipInfo(name, "video", width, height,
+                             fps or (rate if rate > 0 and math.isfinite(rate) else None),
+                             count if count > 0 else None, False)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    native_bgr = True
+
+    def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
+        full: queue.Queue = queue.Queue(self._QUEUE)
+        free: queue.Queue | None = None
+        if reuse_buffer:
+            shape = (self.info.height, self.info.width, 3)
+            free = queue.Queue()
+            for _ in range(self._QUEUE + 2):
+                free.put(np.empty(shape, np.uint8))
+        self._thread = threading.Thread(
+            target=self._decode, args=(full, free, first, end, stride, not any_channel_order),
+            daemon=True)
+        self._thread.start()
+        previous = None
+        while True:
+            item = full.get()
+            if isinstance(item, BaseException):
+                raise item
+            if item is None:
+                break
+            if previous is not None and free is not None:
+                free.put(previous)  # the caller is done with the frame before this one
+            index, frame = item
+            previous = frame
+            yield index, frame
+
+    def _put(self, q: queue.Queue, item) -> bool:
+        """Put unless the reader is being stopped (the consumer may be gone)."""
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get_buffer(self, free: queue.Queue | None):
+        while free is not None and not self._stop.is_set():
+            try:
+                return free.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return None
+
+    def _decode(self, full, free, first, end, stride, to_rgb) -> None:
+        import cv2
+
+        cap, decoded = self._cap, 0  # decoded = frames taken from the stream so far
+        try:
+            while end is None or decoded < end:
+                if self._stop.is_set():
+                    return
+                index = decoded
+                if index < first or (index - first) % stride:
+                    if not cap.grab():  # decoded but not converted: a skipped frame
+                        break
+                    decoded += 1
+                    continue
+                buf = self._get_buffer(free)
+                if free is not None and buf is None:
+                    return  # stopping
+                ok, frame = cap.read(buf) if buf is not None else cap.read()
+                if not ok:
+                    break
+                decoded += 1
+                if to_rgb:
+                    cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=frame)
+                if not self._put(full, (index, frame)):
+                    return
+            else:
+                self._put(full, None)  # reached `end`: no truncation check
+                return
+            expected = self.info.frame_count
+            if expected and decoded < expected - max(2, expected // 50):
+                self._warnings.append(
+                    f"{self._name}: decoding stopped after {decoded} of about {expected} "
+                    "frames (is the file truncated?)")
+            self._put(full, None)
+        except BaseException as err:  # surface decoder errors in the caller's thread
+            self._put(full, err)
+
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._cap.release()
+
+
+def open_video(path: str, name: str, fps: float | None = None) -> Clip:
+    """A video file: OpenCV in-process when it can open it, else the ffmpeg pipe."""
+    if os.environ.get("LEXP_DECODER", "").lower() != "ffmpeg":
+        try:
+            return CvVideoClip(path, name, fps)
+        except (OSError, ImportError):
+            pass
+    return VideoClip(path, name, "video", fps)
+
+
+def _looks_like_mp4(head: bytes) -> bool:
+    """ISO-BMFF (mp4/mov/m4v/3gp): boxes, with ftyp/moov/mdat/wide/free near the start."""
+    return head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
+
+
+class StdinClip(Clip):
+    """A video stream on standard input (see the module docstring)."""
+
+    def __init__(self, fps: float | None = None, stream=None) -> None:
+        stream = stream if stream is not None else sys.stdin.buffer
+        if hasattr(stream, "isatty") and stream.isatty():
+            raise InputError("standard input is a terminal, not a video stream",
+                             hint="pipe a video in: cat clip.mp4 | lexp render - -o out.jpg")
+        head = stream.read(64)
+        if not head:
+            raise InputError("nothing arrived on standard input",
+                             hint="pipe a video in: cat clip.mp4 | lexp render - -o out.jpg")
+        self._spool: str | None = None
+        if _looks_like_mp4(head):
+            fd, self._spool = tempfile.mkstemp(prefix="lexp-stdin-", suffix=".mp4")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(head)
+                    shutil.copyfileobj(stream, fh, 1 << 20)
+                self._video = open_video(self._spool, STDIN, fps)
+            except BaseException:
+                self.close()
+                raise
+        else:
+            self._video = VideoClip("pipe:0", STDIN, "stdin", fps, stdin_data=stream, head=head)
+        self.info = self._video.info
+
+    @property
+    def native_bgr(self) -> bool:
+        return self._video.native_bgr
+
+    def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
+        return self._video.frames(first, end, stride, reuse_buffer, any_channel_order)
+
+    def warnings(self) -> list[str]:
+        return self._video.warnings()
+
+    def close(self) -> None:
+        video = getattr(self, "_video", None)
+        if video is not None:
+            video.close()
+        if self._spool:
+            with contextlib.suppress(OSError):
+                os.unlink(self._spool)
+            self._spool = None
+
+
+# --------------------------------------------------------------------------- opening
+
+
+@dataclass(frozen=True)
+class ClipSource:
+    """A resolved input: what to open, before anything is decoded."""
+
+    name: str  # display name (path as given, a folder, a glob, or "-")
+    kind: str  # "video", "frames" or "stdin"
+    paths: tuple[Path, ...] = ()  # the video file, or the frame files in order
+
+    @property
+    def stem(self) -> str:
+        """A name for outputs: the file's stem, the folder's name, or "stdin"."""
+        if self.kind == "stdin":
+            return "stdin"
+        if self.kind == "video":
+            return self.paths[0].stem
+        base = Path(self.name.rstrip("/"))
+        return base.name if base.is_dir() else (self.paths[0].parent.name or "frames")
+
+
+def open_clip(source: ClipSource, fps: float | None = None) -> Clip:
+    """Open a resolved source. ``fps`` overrides (or supplies) the frame rate."""
+    if source.kind == "stdin":
+        return StdinClip(fps)
+    if source.kind == "frames":
+        return FrameFolderClip(source.name, source.paths, fps)
+    path = source.paths[0]
+    if not path.is_file():
+        raise InputError(f"no such file: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"cannot read {path}: the file is empty",
+                         hint="re-copy or re-export the clip")
+    return open_video(str(path), source.name, fps)

@@ -1,0 +1,92 @@
+"""Where lexp keeps things, and how every persistent file is written: atomically.
+
+- Cache directory: ``LEXP_CACHE_DIR`` if set, else the platform's user cache dir
+  (``~/.cache/lexp`` on Linux, via platformdirs).
+- :func:`atomic_write` writes to a hidden temp file beside the target and renames it
+  into place only when the whole content is written and flushed. An interrupted or
+  failed write leaves no file at the target (and removes its temp file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from lexp.errors import OutputError
+
+TEMP_PREFIX = ".lexp-tmp-"
+
+
+def cache_dir() -> Path:
+    """The lexp cache directory (not created)."""
+    env = os.environ.get("LEXP_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("lexp", appauthor=False))
+
+
+def check_writable_dir(directory: Path, for_output: Path) -> None:
+    """Fail early (before any decoding) if ``for_output`` could not be written."""
+    if not directory.is_dir():
+        raise OutputError(
+            f"cannot write {for_output}: directory {directory} does not exist",
+            hint="create it first, or choose another -o",
+        )
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"cannot write {for_output}: no permission to write in {directory}",
+            hint="choose another -o",
+        )
+
+
+def describe_os_error(err: OSError, path: Path | str) -> OutputError:
+    """A one-line OutputError for a failed write, with a hint for the common causes."""
+    if err.errno == errno.ENOSPC:
+        return OutputError(f"no space left on the device while writing {path}",
+                           hint="free some space or choose another -o")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputError(f"cannot write {path}: permission denied", hint="choose another -o")
+    return OutputError(f"cannot write {path}: {err.strerror or err}")
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path | str) -> Iterator[BinaryIO]:
+    """Open a temp file beside ``path`` for binary writing; on success, fsync and rename.
+
+    On any exception (including KeyboardInterrupt) the temp file is removed and the
+    target is left untouched. OSErrors become :class:`OutputError`.
+    """
+    target = Path(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=target.parent)
+    except OSError as err:
+        raise describe_os_error(err, target) from err
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        # mkstemp makes 0600 files; give the result the usual umask-based mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)
+        os.replace(tmp_name, target)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        if isinstance(err, OSError):
+            raise describe_os_error(err, target) from err
+        raise
+
+
+def write_bytes_atomic(path: Path | str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
+    with atomic_write(path) as fh:
+        fh.write(data)

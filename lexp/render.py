@@ -1,0 +1,240 @@
+"""Renderers and the one streaming render loop.
+
+A renderer ("stacker") receives frames one at a time and returns a linear-light image:
+
+- ``mean``   the long exposure proper: the average of the frames in linear light.
+             Frames are decoded through a 256-entry table and summed band by band (a
+             band of rows stays in the CPU cache), in float32 blocks of at most 64
+             frames that are folded into a float64 total, so precision does not depend
+             on clip length. Memory: three H×W×3 arrays whatever the length.
+- ``max`` / ``min`` (lighten / darken): the transfer curves are monotonic, so the
+             brightest code value is also the brightest light. We keep a uint8 running
+             max/min and decode once at the end: exact, and the cheapest method.
+- ``median`` the per-pixel median, in linear light (for an even count, the mean of the
+             two middle values, taken in linear light). It needs the frames themselves;
+             it keeps at most ``median_memory_mb`` of them. When the window holds more,
+             it keeps an evenly spaced sample: every 2nd, then every 4th, ... frame.
+
+Linear images are float32 H×W×3 in [0, ∞); :func:`finish` applies exposure, the tone
+curve and the transfer function to give encoded values in [0, 1] for the writer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lexp import colour
+from lexp.config import RenderConfig
+from lexp.errors import InputError
+from lexp.media import Clip, ClipInfo
+
+ProgressCallback = Callable[..., None]
+
+# Rows per band for the mean: ~32 rows of 720p float32 is about 0.5 MB, cache-sized.
+_BAND_BYTES = 512 * 1024
+# Frames summed in float32 before folding into the float64 total.
+_BLOCK_FRAMES = 64
+
+
+class Stacker:
+    """Accumulates frames (uint8 H×W×3 RGB) into a linear-light result."""
+
+    #: True if the stacker keeps references to the frames it is given.
+    keeps_frames = False
+
+    def __init__(self, height: int, width: int, lut: np.ndarray) -> None:
+        self.height, self.width, self.lut = height, width, lut
+        self.count = 0
+
+    def add(self, frame: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def result(self) -> np.ndarray:
+        """The stacked image: float32 H×W×3 linear light."""
+        raise NotImplementedError
+
+
+class MeanStacker(Stacker):
+    def __init__(self, height, width, lut):
+        super().__init__(height, width, lut)
+        self.total = np.zeros((height, width, 3), np.float64)
+        self.block = np.zeros((height, width, 3), np.float32)
+        self.block_count = 0
+        self.band = max(1, _BAND_BYTES // (width * 3 * 4))
+        self.scratch = np.empty((self.band, width, 3), np.float32)
+
+    def add(self, frame):
+        import cv2
+
+        lut, band, block, scratch = self.lut, self.band, self.block, self.scratch
+        for top in range(0, self.height, band):
+            rows = frame[top:top + band]
+            linear = scratch[: rows.shape[0]]
+            cv2.LUT(rows, lut, dst=linear)
+            target = block[top:top + band]
+            cv2.add(target, linear, dst=target)
+        self.count += 1
+        self.block_count += 1
+        if self.block_count == _BLOCK_FRAMES:
+            self._fold()
+
+    def _fold(self):
+        self.total += self.block
+        self.block.fill(0)
+        self.block_count = 0
+
+    def result(self):
+        self._fold()
+        return (self.total / self.count).astype(np.float32)
+
+
+class ExtremeStacker(Stacker):
+    """max (lighten) or min (darken) on code values, decoded once at the end."""
+
+    def __init__(self, height, width, lut, pick_max: bool):
+        super().__init__(height, width, lut)
+        self.pick = np.maximum if pick_max else np.minimum
+        self.best: np.ndarray | None = None
+
+    def add(self, frame):
+        if self.best is None:
+            self.best = frame.copy()
+        else:
+            self.pick(self.best, frame, out=self.best)
+        self.count += 1
+
+    def result(self):
+        return self.lut[self.best]
+
+
+class MedianStacker(Stacker):
+    keeps_frames = True
+
+    def __init__(self, height, width, lut, memory_mb: int):
+        super().__init__(height, width, lut)
+        self.capacity = max(3, (memory_mb << 20) // (height * width * 3))
+        self.kept: list[np.ndarray] = []
+        self.sample_every = 1
+
+    def add(self, frame):
+        if self.count % self.sample_every == 0:
+            self.kept.append(frame)
+            if len(self.kept) > self.capacity:
+                self.kept = self.kept[::2]
+                self.sample_every *= 2
+        self.count += 1
+
+    def result(self):
+        n = len(self.kept)
+        lo, hi = (n - 1) // 2, n // 2
+        out = np.empty((self.height, self.width, 3), np.float32)
+        # Partition a band of rows at a time so the temporary stack stays small.
+        rows = max(1, (64 << 20) // (n * self.width * 3))
+        for top in range(0, self.height, rows):
+            stack = np.stack([f[top:top + rows] for f in self.kept])
+            part = np.partition(stack, (lo, hi), axis=0)
+            out[top:top + rows] = 0.5 * (self.lut[part[lo]] + self.lut[part[hi]])
+        return out
+
+    @property
+    def frames_sampled(self) -> int:
+        return len(self.kept)
+
+
+def make_stacker(method: str, height: int, width: int, config: RenderConfig) -> Stacker:
+    lut = colour.decode_lut(config.transfer)
+    if method == "mean":
+        return MeanStacker(height, width, lut)
+    if method in ("max", "min"):
+        return ExtremeStacker(height, width, lut, pick_max=(method == "max"))
+    if method == "median":
+        return MedianStacker(height, width, lut, config.median_memory_mb)
+    raise ValueError(f"not a stacking method: {method}")
+
+
+@dataclass
+class StackResult:
+    """A rendered long exposure, before encoding."""
+
+    linear: np.ndarray  # float32 H×W×3 linear light
+    clip: ClipInfo  # the clip it came from
+    frames_used: int  # frames that went into the result
+    first_frame: int  # index of the first frame used
+    last_frame: int  # index of the last frame used
+    seconds: float  # wall time of decoding + stacking
+    warnings: list[str] = field(default_factory=list)  # non-fatal problems noticed
+
+
+def stack_clip(clip: Clip, config: RenderConfig,
+               on_progress: ProgressCallback | None = None) -> StackResult:
+    """Stream the clip's window through the configured stacker."""
+    import cv2
+
+    started = time.perf_counter()
+    info = clip.info
+    first, end = config.window.frame_range(info.fps)
+    total = _frames_in_window(info.frame_count, first, end, config.window)
+    stacker = make_stacker(config.method, info.height, info.width, config)
+    # Our stacking calls are per band and small; OpenCV's worker pool would only fight
+    # the decoder threads for the two cores.
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        # Stacking treats channels alike, so take frames in the decoder's native order
+        # and swap the one result instead of every frame.
+        frames = clip.frames(first, end, config.window.stride,
+                             reuse_buffer=not stacker.keeps_frames, any_channel_order=True)
+        used, first_used, last_used = _feed(stacker, frames, config.window.max_frames,
+                                            total, on_progress)
+    finally:
+        cv2.setNumThreads(threads)
+    if used == 0:
+        where = "" if first == 0 else f" at or after frame {first}"
+        raise InputError(f"no frames to stack in {info.name}{where}",
+                         hint="check the clip and the --start/--end window")
+    warnings = clip.warnings()
+    if isinstance(stacker, MedianStacker) and stacker.sample_every > 1:
+        warnings.append(
+            f"median used {stacker.frames_sampled} of {used} frames (every "
+            f"{stacker.sample_every}th) to stay within {config.median_memory_mb} MB")
+    linear = stacker.result()
+    if clip.native_bgr:
+        linear = np.ascontiguousarray(linear[..., ::-1])
+    return StackResult(linear, info, used, first_used, last_used,
+                       time.perf_counter() - started, warnings)
+
+
+def _feed(stacker: Stacker, frames, limit: int | None, total: int | None,
+          on_progress: ProgressCallback | None) -> tuple[int, int, int]:
+    """Add frames to the stacker; returns (frames used, first index, last index)."""
+    used, first_used, last_used = 0, -1, -1
+    for index, frame in frames:
+        stacker.add(frame)
+        used += 1
+        if first_used < 0:
+            first_used = index
+        last_used = index
+        if on_progress is not None:
+            on_progress(used, total)
+        if limit is not None and used >= limit:
+            break
+    return used, first_used, last_used
+
+
+def _frames_in_window(count, first, end, window) -> int | None:
+    if count is None:
+        return window.max_frames
+    stop = count if end is None else min(end, count)
+    n = max(0, -(-(stop - first) // window.stride))
+    return n if window.max_frames is None else min(n, window.max_frames)
+
+
+def finish(linear: np.ndarray, config: RenderConfig) -> np.ndarray:
+    """Linear light -> encoded float32 H×W×3 in [0, 1]: exposure, tone curve, transfer."""
+    if config.ev:
+        linear = linear * np.float32(2.0 ** config.ev)
+    return colour.encode(colour.tone_map(linear, config.tone), config.transfer)
