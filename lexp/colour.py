@@ -76,8 +76,10 @@ def tone_map(linear: np.ndarray, curve: ToneCurve) -> np.ndarray:
     - ``soft``: identity below ``SOFT_KNEE``, an exponential shoulder above it that
       approaches 1 asymptotically (C1-continuous; per channel, so hot colours desaturate
       towards white the way film does).
-    - ``reinhard``: extended Reinhard on luminance (Reinhard et al. 2002, eq. 4) with the
-      white point at the image's brightest luminance, scaling RGB to keep hue.
+    - ``reinhard``: extended Reinhard (Reinhard et al. 2002, eq. 4) applied to each
+      pixel's brightest channel, with the white point at the image's brightest value,
+      and RGB scaled by the same factor. Unlike the luminance form, a saturated colour
+      cannot leave [0, 1] and be clipped, so hue is kept exactly.
     """
     x = np.maximum(np.asarray(linear, dtype=np.float32), 0.0)
     if curve == "clip":
@@ -87,9 +89,9 @@ def tone_map(linear: np.ndarray, curve: ToneCurve) -> np.ndarray:
         shoulder = k + (1 - k) * (1 - np.exp(-(x - k) / (1 - k)))
         return np.where(x <= k, x, shoulder).astype(np.float32)
     if curve == "reinhard":
-        lum = x @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
-        white = max(float(lum.max()), 1.0)
-        mapped = lum * (1 + lum / (white * white)) / (1 + lum)
-        scale = np.divide(mapped, lum, out=np.zeros_like(lum), where=lum > 0)
+        value = x.max(axis=-1)
+        white = max(float(value.max()), 1.0)
+        mapped = value * (1 + value / (white * white)) / (1 + value)
+        scale = np.divide(mapped, value, out=np.zeros_like(value), where=value > 0)
         return np.minimum(x * scale[..., None], 1.0)
     raise ValueError(f"unknown tone curve {curve!r}")

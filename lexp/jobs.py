@@ -93,8 +93,10 @@ def _sources_in(name: str, entries: list[Path]) -> list[ClipSource]:
 class Job:
     """One clip to render and where its image goes (``-`` for stdout)."""
 
-    source: ClipSource
-    output: str
+    source: ClipSource  # the clip
+    output: str  # the image path, or "-" for stdout
+    format: str  # jpeg | png | tiff
+    bit_depth: int  # 8 or 16
 
 
 @dataclass
@@ -130,6 +132,11 @@ def plan_jobs(sources: list[ClipSource], output: str | None, config: RenderConfi
     ``output`` is a file (one clip), ``-`` (stdout, one clip), a folder (existing, or
     ending in ``/``: created), or None (the current folder).
     """
+    from lexp.stills import DEFAULT_SUFFIX, format_for, resolve_bit_depth
+
+    def job(source: ClipSource, target: str, fmt: str) -> Job:
+        return Job(source, target, fmt, resolve_bit_depth(fmt, out.bit_depth))
+
     if output == STDOUT:
         if len(sources) != 1:
             raise UsageError("-o - (stdout) takes one input",
@@ -137,24 +144,24 @@ def plan_jobs(sources: list[ClipSource], output: str | None, config: RenderConfi
         if sys.stdout.isatty():
             raise UsageError("refusing to write image bytes to a terminal",
                              hint="redirect stdout: lexp render clip.mp4 -o - > out.jpg")
-        return [Job(sources[0], STDOUT)]
+        return [job(sources[0], STDOUT, out.format or "jpeg")]
     is_dir = output is None or output.endswith(("/", os.sep)) or Path(output).is_dir()
     if not is_dir:
         if len(sources) > 1:
             raise UsageError(f"{len(sources)} inputs but -o {output} is a single file",
                              hint="give a folder for several inputs: -o out/")
         target = Path(output)
-        check_writable_dir(target.parent if str(target.parent) else Path("."), target)
-        return [Job(sources[0], str(target))]
+        fmt = format_for(target, out.format)
+        check_writable_dir(target.parent, target)
+        return [job(sources[0], str(target), fmt)]
     folder = Path(output) if output else Path(".")
     if not folder.exists():
         try:
             folder.mkdir(parents=True)
         except OSError as err:
             raise OutputError(f"cannot create output folder {folder}: {err.strerror}") from err
-    from lexp.stills import DEFAULT_SUFFIX
-
-    suffix = DEFAULT_SUFFIX[out.format or "jpeg"]
+    fmt = out.format or "jpeg"
+    suffix = DEFAULT_SUFFIX[fmt]
     jobs, seen = [], {}
     for source in sources:
         target = folder / f"{source.stem}_{config.method}{suffix}"
@@ -163,7 +170,7 @@ def plan_jobs(sources: list[ClipSource], output: str | None, config: RenderConfi
                              hint="render them into separate output folders")
         seen[target] = source.name
         check_writable_dir(folder, target)
-        jobs.append(Job(source, str(target)))
+        jobs.append(job(source, str(target), fmt))
     return jobs
 
 
@@ -222,10 +229,6 @@ def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for
 
     from lexp import media, render, stills
 
-    fmt = stills.format_for(None if job.output == STDOUT else job.output, out.format)
-    if job.output == STDOUT and out.format is None:
-        fmt = "jpeg"
-    depth = stills.resolve_bit_depth(fmt, out.bit_depth)
     ctx = progress_for(job) if progress_for else contextlib.nullcontext(None)
     with media.open_clip(job.source, config.fps) as clip, ctx as on_progress:
         stacked = render.stack_clip(clip, config, on_progress)
@@ -239,13 +242,13 @@ def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for
         "clip": {"width": stacked.clip.width, "height": stacked.clip.height,
                  "fps": stacked.clip.fps},
         "config": config.to_dict(),
-        "output": {"format": fmt, "bit_depth": depth, "quality": out.quality},
+        "output": {"format": job.format, "bit_depth": job.bit_depth, "quality": out.quality},
     }
     encoded = render.finish(stacked.linear, config)
-    data = stills.encode_image(encoded, fmt, bit_depth=depth, quality=out.quality,
-                               settings=settings)
+    data = stills.encode_image(encoded, job.format, bit_depth=job.bit_depth,
+                               quality=out.quality, settings=settings)
     if not data:
-        raise OutputError(f"could not encode the image as {fmt}")
+        raise OutputError(f"could not encode the image as {job.format}")
     return data, stacked
 
 

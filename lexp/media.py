@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import math
 import os
 import queue
@@ -257,7 +258,13 @@ def _parse_header(lines: list[str]) -> tuple[int, int, float | None, float | Non
     return width, height, (fps if fps and math.isfinite(fps) else None), duration
 
 
-def _diagnose(text: str) -> tuple[str, str | None]:
+def _diagnose(text: str, path: str | None = None) -> tuple[str, str | None]:
+    """(what went wrong, hint) from ffmpeg's log; ``path`` lets us look at the file."""
+    if "moov atom not found" in text and path and os.path.isfile(path):
+        with open(path, "rb") as fh:
+            if not _looks_like_mp4(fh.read(12)):  # ffmpeg guessed MP4 from the name
+                return ("not a video that ffmpeg can decode",
+                        "check that the file is a video (mp4, mov, mkv, avi, webm, gif)")
     for needle, meaning, hint in _FFMPEG_DIAGNOSES:
         if needle in text:
             return meaning, hint
@@ -308,7 +315,7 @@ class VideoClip(Clip):
             except ValueError:
                 self._proc.wait()
                 self._log.join(timeout=2)
-                meaning, hint = _diagnose(self._log.all_text())
+                meaning, hint = _diagnose(self._log.all_text(), path)
                 raise InputError(f"cannot read {name}: {meaning}", hint=hint) from None
         except BaseException:
             self.close()
@@ -565,7 +572,7 @@ class StdinClip(Clip):
                 raise
         else:
             self._video = VideoClip("pipe:0", STDIN, "stdin", fps, stdin_data=stream, head=head)
-        self.info = self._video.info
+        self.info = dataclasses.replace(self._video.info, kind="stdin")
 
     @property
     def native_bgr(self) -> bool:

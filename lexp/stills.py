@@ -6,7 +6,7 @@ through the transfer function, see ``colour``). Quantised with rounding to 8 or 
 Formats and where the settings (a JSON object) live:
 
 - JPEG (8-bit): a COM segment right after SOI, ``lexp:`` + JSON (exiftool shows it as
-  Comment). OpenCV (libjpeg-turbo) encodes.
+  Comment). OpenCV (libjpeg-turbo) encodes, with 4:4:4 chroma at quality 90 and up.
 - PNG (8 or 16-bit): an iTXt chunk with keyword ``lexp`` before IEND. OpenCV encodes.
 - TIFF (16-bit by default, or 8): the ImageDescription tag, via tifffile (deflate).
 
@@ -79,7 +79,12 @@ def encode_image(encoded: np.ndarray, fmt: str, *, bit_depth: int | None = None,
         return buf.getvalue()
     bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
     if fmt == "jpeg":
-        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+        # Light trails are thin and saturated: 4:2:0 chroma would halve their colour
+        # resolution. Keep full chroma at high quality, as photo editors do.
+        if quality >= 90 and hasattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR"):
+            params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+        ok, data = cv2.imencode(".jpg", bgr, params)
         return _jpeg_with_comment(data.tobytes(), f"{METADATA_KEY}:{text}") if ok else b""
     if fmt == "png":
         ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 6])

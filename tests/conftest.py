@@ -1,0 +1,85 @@
+"""Shared fixtures: small synthetic clips (known content) and a way to run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lexp import synthetic
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_CLIPS = REPO.parent / "shared" / "clips"
+
+
+def real_clips() -> list[Path]:
+    """The real clips beside the repository (empty when ../shared/clips is absent)."""
+    return sorted(SHARED_CLIPS.glob("*.mp4")) if SHARED_CLIPS.is_dir() else []
+
+
+needs_real_clips = pytest.mark.skipif(not real_clips(), reason="../shared/clips is absent")
+
+
+def run_lexp(*args: str, stdin: bytes | None = None, timeout: float = 60,
+             cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m lexp ARGS`` as a user would; stdout is bytes, stderr text."""
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
+    full_env.pop("LEXP_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-m", "lexp", *args], input=stdin,
+                          capture_output=True, timeout=timeout, cwd=cwd, env=full_env)
+    proc.stderr = proc.stderr.decode("utf-8", "replace")
+    return proc
+
+
+def assert_clean_failure(proc: subprocess.CompletedProcess, code: int = 1) -> None:
+    """A failure the way users should see it: one error line, no traceback."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """Small synthetic videos, written once per session."""
+    root = tmp_path_factory.mktemp("clips")
+    square = list(synthetic.moving_square(96, 64, frames=12))
+    street = list(synthetic.night_street(160, 90, frames=40))
+    made = {
+        "square": synthetic.write_video(root / "square.mp4", iter(square), fps=10),
+        "street": synthetic.write_video(root / "street.mp4", iter(street), fps=20),
+        "one_frame": synthetic.write_video(root / "one_frame.mp4", iter(square[:1]), fps=10),
+    }
+    # A streamable container for stdin (matroska needs no seeking).
+    from lexp.media import ffmpeg_exe
+
+    mkv = root / "street.mkv"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(made["street"]),
+                    "-c", "copy", str(mkv)], check=True)
+    made["street_mkv"] = mkv
+    return made
+
+
+@pytest.fixture
+def frames_dir(tmp_path) -> Path:
+    """A folder of 12 PNG frames named so that only a natural sort orders them right."""
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(synthetic.moving_square(96, 64, frames=12)):
+        cv2.imwrite(str(folder / f"frame{i}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def decode_rgb(path: Path) -> np.ndarray:
+    """An output image as RGB (uint8 or uint16)."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert img is not None, path
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
