@@ -113,38 +113,50 @@ def render(
     output: str | None = typer.Option(
         None, "--output", "-o",
         help="Output image (.jpg/.png/.tif), a folder (several inputs; ends in / to create "
-             "it), or - for stdout. Default: {stem}_{method}.jpg in the current folder."),
+             "it), or - for stdout. Default: {stem}_{method}.jpg in the current folder.",
+        rich_help_panel="Output"),
     method: Method = typer.Option(
         Method.mean, "--method", "-m",
         help="mean: a long exposure; max/lighten: light trails; min/darken: remove "
              "bright movers; median: remove transient objects (memory-bounded: see "
              "--median-memory)."),
-    start: str | None = typer.Option(None, help="Start of the window: 2.5 (s) or 48f."),
-    end: str | None = typer.Option(None, help="End of the window (exclusive): 6 or 180f."),
-    stride: int = typer.Option(1, min=1, help="Use every N-th frame of the window."),
-    max_frames: int | None = typer.Option(None, min=1, help="Use at most N frames."),
+    start: str | None = typer.Option(None, help="Start of the window: 2.5 (s) or 48f.",
+                                 rich_help_panel="Frames"),
+    end: str | None = typer.Option(None, help="End of the window (exclusive): 6 or 180f.",
+                               rich_help_panel="Frames"),
+    stride: int = typer.Option(1, min=1, help="Use every N-th frame of the window.",
+                              rich_help_panel="Frames"),
+    max_frames: int | None = typer.Option(None, min=1, help="Use at most N frames.",
+                                               rich_help_panel="Frames"),
     fps: float | None = typer.Option(
         None, help="Frame rate for clips without one (image folders); overrides the "
-                   "video's rate for --start/--end in seconds."),
+                   "video's rate for --start/--end in seconds.", rich_help_panel="Frames"),
     transfer: Transfer = typer.Option(
         Transfer.srgb, help="Transfer curve of the clip, undone before blending. 'none' "
-                            "blends code values (the naive 8-bit mean)."),
-    ev: float = typer.Option(0.0, help="Exposure compensation in stops (+1 = twice the light)."),
+                            "blends code values (the naive 8-bit mean).",
+        rich_help_panel="Light"),
+    ev: float = typer.Option(0.0, help="Exposure compensation in stops (+1 = twice the light).",
+                            rich_help_panel="Light"),
     tone: Tone = typer.Option(
         Tone.clip, help="Tone curve for highlights above white (after --ev): clip, soft "
-                        "shoulder, or reinhard."),
+                        "shoulder, or reinhard.", rich_help_panel="Light"),
     image_format: ImageFormat | None = typer.Option(
-        None, "--format", help="Image format; default from the -o extension (jpeg for -o -)."),
+        None, "--format", help="Image format; default from the -o extension (jpeg for -o -).",
+        rich_help_panel="Output"),
     bit_depth: int | None = typer.Option(
-        None, help="8 or 16 (PNG, TIFF). Default: 16 for TIFF, 8 otherwise."),
-    quality: int = typer.Option(95, min=1, max=100, help="JPEG quality."),
+        None, help="8 or 16 (PNG, TIFF). Default: 16 for TIFF, 8 otherwise.",
+        rich_help_panel="Output"),
+    quality: int = typer.Option(95, min=1, max=100, help="JPEG quality.",
+                              rich_help_panel="Output"),
     median_memory: int = typer.Option(
         512, min=16, metavar="MB",
-        help="Median keeps at most this many MB of frames; longer windows are sampled evenly."),
-    overwrite: bool = typer.Option(False, help="Replace outputs that already exist "
-                                                "(default: skip them)."),
+        help="Median keeps at most this many MB of frames; longer windows are sampled evenly.",
+        rich_help_panel="Light"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that already exist "
+                                                "(default: skip them).", rich_help_panel="Output"),
     json_lines: bool = typer.Option(False, "--json",
-                                    help="Print one JSON line per input on stdout."),
+                                    help="Print one JSON line per input on stdout.",
+                                    rich_help_panel="Output"),
 ) -> None:
     """Render a long exposure from a clip by stacking its frames in linear light."""
     from lexp.config import OutputConfig, RenderConfig, TimeSpec, Window

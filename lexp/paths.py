@@ -1,7 +1,5 @@
-"""Where lexp keeps things, and how every persistent file is written: atomically.
+"""How every persistent file is written: atomically.
 
-- Cache directory: ``LEXP_CACHE_DIR`` if set, else the platform's user cache dir
-  (``~/.cache/lexp`` on Linux, via platformdirs).
 - :func:`atomic_write` writes to a hidden temp file beside the target and renames it
   into place only when the whole content is written and flushed. An interrupted or
   failed write leaves no file at the target (and removes its temp file).
@@ -20,16 +18,6 @@ from typing import BinaryIO
 from lexp.errors import OutputError
 
 TEMP_PREFIX = ".lexp-tmp-"
-
-
-def cache_dir() -> Path:
-    """The lexp cache directory (not created)."""
-    env = os.environ.get("LEXP_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("lexp", appauthor=False))
 
 
 def check_writable_dir(directory: Path, for_output: Path) -> None:

@@ -228,3 +228,18 @@ def test_interrupt_mid_render_leaves_nothing(clips, tmp_path, sig):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert not out.exists() and no_temp_files(tmp_path)
+
+
+def test_help_stays_light_and_render_never_imports_torch(clips, tmp_path):
+    probe = ("import sys, runpy; sys.argv = ['lexp'] + sys.argv[1:]\n"
+             "try:\n    runpy.run_module('lexp', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print(' '.join(sorted(m for m in ('numpy', 'cv2', 'torch') if m in sys.modules)),"
+             " file=sys.stderr)")
+    help_run = subprocess.run([sys.executable, "-c", probe, "--help"], capture_output=True,
+                              text=True, timeout=60)
+    assert help_run.stderr.strip().splitlines()[-1:] in ([], [""])  # nothing heavy for --help
+    render_run = subprocess.run([sys.executable, "-c", probe, "render", str(clips["square"]),
+                                 "-o", str(tmp_path / "o.jpg")], capture_output=True, text=True,
+                                timeout=60)
+    assert render_run.stderr.strip().splitlines()[-1] == "cv2 numpy"  # and no torch
