@@ -135,6 +135,9 @@ def plan_jobs(sources: list[ClipSource], output: str | None, config: RenderConfi
     from lexp.stills import DEFAULT_SUFFIX, format_for, resolve_bit_depth
 
     def job(source: ClipSource, target: str, fmt: str) -> Job:
+        if any(_same_file(target, p) for p in source.paths):
+            raise UsageError(f"-o {target} is one of the inputs of {source.name}",
+                             hint="write the image somewhere else; lexp never replaces an input")
         return Job(source, target, fmt, resolve_bit_depth(fmt, out.bit_depth))
 
     if output == STDOUT:
@@ -172,6 +175,13 @@ def plan_jobs(sources: list[ClipSource], output: str | None, config: RenderConfi
         check_writable_dir(folder, target)
         jobs.append(job(source, str(target), fmt))
     return jobs
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def render_jobs(jobs: list[Job], config: RenderConfig, out: OutputConfig, *,

@@ -243,3 +243,27 @@ def test_help_stays_light_and_render_never_imports_torch(clips, tmp_path):
                                  "-o", str(tmp_path / "o.jpg")], capture_output=True, text=True,
                                 timeout=60)
     assert render_run.stderr.strip().splitlines()[-1] == "cv2 numpy"  # and no torch
+
+
+def test_an_input_is_never_overwritten(frames_dir):
+    victim = frames_dir / "frame1.png"
+    before = victim.read_bytes()
+    proc = run_lexp("render", str(frames_dir), "-o", str(victim), "--overwrite")
+    assert_clean_failure(proc, 2)
+    assert "one of the inputs" in proc.stderr and victim.read_bytes() == before
+
+
+def test_a_full_disk_leaves_nothing(clips, tmp_path):
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)],
+                          capture_output=True)
+    if made.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        proc = run_lexp("render", str(clips["street"]), "-o", str(mount / "out.tif"))
+        assert_clean_failure(proc)
+        assert "no space left" in proc.stderr
+        assert list(mount.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

@@ -136,3 +136,22 @@ def test_broken_files_give_one_line_reasons(tmp_path, clips):
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         media.open_clip(video_source(tmp_path / "nope.mp4"))
+
+
+@pytest.mark.parametrize("suffix,codec", [
+    (".mov", ["-c", "copy"]), (".mkv", ["-c", "copy"]), (".avi", ["-c:v", "mpeg4"]),
+    (".webm", ["-c:v", "libvpx-vp9", "-b:v", "300k"]), (".gif", []),
+])
+def test_every_container_decodes_the_same_both_ways(clips, tmp_path, suffix, codec):
+    import subprocess
+
+    path = tmp_path / f"clip{suffix}"
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", str(clips["street"]), *codec,
+                    str(path)], check=True)
+    with media.open_clip(video_source(path)) as clip:
+        assert isinstance(clip, CvVideoClip)
+        fast = all_frames(clip)
+    with VideoClip(str(path), path.name) as clip:
+        piped = all_frames(clip)
+    assert len(fast) == 40
+    assert all(np.array_equal(a, b) for a, b in zip(fast, piped, strict=True))
