@@ -21,6 +21,7 @@ curve and the transfer function to give encoded values in [0, 1] for the writer.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,15 +130,22 @@ class MedianStacker(Stacker):
         self.count += 1
 
     def result(self):
+        from concurrent.futures import ThreadPoolExecutor
+
         n = len(self.kept)
         lo, hi = (n - 1) // 2, n // 2
         out = np.empty((self.height, self.width, 3), np.float32)
-        # Partition a band of rows at a time so the temporary stack stays small.
+        # Select a band of rows at a time so the temporary stack stays small (~64 MB per
+        # worker); np.partition releases the GIL, so bands run on every core.
         rows = max(1, (64 << 20) // (n * self.width * 3))
-        for top in range(0, self.height, rows):
+
+        def band(top: int) -> None:
             stack = np.stack([f[top:top + rows] for f in self.kept])
-            part = np.partition(stack, (lo, hi), axis=0)
+            part = np.partition(stack, (lo, hi) if hi != lo else lo, axis=0)
             out[top:top + rows] = 0.5 * (self.lut[part[lo]] + self.lut[part[hi]])
+
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            list(pool.map(band, range(0, self.height, rows)))
         return out
 
     @property
@@ -199,8 +207,8 @@ def stack_clip(clip: Clip, config: RenderConfig,
     warnings = clip.warnings()
     if isinstance(stacker, MedianStacker) and stacker.sample_every > 1:
         warnings.append(
-            f"median used {stacker.frames_sampled} of {used} frames (every "
-            f"{stacker.sample_every}th) to stay within {config.median_memory_mb} MB")
+            f"median used {stacker.frames_sampled} of {used} frames (1 in "
+            f"{stacker.sample_every}) to stay within --median-memory {config.median_memory_mb} MB")
     linear = stacker.result()
     if clip.native_bgr:
         linear = np.ascontiguousarray(linear[..., ::-1])
