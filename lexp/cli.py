@@ -7,11 +7,13 @@ as one line on stderr and an exit code (see ``lexp.errors``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
 from enum import Enum
+from pathlib import Path
 
 import typer
 
@@ -27,7 +29,6 @@ app = typer.Typer(
     name="lexp",
     help="Turn short clips into long-exposure photographs.\n\n" + EXIT_CODES_HELP,
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -48,8 +49,9 @@ def _version(value: bool) -> None:
 def main_options(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
-    quiet: bool = typer.Option(False, "--quiet", "-q",
-                               help="No progress or messages on stderr (errors still show)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", envvar="LEXP_QUIET",
+                               help="No progress or messages on stderr (errors and "
+                                    "warnings still show)."),
     debug: bool = typer.Option(False, "--debug",
                                help="Show tracebacks for errors (also LEXP_DEBUG=1)."),
 ) -> None:
@@ -98,7 +100,13 @@ Examples:
 
   lexp render clips/ -o renders/ --json                # every video in clips/, one JSON line each
 
+  lexp render clips/ -o 'out/{parent}/{stem}.png' -j 2  # a name template; two clips at a time
+
+  lexp render clips/ -o renders/ --shard 3/8           # the 3rd of 8 parts, for a job array
+
   cat clip.mp4 | lexp render - -o - > out.jpg          # stdin to stdout
+
+  ffmpeg -i in.mov -f image2pipe -c:v png - | lexp render - --fps 30 -o out.png  # image stream
 
 Times are seconds (2.5 or 2.5s) or frame numbers (48f); the window is [start, end).
 """ + EXIT_CODES_HELP
@@ -106,14 +114,15 @@ Times are seconds (2.5 or 2.5s) or frame numbers (48f); the window is [start, en
 
 @app.command(epilog=RENDER_EPILOG)
 def render(
-    inputs: list[str] = typer.Argument(
+    inputs: list[Path] = typer.Argument(
         ..., metavar="INPUT...",
         help="Video files, folders (of videos, or of image frames), image files, quoted "
              "globs, or - for a video on stdin."),
     output: str | None = typer.Option(
         None, "--output", "-o",
-        help="Output image (.jpg/.png/.tif), a folder (several inputs; ends in / to create "
-             "it), or - for stdout. Default: {stem}_{method}.jpg in the current folder.",
+        help="Output image (.jpg/.png/.tif); a folder (several inputs; created if it ends "
+             "in /); a name template with {stem} {name} {parent} {method}; or - for stdout. "
+             "Default: {stem}_{method}.jpg in the current folder.",
         rich_help_panel="Output"),
     method: Method = typer.Option(
         Method.mean, "--method", "-m",
@@ -154,6 +163,13 @@ def render(
         rich_help_panel="Light"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that already exist "
                                                 "(default: skip them).", rich_help_panel="Output"),
+    workers: int = typer.Option(
+        1, "--jobs", "-j", min=1, envvar="LEXP_JOBS", metavar="N",
+        help="Render N clips at once, in N processes.", rich_help_panel="Batch"),
+    shard: str | None = typer.Option(
+        None, metavar="I/N", rich_help_panel="Batch",
+        help="Render only the I-th of N disjoint parts of the inputs (1-based), for job "
+             "arrays: every machine runs the same command with its own I."),
     json_lines: bool = typer.Option(False, "--json",
                                     help="Print one JSON line per input on stdout.",
                                     rich_help_panel="Output"),
@@ -177,12 +193,18 @@ def render(
     from lexp.console import Reporter
 
     reporter = Reporter(quiet=_State.quiet)
-    plan = jobs.plan_jobs(jobs.resolve_inputs(inputs), output, config, out)
+    plan = jobs.plan_jobs(jobs.resolve_inputs([str(p) for p in inputs]), output, config, out,
+                          shard=jobs.parse_shard(shard) if shard else None)
 
     def progress_for(job):
         return reporter.progress(job.source.name)
 
+    parallel = workers > 1 and len(plan) > 1
+    batch_bar = reporter.batch_progress(len(plan)) if parallel else contextlib.nullcontext()
+
     def on_result(result):
+        if advance is not None:
+            advance()
         if json_lines:
             sys.stdout.write(json.dumps(result.to_json()) + "\n")
             sys.stdout.flush()
@@ -198,9 +220,10 @@ def render(
             reporter.error(f"{result.input}: {result.error}", result.hint)
 
     try:
-        results = jobs.render_jobs(plan, config, out, overwrite=overwrite,
-                                   progress_for=progress_for, on_result=on_result,
-                                   debug=_State.debug)
+        with batch_bar as advance:
+            results = jobs.render_jobs(plan, config, out, overwrite=overwrite, workers=workers,
+                                       progress_for=progress_for, on_result=on_result,
+                                       debug=_State.debug)
     except KeyboardInterrupt:
         # Typer would turn this into a silent exit 130; say what happened instead.
         raise Interrupted("interrupted; no partial output was left") from None
@@ -225,7 +248,7 @@ def main() -> None:
     become one line on stderr and their exit code."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        app()
+        app(prog_name="lexp")
     except LexpError as exc:
         sys.exit(_report(exc))
     except KeyboardInterrupt:

@@ -66,3 +66,16 @@ class Reporter:
                     bar.update(task, completed=done, total=total)
 
             yield on_progress
+
+    @contextlib.contextmanager
+    def batch_progress(self, total: int) -> Iterator:
+        """Yield an ``advance()`` callback for a bar of clips done, or None."""
+        if not self.interactive:
+            yield None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        with Progress(TextColumn("clips"), BarColumn(), MofNCompleteColumn(),
+                      console=self.console, transient=True) as bar:
+            task = bar.add_task("clips", total=total)
+            yield lambda: bar.advance(task)

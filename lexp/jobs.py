@@ -16,10 +16,12 @@ after another, never stopping at a failed clip: every failure is reported in its
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,12 +127,18 @@ class JobResult:
         return d
 
 
+TEMPLATE_FIELDS = ("stem", "name", "parent", "method")
+
+
 def plan_jobs(sources: list[ClipSource], output: str | None, config: RenderConfig,
-              out: OutputConfig) -> list[Job]:
+              out: OutputConfig, shard: tuple[int, int] | None = None) -> list[Job]:
     """Pair each clip with its output path, checking that every output can be written.
 
     ``output`` is a file (one clip), ``-`` (stdout, one clip), a folder (existing, or
-    ending in ``/``: created), or None (the current folder).
+    ending in ``/``), a template with ``{stem}``, ``{name}``, ``{parent}``, ``{method}``
+    (e.g. ``renders/{parent}/{stem}_{method}.png``), or None (the current folder). Folders
+    that a folder or template output needs are created. ``shard=(i, n)`` keeps the i-th
+    of n disjoint parts (1-based) of the plan; see :func:`shard_of`.
     """
     from lexp.stills import DEFAULT_SUFFIX, format_for, resolve_bit_depth
 
@@ -148,33 +156,74 @@ def plan_jobs(sources: list[ClipSource], output: str | None, config: RenderConfi
             raise UsageError("refusing to write image bytes to a terminal",
                              hint="redirect stdout: lexp render clip.mp4 -o - > out.jpg")
         return [job(sources[0], STDOUT, out.format or "jpeg")]
+    is_template = output is not None and "{" in output
     is_dir = output is None or output.endswith(("/", os.sep)) or Path(output).is_dir()
-    if not is_dir:
+    if not is_template and not is_dir:
         if len(sources) > 1:
             raise UsageError(f"{len(sources)} inputs but -o {output} is a single file",
-                             hint="give a folder for several inputs: -o out/")
+                             hint="give a folder (-o out/) or a template (-o 'out/{stem}.jpg')")
         target = Path(output)
         fmt = format_for(target, out.format)
         check_writable_dir(target.parent, target)
         return [job(sources[0], str(target), fmt)]
-    folder = Path(output) if output else Path(".")
-    if not folder.exists():
-        try:
-            folder.mkdir(parents=True)
-        except OSError as err:
-            raise OutputError(f"cannot create output folder {folder}: {err.strerror}") from err
-    fmt = out.format or "jpeg"
-    suffix = DEFAULT_SUFFIX[fmt]
+    if is_template:
+        template = output
+    else:
+        folder = (output or ".").rstrip("/" + os.sep) or "/"
+        template = os.path.join(folder, "{stem}_{method}" + DEFAULT_SUFFIX[out.format or "jpeg"])
     jobs, seen = [], {}
     for source in sources:
-        target = folder / f"{source.stem}_{config.method}{suffix}"
+        target = Path(_fill(template, source, config))
         if target in seen:
             raise UsageError(f"{seen[target]} and {source.name} would both write {target}",
-                             hint="render them into separate output folders")
+                             hint="use a template that tells them apart, e.g. -o "
+                                  "'out/{parent}_{stem}.jpg'")
         seen[target] = source.name
-        check_writable_dir(folder, target)
-        jobs.append(job(source, str(target), fmt))
+        jobs.append(job(source, str(target), format_for(target, out.format)))
+    if shard is not None:
+        jobs = [j for j in jobs if shard_of(j, shard[1]) == shard[0]]
+    for folder in sorted({Path(j.output).parent for j in jobs}):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"cannot create output folder {folder}: {err.strerror}") from err
+        check_writable_dir(folder, folder / "...")
     return jobs
+
+
+def _fill(template: str, source: ClipSource, config: RenderConfig) -> str:
+    first = source.paths[0] if source.paths else Path(source.name)
+    fields = {"stem": source.stem, "name": first.name if source.kind == "video" else source.stem,
+              "parent": first.resolve().parent.name if source.paths else "stdin",
+              "method": config.method}
+    try:
+        return template.format_map(fields)
+    except (KeyError, IndexError, ValueError) as err:
+        raise UsageError(f"bad output template {template!r}: {err}",
+                         hint="fields: " + ", ".join(f"{{{f}}}" for f in TEMPLATE_FIELDS)) from None
+
+
+def shard_of(job: Job, count: int) -> int:
+    """The shard (1..count) a job belongs to: a stable hash of its output path.
+
+    Every machine of a job array computes the same answer for the same command line,
+    so the shards never overlap and together cover the plan; a file added to the input
+    folder between runs does not move the others.
+    """
+    return zlib.crc32(job.output.encode("utf-8")) % count + 1
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/8"`` -> (2, 8); shards are numbered from 1."""
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        index = count = 0
+    if not (count >= 1 and 1 <= index <= count):
+        raise UsageError(f"--shard {text!r} must be I/N with 1 <= I <= N",
+                         hint="e.g. --shard 1/4 ... --shard 4/4 (Slurm: "
+                              "$((SLURM_ARRAY_TASK_ID+1))/$SLURM_ARRAY_TASK_COUNT)")
+    return index, count
 
 
 def _same_file(a: str | Path, b: str | Path) -> bool:
@@ -185,32 +234,173 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
 
 
 def render_jobs(jobs: list[Job], config: RenderConfig, out: OutputConfig, *,
-                overwrite: bool = False,
+                overwrite: bool = False, workers: int = 1,
                 progress_for: Callable[[Job], Any] | None = None,
                 on_result: Callable[[JobResult], None] | None = None,
                 debug: bool = False) -> list[JobResult]:
     """Render every job; a failed clip is reported in its result and the rest go on.
 
-    ``progress_for(job)`` may return a context manager yielding an
-    ``on_progress(done, total)`` callback; ``on_result`` is called after each job.
-    KeyboardInterrupt stops the whole batch (nothing half-written is left behind).
+    ``workers > 1`` renders that many clips at once, in worker processes (results then
+    arrive in the order they finish). ``progress_for(job)`` may return a context
+    manager yielding an ``on_progress(done, total)`` callback (one process only);
+    ``on_result`` is called after each job. Each output is locked while it is rendered,
+    so a second lexp run over the same outputs (an overlapping cron job) skips it.
+    KeyboardInterrupt/SIGTERM stop the whole batch; nothing half-written is left.
     """
-    results = []
-    for job in jobs:
-        if job.output != STDOUT and not overwrite and Path(job.output).exists():
-            result = JobResult(job.source.name, job.output, "skipped", method=config.method,
-                               error=f"{job.output} exists", hint="use --overwrite to replace it")
-        else:
-            result = _render_one(job, config, out, progress_for, debug)
+    results: list[JobResult] = []
+
+    def report(result: JobResult) -> None:
         results.append(result)
         if on_result is not None:
             on_result(result)
+
+    if workers > 1 and len(jobs) > 1:
+        _render_in_pool(jobs, config, out, overwrite, workers, debug, report)
+    else:
+        for job in jobs:
+            report(render_job(job, config, out, overwrite, progress_for, debug))
     return results
 
 
-def _render_one(job, config, out, progress_for, debug) -> JobResult:
+def _render_in_pool(jobs, config, out, overwrite, workers, debug, report) -> None:
+    """Render jobs in worker processes (``python -m lexp.jobs``), one job at a time each.
+
+    Plain subprocesses rather than a multiprocessing pool: they share no locks or
+    queues with us, so stopping one (Ctrl-C reaches them all; SIGTERM we forward) can
+    never wedge the others, and each unwinds like a single lexp run: temp and lock files
+    go. Jobs and results travel pickled over the worker's stdin/stdout, and this loop is
+    single-threaded (a selector over the workers' stdout) because an interrupt raised
+    inside a thread-shared lock could leave it held.
+    """
+    import pickle
+    import selectors
+    import subprocess
+
+    pending = list(reversed(jobs))
+    busy: dict = {}  # worker -> the job it is rendering
+    selector = selectors.DefaultSelector()
+    procs = [subprocess.Popen([sys.executable, "-m", "lexp.jobs"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE) for _ in range(min(workers, len(jobs)))]
+
+    def failed(job: Job, why: str) -> JobResult:
+        return JobResult(job.source.name, job.output, "failed", method=config.method,
+                         error=why, hint="run again; --debug shows the worker's traceback",
+                         exit_code=1)
+
+    def hand_out(proc) -> None:
+        if not pending:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()  # no more work: the worker exits on EOF
+            return
+        job = pending.pop()
+        try:
+            pickle.dump((job, config, out, overwrite, debug), proc.stdin)
+            proc.stdin.flush()
+        except OSError:  # the worker is gone: the job waits for another one
+            pending.append(job)
+            return
+        busy[proc] = job
+        selector.register(proc.stdout, selectors.EVENT_READ, proc)
+
+    def collect(proc) -> tuple[JobResult, bool]:
+        """The worker's result, and whether the worker is still alive."""
+        selector.unregister(proc.stdout)
+        job = busy.pop(proc)
+        try:
+            return pickle.load(proc.stdout), True
+        except (OSError, EOFError, pickle.UnpicklingError):
+            # Killed (OOM killer, kill -9) or crashed: its job failed; free its lock.
+            with contextlib.suppress(LexpError):
+                OutputLock.remove_if_stale(job.output)
+            return failed(job, "the worker process stopped"), False
+
+    try:
+        alive = list(procs)
+        for proc in procs:
+            hand_out(proc)
+        while busy:
+            for key, _ in selector.select():
+                proc = key.data
+                result, ok = collect(proc)
+                report(result)
+                if ok:
+                    hand_out(proc)
+                else:
+                    alive.remove(proc)
+            for proc in alive:  # work that a dead worker could not take
+                if proc not in busy and pending:
+                    hand_out(proc)
+        while pending:  # every worker died: the rest cannot be rendered
+            report(failed(pending.pop(), "no worker process left"))
+        for proc in procs:
+            proc.wait()
+    except BaseException:
+        for proc in procs:  # SIGTERM reached only us: pass it on
+            with contextlib.suppress(OSError):
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        # Clips that finished meanwhile are done: say so, so the log matches the disk.
+        for key, _ in selector.select(timeout=0):
+            result, _ = collect(key.data)
+            if result.status == "ok":
+                report(result)
+        # A worker stopped at the wrong instant may leave its lock file; none of ours is
+        # held any more, and another run's held locks are left alone.
+        for job in jobs:
+            with contextlib.suppress(LexpError):
+                OutputLock.remove_if_stale(job.output)
+        raise
+
+
+def _serve_jobs() -> int:
+    """Worker loop (``python -m lexp.jobs``): pickled jobs in on stdin, results out."""
+    import pickle
+    import signal
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    source, sink = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing but results may reach the parent's pipe
+    try:
+        while True:
+            try:
+                job, config, out, overwrite, debug = pickle.load(source)
+            except EOFError:
+                return 0
+            pickle.dump(render_job(job, config, out, overwrite, None, debug), sink)
+            sink.flush()
+    except (KeyboardInterrupt, BrokenPipeError):
+        return 130
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def render_job(job: Job, config: RenderConfig, out: OutputConfig, overwrite: bool = False,
+               progress_for=None, debug: bool = False) -> JobResult:
+    """Render one job, holding its output's lock; never raises for a bad clip."""
     started = time.perf_counter()
     base = JobResult(job.source.name, job.output, "failed", method=config.method)
+    if job.output == STDOUT:
+        return _render_unlocked(job, config, out, progress_for, debug, base, started)
+    with OutputLock(job.output) as locked:
+        if not locked:
+            base.status, base.error = "skipped", "another lexp run is rendering it"
+            return base
+        # Checked under the lock: a run that just finished this output is not redone.
+        if not overwrite and Path(job.output).exists():
+            base.status, base.error = "skipped", f"{job.output} exists"
+            base.hint = "use --overwrite to replace it"
+            return base
+        return _render_unlocked(job, config, out, progress_for, debug, base, started)
+
+
+def _render_unlocked(job, config, out, progress_for, debug, base, started) -> JobResult:
     try:
         data, stacked = render_image(job, config, out, progress_for)
         _write_output(job.output, data)
@@ -233,10 +423,56 @@ def _render_one(job, config, out, progress_for, debug) -> JobResult:
     return base
 
 
+class OutputLock:
+    """An exclusive, non-blocking lock on one output, held while it is rendered.
+
+    A hidden ``.NAME.lexp-lock`` file beside the output, locked with flock: the kernel
+    releases it when the process dies, however it dies, so a stale file never blocks.
+    The file is removed when the render ends.
+    """
+
+    def __init__(self, output: str) -> None:
+        target = Path(output)
+        self.path = target.with_name(f".{target.name}.lexp-lock")
+        self.fd: int | None = None
+
+    def __enter__(self) -> bool:
+        import fcntl
+
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            from lexp.paths import describe_os_error
+
+            raise describe_os_error(err, self.path) from err
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
+            return False
+        except BaseException:  # interrupted between open and lock: leave nothing behind
+            self.__exit__()
+            raise
+        return True
+
+    @classmethod
+    def remove_if_stale(cls, output: str) -> None:
+        """Remove the output's lock file if no process holds it (e.g. a killed worker's)."""
+        lock = cls(output)
+        if lock.path.exists() and lock.__enter__():
+            lock.__exit__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:  # we hold the lock: the file is ours to remove
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            os.close(self.fd)
+            self.fd = None
+
+
 def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for=None):
     """Decode, stack and encode one clip. Returns (image file bytes, StackResult)."""
-    import contextlib
-
     from lexp import media, render, stills
 
     ctx = progress_for(job) if progress_for else contextlib.nullcontext(None)
@@ -273,3 +509,11 @@ def _write_output(output: str, data: bytes) -> None:
     from lexp.paths import write_bytes_atomic
 
     write_bytes_atomic(output, data)
+
+
+if __name__ == "__main__":
+    # Run the loop from the importable module, not this __main__ copy, so that the
+    # results pickle as lexp.jobs.JobResult for the parent.
+    from lexp.jobs import _serve_jobs as serve
+
+    sys.exit(serve())

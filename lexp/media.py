@@ -22,9 +22,11 @@ Sources
   ``LEXP_DECODER=ffmpeg`` forces this path for every video.
 - Image folders / globs / lists of image files: natural sort (frame2 before frame10);
   16-bit images are rounded to 8 bits, grey and alpha are handled.
-- ``-`` (stdin): a video stream. MP4/MOV need random access (their index may sit at
-  the end), so those are spooled to a temp file first; streamable containers (mkv,
-  mpegts, nut, y4m, ...) go straight into ffmpeg.
+- ``-`` (stdin): a video stream, or a stream of images one after another (ffmpeg's
+  ``-f image2pipe``: PNG, JPEG, BMP, PNM, TIFF). MP4/MOV need random access (their index
+  may sit at the end), so those are spooled to a temp file first; streamable containers
+  (mkv, mpegts, nut, y4m, ...) and image streams go straight into ffmpeg. An image
+  stream has no frame rate of its own: ``--fps`` gives one (else ffmpeg's 25).
 """
 
 from __future__ import annotations
@@ -280,7 +282,7 @@ class VideoClip(Clip):
     """
 
     def __init__(self, path: str, name: str, kind: str = "video", fps: float | None = None,
-                 stdin_data=None, head: bytes = b"") -> None:
+                 stdin_data=None, head: bytes = b"", input_options: list[str] = ()) -> None:
         self._name = name
         self._warnings: list[str] = []
         read_fd, write_fd = os.pipe()
@@ -291,7 +293,7 @@ class VideoClip(Clip):
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "info"]
         if stdin_data is None:
             cmd.append("-nostdin")
-        cmd += ["-i", path, "-map", "0:v:0", "-an", "-sn", "-dn",
+        cmd += [*input_options, "-i", path, "-map", "0:v:0", "-an", "-sn", "-dn",
                 "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
         try:
             # A session of its own: Ctrl-C reaches only us, and we stop ffmpeg in order.
@@ -542,6 +544,15 @@ def open_video(path: str, name: str, fps: float | None = None) -> Clip:
     return VideoClip(path, name, "video", fps)
 
 
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"P6", b"P5", b"II*\x00",
+                b"MM\x00*")
+
+
+def _looks_like_image(head: bytes) -> bool:
+    """The first bytes of a still image: stdin is then a stream of images."""
+    return head.startswith(_IMAGE_MAGIC)
+
+
 def _looks_like_mp4(head: bytes) -> bool:
     """ISO-BMFF (mp4/mov/m4v/3gp): boxes, with ftyp/moov/mdat/wide/free near the start."""
     return head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
@@ -571,7 +582,11 @@ class StdinClip(Clip):
                 self.close()
                 raise
         else:
-            self._video = VideoClip("pipe:0", STDIN, "stdin", fps, stdin_data=stream, head=head)
+            options = []
+            if _looks_like_image(head):
+                options = ["-f", "image2pipe"] + (["-framerate", f"{fps:g}"] if fps else [])
+            self._video = VideoClip("pipe:0", STDIN, "stdin", fps, stdin_data=stream, head=head,
+                                    input_options=options)
         self.info = dataclasses.replace(self._video.info, kind="stdin")
 
     @property

@@ -1,0 +1,1 @@
+complete --command lexp --no-files --arguments "(env _LEXP_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) lexp)" --condition "env _LEXP_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) lexp"
