@@ -188,3 +188,16 @@ def test_a_worker_killed_mid_batch_costs_only_its_own_clip(twenty_clips, tmp_pat
     assert all(r["error"] == "the worker process stopped" for r in results
                if r["status"] == "failed")
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_install_completion_for_bash(tmp_path):
+    lexp = Path(sys.executable).parent / "lexp"
+    if not lexp.exists() or not shutil.which("bash"):
+        pytest.skip("needs the installed lexp script and bash")
+    proc = subprocess.run(["bash", "-c", f"{shlex.quote(str(lexp))} --install-completion"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**ENV, "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    installed = tmp_path / ".bash_completions" / "lexp.sh"
+    assert "_LEXP_COMPLETE=complete_bash" in installed.read_text()
+    assert str(installed) in (tmp_path / ".bashrc").read_text()
