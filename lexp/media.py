@@ -409,6 +409,9 @@ class VideoClip(Clip):
         self._proc = None
 
 
+_NO_SLOT = object()  # marks "no slot" (a slot itself may be None)
+
+
 class CvVideoClip(Clip):
     """A video file decoded in-process by OpenCV (FFmpeg backend), on a reader thread.
 
@@ -417,7 +420,13 @@ class CvVideoClip(Clip):
     :class:`VideoClip` when OpenCV cannot open the file.
     """
 
-    _QUEUE = 3  # frames decoded ahead; with reuse_buffer, the ring holds _QUEUE + 2
+    _AHEAD = 3  # frames decoded ahead of the caller
+
+    # The two threads hand frames over through queue.SimpleQueue, which is implemented in
+    # C: a Ctrl-C/SIGTERM (raised as KeyboardInterrupt in the caller's thread, at any
+    # point) cannot leave it locked, as it can a queue.Queue or a Condition, and wedge
+    # close(). Back-pressure comes from a ring of "slots" the caller hands back: reused
+    # frame buffers, or plain tokens when every frame is a new array.
 
     def __init__(self, path: str, name: str, fps: float | None = None) -> None:
         import cv2
@@ -444,49 +453,39 @@ class CvVideoClip(Clip):
     native_bgr = True
 
     def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
-        full: queue.Queue = queue.Queue(self._QUEUE)
-        free: queue.Queue | None = None
-        if reuse_buffer:
-            shape = (self.info.height, self.info.width, 3)
-            free = queue.Queue()
-            for _ in range(self._QUEUE + 2):
-                free.put(np.empty(shape, np.uint8))
+        full: queue.SimpleQueue = queue.SimpleQueue()
+        slots: queue.SimpleQueue = queue.SimpleQueue()
+        shape = (self.info.height, self.info.width, 3)
+        # One slot is held by the caller, one by the decoder, _AHEAD wait in `full`.
+        for _ in range(self._AHEAD + 2):
+            slots.put(np.empty(shape, np.uint8) if reuse_buffer else None)
         self._thread = threading.Thread(
-            target=self._decode, args=(full, free, first, end, stride, not any_channel_order),
+            target=self._decode, args=(full, slots, first, end, stride, not any_channel_order),
             daemon=True)
         self._thread.start()
-        previous = None
+        held = _NO_SLOT
         while True:
             item = full.get()
+            if held is not _NO_SLOT:
+                slots.put(held)  # the caller is done with the frame before this one
+                held = _NO_SLOT
             if isinstance(item, BaseException):
                 raise item
             if item is None:
                 break
-            if previous is not None and free is not None:
-                free.put(previous)  # the caller is done with the frame before this one
-            index, frame = item
-            previous = frame
+            index, frame, held = item
             yield index, frame
 
-    def _put(self, q: queue.Queue, item) -> bool:
-        """Put unless the reader is being stopped (the consumer may be gone)."""
+    def _take_slot(self, slots: queue.SimpleQueue):
+        """A free slot, or _NO_SLOT if the reader is being stopped."""
         while not self._stop.is_set():
             try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _get_buffer(self, free: queue.Queue | None):
-        while free is not None and not self._stop.is_set():
-            try:
-                return free.get(timeout=0.1)
+                return slots.get(timeout=0.1)
             except queue.Empty:
                 continue
-        return None
+        return _NO_SLOT
 
-    def _decode(self, full, free, first, end, stride, to_rgb) -> None:
+    def _decode(self, full, slots, first, end, stride, to_rgb) -> None:
         import cv2
 
         cap, decoded = self._cap, 0  # decoded = frames taken from the stream so far
@@ -500,28 +499,27 @@ class CvVideoClip(Clip):
                         break
                     decoded += 1
                     continue
-                buf = self._get_buffer(free)
-                if free is not None and buf is None:
+                slot = self._take_slot(slots)
+                if slot is _NO_SLOT:
                     return  # stopping
-                ok, frame = cap.read(buf) if buf is not None else cap.read()
+                ok, frame = cap.read(slot) if slot is not None else cap.read()
                 if not ok:
                     break
                 decoded += 1
                 if to_rgb:
                     cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=frame)
-                if not self._put(full, (index, frame)):
-                    return
+                full.put((index, frame, slot))
             else:
-                self._put(full, None)  # reached `end`: no truncation check
+                full.put(None)  # reached `end`: no truncation check
                 return
             expected = self.info.frame_count
             if expected and decoded < expected - max(2, expected // 50):
                 self._warnings.append(
                     f"{self._name}: decoding stopped after {decoded} of about {expected} "
                     "frames (is the file truncated?)")
-            self._put(full, None)
+            full.put(None)
         except BaseException as err:  # surface decoder errors in the caller's thread
-            self._put(full, err)
+            full.put(err)
 
     def warnings(self) -> list[str]:
         return list(self._warnings)
