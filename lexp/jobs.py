@@ -363,8 +363,13 @@ def _serve_jobs() -> int:
     import signal
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    source, sink = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # nothing but results may reach the parent's pipe
+    source = sys.stdin.buffer
+    # Keep the pipe to the parent on a private descriptor and point fd 1 at stderr:
+    # whatever a C library prints can then never corrupt the stream of results.
+    sys.stdout.flush()
+    sink = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     try:
         while True:
             try:
