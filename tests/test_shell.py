@@ -201,3 +201,36 @@ def test_install_completion_for_bash(tmp_path):
     installed = tmp_path / ".bash_completions" / "lexp.sh"
     assert "_LEXP_COMPLETE=complete_bash" in installed.read_text()
     assert str(installed) in (tmp_path / ".bashrc").read_text()
+
+
+def test_no_colour_off_a_terminal_or_with_no_color(tmp_path):
+    import pty
+    import re
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    missing = str(tmp_path / "missing.mp4")
+    piped = subprocess.run([sys.executable, "-m", "lexp", "render", missing],
+                           capture_output=True, timeout=60, env=env)
+    assert piped.returncode == 1 and b"\x1b[" not in piped.stderr  # not a TTY: plain text
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "lexp", "render", missing],
+                              stdout=subprocess.PIPE, stderr=follower, timeout=60,
+                              env={**env, "NO_COLOR": "1", "TERM": "xterm-256color"})
+        os.close(follower)
+        follower = None
+        err = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        if follower is not None:
+            os.close(follower)
+        os.close(leader)
+    assert proc.returncode == 1 and b"error" in err
+    assert not re.search(rb"\x1b\[[0-9;]*(3[0-9]|9[0-7])[;m]", err)  # no colour codes
