@@ -68,6 +68,36 @@ class Reporter:
             yield on_progress
 
     @contextlib.contextmanager
+    def progress_bytes(self, description: str, size: int | None) -> Iterator:
+        """Yield an ``on_progress(done_bytes, total_bytes)`` callback, or None."""
+        if not self.interactive:
+            yield None
+            return
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                      TransferSpeedColumn(), TimeRemainingColumn(), console=self.console,
+                      transient=True) as bar:
+            task = bar.add_task(escape(description), total=size or None)
+            last = 0.0
+
+            def on_progress(done: int, total: int | None = None, **_: object) -> None:
+                nonlocal last
+                now = time.monotonic()
+                if now - last >= 0.1:
+                    last = now
+                    bar.update(task, completed=done, total=total or size or None)
+
+            yield on_progress
+
+    @contextlib.contextmanager
     def batch_progress(self, total: int) -> Iterator:
         """Yield an ``advance()`` callback for a bar of clips done, or None."""
         if not self.interactive:

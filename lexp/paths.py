@@ -1,5 +1,8 @@
-"""How every persistent file is written: atomically.
+"""Where lexp keeps things, and how every persistent file is written: atomically.
 
+- Cache directory: ``--cache-dir``, else ``LEXP_CACHE_DIR``, else the platform's user
+  cache dir (``~/.cache/lexp`` on Linux, via platformdirs). Downloaded weights live in
+  ``CACHE/weights``, datasets in ``CACHE/datasets``.
 - :func:`atomic_write` writes to a hidden temp file beside the target and renames it
   into place only when the whole content is written and flushed. An interrupted or
   failed write leaves no file at the target (and removes its temp file).
@@ -18,6 +21,16 @@ from typing import BinaryIO
 from lexp.errors import OutputError
 
 TEMP_PREFIX = ".lexp-tmp-"
+
+
+def cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """The lexp cache directory (not created)."""
+    chosen = override or os.environ.get("LEXP_CACHE_DIR")
+    if chosen:
+        return Path(chosen).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("lexp", appauthor=False))
 
 
 def check_writable_dir(directory: Path, for_output: Path) -> None:

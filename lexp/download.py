@@ -1,0 +1,323 @@
+"""Fetching files over HTTP(S) safely: verified, resumable, atomic; and unpacking archives.
+
+:func:`fetch` streams a URL into ``DEST.part`` while hashing it (sha256), and renames
+the part into place only once the whole file is there and its hash matches. Along the way:
+
+- **Resume.** A ``.part`` left by an interrupted run is re-hashed and continued with an
+  HTTP ``Range`` request; a server that ignores the range (200 instead of 206) restarts it.
+- **Retries.** Transient failures (connection refused/reset, a server that closes early,
+  5xx, 429) are retried with exponential backoff (0.5 s, 1 s, 2 s, ...), each resuming
+  where the last stopped. 4xx errors such as 404 are final.
+- **Stalls.** Every socket read has a timeout; a server that stops sending is a
+  transient failure, retried, and after the last retry, an error that says it stalled.
+- **One at a time.** A lock file (flock) serialises processes fetching the same
+  destination: the second waits, then finds the file already there.
+- **Google Drive.** Large files answer with a "can't scan for viruses" page; we follow
+  its form (the ``confirm``/``uuid`` fields) to the file itself, as gdown does, rather
+  than depend on gdown and its requests/beautifulsoup stack for one HTML form.
+
+:func:`extract_archive` unpacks a zip or tar archive into a folder, refusing members
+that would escape it (absolute paths, ``..``), links and device files, and archives
+larger than a limit once unpacked; it unpacks into a temp folder and renames it into
+place, so a folder that exists is always complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import html.parser
+import http.client
+import os
+import shutil
+import socket
+import stat
+import tarfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from lexp.errors import InputError, LexpError
+
+ProgressCallback = Callable[..., None]
+CHUNK = 1 << 16
+USER_AGENT = "lexp-download/1"
+_FINAL_HTTP = {400, 401, 403, 404, 405, 410, 451}
+
+
+class DownloadError(LexpError):
+    """A download that could not be completed."""
+
+
+class ChecksumError(LexpError):
+    """A file whose sha256 is not the one expected."""
+
+
+def sha256_of(path: Path, prefix_of: hashlib._Hash | None = None) -> hashlib._Hash:
+    """The sha256 of a file (continuing ``prefix_of`` if given)."""
+    digest = prefix_of or hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest
+
+
+def check_digest(actual: str, expected: str, what: str) -> None:
+    """``expected`` is a full sha256 or a prefix of one (as in torchvision's file names)."""
+    if not actual.startswith(expected.lower()):
+        raise ChecksumError(
+            f"{what}: sha256 {actual[:16]}… does not match the expected {expected[:16]}…",
+            hint="the file is corrupt or not the right one; nothing was saved")
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    import fcntl
+
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits for another process fetching the same file
+        yield
+    finally:
+        os.close(fd)
+
+
+class _Transient(Exception):
+    """A failure worth retrying (after which the download resumes)."""
+
+
+def fetch(url: str, dest: Path, *, sha256: str | None = None, timeout: float = 30.0,
+          retries: int = 5, backoff: float = 0.5, on_progress: ProgressCallback | None = None,
+          offline_hint: str | None = None) -> str:
+    """Download ``url`` to ``dest`` (atomically); returns the file's full sha256 (hex).
+
+    ``sha256`` is the expected digest, full or a prefix; None accepts any content (the
+    digest is returned so the caller can pin it). ``on_progress(done, total)`` gets
+    byte counts. If ``dest`` already exists it is not fetched again.
+    """
+    part = dest.with_name(dest.name + ".part")
+    with _exclusive(dest.with_name(f".{dest.name}.lock")):
+        if dest.exists():
+            return sha256_of(dest).hexdigest()
+        attempt, last_error = 0, ""
+        restarted_after_mismatch = False
+        while True:
+            try:
+                digest = _fetch_once(url, part, timeout, on_progress)
+                actual = digest.hexdigest()
+                if sha256:
+                    try:
+                        check_digest(actual, sha256, dest.name)
+                    except ChecksumError:
+                        part.unlink(missing_ok=True)
+                        # A part resumed from an earlier run may be what is wrong: one
+                        # clean download decides.
+                        if restarted_after_mismatch:
+                            raise
+                        restarted_after_mismatch = True
+                        continue
+                with open(part, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(part, dest)
+                return actual
+            except _Transient as err:
+                last_error = str(err)
+                attempt += 1
+                if attempt > retries:
+                    raise DownloadError(
+                        f"could not download {url}: {last_error} (gave up after "
+                        f"{retries + 1} tries)",
+                        hint=offline_hint or "check the network and try again; the part "
+                                             "downloaded so far is kept and resumed") from None
+                time.sleep(backoff * 2 ** (attempt - 1))
+
+
+def _fetch_once(url: str, part: Path, timeout: float,
+                on_progress: ProgressCallback | None) -> hashlib._Hash:
+    """One request: resume ``part`` if it exists. Raises _Transient or DownloadError."""
+    offset = part.stat().st_size if part.exists() else 0
+    digest = sha256_of(part) if offset else hashlib.sha256()
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = _open(request, timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:  # the part is already complete (or bogus): recheck
+            return digest
+        if err.code in _FINAL_HTTP:
+            raise DownloadError(f"could not download {url}: HTTP {err.code} {err.reason}",
+                                hint="the file is not on that server; check --mirror") from None
+        raise _Transient(f"HTTP {err.code} {err.reason}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+        reason = getattr(err, "reason", err)
+        if isinstance(reason, (TimeoutError, socket.timeout)):
+            raise _Transient("the server stalled (no data within the timeout)") from None
+        raise _Transient(f"cannot connect: {reason}") from None
+    with response:
+        if offset and response.status != 206:  # the server ignored the range: start over
+            offset, digest = 0, hashlib.sha256()
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length and length.isdigit() else None
+        done = offset
+        try:
+            with open(part, "ab" if offset else "wb") as fh:
+                while True:
+                    block = response.read(CHUNK)
+                    if not block:
+                        break
+                    fh.write(block)
+                    digest.update(block)
+                    done += len(block)
+                    if on_progress is not None:
+                        on_progress(done, total)
+        except TimeoutError:
+            raise _Transient("the server stalled (no data within the timeout)") from None
+        except (OSError, http.client.HTTPException) as err:
+            if isinstance(err, OSError) and err.errno == 28:  # ENOSPC: not transient
+                from lexp.paths import describe_os_error
+
+                raise describe_os_error(err, part) from None
+            raise _Transient(f"the connection broke ({type(err).__name__})") from None
+    if total is not None and done < total:
+        raise _Transient(f"the server closed the connection after {done} of {total} bytes")
+    return digest
+
+
+def _open(request: urllib.request.Request, timeout: float):
+    """urlopen, following Google Drive's large-file confirmation page to the file."""
+    response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (http/https only)
+    kind = response.headers.get("Content-Type", "")
+    host = urllib.parse.urlparse(response.geturl()).hostname or ""
+    if "text/html" in kind and host.endswith(("google.com", "googleusercontent.com")):
+        page = response.read(1 << 20).decode("utf-8", "replace")
+        response.close()
+        target = google_drive_confirm_url(page, response.geturl())
+        if target is None:
+            raise DownloadError("Google Drive answered with a page, not the file",
+                                hint="the file may have hit its download quota; try later, "
+                                     "or download it in a browser and use --from")
+        confirmed = urllib.request.Request(target, headers=dict(request.header_items()))
+        response = urllib.request.urlopen(confirmed, timeout=timeout)  # noqa: S310
+    return response
+
+
+class _FormParser(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form" and self.action is None:
+            self.action = a.get("action")
+        elif tag == "input" and a.get("type") == "hidden" and a.get("name"):
+            self.fields[a["name"]] = a.get("value") or ""
+
+
+def google_drive_confirm_url(page: str, page_url: str) -> str | None:
+    """The URL that Google Drive's "download anyway" form on ``page`` submits to."""
+    parser = _FormParser()
+    parser.feed(page)
+    if not parser.action or "id" not in parser.fields:
+        return None
+    action = urllib.parse.urljoin(page_url, parser.action)
+    return f"{action}?{urllib.parse.urlencode(parser.fields)}"
+
+
+# --------------------------------------------------------------------------- archives
+
+DEFAULT_MAX_UNPACKED = 64 << 30  # 64 GiB
+
+
+def extract_archive(archive: Path, target: Path, *, max_bytes: int = DEFAULT_MAX_UNPACKED,
+                    on_progress: ProgressCallback | None = None) -> None:
+    """Unpack a zip/tar archive into ``target`` (which must not exist), safely and atomically."""
+    staging = target.with_name(f".{target.name}.extracting-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        if zipfile.is_zipfile(archive):
+            _extract_zip(archive, staging, max_bytes, on_progress)
+        elif tarfile.is_tarfile(archive):
+            _extract_tar(archive, staging, max_bytes, on_progress)
+        else:
+            raise InputError(f"{archive.name} is neither a zip nor a tar archive")
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _safe_member_path(root: Path, name: str, archive: Path) -> Path:
+    clean = name.replace("\\", "/")
+    parts = [p for p in clean.split("/") if p not in ("", ".")]
+    if clean.startswith("/") or (parts and ":" in parts[0]) or ".." in parts:
+        raise InputError(f"refusing {archive.name}: member {name!r} would land outside "
+                         "the target folder", hint="the archive is damaged or malicious")
+    return root.joinpath(*parts) if parts else root
+
+
+def _check_total(total: int, max_bytes: int, archive: Path) -> None:
+    if total > max_bytes:
+        raise InputError(f"refusing {archive.name}: it unpacks to more than "
+                         f"{max_bytes / 2**30:.0f} GiB", hint="the archive is damaged or malicious")
+
+
+def _copy_limited(src, dst_path: Path, budget: list[int], max_bytes: int, archive: Path,
+                  on_progress) -> None:
+    with open(dst_path, "wb") as out:
+        while True:
+            block = src.read(CHUNK)
+            if not block:
+                break
+            budget[0] += len(block)
+            _check_total(budget[0], max_bytes, archive)  # sizes in headers can lie
+            out.write(block)
+            if on_progress is not None:
+                on_progress(budget[0], None)
+
+
+def _extract_zip(archive: Path, root: Path, max_bytes: int, on_progress) -> None:
+    with zipfile.ZipFile(archive) as zf:
+        members = zf.infolist()
+        _check_total(sum(m.file_size for m in members), max_bytes, archive)
+        budget = [0]
+        for m in members:
+            # Unix type bits, when the zip has them (many writers store permissions only).
+            kind = stat.S_IFMT(m.external_attr >> 16)
+            if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+                raise InputError(f"refusing {archive.name}: member {m.filename!r} is a link "
+                                 "or a special file", hint="the archive is damaged or malicious")
+            path = _safe_member_path(root, m.filename, archive)
+            if m.is_dir():
+                path.mkdir(parents=True, exist_ok=True)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(m) as src:
+                _copy_limited(src, path, budget, max_bytes, archive, on_progress)
+
+
+def _extract_tar(archive: Path, root: Path, max_bytes: int, on_progress) -> None:
+    with tarfile.open(archive) as tf:
+        members = tf.getmembers()
+        _check_total(sum(m.size for m in members if m.isfile()), max_bytes, archive)
+        budget = [0]
+        for m in members:
+            if not (m.isfile() or m.isdir()):
+                raise InputError(f"refusing {archive.name}: member {m.name!r} is a link or "
+                                 "a special file", hint="the archive is damaged or malicious")
+            path = _safe_member_path(root, m.name, archive)
+            if m.isdir():
+                path.mkdir(parents=True, exist_ok=True)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            src = tf.extractfile(m)
+            with src:
+                _copy_limited(src, path, budget, max_bytes, archive, on_progress)

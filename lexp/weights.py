@@ -1,0 +1,214 @@
+"""The registry of downloadable assets, and the cache they live in.
+
+Every asset lexp can fetch is listed here with where it comes from, its size, its
+checksum (a full sha256, or the prefix that torchvision publishes in its file names),
+its licence and what uses it. Files land in ``CACHE/weights``, datasets are unpacked
+into ``CACHE/datasets/NAME`` (see :mod:`lexp.paths` for ``CACHE``).
+
+- :func:`ensure` downloads an asset (or finds it in the cache), from its own URL or a
+  mirror (``--mirror`` / ``LEXP_MIRROR``: ``MIRROR/FILENAME``; the checksums still come
+  from this registry). ``LEXP_OFFLINE=1`` never touches the network.
+- :func:`import_file` takes a copy made elsewhere (``--from FILE``), verified first.
+- :func:`path_for` is how the rest of lexp finds an asset: it verifies the file again
+  (its sha256 against the one recorded when it was fetched) and raises an error naming
+  the ``lexp download`` command to run when it is missing or damaged.
+
+An organisation can add its own assets: ``LEXP_REGISTRY=/path/assets.json`` holds a
+JSON list of objects with the fields of :class:`Asset`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from lexp import download
+from lexp.errors import InputError, LexpError, UsageError
+from lexp.paths import cache_dir
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One downloadable thing."""
+
+    name: str  # what users type: lexp download NAME
+    filename: str  # the file's name, in the cache and on a mirror
+    url: str  # where it is published
+    sha256: str | None  # full sha256, or a published prefix; None = pinned on first fetch
+    size: int  # bytes, as published (0 = not published)
+    licence: str  # the licence it is published under
+    used_by: str  # what in lexp uses it
+    kind: str = "file"  # "file", or "archive" (unpacked into CACHE/datasets/NAME)
+    description: str = ""  # one line for --list
+
+
+BUILTIN: tuple[Asset, ...] = (
+    Asset("raft-small", "raft_small_C_T_V2-01064c6d.pth",
+          "https://download.pytorch.org/models/raft_small_C_T_V2-01064c6d.pth",
+          "01064c6d", 4_006_206, "BSD-3-Clause (torchvision)",
+          "optical flow (RAFT small)",
+          description="torchvision Raft_Small_Weights.C_T_V2 (Chairs + Things)"),
+    Asset("raft-large", "raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+          "https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+          "ff5fadd5", 21_106_981, "BSD-3-Clause (torchvision)",
+          "optical flow (RAFT large)",
+          description="torchvision Raft_Large_Weights.C_T_SKHT_V2 (+ Sintel, KITTI, HD1K)"),
+    Asset("vgg16", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth",
+          "397923af", 553_433_881, "BSD-3-Clause (torchvision; ImageNet-trained)",
+          "training: the VGG-16 perceptual loss",
+          description="VGG-16 ImageNet weights (torchvision VGG16_Weights.IMAGENET1K_V1)"),
+    Asset("sky-timelapse", "sky_timelapse.zip",
+          "https://drive.usercontent.google.com/download?id=1xWLiU-MBGN7MrsFHQm4_yXmfHBsMbJQo"
+          "&export=download",
+          None, 0, "research use (Xiong et al., CVPR 2018)",
+          "training data for the generator", kind="archive",
+          description="Sky Timelapse dataset (sky_train/, sky_test/), Google Drive"),
+)
+
+
+def registry() -> dict[str, Asset]:
+    """Built-in assets plus those in ``LEXP_REGISTRY`` (a JSON list), by name."""
+    assets = {a.name: a for a in BUILTIN}
+    extra = os.environ.get("LEXP_REGISTRY")
+    if extra:
+        try:
+            entries = json.loads(Path(extra).read_text())
+            known = {f.name for f in fields(Asset)}
+            for entry in entries:
+                asset = Asset(**{k: v for k, v in entry.items() if k in known})
+                assets[asset.name] = asset
+        except (OSError, ValueError, TypeError) as err:
+            raise UsageError(f"LEXP_REGISTRY={extra} is not a readable list of assets: {err}",
+                             hint="a JSON list of {name, filename, url, sha256, size, licence, "
+                                  "used_by}") from None
+    return assets
+
+
+def get(name: str) -> Asset:
+    assets = registry()
+    if name not in assets:
+        raise UsageError(f"no asset called {name!r}",
+                         hint="lexp download --list shows them: " + ", ".join(assets))
+    return assets[name]
+
+
+def location(asset: Asset, cache: Path | None = None) -> Path:
+    """Where the asset lives once fetched: a file, or a folder for archives."""
+    root = cache or cache_dir()
+    if asset.kind == "archive":
+        return root / "datasets" / asset.name
+    return root / "weights" / asset.filename
+
+
+def _digest_record(path: Path) -> Path:
+    return path.with_name(f".{path.name}.sha256")
+
+
+def is_cached(asset: Asset, cache: Path | None = None) -> bool:
+    where = location(asset, cache)
+    return where.is_dir() if asset.kind == "archive" else where.is_file()
+
+
+def path_for(name: str, cache: Path | None = None) -> Path:
+    """The cached asset, verified (sha256 again for files); raises with the fix if not."""
+    asset = get(name)
+    where = location(asset, cache)
+    fetch_hint = f"run: lexp download {name}   (offline: lexp download {name} --from FILE)"
+    if not is_cached(asset, cache):
+        raise InputError(f"{name} is not in the lexp cache ({where})", hint=fetch_hint)
+    if asset.kind == "file":
+        actual = download.sha256_of(where).hexdigest()
+        recorded = _digest_record(where)
+        expected = recorded.read_text().strip() if recorded.exists() else asset.sha256
+        try:
+            download.check_digest(actual, expected or actual, f"cached {asset.filename}")
+            if asset.sha256:
+                download.check_digest(actual, asset.sha256, f"cached {asset.filename}")
+        except download.ChecksumError:
+            raise InputError(f"the cached {name} is damaged ({where})",
+                             hint=f"run: lexp download {name} --force") from None
+    return where
+
+
+def source_url(asset: Asset, mirror: str | None) -> str:
+    base = mirror or os.environ.get("LEXP_MIRROR")
+    return f"{base.rstrip('/')}/{asset.filename}" if base else asset.url
+
+
+def ensure(name: str, *, cache: Path | None = None, mirror: str | None = None,
+           force: bool = False, on_progress: Callable | None = None,
+           timeout: float = 30.0, retries: int = 5) -> tuple[Path, bool]:
+    """Fetch an asset into the cache unless it is there. Returns (location, fetched)."""
+    asset = get(name)
+    where = location(asset, cache)
+    if is_cached(asset, cache) and not force:
+        return where, False
+    url = source_url(asset, mirror)
+    if os.environ.get("LEXP_OFFLINE", "") not in ("", "0"):
+        raise LexpError(f"{name} is not in the cache and LEXP_OFFLINE is set",
+                        hint=f"fetch {url} on a machine with a network, then: "
+                             f"lexp download {name} --from FILE")
+    hint = (f"no network? fetch {url} on another machine, then: "
+            f"lexp download {name} --from FILE")
+    target = where if asset.kind == "file" else _archive_path(asset, cache)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if force:
+        _remove(target)
+    digest = download.fetch(url, target, sha256=asset.sha256, timeout=timeout,
+                            retries=retries, on_progress=on_progress, offline_hint=hint)
+    _digest_record(target).write_text(digest + "\n")
+    if asset.kind == "archive":
+        _unpack(asset, target, where, force)
+    return where, True
+
+
+def import_file(name: str, source: Path, *, cache: Path | None = None,
+                force: bool = False) -> Path:
+    """Verify a copy of the asset made elsewhere and put it into the cache."""
+    asset = get(name)
+    if not source.is_file():
+        raise InputError(f"no such file: {source}")
+    digest = download.sha256_of(source).hexdigest()
+    if asset.sha256:
+        download.check_digest(digest, asset.sha256, f"{source} (for {name})")
+    where = location(asset, cache)
+    target = where if asset.kind == "file" else _archive_path(asset, cache)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if force:
+        _remove(target)
+    if not target.exists():
+        part = target.with_name(f"{target.name}.part")
+        try:
+            shutil.copyfile(source, part)
+            os.replace(part, target)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        _digest_record(target).write_text(digest + "\n")
+    if asset.kind == "archive":
+        _unpack(asset, target, where, force)
+    return where
+
+
+def _archive_path(asset: Asset, cache: Path | None) -> Path:
+    return (cache or cache_dir()) / "downloads" / asset.filename
+
+
+def _unpack(asset: Asset, archive: Path, where: Path, force: bool) -> None:
+    if where.exists():
+        if not force:
+            return
+        shutil.rmtree(where)
+    where.parent.mkdir(parents=True, exist_ok=True)
+    download.extract_archive(archive, where)
+    # The unpacked folder is what is used; the archive would double the space taken.
+    archive.unlink(missing_ok=True)
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    _digest_record(path).unlink(missing_ok=True)
