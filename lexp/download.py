@@ -193,8 +193,7 @@ def _open(request: urllib.request.Request, timeout: float):
     """urlopen, following Google Drive's large-file confirmation page to the file."""
     response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (http/https only)
     kind = response.headers.get("Content-Type", "")
-    host = urllib.parse.urlparse(response.geturl()).hostname or ""
-    if "text/html" in kind and host.endswith(("google.com", "googleusercontent.com")):
+    if "text/html" in kind and _is_google_drive(response.geturl()):
         page = response.read(1 << 20).decode("utf-8", "replace")
         response.close()
         target = google_drive_confirm_url(page, response.geturl())
@@ -205,6 +204,11 @@ def _open(request: urllib.request.Request, timeout: float):
         confirmed = urllib.request.Request(target, headers=dict(request.header_items()))
         response = urllib.request.urlopen(confirmed, timeout=timeout)  # noqa: S310
     return response
+
+
+def _is_google_drive(url: str) -> bool:
+    host = urllib.parse.urlparse(url).hostname or ""
+    return host.endswith(("google.com", "googleusercontent.com"))
 
 
 class _FormParser(html.parser.HTMLParser):

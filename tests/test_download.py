@@ -41,6 +41,18 @@ class Server:
                 mode, _, name = self.path.lstrip("/").partition("/")
                 owner.hits[self.path] = owner.hits.get(self.path, 0) + 1
                 data = owner.files.get(name)
+                if mode == "drive" and "confirm=t" not in self.path:  # the warning page
+                    page = (f'<form action="{owner.url}/drive/{name}"><input type="hidden" '
+                            f'name="id" value="X"><input type="hidden" name="confirm" '
+                            f'value="t"></form>').encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
+                    return
+                name = name.split("?")[0]
+                data = owner.files.get(name)
                 if mode == "missing" or data is None:
                     self.send_error(404)
                     return
@@ -227,7 +239,15 @@ def test_an_archive_over_the_size_limit_is_refused(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
-def test_google_drive_confirmation_form_is_followed():
+def test_google_drive_warning_page_is_followed_to_the_file(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "_is_google_drive", lambda url: True)  # pose as Drive
+    dest = tmp_path / "test.bin"
+    assert fetch(f"{server.url}/drive/test.bin", dest, sha256=DIGEST) == DIGEST
+    assert [path for path, _ in server.requests] == ["/drive/test.bin",
+                                                     "/drive/test.bin?id=X&confirm=t"]
+
+
+def test_google_drive_confirmation_form_is_parsed():
     page = ('<html><form id="download-form" action="https://drive.usercontent.google.com/'
             'download" method="get"><input type="submit" value="Download anyway"/>'
             '<input type="hidden" name="id" value="ABC"><input type="hidden" name="export" '
