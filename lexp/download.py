@@ -290,38 +290,36 @@ def _copy_limited(src, dst_path: Path, budget: list[int], max_bytes: int, archiv
 
 def _extract_zip(archive: Path, root: Path, max_bytes: int, on_progress) -> None:
     with zipfile.ZipFile(archive) as zf:
-        members = zf.infolist()
-        _check_total(sum(m.file_size for m in members), max_bytes, archive)
-        budget = [0]
-        for m in members:
-            # Unix type bits, when the zip has them (many writers store permissions only).
-            kind = stat.S_IFMT(m.external_attr >> 16)
-            if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-                raise InputError(f"refusing {archive.name}: member {m.filename!r} is a link "
-                                 "or a special file", hint="the archive is damaged or malicious")
-            path = _safe_member_path(root, m.filename, archive)
-            if m.is_dir():
-                path.mkdir(parents=True, exist_ok=True)
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(m) as src:
-                _copy_limited(src, path, budget, max_bytes, archive, on_progress)
+        def members():
+            for m in zf.infolist():
+                # Unix type bits, when the zip has them (many writers store permissions only).
+                kind = stat.S_IFMT(m.external_attr >> 16)
+                ok = kind in (0, stat.S_IFREG, stat.S_IFDIR)
+                yield m.filename, m.is_dir(), ok, m.file_size, (lambda m=m: zf.open(m))
+
+        _extract_members(archive, root, list(members()), max_bytes, on_progress)
 
 
 def _extract_tar(archive: Path, root: Path, max_bytes: int, on_progress) -> None:
     with tarfile.open(archive) as tf:
-        members = tf.getmembers()
-        _check_total(sum(m.size for m in members if m.isfile()), max_bytes, archive)
-        budget = [0]
-        for m in members:
-            if not (m.isfile() or m.isdir()):
-                raise InputError(f"refusing {archive.name}: member {m.name!r} is a link or "
-                                 "a special file", hint="the archive is damaged or malicious")
-            path = _safe_member_path(root, m.name, archive)
-            if m.isdir():
-                path.mkdir(parents=True, exist_ok=True)
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            src = tf.extractfile(m)
-            with src:
-                _copy_limited(src, path, budget, max_bytes, archive, on_progress)
+        members = [(m.name, m.isdir(), m.isfile() or m.isdir(), m.size if m.isfile() else 0,
+                    (lambda m=m: tf.extractfile(m))) for m in tf.getmembers()]
+        _extract_members(archive, root, members, max_bytes, on_progress)
+
+
+def _extract_members(archive: Path, root: Path, members: list, max_bytes: int,
+                     on_progress) -> None:
+    """Members are (name, is_dir, is_plain, size, open): links and devices are refused."""
+    _check_total(sum(size for *_, size, _ in members), max_bytes, archive)
+    budget = [0]
+    for name, is_dir, is_plain, _, open_member in members:
+        if not is_plain:
+            raise InputError(f"refusing {archive.name}: member {name!r} is a link or a "
+                             "special file", hint="the archive is damaged or malicious")
+        path = _safe_member_path(root, name, archive)
+        if is_dir:
+            path.mkdir(parents=True, exist_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open_member() as src:
+            _copy_limited(src, path, budget, max_bytes, archive, on_progress)
