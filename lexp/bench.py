@@ -1,0 +1,366 @@
+"""Speed and quality benchmarks: what each method costs, and what it gives.
+
+Quality (see ../shared/DESIGN.md §3). The ground truth of a long exposure is the
+linear-light mean of every frame over the exposure window. Two protocols:
+
+- ``gap-fill``: the method sees K = 8 frames, every 8th (0, 8, ..., 56); the truth is the
+  linear mean of frames 0..56. Clips shorter than 57 frames sit this one out.
+- ``extrapolate``: the method sees the first 5 frames; the truth is the linear mean of
+  frames 0..63 (or of every frame, for a shorter clip).
+
+Each method is the product's own renderer (``render.stack_clip`` then ``render.finish``)
+fed the protocol's frames, next to the baselines: the first frame, the 8-bit mean (code
+values averaged, as naive tools do) and the linear mean. Scores (``lexp.metrics``):
+PSNR over the frame, PSNR over the moving region, SSIM; per clip, the median over clips,
+and the worst clip.
+
+Speed: per stage on one clip (or a synthetic one), each next to the floor measured in the
+same run: the bundled ffmpeg decoding the clip to rgb24 and discarding it. Stages: decode
+(lexp's reader), each stacking method (frames already in memory), encode (JPEG, 16-bit
+PNG), and the whole render per method. Every stage is warmed up once, then timed
+``repeats`` times; the median is reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lexp import colour, media, metrics, render
+from lexp.config import RenderConfig
+from lexp.errors import InputError, UsageError
+from lexp.media import Clip, ClipInfo, ClipSource
+
+ProgressCallback = Callable[..., None]
+
+
+# --------------------------------------------------------------------------- methods
+
+@dataclass(frozen=True)
+class Method:
+    name: str  # as shown and as given to --methods
+    config: RenderConfig | None  # the renderer's config; None = the first frame itself
+    baseline: bool = False  # one of the three reference points
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("first-frame", None, baseline=True),
+    Method("mean-8bit", RenderConfig(method="mean", transfer="none"), baseline=True),
+    Method("mean", RenderConfig(method="mean"), baseline=True),
+    Method("median", RenderConfig(method="median")),
+    Method("max", RenderConfig(method="max")),
+)}
+DEFAULT_METHODS = ("first-frame", "mean-8bit", "mean", "median")
+
+
+def resolve_methods(names: str | None) -> list[Method]:
+    chosen = [n.strip() for n in names.split(",")] if names else list(DEFAULT_METHODS)
+    unknown = [n for n in chosen if n not in METHODS]
+    if unknown:
+        raise UsageError(f"unknown method {unknown[0]!r} for bench",
+                         hint="choose from: " + ", ".join(METHODS))
+    return [METHODS[n] for n in chosen]
+
+
+class FramesClip(Clip):
+    """Frames already in memory, as a clip (what a method is fed in a protocol)."""
+
+    def __init__(self, frames: list[np.ndarray], fps: float | None) -> None:
+        self._frames = frames
+        h, w = frames[0].shape[:2]
+        self.info = ClipInfo("frames", "frames", w, h, fps, len(frames), True)
+
+    def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
+        stop = len(self._frames) if end is None else min(end, len(self._frames))
+        for i in range(first, stop, stride):
+            yield i, self._frames[i]
+
+
+def run_method(method: Method, frames: list[np.ndarray], fps: float | None) -> np.ndarray:
+    """The method's image for these frames: encoded float32 H×W×3 in [0, 1]."""
+    if method.config is None:
+        return frames[0].astype(np.float32) / 255.0
+    stacked = render.stack_clip(FramesClip(frames, fps), method.config)
+    return render.finish(stacked.linear, method.config)
+
+
+# --------------------------------------------------------------------------- quality
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    inputs: Callable[[int], list[int] | None]  # frame count -> input indices (None: skip)
+    truth_end: Callable[[int], int]  # frame count -> end (exclusive) of the truth window
+    frames_needed: int  # frames to decode from the clip's start
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "gap-fill": Protocol("gap-fill", lambda n: list(range(0, 57, 8)) if n >= 57 else None,
+                         lambda n: 57, 57),
+    "extrapolate": Protocol("extrapolate", lambda n: list(range(5)) if n >= 5 else None,
+                            lambda n: min(64, n), 64),
+}
+
+
+@dataclass
+class Score:
+    clip: str  # the clip's file name
+    protocol: str  # gap-fill | extrapolate
+    method: str  # the method's name
+    psnr: float  # dB over the whole frame
+    psnr_moving: float  # dB over the moving region (NaN if nothing moves)
+    ssim: float  # mean SSIM
+
+
+@dataclass
+class QualityReport:
+    scores: list[Score] = field(default_factory=list)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (clip, protocol, why)
+    thumbnails: dict = field(default_factory=dict)  # (clip, protocol) -> {column: image}
+
+    def summary(self) -> list[dict]:
+        """Per protocol and method: medians over clips and the worst clip."""
+        rows = []
+        order = {name: i for i, name in enumerate(PROTOCOLS)}
+        keys = sorted(dict.fromkeys((s.protocol, s.method) for s in self.scores),
+                      key=lambda k: order.get(k[0], len(order)))
+        for protocol, method in keys:
+            mine = [s for s in self.scores if (s.protocol, s.method) == (protocol, method)]
+            worst = min(mine, key=lambda s: s.psnr)
+            moving = [s.psnr_moving for s in mine if not np.isnan(s.psnr_moving)]
+            rows.append({
+                "protocol": protocol, "method": method, "clips": len(mine),
+                "psnr_median": statistics.median(s.psnr for s in mine),
+                "psnr_moving_median": statistics.median(moving) if moving else float("nan"),
+                "ssim_median": statistics.median(s.ssim for s in mine),
+                "worst_clip": worst.clip, "worst_psnr": worst.psnr})
+        return rows
+
+    def to_json(self) -> dict:
+        return {"summary": self.summary(), "scores": [asdict(s) for s in self.scores],
+                "skipped": [{"clip": c, "protocol": p, "why": w} for c, p, w in self.skipped]}
+
+
+def clips_in(paths: list[str]) -> list[Path]:
+    """Every video named, or found (not recursively) in the folders named."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted((q for q in p.iterdir() if media.is_video(q)), key=media.natural_key)
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise InputError(f"no such file or folder: {p}")
+    if not found:
+        raise InputError("no video clips to benchmark", hint="give clips or a folder of them")
+    return found
+
+
+def run_quality(paths: list[str], methods: list[Method], protocols: list[Protocol], *,
+                thumb_width: int = 0, on_progress: ProgressCallback | None = None
+                ) -> QualityReport:
+    report = QualityReport()
+    clips = clips_in(paths)
+    lut = colour.decode_lut("srgb")
+    for number, path in enumerate(clips):
+        needed = max(p.frames_needed for p in protocols)
+        with media.open_clip(ClipSource(str(path), "video", (path,))) as clip:
+            frames = [f for _, f in clip.frames(0, needed)]
+            fps = clip.info.fps
+        for protocol in protocols:
+            indices = protocol.inputs(len(frames))
+            if not frames or indices is None:
+                report.skipped.append((path.name, protocol.name,
+                                       f"{len(frames)} frames is too short"))
+                continue
+            window = frames[:protocol.truth_end(len(frames))]
+            truth_linear = np.mean([lut[f] for f in window], axis=0, dtype=np.float64)
+            truth = colour.encode(truth_linear, "srgb")
+            first = frames[0].astype(np.float32) / 255.0
+            moving = metrics.moving_mask(truth, first)
+            shown = {}
+            for method in methods:
+                image = run_method(method, [frames[i] for i in indices], fps)
+                report.scores.append(Score(path.name, protocol.name, method.name,
+                                           metrics.psnr(image, truth),
+                                           metrics.psnr(image, truth, moving),
+                                           metrics.ssim(image, truth)))
+                if thumb_width:
+                    shown[method.name] = _thumbnail(image, thumb_width)
+            if thumb_width:
+                lead = {} if "first-frame" in shown else {
+                    "first frame": _thumbnail(first, thumb_width)}
+                report.thumbnails[(path.name, protocol.name)] = {
+                    **lead, **shown, "truth": _thumbnail(truth, thumb_width)}
+        if on_progress is not None:
+            on_progress(number + 1, len(clips))
+    return report
+
+
+def _thumbnail(image: np.ndarray, width: int) -> np.ndarray:
+    import cv2
+
+    h, w = image.shape[:2]
+    small = cv2.resize(np.asarray(image, np.float32), (width, max(1, round(h * width / w))),
+                       interpolation=cv2.INTER_AREA)
+    return np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
+
+
+def contact_sheet(report: QualityReport, path: str | Path) -> None:
+    """Rows = (clip, protocol), columns = first frame, each method, truth; written atomically."""
+    import cv2
+
+    from lexp.paths import write_bytes_atomic
+
+    if not report.thumbnails:
+        raise InputError("nothing to put on a contact sheet")
+    rows = []
+    for (clip, protocol), tiles in report.thumbnails.items():
+        width = max(t.shape[1] for t in tiles.values())
+        height = max(t.shape[0] for t in tiles.values())
+        cells = []
+        for label, tile in tiles.items():
+            cell = np.zeros((height + 22, width, 3), np.uint8)
+            cell[22:22 + tile.shape[0], :tile.shape[1]] = tile
+            cv2.putText(cell, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+                        cv2.LINE_AA)
+            cells.append(cell)
+        row = np.concatenate(cells, axis=1)
+        title = np.zeros((20, row.shape[1], 3), np.uint8)
+        cv2.putText(title, f"{clip} ({protocol})", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (200, 200, 120), 1, cv2.LINE_AA)
+        rows.append(np.concatenate([title, row], axis=0))
+    width = max(r.shape[1] for r in rows)
+    sheet = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows])
+    ok, data = cv2.imencode(Path(path).suffix or ".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise UsageError(f"cannot write a contact sheet as {path}", hint="use a .png or .jpg name")
+    write_bytes_atomic(path, data.tobytes())
+
+
+# --------------------------------------------------------------------------- speed
+
+@dataclass
+class Stage:
+    stage: str  # what was timed
+    seconds: float  # median wall time
+    frames: int  # frames it processed (0 for per-image stages)
+    ratio_to_floor: float | None  # frames/s relative to decoding to rgb24 (1.0 = as fast)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.frames and self.seconds else 0.0
+
+
+@dataclass
+class SpeedReport:
+    clip: str
+    width: int
+    height: int
+    frames: int
+    device: str
+    dtype: str
+    repeats: int
+    peak_rss_mb: float
+    stages: list[Stage]
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        for stage, obj in zip(d["stages"], self.stages, strict=True):
+            stage["fps"] = obj.fps
+            stage["ms_per_frame"] = 1000 * obj.seconds / obj.frames if obj.frames else None
+        return d
+
+
+def _median_time(work: Callable[[], object], repeats: int) -> float:
+    work()  # warm-up: page cache, lazy imports, allocator
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def resolve_speed_clip(spec: str, workdir: Path) -> Path:
+    """A clip path, or ``synthetic:WxHxN`` (the night street, generated into workdir)."""
+    if spec.startswith("synthetic:"):
+        from lexp import synthetic
+
+        try:
+            w, h, n = (int(v) for v in spec.split(":", 1)[1].lower().split("x"))
+        except ValueError:
+            raise UsageError(f"--speed {spec!r}", hint="e.g. synthetic:1280x720x300") from None
+        return synthetic.write_video(workdir / f"synthetic_{w}x{h}x{n}.mp4",
+                                     synthetic.night_street(w, h, n))
+    path = Path(spec)
+    if not path.is_file():
+        raise InputError(f"no such clip: {spec}")
+    return path
+
+
+def run_speed(spec: str, methods: list[Method], *, repeats: int = 3, max_frames: int = 300,
+              on_progress: ProgressCallback | None = None) -> SpeedReport:
+    import resource
+
+    from lexp import jobs, stills
+    from lexp.config import OutputConfig, Window
+
+    methods = [m for m in methods if m.config is not None]
+    with tempfile.TemporaryDirectory(prefix="lexp-bench-") as tmp:
+        path = resolve_speed_clip(spec, Path(tmp))
+        source = ClipSource(str(path), "video", (path,))
+
+        def decode() -> int:
+            """Stream the frames as a render does (one reused buffer), keeping none."""
+            with media.open_clip(source) as clip:
+                return sum(1 for _ in clip.frames(0, max_frames, reuse_buffer=True))
+
+        with media.open_clip(source) as clip:  # the stacking stages start from memory
+            frames = [f for _, f in clip.frames(0, max_frames)]
+        n = len(frames)
+        if n == 0:
+            raise InputError(f"no frames in {path}")
+        floor_cmd = [media.ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path),
+                     "-map", "0:v:0", "-frames:v", str(n), "-f", "rawvideo", "-pix_fmt",
+                     "rgb24", "-y", os.devnull]
+        stages: list[Stage] = []
+        steps = 3 + 2 * len(methods)
+
+        def add(name: str, seconds: float, count: int) -> None:
+            stages.append(Stage(name, seconds, count, None))
+            if on_progress is not None:
+                on_progress(len(stages), steps)
+
+        add("floor: ffmpeg decode to rgb24",
+            _median_time(lambda: subprocess.run(floor_cmd, check=True), repeats), n)
+        add("decode (lexp reader)", _median_time(decode, repeats), n)
+        for m in methods:
+            add(f"stack {m.name} (frames in memory)",
+                _median_time(lambda m=m: render.stack_clip(FramesClip(frames, None), m.config),
+                             repeats), n)
+        image = run_method(methods[0], frames, None) if methods else frames[0] / 255.0
+        add("encode JPEG q95", _median_time(lambda: stills.encode_image(image, "jpeg"),
+                                            repeats), 0)
+        for m in methods:
+            job = jobs.Job(source, os.path.join(tmp, "out.jpg"), "jpeg", 8)
+            cfg = dataclasses.replace(m.config, window=Window(max_frames=n))
+            add(f"render {m.name} (decode → jpeg)",
+                _median_time(lambda cfg=cfg, job=job: jobs.render_image(job, cfg, OutputConfig()),
+                             repeats), n)
+    floor_fps = n / stages[0].seconds
+    for s in stages:
+        if s.frames:
+            s.ratio_to_floor = s.fps / floor_fps
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return SpeedReport(path.name, frames[0].shape[1], frames[0].shape[0], n, "cpu", "float32",
+                       repeats, peak, stages)
