@@ -369,7 +369,7 @@ def bench(
     reporter = Reporter(quiet=_State.quiet)
     result: dict = {}
     if quality:
-        with reporter.progress("clips scored") as on_progress:
+        with reporter.progress_or_lines("clips scored") as on_progress:
             report = benchmarks.run_quality(quality, chosen, protocols,
                                             thumb_width=240 if sheet else 0,
                                             on_progress=on_progress)
@@ -380,7 +380,7 @@ def bench(
             benchmarks.contact_sheet(report, sheet)
             reporter.info(f"contact sheet → {sheet}")
     if speed:
-        with reporter.progress("stages timed") as on_progress:
+        with reporter.progress_or_lines("stages timed") as on_progress:
             speed_report = benchmarks.run_speed(speed, chosen, repeats=repeats,
                                                 on_progress=on_progress)
         result["speed"] = speed_report.to_json()

@@ -68,6 +68,19 @@ class Reporter:
             yield on_progress
 
     @contextlib.contextmanager
+    def progress_or_lines(self, description: str) -> Iterator:
+        """A bar on a terminal; elsewhere one line per step (long jobs in logs, CI)."""
+        with self.progress(description) as on_progress:
+            if on_progress is not None or self.quiet:
+                yield on_progress
+                return
+
+            def line(done: int, total: int | None = None, **_: object) -> None:
+                self.info(f"{description}: {done}/{total}" if total else f"{description}: {done}")
+
+            yield line
+
+    @contextlib.contextmanager
     def progress_bytes(self, description: str, size: int | None) -> Iterator:
         """Yield an ``on_progress(done_bytes, total_bytes)`` callback, or None."""
         if not self.interactive:
