@@ -296,8 +296,10 @@ def _render_in_pool(jobs, config, out, overwrite, workers, debug, report) -> Non
         try:
             pickle.dump((job, config, out, overwrite, debug), proc.stdin)
             proc.stdin.flush()
-        except OSError:  # the worker is gone: the job waits for another one
+        except (OSError, ValueError):  # the worker is gone: the job waits for another one
             pending.append(job)
+            if proc in alive:
+                alive.remove(proc)
             return
         busy[proc] = job
         selector.register(proc.stdout, selectors.EVENT_READ, proc)
@@ -309,13 +311,18 @@ def _render_in_pool(jobs, config, out, overwrite, workers, debug, report) -> Non
         try:
             return pickle.load(proc.stdout), True
         except (OSError, EOFError, pickle.UnpicklingError):
-            # Killed (OOM killer, kill -9) or crashed: its job failed; free its lock.
+            # Killed (OOM killer, kill -9) or crashed: its job failed. Remove what it
+            # could not: its lock, and its temp file (named after its pid).
             with contextlib.suppress(LexpError):
                 OutputLock.remove_if_stale(job.output)
+            from lexp.paths import TEMP_PREFIX
+
+            for leftover in Path(job.output).parent.glob(f"{TEMP_PREFIX}{proc.pid}-*"):
+                leftover.unlink(missing_ok=True)
             return failed(job, "the worker process stopped"), False
 
+    alive = list(procs)
     try:
-        alive = list(procs)
         for proc in procs:
             hand_out(proc)
         while busy:
@@ -325,10 +332,10 @@ def _render_in_pool(jobs, config, out, overwrite, workers, debug, report) -> Non
                 report(result)
                 if ok:
                     hand_out(proc)
-                else:
+                elif proc in alive:
                     alive.remove(proc)
-            for proc in alive:  # work that a dead worker could not take
-                if proc not in busy and pending:
+            for proc in list(alive):  # work that a dead worker could not take
+                if proc not in busy and pending and not proc.stdin.closed:
                     hand_out(proc)
         while pending:  # every worker died: the rest cannot be rendered
             report(failed(pending.pop(), "no worker process left"))

@@ -66,7 +66,9 @@ def atomic_write(path: Path | str) -> Iterator[BinaryIO]:
     """
     target = Path(path)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=target.parent)
+        # The pid in the name lets a parent clean up after a worker that was killed.
+        fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".part",
+                                        dir=target.parent)
     except OSError as err:
         raise describe_os_error(err, target) from err
     try:

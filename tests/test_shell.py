@@ -180,10 +180,11 @@ def test_a_worker_killed_mid_batch_costs_only_its_own_clip(twenty_clips, tmp_pat
     results = [json.loads(proc.stdout.readline())]  # both workers are up and busy now
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
     os.kill(int(children[0]), signal.SIGKILL)  # as the OOM killer would
-    rest, _ = proc.communicate(timeout=120)
+    rest, err = proc.communicate(timeout=120)
     results += [json.loads(line) for line in rest.decode().splitlines()]
     statuses = [r["status"] for r in results]
-    assert len(results) == 20 and statuses.count("failed") <= 1  # killed between clips: 0
+    assert len(results) == 20, err.decode()
+    assert statuses.count("failed") <= 1  # killed between clips: 0
     assert proc.returncode == (3 if "failed" in statuses else 0)
     assert all(r["error"] == "the worker process stopped" for r in results
                if r["status"] == "failed")
