@@ -215,7 +215,8 @@ def render(
             reporter.info(f"{result.input} → {where}: {result.method} of {result.frames} "
                           f"frames in {result.seconds:.2f} s")
         elif result.status == "skipped":
-            reporter.info(f"skipped {result.input}: {result.error} ({result.hint})")
+            hint = f" ({result.hint})" if result.hint else ""
+            reporter.info(f"skipped {result.input}: {result.error}{hint}")
         else:
             reporter.error(f"{result.input}: {result.error}", result.hint)
 

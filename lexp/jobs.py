@@ -193,9 +193,10 @@ def plan_jobs(sources: list[ClipSource], output: str | None, config: RenderConfi
 
 def _fill(template: str, source: ClipSource, config: RenderConfig) -> str:
     first = source.paths[0] if source.paths else Path(source.name)
+    # A video's folder, or the folder that holds a folder of frames.
+    folder = first.resolve().parent if source.kind == "video" else first.resolve().parent.parent
     fields = {"stem": source.stem, "name": first.name if source.kind == "video" else source.stem,
-              "parent": first.resolve().parent.name if source.paths else "stdin",
-              "method": config.method}
+              "parent": folder.name if source.paths else "stdin", "method": config.method}
     try:
         return template.format_map(fields)
     except (KeyError, IndexError, ValueError) as err:

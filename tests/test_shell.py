@@ -95,6 +95,7 @@ def test_an_output_being_rendered_elsewhere_is_skipped(clips, tmp_path):
     assert proc.returncode == 0
     result = json.loads(proc.stdout)
     assert result["status"] == "skipped" and "another lexp run" in result["error"]
+    assert "None" not in proc.stderr
     assert not target.exists()
     assert run_lexp("render", str(clips["square"]), "-o", str(target)).returncode == 0
     assert target.exists() and not (tmp_path / ".out.jpg.lexp-lock").exists()
@@ -132,6 +133,11 @@ def test_output_templates(tmp_path):
     assert all(j.format == "png" and Path(j.output).parent.is_dir() for j in plan)
     with pytest.raises(UsageError, match="would both write"):
         jobs.plan_jobs(srcs, str(tmp_path / "{stem}.jpg"), RenderConfig(), OutputConfig())
+    frames = tmp_path / "day3" / "frames"
+    frame_src = ClipSource(str(frames), "frames", (frames / "f1.png", frames / "f2.png"))
+    [job] = jobs.plan_jobs([frame_src], str(tmp_path / "{parent}-{stem}.jpg"), RenderConfig(),
+                           OutputConfig())
+    assert Path(job.output).name == "day3-frames.jpg"
     with pytest.raises(UsageError, match="bad output template"):
         jobs.plan_jobs(srcs, str(tmp_path / "{nope}.jpg"), RenderConfig(), OutputConfig())
 
