@@ -1,0 +1,170 @@
+"""The on-disk flow cache: compute each flow once, for every command that needs it.
+
+Layout: ``CACHE/flow/KK/KEY/`` holds ``flow.npy`` (float16 (2, H, W): half the space of
+float32, and ±0.03 px at 64 px of motion) and ``meta.json`` (shape, the sha256 of the
+data, and what made it). ``KEY`` is the sha256 of everything that decides the flow:
+
+- the clip's *content* (:func:`clip_id`): a sha256 of the file (or of every frame file),
+  so a renamed or copied clip still hits, and an edited one misses. Hashing a large
+  file costs about a second per GB, so digests are remembered by (path, size, mtime);
+- the pair of frames (indices and direction), the estimator and its parameters (and
+  its weights' hash, for learned ones), and the resolution.
+
+Entries are written into a temp folder and renamed into place, so an entry is whole or
+absent; two processes filling the same entry both succeed (the second rename finds the
+first's entry and keeps it). A damaged entry (unreadable, or data that does not match
+its sha256) is deleted on read and reported as a miss, never silently used. Reads touch
+the entry's ``meta.json``, so :meth:`FlowCache.prune` can drop the least recently used
+entries until the cache fits its size limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lexp.media import ClipSource
+from lexp.paths import cache_dir
+
+DEFAULT_MAX_BYTES = 20 << 30  # 20 GiB
+
+
+def _digest_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class FlowCache:
+    """Flows on disk, by key. ``hits`` and ``misses`` count what :meth:`get` found."""
+
+    def __init__(self, root: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.root = (root or cache_dir()) / "flow"
+        self.max_bytes = max_bytes
+        self.hits = self.misses = 0
+
+    # ---------------------------------------------------------------- keys
+
+    @staticmethod
+    def key(clip: str, first: int, second: int, estimator: dict,
+            size: tuple[int, int]) -> str:
+        """The entry for the flow from frame ``first`` to ``second`` of a clip (by its id)."""
+        spec = {"clip": clip, "pair": [first, second], "estimator": estimator,
+                "size": list(size), "format": 1}
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+    def clip_id(self, source: ClipSource) -> str:
+        """A content fingerprint of a clip (video file or frame files)."""
+        parts = [self._remembered_digest(p) for p in source.paths]
+        if len(parts) == 1:
+            return parts[0]
+        return hashlib.sha256("".join(parts).encode()).hexdigest()
+
+    def _remembered_digest(self, path: Path) -> str:
+        stat = path.stat()
+        memo_key = hashlib.sha256(
+            f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+        memo = self.root / "fingerprints" / memo_key[:2] / memo_key
+        with contextlib.suppress(OSError):
+            text = memo.read_text().strip()
+            if len(text) == 64:
+                return text
+        digest = _digest_file(path)
+        with contextlib.suppress(OSError):
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+            tmp.write_text(digest)
+            os.replace(tmp, memo)
+        return digest
+
+    # ---------------------------------------------------------------- entries
+
+    def _entry(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The cached flow, float32 (2, H, W); None (a miss) if absent or damaged."""
+        entry = self._entry(key)
+        meta_path = entry / "meta.json"
+        if not meta_path.exists():
+            self.misses += 1
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            data = (entry / "flow.npy").read_bytes()
+            if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+                raise ValueError("checksum mismatch")
+            import io
+
+            flow = np.load(io.BytesIO(data), allow_pickle=False)
+            if list(flow.shape) != meta["shape"] or flow.dtype != np.float16:
+                raise ValueError("unexpected shape or dtype")
+        except (OSError, ValueError, KeyError):
+            shutil.rmtree(entry, ignore_errors=True)  # damaged: recompute, never use
+            self.misses += 1
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(meta_path)  # most recently used
+        self.hits += 1
+        return flow.astype(np.float32)
+
+    def put(self, key: str, flow: np.ndarray, about: dict | None = None) -> None:
+        """Store a (2, H, W) flow (as float16), atomically."""
+        import io
+
+        entry = self._entry(key)
+        if entry.exists():
+            return
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(flow, np.float16), allow_pickle=False)
+        data = buf.getvalue()
+        meta = {"shape": list(flow.shape), "sha256": hashlib.sha256(data).hexdigest(),
+                "created": time.time(), **(about or {})}
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=entry.parent))
+        try:
+            (staging / "flow.npy").write_bytes(data)
+            (staging / "meta.json").write_text(json.dumps(meta))
+            try:
+                os.rename(staging, entry)
+            except OSError:
+                if not entry.exists():
+                    raise
+                # Another process committed the same entry first: theirs is as good.
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    # ---------------------------------------------------------------- size
+
+    def entries(self) -> list[tuple[float, int, Path]]:
+        """(last use, bytes, folder) of every entry."""
+        found = []
+        for meta in self.root.glob("??/*/meta.json"):
+            with contextlib.suppress(OSError):
+                folder = meta.parent
+                size = sum(f.stat().st_size for f in folder.iterdir())
+                found.append((meta.stat().st_mtime, size, folder))
+        return found
+
+    def prune(self, max_bytes: int | None = None) -> int:
+        """Delete least recently used entries until the cache fits; returns bytes freed."""
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        entries = sorted(self.entries())
+        total = sum(size for _, size, _ in entries)
+        freed = 0
+        for _, size, folder in entries:
+            if total - freed <= limit:
+                break
+            shutil.rmtree(folder, ignore_errors=True)
+            freed += size
+        return freed
