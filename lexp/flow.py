@@ -126,3 +126,216 @@ def endpoint_error(flow: np.ndarray, truth: np.ndarray, margin: int = 0) -> floa
     if margin:
         d = d[margin:-margin, margin:-margin]
     return float(d.mean())
+
+
+# --------------------------------------------------------------------------- clips
+
+
+@dataclass
+class FlowRun:
+    """What :func:`clip_flows` did."""
+
+    clip: str  # the clip's name
+    method: str  # the estimator, e.g. "dis-medium"
+    width: int  # frame width (pixels)
+    height: int  # frame height (pixels)
+    pairs: int  # flows produced (forward, plus backward on request)
+    mean_motion: float  # mean flow magnitude over all pairs and pixels (pixels)
+    max_motion: float  # largest flow magnitude seen (pixels)
+    seconds: float  # wall time
+    cache_hits: int  # flows read from the cache
+    cache_misses: int  # flows computed
+
+    def to_json(self) -> dict:
+        return {"clip": self.clip, "method": self.method, "size": [self.width, self.height],
+                "pairs": self.pairs, "mean_motion_px": round(self.mean_motion, 4),
+                "max_motion_px": round(self.max_motion, 4), "seconds": round(self.seconds, 3),
+                "cache": {"hits": self.cache_hits, "misses": self.cache_misses}}
+
+
+def method_label(estimator: FlowEstimator) -> str:
+    preset = estimator.params.get("preset")
+    return f"{estimator.name}-{preset}" if preset else estimator.name
+
+
+def clip_flows(source, estimator: FlowEstimator, config, *, cache=None, backward: bool = False,
+               on_flow=None, on_progress=None) -> FlowRun:
+    """Flow between consecutive frames of the clip's window, through the cache.
+
+    ``config`` is a RenderConfig (its window and fps are used). ``on_flow(i, j, flow)``
+    receives every flow (i -> j; backward flows have i > j) as it is produced.
+    Frames stream through: two are held at a time.
+    """
+    import time
+
+    from lexp import media
+
+    started = time.perf_counter()
+    hits0 = misses0 = 0
+    clip_id = cache.clip_id(source) if cache is not None and source.paths else None
+    if cache is not None:
+        hits0, misses0 = cache.hits, cache.misses
+    total_motion, max_motion, pixels, pairs = 0.0, 0.0, 0, 0
+    with media.open_clip(source, config.fps) as clip:
+        info = clip.info
+        first, end = config.window.frame_range(info.fps)
+        previous = None
+        used = 0
+        for index, frame in clip.frames(first, end, config.window.stride):
+            if previous is not None:
+                directions = [(previous[0], index, previous[1], frame)]
+                if backward:
+                    directions.append((index, previous[0], frame, previous[1]))
+                for i, j, a, b in directions:
+                    flow = _cached_pair(estimator, cache, clip_id, i, j, a, b)
+                    magnitude = np.sqrt(flow[0] ** 2 + flow[1] ** 2)
+                    total_motion += float(magnitude.sum())
+                    max_motion = max(max_motion, float(magnitude.max()))
+                    pixels += magnitude.size
+                    pairs += 1
+                    if on_flow is not None:
+                        on_flow(i, j, flow)
+                if on_progress is not None:
+                    on_progress(used, None)
+            previous = (index, frame)
+            used += 1
+            if config.window.max_frames is not None and used >= config.window.max_frames:
+                break
+    if pairs == 0:
+        from lexp.errors import InputError
+
+        raise InputError(f"{source.name}: flow needs at least two frames in the window",
+                         hint="check the clip and the --start/--end window")
+    return FlowRun(source.name, method_label(estimator), info.width, info.height, pairs,
+                   total_motion / pixels, max_motion, time.perf_counter() - started,
+                   (cache.hits - hits0) if cache else 0,
+                   (cache.misses - misses0) if cache else pairs)
+
+
+def _cached_pair(estimator, cache, clip_id, i, j, a, b) -> np.ndarray:
+    if cache is None or clip_id is None:
+        return estimator.pair(a, b)
+    key = cache.key(clip_id, i, j, estimator.key(), (a.shape[1], a.shape[0]))
+    flow = cache.get(key)
+    if flow is None:
+        flow = estimator.pair(a, b)
+        cache.put(key, flow, {"estimator": estimator.key(), "pair": [i, j]})
+    return flow
+
+
+# --------------------------------------------------------------------------- export
+
+
+def flo_bytes(flow: np.ndarray) -> bytes:
+    """Middlebury .flo: 'PIEH', width, height (int32), then u, v interleaved (float32)."""
+    h, w = flow.shape[1:]
+    header = np.array([202021.25], "<f4").tobytes() + np.array([w, h], "<i4").tobytes()
+    return header + np.ascontiguousarray(flow.transpose(1, 2, 0), "<f4").tobytes()
+
+
+def read_flo(path) -> np.ndarray:
+    """A Middlebury .flo file as float32 (2, H, W)."""
+    data = np.fromfile(path, np.uint8)
+    if data[:4].tobytes() != b"PIEH":
+        raise ValueError(f"{path} is not a .flo file")
+    w, h = np.frombuffer(data[4:12].tobytes(), "<i4")
+    return np.frombuffer(data[12:].tobytes(), "<f4").reshape(h, w, 2).transpose(2, 0, 1).copy()
+
+
+def _colour_wheel() -> np.ndarray:
+    """The Middlebury colour wheel (Baker et al. 2011): 55 hues, uint8 RGB."""
+    segments = [(15, (255, 0, 0), (255, 255, 0)), (6, (255, 255, 0), (0, 255, 0)),
+                (4, (0, 255, 0), (0, 255, 255)), (11, (0, 255, 255), (0, 0, 255)),
+                (13, (0, 0, 255), (255, 0, 255)), (6, (255, 0, 255), (255, 0, 0))]
+    rows = []
+    for n, start, stop in segments:
+        t = np.arange(n)[:, None] / n
+        rows.append(np.asarray(start) * (1 - t) + np.asarray(stop) * t)
+    return np.concatenate(rows)
+
+
+_WHEEL = None
+
+
+def flow_to_rgb(flow: np.ndarray, max_motion: float | None = None) -> np.ndarray:
+    """Colour-code a (2, H, W) flow: hue = direction, saturation = speed (uint8 H×W×3).
+
+    Magnitudes are divided by ``max_motion`` (default: this flow's largest, as in the
+    Middlebury benchmark's images, but at least 1 px, so that a nearly static frame
+    stays white instead of showing its noise at full colour).
+    """
+    global _WHEEL
+    if _WHEEL is None:
+        _WHEEL = _colour_wheel()
+    u, v = flow[0].astype(np.float64), flow[1].astype(np.float64)
+    radius = np.sqrt(u * u + v * v)
+    scale = max_motion or max(float(radius.max()), 1.0)
+    u, v, radius = u / scale, v / scale, radius / scale
+    angle = np.arctan2(-v, -u) / np.pi  # -1..1
+    position = (angle + 1) / 2 * (len(_WHEEL) - 1)
+    k0 = np.floor(position).astype(int)
+    k1 = (k0 + 1) % len(_WHEEL)
+    f = (position - k0)[..., None]
+    colour = ((1 - f) * _WHEEL[k0] + f * _WHEEL[k1]) / 255.0
+    r = np.minimum(radius, 1.0)[..., None]
+    colour = 1 - r * (1 - colour)  # white at rest, full colour at max_motion
+    return np.rint(colour * 255).astype(np.uint8)
+
+
+class FlowExporter:
+    """Writes flows as they come: .flo files, colour PNGs, and/or a colour mp4.
+
+    Every file is written atomically; the video appears only when :meth:`close` commits it.
+    """
+
+    def __init__(self, flo_dir=None, image_dir=None, video=None, fps: float = 10.0) -> None:
+        from pathlib import Path
+
+        self.flo_dir = Path(flo_dir) if flo_dir else None
+        self.image_dir = Path(image_dir) if image_dir else None
+        self.video = Path(video) if video else None
+        self.fps = fps
+        self._writer = None
+        self._tmp = None
+        for folder in (self.flo_dir, self.image_dir):
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, i: int, j: int, flow: np.ndarray) -> None:
+        import cv2
+
+        from lexp.paths import write_bytes_atomic
+
+        name = f"flow_{i:05d}_{j:05d}"
+        if self.flo_dir is not None:
+            write_bytes_atomic(self.flo_dir / f"{name}.flo", flo_bytes(flow))
+        rgb = None
+        if self.image_dir is not None:
+            rgb = flow_to_rgb(flow)
+            ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            write_bytes_atomic(self.image_dir / f"{name}.png", png.tobytes())
+        if self.video is not None and i < j:  # forward flows only: one frame per step
+            self._video_frame(rgb if rgb is not None else flow_to_rgb(flow))
+
+    def _video_frame(self, rgb: np.ndarray) -> None:
+        import imageio_ffmpeg
+
+        if self._writer is None:
+            h, w = rgb.shape[:2]
+            self._tmp = self.video.with_name(f".lexp-tmp-{self.video.name}")
+            self._writer = imageio_ffmpeg.write_frames(
+                str(self._tmp), (w, h), fps=self.fps, codec="libx264", pix_fmt_out="yuv420p",
+                output_params=["-crf", "18"], macro_block_size=2, ffmpeg_log_level="error")
+            self._writer.send(None)
+        self._writer.send(np.ascontiguousarray(rgb))
+
+    def close(self, commit: bool = True) -> None:
+        import os
+
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            if commit:
+                os.replace(self._tmp, self.video)
+            else:
+                self._tmp.unlink(missing_ok=True)

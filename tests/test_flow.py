@@ -77,3 +77,58 @@ def test_bad_parameters():
         flow.DISFlow("slow")
     assert flow.make_estimator("dis-fast").key() == {"estimator": "dis", "scale": 1.0,
                                                     "preset": "fast"}
+
+
+def test_flo_files_round_trip(tmp_path):
+    f = np.random.default_rng(1).normal(0, 5, (2, 7, 9)).astype(np.float32)
+    path = tmp_path / "a.flo"
+    path.write_bytes(flow.flo_bytes(f))
+    assert path.read_bytes()[:4] == b"PIEH" and path.stat().st_size == 12 + 7 * 9 * 8
+    assert np.array_equal(flow.read_flo(path), f)
+
+
+def test_colour_coding():
+    still = flow.flow_to_rgb(np.zeros((2, 4, 4), np.float32))
+    assert (still == 255).all()  # no motion: white
+    right = np.zeros((2, 4, 4), np.float32)
+    right[0] = 5
+    r, g, b = flow.flow_to_rgb(right)[0, 0].astype(int)
+    assert r > 200 and g < 60 and b < 60  # rightwards is red on the Middlebury wheel
+    noise = np.full((2, 4, 4), 0.05, np.float32)
+    assert flow.flow_to_rgb(noise).min() > 230  # sub-pixel jitter stays near white
+
+
+def test_lexp_flow_cli_cache_and_exports(clips, tmp_path):
+    import json
+
+    from tests.conftest import run_lexp
+
+    env = {"LEXP_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["flow", str(clips["square"]), "--json"]
+    first = run_lexp(*args, "--export-flo", str(tmp_path / "flo"), "--export-video",
+                     str(tmp_path / "flow.mp4"), env=env)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert summary["pairs"] == 11 and summary["cache"] == {"hits": 0, "misses": 11}
+    assert 2.5 < summary["max_motion_px"] < 6  # the square moves (3, 1) px a frame
+    assert "(dis-medium, chosen by auto)" in first.stderr
+    flos = sorted((tmp_path / "flo").iterdir())
+    assert len(flos) == 11 and flow.read_flo(flos[0]).shape == (2, 64, 96)
+    assert (tmp_path / "flow.mp4").stat().st_size > 0
+    again = json.loads(run_lexp(*args, env=env).stdout)
+    assert again["cache"] == {"hits": 11, "misses": 0}
+    both = json.loads(run_lexp(*args, "--backward", env=env).stdout)
+    assert both["pairs"] == 22 and both["cache"]["misses"] == 11
+    uncached = json.loads(run_lexp(*args, "--no-cache", "-m", "farneback", env=env).stdout)
+    assert uncached["method"] == "farneback" and uncached["cache"]["hits"] == 0
+
+
+def test_lexp_flow_bad_input(clips, tmp_path):
+    from tests.conftest import assert_clean_failure, run_lexp
+
+    env = {"LEXP_CACHE_DIR": str(tmp_path / "cache")}
+    one = run_lexp("flow", str(clips["one_frame"]), env=env)
+    assert_clean_failure(one)
+    assert "at least two frames" in one.stderr
+    assert_clean_failure(run_lexp("flow", str(tmp_path / "missing.mp4"), env=env))
+    assert run_lexp("flow", str(clips["square"]), "--scale", "0", env=env).returncode == 2
