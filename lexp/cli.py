@@ -328,6 +328,9 @@ def flow(
     exporter.close()
     if flow_cache is not None:
         flow_cache.prune()
+    if run.cache_damaged:
+        reporter.warn(f"{run.cache_damaged} damaged flow cache entries were found, "
+                      "deleted and recomputed")
     if json_out:
         sys.stdout.write(json.dumps(run.to_json()) + "\n")
     chosen = ", chosen by auto" if method == FlowMethod.auto else ""

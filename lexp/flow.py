@@ -145,12 +145,14 @@ class FlowRun:
     seconds: float  # wall time
     cache_hits: int  # flows read from the cache
     cache_misses: int  # flows computed
+    cache_damaged: int = 0  # damaged cache entries found (deleted and recomputed)
 
     def to_json(self) -> dict:
         return {"clip": self.clip, "method": self.method, "size": [self.width, self.height],
                 "pairs": self.pairs, "mean_motion_px": round(self.mean_motion, 4),
                 "max_motion_px": round(self.max_motion, 4), "seconds": round(self.seconds, 3),
-                "cache": {"hits": self.cache_hits, "misses": self.cache_misses}}
+                "cache": {"hits": self.cache_hits, "misses": self.cache_misses,
+                          "damaged": self.cache_damaged}}
 
 
 def method_label(estimator: FlowEstimator) -> str:
@@ -171,10 +173,10 @@ def clip_flows(source, estimator: FlowEstimator, config, *, cache=None, backward
     from lexp import media
 
     started = time.perf_counter()
-    hits0 = misses0 = 0
+    hits0 = misses0 = damaged0 = 0
     clip_id = cache.clip_id(source) if cache is not None and source.paths else None
     if cache is not None:
-        hits0, misses0 = cache.hits, cache.misses
+        hits0, misses0, damaged0 = cache.hits, cache.misses, cache.damaged
     total_motion, max_motion, pixels, pairs = 0.0, 0.0, 0, 0
     with media.open_clip(source, config.fps) as clip:
         info = clip.info
@@ -209,7 +211,8 @@ def clip_flows(source, estimator: FlowEstimator, config, *, cache=None, backward
     return FlowRun(source.name, method_label(estimator), info.width, info.height, pairs,
                    total_motion / pixels, max_motion, time.perf_counter() - started,
                    (cache.hits - hits0) if cache else 0,
-                   (cache.misses - misses0) if cache else pairs)
+                   (cache.misses - misses0) if cache else pairs,
+                   (cache.damaged - damaged0) if cache else 0)
 
 
 def _cached_pair(estimator, cache, clip_id, i, j, a, b) -> np.ndarray:

@@ -46,12 +46,13 @@ def _digest_file(path: Path) -> str:
 
 
 class FlowCache:
-    """Flows on disk, by key. ``hits`` and ``misses`` count what :meth:`get` found."""
+    """Flows on disk, by key. ``hits``, ``misses`` and ``damaged`` (entries found broken,
+    deleted, and counted as misses too) say what :meth:`get` found."""
 
     def __init__(self, root: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.root = (root or cache_dir()) / "flow"
         self.max_bytes = max_bytes
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.damaged = 0
 
     # ---------------------------------------------------------------- keys
 
@@ -112,6 +113,7 @@ class FlowCache:
         except (OSError, ValueError, KeyError):
             shutil.rmtree(entry, ignore_errors=True)  # damaged: recompute, never use
             self.misses += 1
+            self.damaged += 1
             return None
         with contextlib.suppress(OSError):
             os.utime(meta_path)  # most recently used

@@ -109,14 +109,15 @@ def test_lexp_flow_cli_cache_and_exports(clips, tmp_path):
                      str(tmp_path / "flow.mp4"), env=env)
     assert first.returncode == 0, first.stderr
     summary = json.loads(first.stdout)
-    assert summary["pairs"] == 11 and summary["cache"] == {"hits": 0, "misses": 11}
+    assert summary["pairs"] == 11
+    assert summary["cache"] == {"hits": 0, "misses": 11, "damaged": 0}
     assert 2.5 < summary["max_motion_px"] < 6  # the square moves (3, 1) px a frame
     assert "(dis-medium, chosen by auto)" in first.stderr
     flos = sorted((tmp_path / "flo").iterdir())
     assert len(flos) == 11 and flow.read_flo(flos[0]).shape == (2, 64, 96)
     assert (tmp_path / "flow.mp4").stat().st_size > 0
     again = json.loads(run_lexp(*args, env=env).stdout)
-    assert again["cache"] == {"hits": 11, "misses": 0}
+    assert again["cache"] == {"hits": 11, "misses": 0, "damaged": 0}
     both = json.loads(run_lexp(*args, "--backward", env=env).stdout)
     assert both["pairs"] == 22 and both["cache"]["misses"] == 11
     uncached = json.loads(run_lexp(*args, "--no-cache", "-m", "farneback", env=env).stdout)
@@ -132,3 +133,57 @@ def test_lexp_flow_bad_input(clips, tmp_path):
     assert "at least two frames" in one.stderr
     assert_clean_failure(run_lexp("flow", str(tmp_path / "missing.mp4"), env=env))
     assert run_lexp("flow", str(clips["square"]), "--scale", "0", env=env).returncode == 2
+
+
+def test_a_damaged_cache_file_is_detected_recomputed_and_reported(clips, tmp_path):
+    import json
+
+    from tests.conftest import run_lexp
+
+    env = {"LEXP_CACHE_DIR": str(tmp_path / "cache")}
+    assert run_lexp("flow", str(clips["square"]), env=env).returncode == 0
+    entries = sorted((tmp_path / "cache" / "flow").glob("??/*/flow.npy"))
+    data = entries[0].read_bytes()
+    entries[0].write_bytes(data[:-3] + bytes(3))  # bit rot
+    entries[1].write_bytes(data[: len(data) // 3])  # truncated
+    proc = run_lexp("flow", str(clips["square"]), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["cache"] == {"hits": 9, "misses": 2, "damaged": 2}
+    assert "2 damaged flow cache entries" in proc.stderr
+    fixed = json.loads(run_lexp("flow", str(clips["square"]), "--json", env=env).stdout)
+    assert fixed["cache"] == {"hits": 11, "misses": 0, "damaged": 0}
+
+
+def test_cache_survives_kill_9_and_concurrent_runs(tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lexp import synthetic
+    from lexp.flow_cache import FlowCache
+
+    clip = synthetic.write_video(tmp_path / "c.mp4", synthetic.night_street(320, 180, 90))
+    cmd = [sys.executable, "-m", "lexp", "flow", str(clip), "--json"]
+    for n, delay in enumerate((0.35, 0.45, 0.55)):  # kill -9 at moments inside the fill
+        root = tmp_path / f"cache{n}"
+        env = {**os.environ, "LEXP_CACHE_DIR": str(root)}
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        cache = FlowCache(root)
+        for meta in root.glob("flow/??/*/meta.json"):
+            assert cache.get(meta.parent.name) is not None  # every committed entry is whole
+        assert cache.damaged == 0
+    env = {**os.environ, "LEXP_CACHE_DIR": str(tmp_path / "cache0")}  # a half-filled cache
+    runs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            for _ in range(2)]
+    outs = [(p.wait(timeout=120), p.stdout.read()) for p in runs]
+    assert all(code == 0 for code, _ in outs), outs
+    assert all(json.loads(out)["cache"]["damaged"] == 0 for _, out in outs)
+    entries = list((tmp_path / "cache0").glob("flow/??/*/meta.json"))
+    assert len(entries) == 89  # one entry per pair of the 90-frame clip, none twice
