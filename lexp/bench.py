@@ -38,7 +38,7 @@ import numpy as np
 from lexp import colour, media, metrics, render
 from lexp.config import RenderConfig
 from lexp.errors import InputError, UsageError
-from lexp.media import Clip, ClipInfo, ClipSource
+from lexp.media import ClipSource, MemoryClip
 
 ProgressCallback = Callable[..., None]
 
@@ -71,25 +71,11 @@ def resolve_methods(names: str | None) -> list[Method]:
     return [METHODS[n] for n in chosen]
 
 
-class FramesClip(Clip):
-    """Frames already in memory, as a clip (what a method is fed in a protocol)."""
-
-    def __init__(self, frames: list[np.ndarray], fps: float | None) -> None:
-        self._frames = frames
-        h, w = frames[0].shape[:2]
-        self.info = ClipInfo("frames", "frames", w, h, fps, len(frames), True)
-
-    def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
-        stop = len(self._frames) if end is None else min(end, len(self._frames))
-        for i in range(first, stop, stride):
-            yield i, self._frames[i]
-
-
 def run_method(method: Method, frames: list[np.ndarray], fps: float | None) -> np.ndarray:
     """The method's image for these frames: encoded float32 H×W×3 in [0, 1]."""
     if method.config is None:
         return frames[0].astype(np.float32) / 255.0
-    stacked = render.stack_clip(FramesClip(frames, fps), method.config)
+    stacked = render.stack_clip(MemoryClip(frames, fps), method.config)
     return render.finish(stacked.linear, method.config)
 
 
@@ -346,7 +332,7 @@ def run_speed(spec: str, methods: list[Method], *, repeats: int = 3, max_frames:
         add("decode (lexp reader)", _median_time(decode, repeats), n)
         for m in methods:
             add(f"stack {m.name} (frames in memory)",
-                _median_time(lambda m=m: render.stack_clip(FramesClip(frames, None), m.config),
+                _median_time(lambda m=m: render.stack_clip(MemoryClip(frames, None), m.config),
                              repeats), n)
         image = run_method(methods[0], frames, None) if methods else frames[0] / 255.0
         add("encode JPEG q95", _median_time(lambda: stills.encode_image(image, "jpeg"),

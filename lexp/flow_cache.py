@@ -149,18 +149,29 @@ class FlowCache:
     # ---------------------------------------------------------------- size
 
     def entries(self) -> list[tuple[float, int, Path]]:
-        """(last use, bytes, folder) of every entry."""
+        """(last use, bytes, folder) of every committed entry."""
         found = []
         for meta in self.root.glob("??/*/meta.json"):
+            if meta.parent.name.startswith("."):  # a staging folder, not an entry
+                continue
             with contextlib.suppress(OSError):
                 folder = meta.parent
                 size = sum(f.stat().st_size for f in folder.iterdir())
                 found.append((meta.stat().st_mtime, size, folder))
         return found
 
+    def sweep_staging(self, older_than: float = 3600.0) -> None:
+        """Remove staging folders left by processes killed mid-write (kill -9)."""
+        cutoff = time.time() - older_than
+        for folder in self.root.glob("??/.*"):
+            with contextlib.suppress(OSError):
+                if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+
     def prune(self, max_bytes: int | None = None) -> int:
         """Delete least recently used entries until the cache fits; returns bytes freed."""
         limit = self.max_bytes if max_bytes is None else max_bytes
+        self.sweep_staging()
         entries = sorted(self.entries())
         total = sum(size for _, size, _ in entries)
         freed = 0

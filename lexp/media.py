@@ -123,6 +123,21 @@ class Clip:
         self.close()
 
 
+class MemoryClip(Clip):
+    """Frames already in memory (uint8 H×W×3 RGB), as a clip: for benchmarks and tests."""
+
+    def __init__(self, frames: Sequence[np.ndarray], fps: float | None = None,
+                 name: str = "frames") -> None:
+        self._frames = list(frames)
+        h, w = self._frames[0].shape[:2]
+        self.info = ClipInfo(name, "frames", w, h, fps, len(self._frames), True)
+
+    def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
+        stop = len(self._frames) if end is None else min(end, len(self._frames))
+        for index in range(first, stop, stride):
+            yield index, self._frames[index]
+
+
 # --------------------------------------------------------------------------- images
 
 

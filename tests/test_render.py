@@ -4,22 +4,18 @@ import pytest
 from lexp import colour, render
 from lexp.config import RenderConfig, TimeSpec, Window
 from lexp.errors import InputError
-from lexp.media import Clip, ClipInfo
+from lexp.media import MemoryClip
 
 
-class ListClip(Clip):
-    """A clip from a list of frames (optionally handing out BGR like OpenCV does)."""
+class ListClip(MemoryClip):
+    """An in-memory clip that can also hand out BGR, as OpenCV's decoder does."""
 
     def __init__(self, frames, fps=10.0, bgr=False):
-        self._frames = frames
+        super().__init__(frames, fps, "list")
         self.native_bgr = bgr
-        h, w = frames[0].shape[:2]
-        self.info = ClipInfo("list", "video", w, h, fps, len(frames), True)
 
     def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
-        stop = len(self._frames) if end is None else min(end, len(self._frames))
-        for i in range(first, stop, stride):
-            f = self._frames[i]
+        for i, f in super().frames(first, end, stride):
             yield i, (f[..., ::-1].copy() if self.native_bgr and any_channel_order else f)
 
 

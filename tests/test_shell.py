@@ -59,7 +59,8 @@ def test_batch_killed_halfway_then_rerun_finishes_the_rest(twenty_clips, tmp_pat
         if len(done_first) == 6:
             proc.send_signal(signal.SIGTERM)  # cron's or a scheduler's way to stop us
             break
-    rest, err = proc.communicate(timeout=60)
+    rest, err = proc.stdout.read(), proc.stderr.read()  # not communicate(): see above
+    proc.wait(timeout=60)
     done_first += [json.loads(line) for line in rest.decode().splitlines()]
     assert proc.returncode == 130, err.decode()
     assert "interrupted" in err.decode()
@@ -186,7 +187,10 @@ def test_a_worker_killed_mid_batch_costs_only_its_own_clip(twenty_clips, tmp_pat
     results = [json.loads(proc.stdout.readline())]  # both workers are up and busy now
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
     os.kill(int(children[0]), signal.SIGKILL)  # as the OOM killer would
-    rest, err = proc.communicate(timeout=120)
+    # Read the rest through the same buffered reader: communicate() would skip lines that
+    # readline() had already buffered.
+    rest, err = proc.stdout.read(), proc.stderr.read()
+    proc.wait(timeout=120)
     results += [json.loads(line) for line in rest.decode().splitlines()]
     statuses = [r["status"] for r in results]
     assert len(results) == 20, err.decode()
