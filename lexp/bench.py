@@ -49,13 +49,13 @@ ProgressCallback = Callable[..., None]
 class Method:
     name: str  # as shown and as given to --methods
     config: RenderConfig | None  # the renderer's config; None = the first frame itself
-    baseline: bool = False  # one of the three reference points
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("first-frame", None, baseline=True),
-    Method("mean-8bit", RenderConfig(method="mean", transfer="none"), baseline=True),
-    Method("mean", RenderConfig(method="mean"), baseline=True),
+    # The three baselines: the first frame, the 8-bit mean, the linear mean.
+    Method("first-frame", None),
+    Method("mean-8bit", RenderConfig(method="mean", transfer="none")),
+    Method("mean", RenderConfig(method="mean")),
     Method("median", RenderConfig(method="median")),
     Method("max", RenderConfig(method="max")),
 )}

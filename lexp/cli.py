@@ -98,6 +98,12 @@ Examples:
 
   lexp render frames/ -o out.jpg --fps 24 --end 3      # a folder of frames (natural order)
 
+  lexp render clip.mp4 -o out.png --ev 1 --tone soft --bit-depth 16   # brighter, soft highlights
+
+  lexp render clip.mp4 -o out.jpg --stride 2 --max-frames 100 --quality 90 --overwrite
+
+  lexp render clip.mp4 -o clean.jpg -m median --median-memory 1024 --transfer rec709
+
   lexp render clips/ -o renders/ --json                # every video in clips/, one JSON line each
 
   lexp render clips/ -o 'out/{parent}/{stem}.png' -j 2  # a name template; two clips at a time
@@ -175,12 +181,9 @@ def render(
                                     rich_help_panel="Output"),
 ) -> None:
     """Render a long exposure from a clip by stacking its frames in linear light."""
-    from lexp.config import OutputConfig, RenderConfig, TimeSpec, Window
+    from lexp.config import OutputConfig, RenderConfig, Window
 
-    window = Window(
-        start=TimeSpec.parse(start, "--start") if start is not None else None,
-        end=TimeSpec.parse(end, "--end") if end is not None else None,
-        stride=stride, max_frames=max_frames)
+    window = Window.from_options(start, end, stride, max_frames)
     config = RenderConfig(method=method.value, window=window, fps=fps,
                           transfer=transfer.value, ev=ev, tone=tone.value,
                           median_memory_mb=median_memory)
@@ -250,6 +253,10 @@ Examples:
 
   lexp flow clip.mp4 --method farneback --scale 0.5 --json
 
+  lexp flow clip.mp4 --export-images pngs/ --no-cache    # colour PNGs, cache untouched
+
+  lexp flow clip.mp4 --cache-dir /scratch/lexp-cache --start 2 --end 6
+
 Flow is in pixels, from each frame to the next. Colours: hue = direction, strength = speed.
 Flows are cached (LEXP_CACHE_DIR/flow) by the clip's content, so a second run is fast.
 """
@@ -294,15 +301,12 @@ def flow(
     """Estimate optical flow between consecutive frames, cached on disk and exportable."""
     from lexp import flow as flows
     from lexp import jobs
-    from lexp.config import RenderConfig, TimeSpec, Window
+    from lexp.config import RenderConfig, Window
     from lexp.console import Reporter
     from lexp.flow_cache import FlowCache
 
     reporter = Reporter(quiet=_State.quiet)
-    config = RenderConfig(fps=fps, window=Window(
-        start=TimeSpec.parse(start, "--start") if start is not None else None,
-        end=TimeSpec.parse(end, "--end") if end is not None else None,
-        stride=stride, max_frames=max_frames))
+    config = RenderConfig(fps=fps, window=Window.from_options(start, end, stride, max_frames))
     name = "dis" if method == FlowMethod.auto else method.value
     estimator = flows.make_estimator(name, scale=scale)
     sources = jobs.resolve_inputs([str(clip)])
@@ -349,6 +353,8 @@ Examples:
   lexp download raft-small --from ~/raft_small_C_T_V2-01064c6d.pth   # no network here
 
   lexp download vgg16 --mirror https://files.example.org/lexp        # your own server
+
+  lexp download raft-large --force --cache-dir /shared/lexp-cache    # fetch again, elsewhere
 
 Downloads resume after an interruption, and are verified (sha256) before they land.
 LEXP_OFFLINE=1 never touches the network; LEXP_MIRROR and LEXP_CACHE_DIR set the defaults.
@@ -402,12 +408,12 @@ def _print_assets(reporter, cache) -> None:
     from lexp import weights
 
     table = Table(box=None, header_style="bold")
-    for column in ("name", "size", "cached", "used by", "licence"):
+    for column in ("name", "size", "cached", "used by", "licence", "source"):
         table.add_column(column)
     for asset in weights.registry().values():
         size = f"{asset.size / 1e6:,.1f} MB" if asset.size else "?"
         table.add_row(asset.name, size, "yes" if weights.is_cached(asset, cache) else "no",
-                      asset.used_by, asset.licence)
+                      asset.used_by, asset.licence, asset.description)
     # The listing is the result the user asked for: it goes to stdout.
     from rich.console import Console
 
@@ -425,6 +431,10 @@ Examples:
   lexp bench --speed clip.mp4                            # per stage, next to the decode floor
 
   lexp bench --speed synthetic:1280x720x300 --methods mean,max
+
+  lexp bench --quality clips/ --protocol extrapolate --csv > scores.csv
+
+  lexp bench --speed clip.mp4 --repeats 7
 
 Quality: gap-fill = 8 frames (every 8th) against the linear mean of frames 0-56;
 extrapolate = the first 5 frames against the linear mean of frames 0-63.

@@ -72,6 +72,14 @@ class Window:
         if self.max_frames is not None and self.max_frames < 1:
             raise UsageError(f"--max-frames {self.max_frames} must be 1 or more")
 
+    @classmethod
+    def from_options(cls, start: str | None, end: str | None, stride: int = 1,
+                     max_frames: int | None = None) -> Window:
+        """A window from the command line's --start/--end text (seconds or 48f)."""
+        return cls(start=TimeSpec.parse(start, "--start") if start is not None else None,
+                   end=TimeSpec.parse(end, "--end") if end is not None else None,
+                   stride=stride, max_frames=max_frames)
+
     def frame_range(self, fps: float | None) -> tuple[int, int | None]:
         """(first index, end index or None) for a clip at ``fps``; end is exclusive."""
         first = self.start.to_frame(fps, "--start") if self.start else 0

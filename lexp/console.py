@@ -40,31 +40,11 @@ class Reporter:
 
     @contextlib.contextmanager
     def progress(self, description: str) -> Iterator:
-        """Yield an ``on_progress(done, total)`` callback, or None when not interactive."""
-        if not self.interactive:
-            yield None
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+        """Yield an ``on_progress(done_frames, total)`` callback, or None when not interactive."""
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("frames"), TimeRemainingColumn())
-        with Progress(*columns, console=self.console, transient=True) as bar:
-            task = bar.add_task(escape(description), total=None)
-            last = 0.0
-
-            def on_progress(done: int, total: int | None = None, **_: object) -> None:
-                nonlocal last
-                now = time.monotonic()
-                if now - last >= 0.1:  # redrawing per frame would cost more than stacking
-                    last = now
-                    bar.update(task, completed=done, total=total)
-
+        with self._bar(description, None, BarColumn(), MofNCompleteColumn(),
+                       TextColumn("frames"), TimeRemainingColumn()) as on_progress:
             yield on_progress
 
     @contextlib.contextmanager
@@ -83,30 +63,37 @@ class Reporter:
     @contextlib.contextmanager
     def progress_bytes(self, description: str, size: int | None) -> Iterator:
         """Yield an ``on_progress(done_bytes, total_bytes)`` callback, or None."""
-        if not self.interactive:
-            yield None
-            return
         from rich.progress import (
             BarColumn,
             DownloadColumn,
-            Progress,
-            TextColumn,
             TimeRemainingColumn,
             TransferSpeedColumn,
         )
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                      TransferSpeedColumn(), TimeRemainingColumn(), console=self.console,
+        with self._bar(description, size or None, BarColumn(), DownloadColumn(),
+                       TransferSpeedColumn(), TimeRemainingColumn()) as on_progress:
+            yield on_progress
+
+    @contextlib.contextmanager
+    def _bar(self, description: str, total: int | None, *columns) -> Iterator:
+        """A transient bar whose callback redraws at most ten times a second (redrawing
+        per frame would cost more than the work it reports); None when not interactive."""
+        if not self.interactive:
+            yield None
+            return
+        from rich.progress import Progress, TextColumn
+
+        with Progress(TextColumn("{task.description}"), *columns, console=self.console,
                       transient=True) as bar:
-            task = bar.add_task(escape(description), total=size or None)
+            task = bar.add_task(escape(description), total=total)
             last = 0.0
 
-            def on_progress(done: int, total: int | None = None, **_: object) -> None:
+            def on_progress(done: int, now_total: int | None = None, **_: object) -> None:
                 nonlocal last
                 now = time.monotonic()
                 if now - last >= 0.1:
                     last = now
-                    bar.update(task, completed=done, total=total or size or None)
+                    bar.update(task, completed=done, total=now_total or total)
 
             yield on_progress
 

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from lexp.errors import InputError, LexpError
+from lexp.paths import sha256_of
 
 ProgressCallback = Callable[..., None]
 CHUNK = 1 << 16
@@ -55,15 +56,6 @@ class DownloadError(LexpError):
 
 class ChecksumError(LexpError):
     """A file whose sha256 is not the one expected."""
-
-
-def sha256_of(path: Path, prefix_of: hashlib._Hash | None = None) -> hashlib._Hash:
-    """The sha256 of a file (continuing ``prefix_of`` if given)."""
-    digest = prefix_of or hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest
 
 
 def check_digest(actual: str, expected: str, what: str) -> None:

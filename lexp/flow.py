@@ -180,10 +180,8 @@ def clip_flows(source, estimator: FlowEstimator, config, *, cache=None, backward
     total_motion, max_motion, pixels, pairs = 0.0, 0.0, 0, 0
     with media.open_clip(source, config.fps) as clip:
         info = clip.info
-        first, end = config.window.frame_range(info.fps)
         previous = None
-        used = 0
-        for index, frame in clip.frames(first, end, config.window.stride):
+        for used, (index, frame) in enumerate(media.window_frames(clip, config.window)):
             if previous is not None:
                 directions = [(previous[0], index, previous[1], frame)]
                 if backward:
@@ -200,9 +198,6 @@ def clip_flows(source, estimator: FlowEstimator, config, *, cache=None, backward
                 if on_progress is not None:
                     on_progress(used, None)
             previous = (index, frame)
-            used += 1
-            if config.window.max_frames is not None and used >= config.window.max_frames:
-                break
     if pairs == 0:
         from lexp.errors import InputError
 
@@ -294,12 +289,11 @@ class FlowExporter:
     def __init__(self, flo_dir=None, image_dir=None, video=None, fps: float = 10.0) -> None:
         from pathlib import Path
 
+        from lexp.media import VideoWriter
+
         self.flo_dir = Path(flo_dir) if flo_dir else None
         self.image_dir = Path(image_dir) if image_dir else None
-        self.video = Path(video) if video else None
-        self.fps = fps
-        self._writer = None
-        self._tmp = None
+        self.video = VideoWriter(video, fps) if video else None
         for folder in (self.flo_dir, self.image_dir):
             if folder is not None:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -318,27 +312,8 @@ class FlowExporter:
             ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
             write_bytes_atomic(self.image_dir / f"{name}.png", png.tobytes())
         if self.video is not None and i < j:  # forward flows only: one frame per step
-            self._video_frame(rgb if rgb is not None else flow_to_rgb(flow))
-
-    def _video_frame(self, rgb: np.ndarray) -> None:
-        import imageio_ffmpeg
-
-        if self._writer is None:
-            h, w = rgb.shape[:2]
-            self._tmp = self.video.with_name(f".lexp-tmp-{self.video.name}")
-            self._writer = imageio_ffmpeg.write_frames(
-                str(self._tmp), (w, h), fps=self.fps, codec="libx264", pix_fmt_out="yuv420p",
-                output_params=["-crf", "18"], macro_block_size=2, ffmpeg_log_level="error")
-            self._writer.send(None)
-        self._writer.send(np.ascontiguousarray(rgb))
+            self.video.add(rgb if rgb is not None else flow_to_rgb(flow))
 
     def close(self, commit: bool = True) -> None:
-        import os
-
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-            if commit:
-                os.replace(self._tmp, self.video)
-            else:
-                self._tmp.unlink(missing_ok=True)
+        if self.video is not None:
+            self.video.commit() if commit else self.video.abort()

@@ -32,17 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from lexp.media import ClipSource
-from lexp.paths import cache_dir
+from lexp.paths import cache_dir, sha256_of
 
 DEFAULT_MAX_BYTES = 20 << 30  # 20 GiB
-
-
-def _digest_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class FlowCache:
@@ -80,7 +72,7 @@ class FlowCache:
             text = memo.read_text().strip()
             if len(text) == 64:
                 return text
-        digest = _digest_file(path)
+        digest = sha256_of(path).hexdigest()
         with contextlib.suppress(OSError):
             memo.parent.mkdir(parents=True, exist_ok=True)
             tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")

@@ -138,6 +138,30 @@ class MemoryClip(Clip):
             yield index, self._frames[index]
 
 
+def window_frames(clip: Clip, window, **options) -> Iterator[tuple[int, np.ndarray]]:
+    """The frames of ``window`` (a config.Window): [start, end), every stride-th, at most
+    max_frames. ``options`` go to :meth:`Clip.frames`."""
+    first, end = window.frame_range(clip.info.fps)
+    frames = clip.frames(first, end, window.stride, **options)
+    if window.max_frames is None:
+        yield from frames
+        return
+    for used, item in enumerate(frames, start=1):
+        yield item
+        if used >= window.max_frames:
+            break
+
+
+def window_length(info: ClipInfo, window) -> int | None:
+    """How many frames ``window`` selects from a clip (None when its length is unknown)."""
+    if info.frame_count is None:
+        return window.max_frames
+    first, end = window.frame_range(info.fps)
+    stop = info.frame_count if end is None else min(end, info.frame_count)
+    n = max(0, -(-(stop - first) // window.stride))
+    return n if window.max_frames is None else min(n, window.max_frames)
+
+
 # --------------------------------------------------------------------------- images
 
 
@@ -289,6 +313,16 @@ def _diagnose(text: str, path: str | None = None) -> tuple[str, str | None]:
     return (lines[-1] if lines else "ffmpeg could not read it"), None
 
 
+def _ended_early(name: str, decoded: int, expected: int | None,
+                 failed: bool = False) -> str | None:
+    """A warning if decoding stopped well short of the frame count the container gave
+    (2 %, at least 2 frames, of slack for containers that round), or the decoder failed."""
+    if not failed and not (expected and decoded < expected - max(2, expected // 50)):
+        return None
+    about = f" of about {expected}" if expected else ""
+    return f"{name}: decoding stopped after {decoded}{about} frames (is the file truncated?)"
+
+
 class VideoClip(Clip):
     """A video decoded by ffmpeg to rgb24 on a pipe.
 
@@ -393,12 +427,9 @@ class VideoClip(Clip):
         if code != 0 and decoded == 0:
             meaning, hint = _diagnose(self._log.all_text())
             raise InputError(f"cannot read {self._name}: {meaning}", hint=hint)
-        expected = self.info.frame_count
-        if code != 0 or (expected and decoded < expected - max(2, expected // 50)):
-            about = f" of about {expected}" if expected else ""
-            self._warnings.append(
-                f"{self._name}: decoding stopped after {decoded}{about} frames "
-                "(is the file truncated?)")
+        warning = _ended_early(self._name, decoded, self.info.frame_count, failed=code != 0)
+        if warning:
+            self._warnings.append(warning)
 
     def warnings(self) -> list[str]:
         return list(self._warnings)
@@ -527,11 +558,9 @@ class CvVideoClip(Clip):
             else:
                 full.put(None)  # reached `end`: no truncation check
                 return
-            expected = self.info.frame_count
-            if expected and decoded < expected - max(2, expected // 50):
-                self._warnings.append(
-                    f"{self._name}: decoding stopped after {decoded} of about {expected} "
-                    "frames (is the file truncated?)")
+            warning = _ended_early(self._name, decoded, self.info.frame_count)
+            if warning:
+                self._warnings.append(warning)
             full.put(None)
         except BaseException as err:  # surface decoder errors in the caller's thread
             full.put(err)
@@ -620,6 +649,57 @@ class StdinClip(Clip):
             with contextlib.suppress(OSError):
                 os.unlink(self._spool)
             self._spool = None
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class VideoWriter:
+    """H.264 (yuv420p) video from uint8 H×W×3 RGB frames, written atomically.
+
+    Frames go to a hidden temp file beside ``path``; :meth:`commit` renames it into
+    place, :meth:`abort` (or leaving a ``with`` block by an exception) removes it.
+    """
+
+    def __init__(self, path: str | Path, fps: float = 30.0, crf: int = 18) -> None:
+        self.path = Path(path)
+        self.fps, self.crf = fps, crf
+        self._tmp = self.path.with_name(f".lexp-tmp-{os.getpid()}-{self.path.name}")
+        self._writer = None
+
+    def add(self, frame: np.ndarray) -> None:
+        if self._writer is None:
+            import imageio_ffmpeg
+
+            h, w = frame.shape[:2]
+            self._writer = imageio_ffmpeg.write_frames(
+                str(self._tmp), (w, h), fps=self.fps, codec="libx264", pix_fmt_out="yuv420p",
+                output_params=["-crf", str(self.crf), "-preset", "medium"],
+                macro_block_size=2, ffmpeg_log_level="error")
+            self._writer.send(None)
+        self._writer.send(np.ascontiguousarray(frame))
+
+    def commit(self) -> Path:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind, *exc: object) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
 
 
 # --------------------------------------------------------------------------- opening

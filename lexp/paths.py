@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -31,6 +32,15 @@ def cache_dir(override: str | os.PathLike | None = None) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("lexp", appauthor=False))
+
+
+def sha256_of(path: Path | str) -> hashlib._Hash:
+    """The sha256 of a file's content, read in 1 MiB blocks (hashlib object: can go on)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest
 
 
 def check_writable_dir(directory: Path, for_output: Path) -> None:

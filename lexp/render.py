@@ -31,7 +31,7 @@ import numpy as np
 from lexp import colour
 from lexp.config import RenderConfig
 from lexp.errors import InputError
-from lexp.media import Clip, ClipInfo
+from lexp.media import Clip, ClipInfo, window_frames, window_length
 
 ProgressCallback = Callable[..., None]
 
@@ -184,8 +184,8 @@ def stack_clip(clip: Clip, config: RenderConfig,
 
     started = time.perf_counter()
     info = clip.info
-    first, end = config.window.frame_range(info.fps)
-    total = _frames_in_window(info.frame_count, first, end, config.window)
+    first, _ = config.window.frame_range(info.fps)  # validates the window before any work
+    total = window_length(info, config.window)
     stacker = make_stacker(config.method, info.height, info.width, config)
     # Our stacking calls are per band and small; OpenCV's worker pool would only fight
     # the decoder threads for the two cores.
@@ -194,10 +194,9 @@ def stack_clip(clip: Clip, config: RenderConfig,
     try:
         # Stacking treats channels alike, so take frames in the decoder's native order
         # and swap the one result instead of every frame.
-        frames = clip.frames(first, end, config.window.stride,
-                             reuse_buffer=not stacker.keeps_frames, any_channel_order=True)
-        used, first_used, last_used = _feed(stacker, frames, config.window.max_frames,
-                                            total, on_progress)
+        frames = window_frames(clip, config.window, reuse_buffer=not stacker.keeps_frames,
+                               any_channel_order=True)
+        used, first_used, last_used = _feed(stacker, frames, total, on_progress)
     finally:
         cv2.setNumThreads(threads)
     if used == 0:
@@ -216,7 +215,7 @@ def stack_clip(clip: Clip, config: RenderConfig,
                        time.perf_counter() - started, warnings)
 
 
-def _feed(stacker: Stacker, frames, limit: int | None, total: int | None,
+def _feed(stacker: Stacker, frames, total: int | None,
           on_progress: ProgressCallback | None) -> tuple[int, int, int]:
     """Add frames to the stacker; returns (frames used, first index, last index)."""
     used, first_used, last_used = 0, -1, -1
@@ -228,17 +227,7 @@ def _feed(stacker: Stacker, frames, limit: int | None, total: int | None,
         last_used = index
         if on_progress is not None:
             on_progress(used, total)
-        if limit is not None and used >= limit:
-            break
     return used, first_used, last_used
-
-
-def _frames_in_window(count, first, end, window) -> int | None:
-    if count is None:
-        return window.max_frames
-    stop = count if end is None else min(end, count)
-    n = max(0, -(-(stop - first) // window.stride))
-    return n if window.max_frames is None else min(n, window.max_frames)
 
 
 def finish(linear: np.ndarray, config: RenderConfig) -> np.ndarray:

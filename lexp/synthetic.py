@@ -15,7 +15,6 @@ street as an H.264 video (atomically).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,29 +131,12 @@ def moving_square(width: int = 96, height: int = 64, frames: int = 10, size: int
 def write_video(path: str | Path, frames: Iterator[np.ndarray], fps: float = 30.0,
                 crf: int = 18) -> Path:
     """Encode RGB frames as H.264 (yuv420p) to ``path``, atomically. Returns the path."""
-    import imageio_ffmpeg
+    from lexp.media import VideoWriter
 
-    target = Path(path)
-    tmp = target.with_name(f".lexp-tmp-{os.getpid()}-{target.name}")
-    frames = iter(frames)
-    first = next(frames)
-    h, w = first.shape[:2]
-    writer = imageio_ffmpeg.write_frames(
-        str(tmp), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-        output_params=["-crf", str(crf), "-preset", "medium"], macro_block_size=2,
-        ffmpeg_log_level="error")
-    try:
-        writer.send(None)
-        writer.send(np.ascontiguousarray(first))
+    with VideoWriter(path, fps, crf) as writer:
         for frame in frames:
-            writer.send(np.ascontiguousarray(frame))
-        writer.close()
-        os.replace(tmp, target)
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
+            writer.add(frame)
+    return Path(path)
 
 
 def main(argv: list[str] | None = None) -> int:

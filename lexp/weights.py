@@ -28,7 +28,7 @@ from pathlib import Path
 
 from lexp import download
 from lexp.errors import InputError, LexpError, UsageError
-from lexp.paths import cache_dir
+from lexp.paths import atomic_write, cache_dir, sha256_of
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def path_for(name: str, cache: Path | None = None) -> Path:
     if not is_cached(asset, cache):
         raise InputError(f"{name} is not in the lexp cache ({where})", hint=fetch_hint)
     if asset.kind == "file":
-        actual = download.sha256_of(where).hexdigest()
+        actual = sha256_of(where).hexdigest()
         recorded = _digest_record(where)
         expected = recorded.read_text().strip() if recorded.exists() else asset.sha256
         try:
@@ -172,7 +172,7 @@ def import_file(name: str, source: Path, *, cache: Path | None = None,
     asset = get(name)
     if not source.is_file():
         raise InputError(f"no such file: {source}")
-    digest = download.sha256_of(source).hexdigest()
+    digest = sha256_of(source).hexdigest()
     if asset.sha256:
         download.check_digest(digest, asset.sha256, f"{source} (for {name})")
     where = location(asset, cache)
@@ -181,13 +181,8 @@ def import_file(name: str, source: Path, *, cache: Path | None = None,
     if force:
         _remove(target)
     if not target.exists():
-        part = target.with_name(f"{target.name}.part")
-        try:
-            shutil.copyfile(source, part)
-            os.replace(part, target)
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
+        with open(source, "rb") as src, atomic_write(target) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
         _digest_record(target).write_text(digest + "\n")
     if asset.kind == "archive":
         _unpack(asset, target, where, force)

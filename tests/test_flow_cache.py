@@ -103,8 +103,8 @@ def test_clip_id_follows_content_not_path(tmp_path, monkeypatch):
     ids = [cache.clip_id(ClipSource(str(p), "video", (p,))) for p in (a, b)]
     assert ids[0] == ids[1]
     calls = []
-    real = flow_cache._digest_file
-    monkeypatch.setattr(flow_cache, "_digest_file", lambda p: calls.append(p) or real(p))
+    real = flow_cache.sha256_of
+    monkeypatch.setattr(flow_cache, "sha256_of", lambda p: calls.append(p) or real(p))
     assert cache.clip_id(ClipSource(str(a), "video", (a,))) == ids[0]
     assert calls == []  # remembered, not re-hashed
     time.sleep(0.01)
