@@ -253,6 +253,8 @@ Examples:
 
   lexp flow clip.mp4 --method farneback --scale 0.5 --json
 
+  lexp flow clip.mp4 --method raft-large --device cuda  # after: lexp download raft-large
+
   lexp flow clip.mp4 --export-images pngs/ --no-cache    # colour PNGs, cache untouched
 
   lexp flow clip.mp4 --cache-dir /scratch/lexp-cache --start 2 --end 6
@@ -268,6 +270,8 @@ class FlowMethod(str, Enum):
     dis_fast = "dis-fast"
     dis_ultrafast = "dis-ultrafast"
     farneback = "farneback"
+    raft_small = "raft-small"
+    raft_large = "raft-large"
 
 
 @app.command(epilog=FLOW_EPILOG)
@@ -275,13 +279,17 @@ def flow(
     clip: Path = typer.Argument(..., metavar="CLIP", help="A video, a folder of frames, or -."),
     method: FlowMethod = typer.Option(
         FlowMethod.auto, "--method", "-m",
-        help="Estimator: DIS (OpenCV; presets medium, fast, ultrafast) or Farneback. "
-             "auto picks DIS medium, and says so."),
+        help="Estimator: RAFT small/large (torchvision; weights from lexp download), "
+             "DIS (OpenCV; presets medium, fast, ultrafast) or Farneback. auto: RAFT when "
+             "its weights are in the cache, else DIS medium; it says which."),
     scale: float = typer.Option(1.0, min=0.05, max=1.0,
                                 help="Estimate on frames resized by this factor (faster); "
                                      "flow is returned in full-frame pixels."),
     backward: bool = typer.Option(False, "--backward",
                                   help="Also compute the flow from each frame to the one before."),
+    device: str = typer.Option("auto", metavar="DEVICE",
+                               help="For RAFT: auto (CUDA, else MPS, else CPU), cpu, cuda, "
+                                    "cuda:N or mps."),
     start: str | None = typer.Option(None, help="Start of the window: 2.5 (s) or 48f."),
     end: str | None = typer.Option(None, help="End of the window (exclusive)."),
     stride: int = typer.Option(1, min=1, help="Flow between every N-th frame."),
@@ -307,8 +315,10 @@ def flow(
 
     reporter = Reporter(quiet=_State.quiet)
     config = RenderConfig(fps=fps, window=Window.from_options(start, end, stride, max_frames))
-    name = "dis" if method == FlowMethod.auto else method.value
-    estimator = flows.make_estimator(name, scale=scale)
+    if method == FlowMethod.auto:
+        estimator = flows.auto_estimator(scale=scale, device=device, cache=cache)
+    else:
+        estimator = flows.make_estimator(method.value, scale=scale, device=device, cache=cache)
     sources = jobs.resolve_inputs([str(clip)])
     if len(sources) != 1:
         raise UsageError(f"{clip} holds {len(sources)} clips; lexp flow takes one",
@@ -338,6 +348,8 @@ def flow(
     if json_out:
         sys.stdout.write(json.dumps(run.to_json()) + "\n")
     chosen = ", chosen by auto" if method == FlowMethod.auto else ""
+    if run.device:
+        chosen = f" on {run.device}{chosen}"
     reporter.info(f"{run.clip}: {run.pairs} flows ({run.method}{chosen}) in {run.seconds:.2f} s; "
                   f"motion mean {run.mean_motion:.2f} px, max {run.max_motion:.2f} px; "
                   f"cache {run.cache_hits} hits, {run.cache_misses} misses")

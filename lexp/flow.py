@@ -11,9 +11,8 @@ Estimators take two ``uint8 H×W×3`` RGB frames and return that array. A ``scal
 resizes the flow back and multiplies its vectors by ``1/scale``, so the units stay pixels
 of the full frame.
 
-Here so far: OpenCV's DIS (Kroeger et al., ECCV 2016; presets ``ultrafast``, ``fast``,
-``medium``) and Farnebäck (2003). RAFT from torchvision joins this interface with the
-flow issue; see that issue's notes on torchvision for CPU machines.
+Estimators: OpenCV's DIS (Kroeger et al., ECCV 2016; presets ``ultrafast``, ``fast``,
+``medium``), Farnebäck (2003), and RAFT small/large from torchvision (:mod:`lexp.raft`).
 """
 
 from __future__ import annotations
@@ -29,9 +28,10 @@ DIS_PRESETS = ("ultrafast", "fast", "medium")
 
 @dataclass(frozen=True)
 class FlowEstimator:
-    """Base: an estimator's name and parameters (what a cache key needs)."""
+    """Base: an estimator's name and parameters (what a cache key needs), and the
+    resizing that every estimator shares. Subclasses implement :meth:`_estimate_batch`."""
 
-    name: str  # "dis" or "farneback"
+    name: str  # "dis", "farneback", "raft-small", "raft-large"
     scale: float = 1.0  # processing scale (0 < scale <= 1)
     params: dict = field(default_factory=dict)  # the method's own settings
 
@@ -43,26 +43,53 @@ class FlowEstimator:
         """Everything that decides the result, for cache keys and metadata."""
         return {"estimator": self.name, "scale": self.scale, **self.params}
 
+    def label(self) -> str:
+        """The name users type: ``dis-medium``, ``farneback``, ``raft-small``."""
+        preset = self.params.get("preset")
+        return f"{self.name}-{preset}" if preset else self.name
+
+    def batch_limit(self, size: tuple[int, int]) -> int:
+        """How many pairs of frames of ``size`` (w, h) :meth:`pairs` should get at once."""
+        return 1
+
     def pair(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Flow from frame ``a`` to frame ``b`` (uint8 H×W×3 RGB): float32 (2, H, W) pixels."""
+        return self.pairs([(a, b)])[0]
+
+    def pairs(self, frames: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """:meth:`pair` for several pairs of one size at once (RAFT batches them)."""
         import cv2
 
-        h, w = a.shape[:2]
-        if b.shape[:2] != (h, w):
-            raise UsageError(f"frames of different sizes: {a.shape[:2]} and {b.shape[:2]}")
-        ga, gb = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (a, b))
+        h, w = frames[0][0].shape[:2]
+        for a, b in frames:
+            if a.shape[:2] != (h, w) or b.shape[:2] != (h, w):
+                raise UsageError(f"frames of different sizes: {a.shape[:2]} and {b.shape[:2]}")
+        inputs = [(self._prepare(a), self._prepare(b)) for a, b in frames]
         if self.scale != 1:
             size = (max(8, round(w * self.scale)), max(8, round(h * self.scale)))
-            ga, gb = (cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in (ga, gb))
-        flow = self._estimate(ga, gb)  # h' × w' × 2
-        if self.scale != 1:
-            sx, sy = w / flow.shape[1], h / flow.shape[0]
-            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
-            flow[..., 0] *= sx
-            flow[..., 1] *= sy
-        return np.ascontiguousarray(flow.transpose(2, 0, 1), dtype=np.float32)
+            inputs = [tuple(cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in pair)
+                      for pair in inputs]
+        flows = []
+        for flow in self._estimate_batch(inputs):  # each h' × w' × 2
+            if flow.shape[:2] != (h, w):
+                sx, sy = w / flow.shape[1], h / flow.shape[0]
+                flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+                flow[..., 0] *= sx
+                flow[..., 1] *= sy
+            flows.append(np.ascontiguousarray(flow.transpose(2, 0, 1), dtype=np.float32))
+        return flows
 
-    def _estimate(self, ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
+    def _prepare(self, frame: np.ndarray) -> np.ndarray:
+        """The estimator's input image from an RGB frame (OpenCV's methods take grey)."""
+        import cv2
+
+        return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+    def _estimate_batch(self, inputs: list[tuple]) -> list[np.ndarray]:
+        """Flows (h × w × 2 float32) for prepared, resized pairs."""
+        return [self._estimate(a, b) for a, b in inputs]
+
+    def _estimate(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -99,14 +126,41 @@ class FarnebackFlow(FlowEstimator):
                                             cv2.OPTFLOW_FARNEBACK_GAUSSIAN)
 
 
-def make_estimator(name: str, *, scale: float = 1.0) -> FlowEstimator:
-    """``dis`` (= ``dis-medium``), ``dis-fast``, ``dis-ultrafast``, or ``farneback``."""
+ESTIMATORS = ("dis", "dis-fast", "dis-ultrafast", "farneback", "raft-small", "raft-large")
+
+
+def make_estimator(name: str, *, scale: float = 1.0, device: str = "auto",
+                   cache=None) -> FlowEstimator:
+    """``dis`` (= ``dis-medium``), ``dis-fast``, ``dis-ultrafast``, ``farneback``,
+    ``raft-small`` or ``raft-large`` (weights from the lexp cache ``cache``; ``device``
+    applies to RAFT only)."""
     if name == "farneback":
         return FarnebackFlow(scale)
     if name == "dis" or name.startswith("dis-"):
         return DISFlow(name.split("-", 1)[1] if "-" in name else "medium", scale)
-    raise UsageError(f"unknown flow estimator {name!r}",
-                     hint="dis, dis-fast, dis-ultrafast or farneback")
+    if name in ("raft-small", "raft-large"):
+        from lexp.raft import RAFTFlow
+
+        return RAFTFlow(name, scale, device, cache=cache)
+    raise UsageError(f"unknown flow estimator {name!r}", hint=", ".join(ESTIMATORS))
+
+
+def auto_estimator(*, scale: float = 1.0, device: str = "auto", cache=None) -> FlowEstimator:
+    """The best estimator available: RAFT when its weights are in the cache (large on a
+    GPU, small on a CPU, where large costs twice the time for a little accuracy), else
+    DIS medium. Needs no torch unless RAFT weights are there."""
+    from lexp import weights
+
+    cached = [n for n in ("raft-large", "raft-small") if weights.is_cached(weights.get(n), cache)]
+    if not cached:
+        return DISFlow("medium", scale)
+    if len(cached) == 2:
+        from lexp import torch_env
+
+        on_gpu = torch_env.resolve_device(device).type != "cpu"
+        return make_estimator(cached[0] if on_gpu else cached[1], scale=scale, device=device,
+                              cache=cache)
+    return make_estimator(cached[0], scale=scale, device=device, cache=cache)
 
 
 def warp_backward(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -146,18 +200,15 @@ class FlowRun:
     cache_hits: int  # flows read from the cache
     cache_misses: int  # flows computed
     cache_damaged: int = 0  # damaged cache entries found (deleted and recomputed)
+    device: str | None = None  # where a learned estimator ran (None: OpenCV, or all cached)
 
     def to_json(self) -> dict:
         return {"clip": self.clip, "method": self.method, "size": [self.width, self.height],
                 "pairs": self.pairs, "mean_motion_px": round(self.mean_motion, 4),
                 "max_motion_px": round(self.max_motion, 4), "seconds": round(self.seconds, 3),
+                "device": self.device,
                 "cache": {"hits": self.cache_hits, "misses": self.cache_misses,
                           "damaged": self.cache_damaged}}
-
-
-def method_label(estimator: FlowEstimator) -> str:
-    preset = estimator.params.get("preset")
-    return f"{estimator.name}-{preset}" if preset else estimator.name
 
 
 def clip_flows(source, estimator: FlowEstimator, config, *, cache=None, backward: bool = False,
@@ -177,7 +228,29 @@ def clip_flows(source, estimator: FlowEstimator, config, *, cache=None, backward
     clip_id = cache.clip_id(source) if cache is not None and source.paths else None
     if cache is not None:
         hits0, misses0, damaged0 = cache.hits, cache.misses, cache.damaged
-    total_motion, max_motion, pixels, pairs = 0.0, 0.0, 0, 0
+    stats = {"motion": 0.0, "max": 0.0, "pixels": 0, "pairs": 0}
+    pending: list[tuple] = []  # pairs to compute: (i, j, a, b, cache key or None)
+    batch = None  # pairs per estimator call, decided at the first miss
+
+    def emit(i: int, j: int, flow: np.ndarray) -> None:
+        magnitude = np.sqrt(flow[0] ** 2 + flow[1] ** 2)
+        stats["motion"] += float(magnitude.sum())
+        stats["max"] = max(stats["max"], float(magnitude.max()))
+        stats["pixels"] += magnitude.size
+        stats["pairs"] += 1
+        if on_flow is not None:
+            on_flow(i, j, flow)
+
+    def compute_pending() -> None:
+        if not pending:
+            return
+        flows = estimator.pairs([(a, b) for _, _, a, b, _ in pending])
+        for (i, j, _, _, key), flow in zip(pending, flows, strict=True):
+            if key is not None:
+                cache.put(key, flow, {"estimator": estimator.key(), "pair": [i, j]})
+            emit(i, j, flow)
+        pending.clear()
+
     with media.open_clip(source, config.fps) as clip:
         info = clip.info
         previous = None
@@ -187,38 +260,35 @@ def clip_flows(source, estimator: FlowEstimator, config, *, cache=None, backward
                 if backward:
                     directions.append((index, previous[0], frame, previous[1]))
                 for i, j, a, b in directions:
-                    flow = _cached_pair(estimator, cache, clip_id, i, j, a, b)
-                    magnitude = np.sqrt(flow[0] ** 2 + flow[1] ** 2)
-                    total_motion += float(magnitude.sum())
-                    max_motion = max(max_motion, float(magnitude.max()))
-                    pixels += magnitude.size
-                    pairs += 1
-                    if on_flow is not None:
-                        on_flow(i, j, flow)
+                    key = None
+                    if clip_id is not None:
+                        key = cache.key(clip_id, i, j, estimator.key(), (a.shape[1], a.shape[0]))
+                        flow = cache.get(key)
+                        if flow is not None:
+                            compute_pending()  # keep flows in order for on_flow
+                            emit(i, j, flow)
+                            continue
+                    pending.append((i, j, a, b, key))
+                    if batch is None:
+                        batch = estimator.batch_limit((a.shape[1], a.shape[0]))
+                    if len(pending) >= batch:
+                        compute_pending()
                 if on_progress is not None:
                     on_progress(used, None)
             previous = (index, frame)
+        compute_pending()
+    pairs = stats["pairs"]
     if pairs == 0:
         from lexp.errors import InputError
 
         raise InputError(f"{source.name}: flow needs at least two frames in the window",
                          hint="check the clip and the --start/--end window")
-    return FlowRun(source.name, method_label(estimator), info.width, info.height, pairs,
-                   total_motion / pixels, max_motion, time.perf_counter() - started,
+    return FlowRun(source.name, estimator.label(), info.width, info.height, pairs,
+                   stats["motion"] / stats["pixels"], stats["max"], time.perf_counter() - started,
                    (cache.hits - hits0) if cache else 0,
                    (cache.misses - misses0) if cache else pairs,
-                   (cache.damaged - damaged0) if cache else 0)
-
-
-def _cached_pair(estimator, cache, clip_id, i, j, a, b) -> np.ndarray:
-    if cache is None or clip_id is None:
-        return estimator.pair(a, b)
-    key = cache.key(clip_id, i, j, estimator.key(), (a.shape[1], a.shape[0]))
-    flow = cache.get(key)
-    if flow is None:
-        flow = estimator.pair(a, b)
-        cache.put(key, flow, {"estimator": estimator.key(), "pair": [i, j]})
-    return flow
+                   (cache.damaged - damaged0) if cache else 0,
+                   getattr(estimator, "device_used", None))
 
 
 # --------------------------------------------------------------------------- export

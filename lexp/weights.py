@@ -115,6 +115,12 @@ def is_cached(asset: Asset, cache: Path | None = None) -> bool:
 
 def path_for(name: str, cache: Path | None = None) -> Path:
     """The cached asset, verified (sha256 again for files); raises with the fix if not."""
+    return verified(name, cache)[0]
+
+
+def verified(name: str, cache: Path | None = None) -> tuple[Path, str | None]:
+    """(location, sha256) of a cached asset, checked again; the sha256 is None for
+    unpacked archives. Raises an error naming the ``lexp download`` command otherwise."""
     asset = get(name)
     where = location(asset, cache)
     fetch_hint = f"run: lexp download {name}   (offline: lexp download {name} --from FILE)"
@@ -131,7 +137,8 @@ def path_for(name: str, cache: Path | None = None) -> Path:
         except download.ChecksumError:
             raise InputError(f"the cached {name} is damaged ({where})",
                              hint=f"run: lexp download {name} --force") from None
-    return where
+        return where, actual
+    return where, None
 
 
 def source_url(asset: Asset, mirror: str | None) -> str:
