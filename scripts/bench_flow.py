@@ -8,9 +8,10 @@ pairs/s: ``lexp.flow.clip_flows`` over a real clip at each resolution, decoding 
 no cache; RAFT over the first RAFT_FRAMES frames only (it is ~100× slower on a CPU), on
 DEVICE, with the real weights when they are in the lexp cache, else with randomly
 initialised weights of the same architecture (the speed is the same; the output is
-not meaningful, and the report says so). 640×360 is ../shared/clips/street_traffic_window_360p.mp4, 1280×720 is
-waterfall_autumn_720p.mp4 (synthetic night-street clips of those sizes when
-../shared/clips is absent). Median of RUNS.
+not meaningful, and the report says so). 640×360 is
+../shared/clips/street_traffic_window_360p.mp4, 1280×720 is waterfall_autumn_720p.mp4
+(synthetic night-street clips of those sizes when ../shared/clips is absent). Median
+of RUNS.
 
 cache: the whole ``lexp flow CLIP`` process with DIS medium on the 720p clip, cold (an
 empty cache) and warm (the cache it filled); median of RUNS, each cold run in a fresh
