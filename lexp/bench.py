@@ -58,8 +58,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("mean", RenderConfig(method="mean")),
     Method("median", RenderConfig(method="median")),
     Method("max", RenderConfig(method="max")),
+    # Flow-guided integration (lexp.flow_render) with DIS medium, no flow cache.
+    Method("flow", RenderConfig(method="flow", flow="dis")),
 )}
-DEFAULT_METHODS = ("first-frame", "mean-8bit", "mean", "median")
+DEFAULT_METHODS = ("first-frame", "mean-8bit", "mean", "median", "flow")
 
 
 def resolve_methods(names: str | None) -> list[Method]:
@@ -71,12 +73,33 @@ def resolve_methods(names: str | None) -> list[Method]:
     return [METHODS[n] for n in chosen]
 
 
-def run_method(method: Method, frames: list[np.ndarray], fps: float | None) -> np.ndarray:
-    """The method's image for these frames: encoded float32 H×W×3 in [0, 1]."""
+def run_method(method: Method, frames: list[np.ndarray], fps: float | None,
+               indices: list[int] | None = None, exposure: int | None = None) -> np.ndarray:
+    """The method's image for ``frames[i] for i in indices`` (default: all of them), as an
+    exposure of ``exposure`` frames from the first (default: up to the last index):
+    encoded float32 H×W×3 in [0, 1]. Methods see only the chosen frames; flow is told
+    their frame numbers (a stride) and the exposure, so it knows the time between them
+    and how far to extrapolate."""
+    indices = list(range(len(frames))) if indices is None else indices
     if method.config is None:
-        return frames[0].astype(np.float32) / 255.0
-    stacked = render.stack_clip(MemoryClip(frames, fps), method.config)
-    return render.finish(stacked.linear, method.config)
+        return frames[indices[0]].astype(np.float32) / 255.0
+    config = method.config
+    if config.method == "flow":
+        from lexp.config import TimeSpec, Window
+
+        steps = {b - a for a, b in zip(indices, indices[1:], strict=False)} or {1}
+        if len(steps) != 1:
+            raise UsageError("flow in bench needs evenly spaced frames")
+        chosen = {i: frames[i] for i in indices}
+        sparse = [chosen.get(i, frames[indices[0]]) for i in range(indices[-1] + 1)]
+        config = dataclasses.replace(
+            config, window=Window(end=TimeSpec(float(indices[-1] + 1), "f"),
+                                  stride=steps.pop()),
+            exposure=TimeSpec(float(exposure), "f") if exposure else None)
+        result = render.render_clip(MemoryClip(sparse, fps), config)
+        return render.finish(result.linear, config)
+    stacked = render.stack_clip(MemoryClip([frames[i] for i in indices], fps), config)
+    return render.finish(stacked.linear, config)
 
 
 # --------------------------------------------------------------------------- quality
@@ -175,7 +198,7 @@ def run_quality(paths: list[str], methods: list[Method], protocols: list[Protoco
             moving = metrics.moving_mask(truth, first)
             shown = {}
             for method in methods:
-                image = run_method(method, [frames[i] for i in indices], fps)
+                image = run_method(method, frames, fps, indices, len(window))
                 report.scores.append(Score(path.name, protocol.name, method.name,
                                            metrics.psnr(image, truth),
                                            metrics.psnr(image, truth, moving),
@@ -331,8 +354,9 @@ def run_speed(spec: str, methods: list[Method], *, repeats: int = 3, max_frames:
             _median_time(lambda: subprocess.run(floor_cmd, check=True), repeats), n)
         add("decode (lexp reader)", _median_time(decode, repeats), n)
         for m in methods:
-            add(f"stack {m.name} (frames in memory)",
-                _median_time(lambda m=m: render.stack_clip(MemoryClip(frames, None), m.config),
+            add(f"{'integrate' if m.config.method == 'flow' else 'stack'} {m.name} "
+                "(frames in memory)",
+                _median_time(lambda m=m: render.render_clip(MemoryClip(frames, None), m.config),
                              repeats), n)
         image = run_method(methods[0], frames, None) if methods else frames[0] / 255.0
         add("encode JPEG q95", _median_time(lambda: stills.encode_image(image, "jpeg"),
@@ -341,8 +365,8 @@ def run_speed(spec: str, methods: list[Method], *, repeats: int = 3, max_frames:
             job = jobs.Job(source, os.path.join(tmp, "out.jpg"), "jpeg", 8)
             cfg = dataclasses.replace(m.config, window=Window(max_frames=n))
             add(f"render {m.name} (decode → jpeg)",
-                _median_time(lambda cfg=cfg, job=job: jobs.render_image(job, cfg, OutputConfig()),
-                             repeats), n)
+                _median_time(lambda cfg=cfg, job=job: jobs.render_image(
+                    job, cfg, OutputConfig(), flow_cache=False), repeats), n)
     floor_fps = n / stages[0].seconds
     for s in stages:
         if s.frames:

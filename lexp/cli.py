@@ -61,12 +61,24 @@ def main_options(
 
 
 class Method(str, Enum):
+    auto = "auto"
+    flow = "flow"
     mean = "mean"
     max = "max"
     min = "min"
     median = "median"
     lighten = "lighten"
     darken = "darken"
+
+
+class FlowMethod(str, Enum):
+    auto = "auto"
+    dis = "dis"
+    dis_fast = "dis-fast"
+    dis_ultrafast = "dis-ultrafast"
+    farneback = "farneback"
+    raft_small = "raft-small"
+    raft_large = "raft-large"
 
 
 class Transfer(str, Enum):
@@ -90,7 +102,15 @@ class ImageFormat(str, Enum):
 RENDER_EPILOG = """\
 Examples:
 
-  lexp render clip.mp4 -o out.jpg                      # mean of every frame, in linear light
+  lexp render clip.mp4 -o out.jpg                      # auto: flow or mean, it says which
+
+  lexp render clip.mp4 -o out.jpg -m mean              # mean of every frame, in linear light
+
+  lexp render clip.mp4 -o trails.jpg -m flow --stride 8   # continuous trails from 1 in 8 frames
+
+  lexp render clip.mp4 -o long.jpg -m flow --end 5f --exposure 64f   # 5 frames, 64 exposed
+
+  lexp render clip.mp4 -o out.jpg -m flow --flow raft-large --device cuda
 
   lexp render clip.mp4 -o trails.png -m max            # lighten: light trails, star trails
 
@@ -131,10 +151,29 @@ def render(
              "Default: {stem}_{method}.jpg in the current folder.",
         rich_help_panel="Output"),
     method: Method = typer.Option(
-        Method.mean, "--method", "-m",
-        help="mean: a long exposure; max/lighten: light trails; min/darken: remove "
-             "bright movers; median: remove transient objects (memory-bounded: see "
-             "--median-memory)."),
+        Method.auto, "--method", "-m",
+        help="flow: integrate along the optical flow (continuous trails from few frames; "
+             "extrapolates past the clip's end); mean: a long exposure by stacking; "
+             "max/lighten: light trails; min/darken: remove bright movers; median: remove "
+             "transient objects (memory-bounded: see --median-memory). auto: flow when the "
+             "exposure outlasts the clip, frames are strided, or the first two frames move "
+             "more than 1 px, else mean; it says which and why."),
+    exposure: str | None = typer.Option(
+        None, metavar="TIME",
+        help="Exposure length: 2s, 1.5 or 48f. Shorter than the clip: the first TIME of the "
+             "window. Longer (flow): the motion is extrapolated past the last frame, "
+             "assuming what moved steadily in the last 5 frames keeps its speed and "
+             "direction and everything else keeps its average look.",
+        rich_help_panel="Frames"),
+    flow_method: FlowMethod = typer.Option(
+        FlowMethod.auto, "--flow", metavar="ESTIMATOR",
+        help="Flow estimator for --method flow: auto (RAFT on a GPU when its weights are "
+             "cached, else DIS medium), dis, dis-fast, dis-ultrafast, farneback, "
+             "raft-small, raft-large. Flows are cached (see lexp flow).",
+        rich_help_panel="Flow"),
+    device: str = typer.Option("auto", metavar="DEVICE",
+                               help="For RAFT: auto, cpu, cuda, cuda:N or mps.",
+                               rich_help_panel="Flow"),
     start: str | None = typer.Option(None, help="Start of the window: 2.5 (s) or 48f.",
                                  rich_help_panel="Frames"),
     end: str | None = typer.Option(None, help="End of the window (exclusive): 6 or 180f.",
@@ -180,13 +219,16 @@ def render(
                                     help="Print one JSON line per input on stdout.",
                                     rich_help_panel="Output"),
 ) -> None:
-    """Render a long exposure from a clip by stacking its frames in linear light."""
-    from lexp.config import OutputConfig, RenderConfig, Window
+    """Render a long exposure from a clip, in linear light: stacked, or integrated along
+    the optical flow."""
+    from lexp.config import OutputConfig, RenderConfig, TimeSpec, Window
 
     window = Window.from_options(start, end, stride, max_frames)
     config = RenderConfig(method=method.value, window=window, fps=fps,
                           transfer=transfer.value, ev=ev, tone=tone.value,
-                          median_memory_mb=median_memory)
+                          median_memory_mb=median_memory,
+                          exposure=TimeSpec.parse(exposure, "--exposure") if exposure else None,
+                          flow=flow_method.value, device=device)
     out = OutputConfig(format=image_format.value if image_format else None,
                        bit_depth=bit_depth, quality=quality)
     if json_lines and output == "-":
@@ -215,8 +257,8 @@ def render(
             reporter.warn(warning)
         if result.status == "ok":
             where = "stdout" if result.output == "-" else result.output
-            reporter.info(f"{result.input} → {where}: {result.method} of {result.frames} "
-                          f"frames in {result.seconds:.2f} s")
+            reporter.info(f"{result.input} → {where}: {describe_method(result)} of "
+                          f"{result.frames} frames in {result.seconds:.2f} s")
         elif result.status == "skipped":
             hint = f" ({result.hint})" if result.hint else ""
             reporter.info(f"skipped {result.input}: {result.error}{hint}")
@@ -242,6 +284,18 @@ def render(
         raise typer.Exit(code)
 
 
+def describe_method(result) -> str:
+    """'flow (dis-medium, chosen by auto: ...)' for messages."""
+    details = []
+    if result.about.get("flow"):
+        details.append(result.about["flow"])
+    if result.about.get("extrapolated_frames"):
+        details.append(f"{result.about['extrapolated_frames']:g} frames extrapolated")
+    if result.about.get("auto"):
+        details.append(f"chosen by auto: {result.about['auto']}")
+    return result.method + (f" ({'; '.join(details)})" if details else "")
+
+
 FLOW_EPILOG = """\
 Examples:
 
@@ -262,16 +316,6 @@ Examples:
 Flow is in pixels, from each frame to the next. Colours: hue = direction, strength = speed.
 Flows are cached (LEXP_CACHE_DIR/flow) by the clip's content, so a second run is fast.
 """
-
-
-class FlowMethod(str, Enum):
-    auto = "auto"
-    dis = "dis"
-    dis_fast = "dis-fast"
-    dis_ultrafast = "dis-ultrafast"
-    farneback = "farneback"
-    raft_small = "raft-small"
-    raft_large = "raft-large"
 
 
 @app.command(epilog=FLOW_EPILOG)
@@ -464,8 +508,8 @@ def bench(
         help="Time each stage on this clip (or synthetic:WxHxN)."),
     methods: str | None = typer.Option(
         None, "--methods", metavar="A,B",
-        help="Methods to compare: first-frame, mean-8bit, mean, median, max "
-             "(default: first-frame,mean-8bit,mean,median)."),
+        help="Methods to compare: first-frame, mean-8bit, mean, median, max, flow "
+             "(default: first-frame,mean-8bit,mean,median,flow)."),
     protocol: str = typer.Option(
         "both", "--protocol", help="gap-fill, extrapolate, or both."),
     repeats: int = typer.Option(3, "--repeats", min=1, help="Timed runs per stage (median)."),

@@ -15,6 +15,8 @@ from typing import Any
 from lexp.errors import UsageError
 
 STACK_METHODS: tuple[str, ...] = ("mean", "max", "min", "median")
+# flow: integration along optical flow (lexp.flow_render); auto: chosen per clip.
+RENDER_METHODS: tuple[str, ...] = ("auto", "flow") + STACK_METHODS
 # Photographers' names for the same operations.
 METHOD_ALIASES = {"lighten": "max", "darken": "min", "average": "mean"}
 IMAGE_FORMATS: tuple[str, ...] = ("jpeg", "png", "tiff")
@@ -111,14 +113,19 @@ class RenderConfig:
     ev: float = 0.0  # exposure compensation in stops (+1 doubles the light)
     tone: str = "clip"  # tone curve for highlights above 1: clip | soft | reinhard
     median_memory_mb: int = 512  # median keeps at most this many MB of frames (then samples)
+    exposure: TimeSpec | None = None  # flow: exposure length (None = the window's length)
+    flow: str = "auto"  # flow: the estimator (auto, dis, dis-fast, raft-small, ...)
+    device: str = "auto"  # flow: where RAFT runs (auto, cpu, cuda[:n], mps)
 
     def __post_init__(self) -> None:
         method = METHOD_ALIASES.get(self.method, self.method)
-        if method not in STACK_METHODS:
+        if method not in RENDER_METHODS:
             raise UsageError(
                 f"unknown method {self.method!r}",
-                hint="choose one of: " + ", ".join(STACK_METHODS + tuple(METHOD_ALIASES)),
+                hint="choose one of: " + ", ".join(RENDER_METHODS + tuple(METHOD_ALIASES)),
             )
+        if self.exposure is not None and self.exposure.value <= 0:
+            raise UsageError("--exposure must be longer than 0", hint="e.g. 2s or 64f")
         object.__setattr__(self, "method", method)
         if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
             raise UsageError(f"--fps {self.fps} must be a positive number")
@@ -128,6 +135,7 @@ class RenderConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["window"] = self.window.to_dict()
+        d["exposure"] = str(self.exposure) if self.exposure is not None else None
         return d
 
 

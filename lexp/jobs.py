@@ -48,7 +48,10 @@ def resolve_inputs(args: list[str]) -> list[ClipSource]:
         if pending_images:
             name = str(pending_images[0].parent / "*") if len(pending_images) > 1 \
                 else str(pending_images[0])
-            sources.append(ClipSource(name, "frames", tuple(pending_images)))
+            # Natural order, as for a folder: a shell glob passes frame10 before frame2,
+            # and order matters to flow.
+            sources.append(ClipSource(name, "frames",
+                                      tuple(sorted(pending_images, key=natural_key))))
             pending_images.clear()
 
     for arg in args:
@@ -110,7 +113,8 @@ class JobResult:
     status: str  # "ok", "skipped" or "failed"
     frames: int = 0  # frames stacked
     seconds: float = 0.0  # wall time for this clip
-    method: str = ""  # the method used
+    method: str = ""  # the method that ran (what auto chose, for auto)
+    about: dict = field(default_factory=dict)  # the method's details (flow estimator, ...)
     error: str | None = None  # one-line reason, when failed or skipped
     hint: str | None = None  # what to do about it
     warnings: list[str] = field(default_factory=list)  # non-fatal problems
@@ -122,6 +126,8 @@ class JobResult:
         for key in ("error", "hint"):
             if getattr(self, key):
                 d[key] = getattr(self, key)
+        if self.about:
+            d["details"] = self.about
         if self.warnings:
             d["warnings"] = self.warnings
         return d
@@ -431,6 +437,8 @@ def _render_unlocked(job, config, out, progress_for, debug, base, started) -> Jo
         base.exit_code = 1
         return base
     base.status, base.frames = "ok", stacked.frames_used
+    base.method = stacked.method
+    base.about = stacked.about
     base.warnings = stacked.warnings
     base.seconds = time.perf_counter() - started
     return base
@@ -484,17 +492,28 @@ class OutputLock:
             self.fd = None
 
 
-def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for=None):
-    """Decode, stack and encode one clip. Returns (image file bytes, StackResult)."""
+def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for=None,
+                 flow_cache: bool = True):
+    """Decode, render and encode one clip. Returns (image file bytes, StackResult).
+    ``flow_cache``: read and fill the flow cache (off: every flow computed, e.g. to time)."""
     from lexp import media, render, stills
 
     ctx = progress_for(job) if progress_for else contextlib.nullcontext(None)
+    cache = clip_id = None
+    if flow_cache and config.method in ("auto", "flow"):
+        from lexp.flow_cache import FlowCache
+
+        cache = FlowCache()
+        clip_id = cache.clip_id(job.source) if job.source.paths else None
     with media.open_clip(job.source, config.fps) as clip, ctx as on_progress:
-        stacked = render.stack_clip(clip, config, on_progress)
+        stacked = render.render_clip(clip, config, on_progress, clip_id=clip_id, cache=cache)
+    if cache is not None and stacked.method == "flow":
+        cache.prune()
     settings = {
         "lexp_version": __version__,
         "input": job.source.name,
-        "method": config.method,
+        "method": stacked.method,
+        **({"method_details": stacked.about} if stacked.about else {}),
         "frames_used": stacked.frames_used,
         "first_frame": stacked.first_frame,
         "last_frame": stacked.last_frame,

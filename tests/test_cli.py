@@ -41,7 +41,7 @@ def test_help_lists_only_working_commands_and_exit_codes():
 
 def test_render_a_video(clips, tmp_path):
     out = tmp_path / "out.jpg"
-    proc = run_lexp("render", str(clips["street"]), "-o", str(out))
+    proc = run_lexp("render", str(clips["street"]), "-o", str(out), "-m", "mean")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == b""  # results only on stdout; nothing asked for here
     assert "mean of 40 frames" in proc.stderr
@@ -171,7 +171,7 @@ def test_batch_reports_every_failure_and_skips_existing(clips, tmp_path):
     shutil.copy(clips["square"], inputs / "b.mp4")
     (inputs / "c.mp4").write_text("broken")
     outdir = tmp_path / "renders"
-    proc = run_lexp("render", str(inputs), "-o", f"{outdir}/", "--json")
+    proc = run_lexp("render", str(inputs), "-o", f"{outdir}/", "--json", "-m", "mean")
     assert proc.returncode == 3, proc.stderr  # some inputs failed
     lines = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     assert [(r["input"].rsplit("/", 1)[1], r["status"]) for r in lines] == [
@@ -182,12 +182,13 @@ def test_batch_reports_every_failure_and_skips_existing(clips, tmp_path):
     assert "1 failed" in proc.stderr
     before = (outdir / "a_mean.jpg").stat().st_mtime_ns
     again = run_lexp("render", str(inputs / "a.mp4"), str(inputs / "b.mp4"), "-o", str(outdir),
-                     "--json")
+                     "--json", "-m", "mean")
     assert again.returncode == 0
     assert [json.loads(x)["status"] for x in again.stdout.decode().splitlines()] == [
         "skipped", "skipped"]
     assert (outdir / "a_mean.jpg").stat().st_mtime_ns == before
-    forced = run_lexp("render", str(inputs / "a.mp4"), "-o", str(outdir), "--overwrite")
+    forced = run_lexp("render", str(inputs / "a.mp4"), "-o", str(outdir), "--overwrite",
+                      "-m", "mean")
     assert forced.returncode == 0 and (outdir / "a_mean.jpg").stat().st_mtime_ns != before
 
 

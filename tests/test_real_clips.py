@@ -16,7 +16,8 @@ pytestmark = needs_real_clips
 
 def test_every_real_clip_renders(tmp_path):
     clips = real_clips()
-    proc = run_lexp("render", *map(str, clips), "-o", f"{tmp_path}/", "--json", timeout=600)
+    proc = run_lexp("render", *map(str, clips), "-o", f"{tmp_path}/", "--json", "-m", "mean",
+                    timeout=600)
     assert proc.returncode == 0, proc.stderr
     results = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     assert len(results) == len(clips) and all(r["status"] == "ok" for r in results)
@@ -55,3 +56,19 @@ def test_mean_matches_a_float64_reference(name):
     got = render.finish(stacked.linear, RenderConfig()).astype(np.float64)
     assert stacked.frames_used == n
     assert np.abs(got - want).max() * 255 < 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["trees_wind_walker_244p.mp4", "street_traffic_window_360p.mp4"])
+def test_flow_never_loses_to_the_linear_mean_on_real_footage(name):
+    """The robustness half of the flow-render targets, on two clips (DESIGN.md §3)."""
+    from lexp import bench
+
+    path = next((p for p in real_clips() if p.name == name), None)
+    if path is None:
+        pytest.skip(f"{name} is not in ../shared/clips")
+    report = bench.run_quality([str(path)], bench.resolve_methods("mean,flow"),
+                               list(bench.PROTOCOLS.values()))
+    scores = {(s.protocol, s.method): s.psnr for s in report.scores}
+    assert scores[("gap-fill", "flow")] >= scores[("gap-fill", "mean")] - 0.3
+    assert scores[("extrapolate", "flow")] >= scores[("extrapolate", "mean")] - 1.0

@@ -1,0 +1,292 @@
+"""Flow-guided long exposure: continuous trails from a few frames, and exposures longer
+than the clip.
+
+Stacking N frames shows N copies of a moving thing; a real shutter sees every position in
+between. This renderer synthesises those in-between instants along the optical flow and
+averages them in linear light, as the sensor would.
+
+Time
+----
+Time is counted in the clip's own frames (frame i is at i/fps), whatever ``--stride``
+selects: the exposure is the dense interval [first, last + 1) frames, each frame period
+weighing one unit. Two consecutive input frames A (index i) and B (index j = i + g) span g
+periods; the interval is sampled at n = g·m instants s = k/n (k = 0 … n−1, s = 0 is A
+itself), each weighing 1/m period, where m is chosen per pair so that no trail advances
+more than ``SAMPLE_STEP_PX`` between samples (adaptive: a near-static pair costs one
+sample per period, i.e. it is plain stacking). The last frame weighs its own period.
+
+In-between frames (both directions, occlusion-safe)
+---------------------------------------------------
+With the forward flow F (A→B) and the backward flow G (B→A), the flows from time s back to
+A and on to B are approximated as in Super SloMo (Jiang et al., CVPR 2018)::
+
+    F_s→A = −(1−s)·s·F + s²·G          F_s→B = (1−s)²·F − s·(1−s)·G
+
+A and B are sampled along them (backward warping: every output pixel gets a value, no
+holes) and blended by time, (1−s)·A' + s·B', so each end of the interval is exact.
+
+Where the flow is wrong (occlusions, things appearing, fireworks) A' and B' disagree. Each
+pixel then leans towards the plain time blend (1−s)·A + s·B, which can ghost but never
+smears: the weight of the warped blend is e_plain / (e_warp + e_plain), where e_warp is the
+local (Gaussian-blurred) squared difference of A' and B', and e_plain that of A and B.
+The warp wins where it explains the change between the frames better than no motion does.
+(Measured on the gap-fill protocol: this keeps every clip at or above its linear-mean
+score, where forward-backward consistency masks lost 0.6–3.8 dB on fireworks.)
+
+Beyond the clip (extrapolation)
+-------------------------------
+An exposure longer than the clip continues after the last frame, assuming that what moved
+steadily keeps moving at the same speed and direction, and that everything else keeps
+looking, on average, like the last frames did. From the last K ≤ 5 frames:
+
+- the velocity v (pixels per frame period) is the mean of their flows;
+- the extra periods are the last frame sampled at x − t·v for t = 1, 2, …: a line-integral
+  blur along the motion (content that would come from outside the frame is unknown and
+  takes the stationary estimate instead);
+- each pixel's trust in that comes from a test on the frames themselves: the velocity of
+  the first flows predicts the last frame from the middle one; the stationary model
+  predicts it as the mean of the frames up to the middle. The weight of the extrapolation
+  is (e_stationary / (e_moving + e_stationary))², local errors as above. Water and
+  wind-blown leaves, whose texture moves but whose look stays put, fail the test and keep
+  the stationary estimate (the mean of the last K frames).
+
+Fewer than three frames show nothing to be steady: their extrapolation is stationary.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from lexp import colour
+from lexp.errors import InputError
+
+SAMPLE_STEP_PX = 1.0  # at most this far between samples along a trail (pixels)
+MAX_SAMPLES_PER_PAIR = 96  # cost cap for a pair with huge motion
+HISTORY = 5  # frames kept for extrapolation
+ERROR_BLUR_SIGMA = 3.0  # pixels: the neighbourhood over which warps are judged
+
+
+@dataclass
+class FlowStats:
+    """What the flow renderer did, for messages and metadata."""
+
+    estimator: str  # e.g. "dis-medium"
+    pairs: int = 0  # intervals integrated
+    samples: int = 0  # in-between instants synthesised
+    extrapolated: float = 0.0  # frame periods added after the last frame
+    steady: float = 0.0  # mean extrapolation weight (0 = stationary, 1 = all moving)
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return xs, ys
+
+
+def _local_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Gaussian-blurred mean squared difference of two H×W×3 images: H×W float32."""
+    import cv2
+
+    d = a - b
+    return cv2.GaussianBlur((d * d).mean(axis=2), (0, 0), ERROR_BLUR_SIGMA)
+
+
+def _sample(image: np.ndarray, xs, ys, fx, fy, border=None) -> np.ndarray:
+    import cv2
+
+    if border is None:
+        return cv2.remap(image, xs + fx, ys + fy, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, xs + fx, ys + fy, cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+
+
+def samples_for(forward: np.ndarray, gap: int) -> int:
+    """n: instants to sample in an interval of ``gap`` frame periods with this flow."""
+    sparse = forward[:, ::4, ::4]  # a 1-in-16 subsample is plenty for a percentile
+    magnitude = np.sqrt(sparse[0] ** 2 + sparse[1] ** 2).ravel()
+    per_period = float(np.partition(magnitude, int(0.995 * (magnitude.size - 1)))[
+        int(0.995 * (magnitude.size - 1))]) / gap
+    refine = max(1, math.ceil(per_period / SAMPLE_STEP_PX))
+    refine = min(refine, max(1, MAX_SAMPLES_PER_PAIR // gap))
+    return gap * refine
+
+
+def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
+                       backward: np.ndarray, n: int) -> np.ndarray:
+    """Sum of the n instants s = k/n (k = 0 … n−1) between linear frames ``a`` (s = 0)
+    and ``b`` (s = 1): float32 H×W×3. ``forward``/``backward``: (2, H, W) flows a→b, b→a."""
+    total = a.copy()
+    if n == 1:
+        return total
+    h, w = a.shape[:2]
+    xs, ys = _grid(h, w)
+    plain_error = _local_error(a, b)
+    for k in range(1, n):
+        s = k / n
+        to_a = -(1 - s) * s * forward + s * s * backward
+        to_b = (1 - s) ** 2 * forward - s * (1 - s) * backward
+        from_a = _sample(a, xs, ys, to_a[0], to_a[1])
+        from_b = _sample(b, xs, ys, to_b[0], to_b[1])
+        warped = (1 - s) * from_a + s * from_b
+        trust = plain_error / (_local_error(from_a, from_b) + plain_error + 1e-8)
+        plain = (1 - s) * a + s * b
+        total += plain + trust[..., None] * (warped - plain)
+    return total
+
+
+def extrapolate(history: list[np.ndarray], flows: list[np.ndarray],
+                periods: float) -> tuple[np.ndarray, float]:
+    """Sum over ``periods`` frame periods after the last of ``history`` (linear frames,
+    oldest first; ``flows[k]`` is the flow from frame k to k+1 in pixels per period).
+    Returns (sum float32 H×W×3, mean extrapolation weight)."""
+    last = history[-1]
+    stationary = np.mean(history, axis=0, dtype=np.float32)
+    whole = math.floor(periods)
+    weights = [1.0] * whole + ([periods - whole] if periods > whole else [])
+    if len(history) < 3 or not weights:
+        return stationary * np.float32(periods), 0.0
+    h, w = last.shape[:2]
+    xs, ys = _grid(h, w)
+    middle = (len(history) - 1) // 2
+    early = np.mean(flows[:middle], axis=0)
+    ahead = len(history) - 1 - middle
+    predicted = _sample(history[middle], xs, ys, -ahead * early[0], -ahead * early[1])
+    moving_error = _local_error(predicted, last)
+    still_error = _local_error(np.mean(history[:middle + 1], axis=0), last)
+    trust = (still_error / (moving_error + still_error + 1e-8)) ** 2
+
+    velocity = np.mean(flows, axis=0)
+    with_ones = np.concatenate([last, np.ones((h, w, 1), np.float32)], axis=2)
+    moved = np.zeros_like(with_ones)
+    for t, weight in enumerate(weights, start=1):
+        sample = _sample(with_ones, xs, ys, -t * velocity[0], -t * velocity[1], border=0)
+        moved += sample if weight == 1.0 else np.float32(weight) * sample
+    inside = moved[..., 3:]
+    moving = moved[..., :3] + (np.float32(periods) - inside) * stationary  # outside: unknown
+    total = stationary * np.float32(periods)
+    total += trust[..., None] * (moving - total)
+    return total, float(trust.mean())
+
+
+def exposure_periods(config, fps: float | None) -> float | None:
+    """``--exposure`` in frame periods (None when not given)."""
+    spec = config.exposure
+    if spec is None:
+        return None
+    if spec.unit == "f":
+        return float(spec.value)
+    if not fps:
+        from lexp.errors import UsageError
+
+        raise UsageError("--exposure is in seconds but this clip has no frame rate",
+                         hint="give frames (e.g. 64f) or the rate with --fps")
+    return spec.value * fps
+
+
+def render_flow(clip, config, estimator, *, cache=None, clip_id: str | None = None,
+                frames=None, on_progress=None):
+    """Stream the clip's window, integrating every interval along its flow; extrapolate
+    when the exposure is longer than the clip. Returns a render.StackResult (linear
+    float32 H×W×3) and FlowStats. ``frames``: an iterator of (index, RGB frame) to use
+    instead of reading the window (it may have been peeked at)."""
+    import cv2
+
+    from lexp import media, render
+
+    started = time.perf_counter()
+    info = clip.info
+    first, _ = config.window.frame_range(info.fps)
+    exposure = exposure_periods(config, info.fps)
+    if frames is None:
+        frames = media.window_frames(clip, window_for(config, info.fps))
+    lut = colour.decode_lut(config.transfer).astype(np.float32)
+    stats = FlowStats(estimator.label())
+    hits0, misses0 = (cache.hits, cache.misses) if cache is not None else (0, 0)
+
+    def flow_pair(i, j, fa, fb):
+        # Rounded to float16 as the cache stores it, so a render is the same image
+        # whether its flows were computed now or read from the cache.
+        if cache is None or clip_id is None:
+            return estimator.pair(fa, fb).astype(np.float16).astype(np.float32)
+        key = cache.key(clip_id, i, j, estimator.key(), (fa.shape[1], fa.shape[0]))
+        found = cache.get(key)
+        if found is None:
+            found = estimator.pair(fa, fb).astype(np.float16).astype(np.float32)
+            cache.put(key, found, {"estimator": estimator.key(), "pair": [i, j]})
+        return found
+
+    total = None
+    history: list[np.ndarray] = []  # linear frames, newest last
+    velocities: list[np.ndarray] = []  # flows between them, per frame period
+    previous = None  # (index, rgb, linear)
+    used = first_used = last_used = 0
+    threads = cv2.getNumThreads()
+    try:
+        for index, rgb in frames:
+            linear = lut[rgb]
+            if total is None:
+                total = np.zeros(linear.shape, np.float64)
+                first_used = index
+            elif linear.shape != previous[2].shape:
+                raise InputError(f"{info.name}: frame {index} is {rgb.shape[1]}×{rgb.shape[0]}, "
+                                 f"the clip started at {previous[1].shape[1]}×"
+                                 f"{previous[1].shape[0]}", hint="frames must share one size")
+            if previous is not None:
+                i, a_rgb, a = previous
+                gap = index - i
+                forward = flow_pair(i, index, a_rgb, rgb)
+                n = samples_for(forward, gap)
+                if n == 1:  # under a pixel per frame: the frame itself is the interval
+                    total += a
+                else:
+                    backward = flow_pair(index, i, rgb, a_rgb)
+                    total += integrate_interval(a, linear, forward, backward, n) * (gap / n)
+                stats.pairs += 1
+                stats.samples += n
+                velocities = (velocities + [forward / gap])[-(HISTORY - 1):]
+            history = (history + [linear])[-HISTORY:]
+            previous = (index, rgb, linear)
+            used += 1
+            last_used = index
+            if on_progress is not None:
+                on_progress(used, None)
+    finally:
+        cv2.setNumThreads(threads)
+    if total is None:
+        raise InputError(f"no frames to render in {info.name}",
+                         hint="check the clip and the --start/--end window")
+    total += previous[2]  # the last frame's own period
+    covered = last_used - first_used + 1
+    periods = covered
+    if exposure is not None and exposure > covered:
+        extra, stats.steady = extrapolate(history, velocities, exposure - covered)
+        total += extra
+        stats.extrapolated = exposure - covered
+        periods = exposure
+    if cache is not None:
+        stats.cache_hits, stats.cache_misses = cache.hits - hits0, cache.misses - misses0
+    result = render.StackResult((total / periods).astype(np.float32), info, used, first_used,
+                                last_used, time.perf_counter() - started, clip.warnings())
+    return result, stats
+
+
+def window_for(config, fps: float | None):
+    """The window, shortened to the exposure when the exposure is the shorter."""
+    from dataclasses import replace
+
+    from lexp.config import TimeSpec
+
+    exposure = exposure_periods(config, fps)
+    if exposure is None:
+        return config.window
+    first, end = config.window.frame_range(fps)
+    stop = first + math.ceil(exposure)
+    if end is None or stop < end:
+        return replace(config.window, end=TimeSpec(float(stop), "f"))
+    return config.window

@@ -1,0 +1,151 @@
+"""Flow-guided long exposure on synthetic clips whose motion is known."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from lexp import colour, flow_render, metrics, render, stills
+from lexp.config import RenderConfig, TimeSpec, Window
+from lexp.media import MemoryClip
+
+from .conftest import run_lexp
+
+H, W = 96, 128
+
+
+def drifting(frames: int, velocity: float = 2.0, seed: int = 0) -> list[np.ndarray]:
+    """A smooth texture sliding right by ``velocity`` px per frame (wrapping around)."""
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.random((H, W * 2)).astype(np.float32), (0, 0), 2.5)
+    base = (base - base.min()) / (base.max() - base.min())
+    wide = np.rint(np.dstack([base, base * 0.8 + 0.1, 1 - base]) * 255).astype(np.uint8)
+    out = []
+    for t in range(frames):
+        shift = velocity * t
+        m = np.float32([[1, 0, shift], [0, 1, 0]])
+        out.append(cv2.warpAffine(wide, m, (W * 2, H), flags=cv2.INTER_CUBIC,
+                                  borderMode=cv2.BORDER_WRAP)[:, W // 2:W // 2 + W])
+    return out
+
+
+def truth(frames: list[np.ndarray]) -> np.ndarray:
+    lut = colour.decode_lut("srgb")
+    return colour.encode(np.mean([lut[f] for f in frames], axis=0), "srgb")
+
+
+def rendered(frames, **config) -> tuple[np.ndarray, render.StackResult]:
+    cfg = RenderConfig(**config)
+    result = render.render_clip(MemoryClip(frames, 30.0), cfg)
+    return render.finish(result.linear, cfg), result
+
+
+def score(image, reference) -> float:
+    return metrics.psnr(image[8:-8, 8:-8], reference[8:-8, 8:-8])
+
+
+def test_gaps_are_filled_along_the_flow():
+    frames = drifting(33, velocity=2.0)  # 8 px between every 4th frame
+    want = truth(frames)
+    window = Window(stride=4)
+    flow_image, result = rendered(frames, method="flow", flow="dis", window=window)
+    mean_image, _ = rendered(frames, method="mean", window=window)
+    assert result.method == "flow" and result.frames_used == 9
+    assert result.about["samples"] >= 8 * 4  # at least one sample per skipped frame
+    assert score(flow_image, want) > score(mean_image, want) + 6
+
+
+def test_a_still_scene_is_the_plain_mean():
+    frames = [drifting(1)[0]] * 6
+    flow_image, result = rendered(frames, method="flow", flow="dis")
+    mean_image, _ = rendered(frames, method="mean")
+    assert result.about["samples"] == 5  # one per period: nothing to integrate
+    assert np.abs(flow_image - mean_image).max() < 1e-5
+
+
+def test_steady_motion_is_extrapolated_past_the_last_frame():
+    frames = drifting(24, velocity=1.5)
+    want = truth(frames)
+    image, result = rendered(frames[:5], method="flow", flow="dis",
+                             exposure=TimeSpec(24, "f"))
+    held, _ = rendered(frames[:5], method="mean")
+    assert result.about["extrapolated_frames"] == 19
+    assert result.about["steady"] > 0.8
+    assert score(image, want) > score(held, want) + 3
+
+
+def test_unsteady_motion_is_not_extrapolated():
+    """Noise redrawn every frame: its texture 'moves' but its look stays put, so the
+    exposure keeps the frames' average instead of smearing along a flow."""
+    rng = np.random.default_rng(3)
+    frames = [np.rint(cv2.GaussianBlur(rng.random((H, W, 3)).astype(np.float32), (0, 0), 2)
+                      * 255).astype(np.uint8) for _ in range(5)]
+    image, result = rendered(frames, method="flow", flow="dis", exposure=TimeSpec(40, "f"))
+    held, _ = rendered(frames, method="mean")
+    assert result.about["steady"] < 0.3
+    assert score(image, held) > 35
+
+
+def test_exposure_shorter_than_the_clip_selects_a_window():
+    frames = drifting(20)
+    _, result = rendered(frames, method="flow", flow="dis", exposure=TimeSpec(6, "f"))
+    assert (result.first_frame, result.last_frame, result.frames_used) == (0, 5, 6)
+    _, stacked = rendered(frames, method="mean", exposure=TimeSpec(6, "f"))
+    assert stacked.frames_used == 6
+
+
+def test_fewer_than_three_frames_extrapolate_as_stationary():
+    frames = drifting(2)
+    image, result = rendered(frames, method="flow", flow="dis", exposure=TimeSpec(10, "f"))
+    assert result.about["steady"] == 0.0 and np.isfinite(image).all()
+
+
+def test_samples_follow_the_motion():
+    still = np.zeros((2, 50, 50), np.float32)
+    assert flow_render.samples_for(still, 1) == 1
+    assert flow_render.samples_for(still, 8) == 8
+    moving = np.full((2, 50, 50), 3.0, np.float32)  # 4.2 px per period
+    assert flow_render.samples_for(moving, 1) == 5
+    huge = np.full((2, 50, 50), 500.0, np.float32)
+    assert flow_render.samples_for(huge, 1) == flow_render.MAX_SAMPLES_PER_PAIR
+
+
+def test_cli_auto_says_what_it_chose_and_why(tmp_path):
+    from lexp import synthetic
+
+    moving = synthetic.write_video(tmp_path / "moving.mp4", iter(drifting(12, 3.0)), fps=10)
+    still = synthetic.write_video(tmp_path / "still.mp4", iter([drifting(1)[0]] * 12), fps=10)
+    env = {"LEXP_CACHE_DIR": str(tmp_path / "cache")}
+    proc = run_lexp("render", str(moving), str(still), "-o", f"{tmp_path}/out/", "--json",
+                    env=env)
+    assert proc.returncode == 0, proc.stderr
+    results = {json.loads(line)["input"].rsplit("/", 1)[1]: json.loads(line)
+               for line in proc.stdout.decode().splitlines()}
+    assert results["moving.mp4"]["method"] == "flow"
+    assert "px/frame" in results["moving.mp4"]["details"]["auto"]
+    assert results["still.mp4"]["method"] == "mean"
+    assert "chosen by auto" in proc.stderr
+    settings = stills.read_settings(results["moving.mp4"]["output"])
+    assert settings["method"] == "flow" and settings["method_details"]["flow"] == "dis-medium"
+
+    # Longer than the clip: auto extrapolates; a second run reads every flow from the cache
+    # and gives the same image.
+    args = ("render", str(moving), "-o", str(tmp_path / "long.png"), "--exposure", "3s",
+            "--json", "--overwrite")
+    first = json.loads(run_lexp(*args, env=env).stdout)
+    assert first["method"] == "flow" and first["details"]["extrapolated_frames"] == 18
+    image = cv2.imread(str(tmp_path / "long.png"))
+    second = json.loads(run_lexp(*args, env=env).stdout)
+    assert second["details"]["cache_misses"] == 0
+    assert np.array_equal(image, cv2.imread(str(tmp_path / "long.png")))
+
+
+@pytest.mark.parametrize("value", ["0", "-2s", "abc"])
+def test_bad_exposure_is_a_usage_error(clips, tmp_path, value):
+    proc = run_lexp("render", str(clips["square"]), "-o", str(tmp_path / "x.jpg"),
+                    f"--exposure={value}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.jpg").exists()
