@@ -196,14 +196,19 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
     method, reason = config.method, ""
     frames = None
     if method == "auto":
-        frames = window_frames(clip, _flow_window(config, clip.info.fps))
+        from lexp import flow_render
+
+        frames = window_frames(clip, flow_render.window_for(config, clip.info.fps))
         peeked = list(itertools.islice(frames, 2))
         frames = itertools.chain(peeked, frames)
         method, reason = _choose(config, clip.info, peeked)
     if method == "flow":
+        from lexp import flow as flows
         from lexp import flow_render
 
-        estimator = _flow_estimator(config)
+        estimator = (flows.auto_estimator(device=config.device, raft_on_cpu=False)
+                     if config.flow == "auto" else
+                     flows.make_estimator(config.flow, device=config.device))
         result, stats = flow_render.render_flow(clip, config, estimator, cache=cache,
                                                 clip_id=clip_id, frames=frames,
                                                 on_progress=on_progress)
@@ -238,12 +243,6 @@ def replace_method(config: RenderConfig, method: str) -> RenderConfig:
     return config if config.method == method else replace(config, method=method)
 
 
-def _flow_window(config: RenderConfig, fps):
-    from lexp import flow_render
-
-    return flow_render.window_for(config, fps)
-
-
 def _choose(config: RenderConfig, info, peeked) -> tuple[str, str]:
     """auto's choice and why, from the first two frames of the window."""
     from lexp import flow_render
@@ -266,25 +265,6 @@ def _choose(config: RenderConfig, info, peeked) -> tuple[str, str]:
     if per_frame > AUTO_MOTION_PX:
         return "flow", f"motion {per_frame:.1f} px/frame: flow draws continuous trails"
     return "mean", f"motion {per_frame:.1f} px/frame: stacking is already continuous"
-
-
-def _flow_estimator(config: RenderConfig):
-    """The estimator for --flow: auto = RAFT on a GPU when its weights are cached (on a
-    CPU, measured at 0.22 pairs/s at 720p against DIS's 16, RAFT is too slow to pick
-    unasked), else DIS medium."""
-    from lexp import flow as flows
-
-    if config.flow != "auto":
-        return flows.make_estimator(config.flow, device=config.device)
-    from lexp import weights
-
-    cached = [n for n in ("raft-large", "raft-small") if weights.is_cached(weights.get(n))]
-    if cached:
-        from lexp import torch_env
-
-        if torch_env.resolve_device(config.device).type == "cuda":
-            return flows.make_estimator(cached[0], device=config.device)
-    return flows.make_estimator("dis")
 
 
 def stack_clip(clip: Clip, config: RenderConfig,
