@@ -293,6 +293,21 @@ def clip_flows(source, estimator: FlowEstimator, config, *, cache=None, backward
                    getattr(estimator, "device_used", None))
 
 
+def cached_pair(estimator: FlowEstimator, cache, clip_id: str | None, i: int, j: int,
+                a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The flow from frame ``i`` (``a``) to frame ``j`` (``b``), through the cache when there
+    is one. Always rounded to float16 as the cache stores it, so a result is the same
+    whether its flows were computed now or read back."""
+    if cache is None or clip_id is None:
+        return estimator.pair(a, b).astype(np.float16).astype(np.float32)
+    key = cache.key(clip_id, i, j, estimator.key(), (a.shape[1], a.shape[0]))
+    flow = cache.get(key)
+    if flow is None:
+        flow = estimator.pair(a, b).astype(np.float16).astype(np.float32)
+        cache.put(key, flow, {"estimator": estimator.key(), "pair": [i, j]})
+    return flow
+
+
 # --------------------------------------------------------------------------- export
 
 

@@ -82,6 +82,12 @@ class FlowStats:
     cache_hits: int = 0
     cache_misses: int = 0
 
+    def to_dict(self) -> dict:
+        return {"flow": self.estimator, "pairs": self.pairs, "samples": self.samples,
+                "extrapolated_frames": round(self.extrapolated, 3),
+                "steady": round(self.steady, 3), "cache_hits": self.cache_hits,
+                "cache_misses": self.cache_misses}
+
 
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -189,17 +195,19 @@ def exposure_periods(config, fps: float | None) -> float | None:
     return spec.value * fps
 
 
-def render_flow(clip, config, estimator, *, cache=None, clip_id: str | None = None,
-                frames=None, on_progress=None):
+def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None,
+                on_progress=None):
     """Stream the clip's window, integrating every interval along its flow; extrapolate
     when the exposure is longer than the clip. Returns a render.StackResult (linear
-    float32 H×W×3) and FlowStats. ``frames``: an iterator of (index, RGB frame) to use
-    instead of reading the window (it may have been peeked at)."""
-    import cv2
-
+    float32 H×W×3) and FlowStats. ``cache``: a FlowCache, used when ``source`` (the
+    clip's ClipSource) names files, whose content keys it. ``frames``: an iterator of
+    (index, RGB frame) to use instead of reading the window (it may have been peeked at)."""
+    from lexp import flow as flows
     from lexp import media, render
 
     started = time.perf_counter()
+    # Hashing the clip (for the cache key) happens here, only once flow is sure to run.
+    clip_id = cache.clip_id(source) if cache is not None and source and source.paths else None
     info = clip.info
     first, _ = config.window.frame_range(info.fps)
     exposure = exposure_periods(config, info.fps)
@@ -209,55 +217,40 @@ def render_flow(clip, config, estimator, *, cache=None, clip_id: str | None = No
     stats = FlowStats(estimator.label())
     hits0, misses0 = (cache.hits, cache.misses) if cache is not None else (0, 0)
 
-    def flow_pair(i, j, fa, fb):
-        # Rounded to float16 as the cache stores it, so a render is the same image
-        # whether its flows were computed now or read from the cache.
-        if cache is None or clip_id is None:
-            return estimator.pair(fa, fb).astype(np.float16).astype(np.float32)
-        key = cache.key(clip_id, i, j, estimator.key(), (fa.shape[1], fa.shape[0]))
-        found = cache.get(key)
-        if found is None:
-            found = estimator.pair(fa, fb).astype(np.float16).astype(np.float32)
-            cache.put(key, found, {"estimator": estimator.key(), "pair": [i, j]})
-        return found
-
     total = None
     history: list[np.ndarray] = []  # linear frames, newest last
     velocities: list[np.ndarray] = []  # flows between them, per frame period
     previous = None  # (index, rgb, linear)
     used = first_used = last_used = 0
-    threads = cv2.getNumThreads()
-    try:
-        for index, rgb in frames:
-            linear = lut[rgb]
-            if total is None:
-                total = np.zeros(linear.shape, np.float64)
-                first_used = index
-            elif linear.shape != previous[2].shape:
-                raise InputError(f"{info.name}: frame {index} is {rgb.shape[1]}×{rgb.shape[0]}, "
-                                 f"the clip started at {previous[1].shape[1]}×"
-                                 f"{previous[1].shape[0]}", hint="frames must share one size")
-            if previous is not None:
-                i, a_rgb, a = previous
-                gap = index - i
-                forward = flow_pair(i, index, a_rgb, rgb)
-                n = samples_for(forward, gap)
-                if n == 1:  # under a pixel per frame: the frame itself is the interval
-                    total += a
-                else:
-                    backward = flow_pair(index, i, rgb, a_rgb)
-                    total += integrate_interval(a, linear, forward, backward, n) * (gap / n)
-                stats.pairs += 1
-                stats.samples += n
-                velocities = (velocities + [forward / gap])[-(HISTORY - 1):]
-            history = (history + [linear])[-HISTORY:]
-            previous = (index, rgb, linear)
-            used += 1
-            last_used = index
-            if on_progress is not None:
-                on_progress(used, None)
-    finally:
-        cv2.setNumThreads(threads)
+    for index, rgb in frames:
+        linear = lut[rgb]
+        if total is None:
+            total = np.zeros(linear.shape, np.float64)
+            first_used = index
+        elif linear.shape != previous[2].shape:
+            raise InputError(f"{info.name}: frame {index} is {rgb.shape[1]}×{rgb.shape[0]}, "
+                             f"the clip started at {previous[1].shape[1]}×"
+                             f"{previous[1].shape[0]}", hint="frames must share one size")
+        if previous is not None:
+            i, a_rgb, a = previous
+            gap = index - i
+            forward = flows.cached_pair(estimator, cache, clip_id, i, index, a_rgb, rgb)
+            n = samples_for(forward, gap)
+            if n == 1:  # under a pixel per frame: the frame itself is the interval
+                total += a
+            else:
+                backward = flows.cached_pair(estimator, cache, clip_id, index, i, rgb,
+                                             a_rgb)
+                total += integrate_interval(a, linear, forward, backward, n) * (gap / n)
+            stats.pairs += 1
+            stats.samples += n
+            velocities = (velocities + [forward / gap])[-(HISTORY - 1):]
+        history = (history + [linear])[-HISTORY:]
+        previous = (index, rgb, linear)
+        used += 1
+        last_used = index
+        if on_progress is not None:
+            on_progress(used, None)
     if total is None:
         raise InputError(f"no frames to render in {info.name}",
                          hint="check the clip and the --start/--end window")

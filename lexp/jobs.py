@@ -499,14 +499,13 @@ def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for
     from lexp import media, render, stills
 
     ctx = progress_for(job) if progress_for else contextlib.nullcontext(None)
-    cache = clip_id = None
+    cache = None
     if flow_cache and config.method in ("auto", "flow"):
         from lexp.flow_cache import FlowCache
 
         cache = FlowCache()
-        clip_id = cache.clip_id(job.source) if job.source.paths else None
     with media.open_clip(job.source, config.fps) as clip, ctx as on_progress:
-        stacked = render.render_clip(clip, config, on_progress, clip_id=clip_id, cache=cache)
+        stacked = render.render_clip(clip, config, on_progress, cache=cache, source=job.source)
     if cache is not None and stacked.method == "flow":
         cache.prune()
     settings = {
