@@ -20,6 +20,30 @@ RENDER_METHODS: tuple[str, ...] = ("auto", "flow") + STACK_METHODS
 # Photographers' names for the same operations.
 METHOD_ALIASES = {"lighten": "max", "darken": "min", "average": "mean"}
 IMAGE_FORMATS: tuple[str, ...] = ("jpeg", "png", "tiff")
+ALIGN_MODELS: tuple[str, ...] = ("similarity", "homography")
+ALIGN_BORDERS: tuple[str, ...] = ("crop", "fill")
+
+
+def guide_direction(text: str) -> tuple[str, float | int | None]:
+    """--motion-guide: ("flow", None), ("quantise", 4 or 8) for 4way/8way, or
+    ("angle", radians).
+
+    Angles are in degrees, counter-clockwise from pointing right, as on a compass rose
+    drawn on the picture: 0 = right, 90 = up, 270 (or -90) = down.
+    """
+    value = str(text).strip().lower().removesuffix("deg").removesuffix("°")
+    if value == "flow":
+        return "flow", None
+    if value in ("4way", "8way"):
+        return "quantise", int(value[0])
+    try:
+        degrees = float(value)
+    except ValueError:
+        raise UsageError(f"--motion-guide {text!r} is not flow, 4way, 8way or an angle",
+                         hint="e.g. --motion-guide 270 (everything moves down)") from None
+    if not math.isfinite(degrees):
+        raise UsageError(f"--motion-guide {text!r} is not an angle")
+    return "angle", math.radians(degrees)
 
 
 @dataclass(frozen=True)
@@ -116,6 +140,15 @@ class RenderConfig:
     exposure: TimeSpec | None = None  # flow: exposure length (None = the window's length)
     flow: str = "auto"  # flow: the estimator (auto, dis, dis-fast, raft-small, ...)
     device: str = "auto"  # flow: where RAFT runs (auto, cpu, cuda[:n], mps)
+    align: str | None = None  # register frames to the first: similarity | homography | None
+    align_border: str = "crop"  # aligned result: crop to the common area | fill the borders
+    deflicker: bool = False  # match every frame's exposure in linear light
+    timestamps: bool = True  # weigh frames by the time each covers (video pts, EXIF times)
+    keep_sharp: str | None = None  # sharp frame blended where still: first | last | TIME
+    still_below: float = 0.5  # keep-sharp: still = moving less than this (px per frame)
+    sharp_mask: str | None = None  # keep-sharp: a mask image, white = the sharp frame
+    rear_curtain: bool = False  # blur plus the last frame as a flash at half strength
+    motion_guide: str = "flow"  # extrapolation direction: flow | 4way | 8way | degrees
 
     def __post_init__(self) -> None:
         method = METHOD_ALIASES.get(self.method, self.method)
@@ -127,10 +160,29 @@ class RenderConfig:
         if self.exposure is not None and self.exposure.value <= 0:
             raise UsageError("--exposure must be longer than 0", hint="e.g. 2s or 64f")
         object.__setattr__(self, "method", method)
+        if self.align is not None and self.align not in ALIGN_MODELS:
+            raise UsageError(f"unknown --align model {self.align!r}",
+                             hint="similarity (shake) or homography (also tilt)")
+        if self.align_border not in ALIGN_BORDERS:
+            raise UsageError(f"unknown --align-border {self.align_border!r}", hint="crop or fill")
+        if self.rear_curtain and self.keep_sharp is None:
+            object.__setattr__(self, "keep_sharp", "last")
+        if self.keep_sharp is not None and self.keep_sharp not in ("first", "last"):
+            self.keep_sharp_spec()
+        if not (math.isfinite(self.still_below) and self.still_below >= 0):
+            raise UsageError(f"--still-below {self.still_below} must be 0 or more")
+        if (self.sharp_mask or self.still_below != 0.5) and self.keep_sharp is None:
+            raise UsageError("--sharp-mask and --still-below shape --keep-sharp",
+                             hint="add --keep-sharp first, last or a time (2s, 48f)")
+        guide_direction(self.motion_guide)
         if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
             raise UsageError(f"--fps {self.fps} must be a positive number")
         if not math.isfinite(self.ev) or abs(self.ev) > 20:
             raise UsageError(f"--ev {self.ev} is out of range", hint="use -20 to 20 stops")
+
+    def keep_sharp_spec(self) -> TimeSpec:
+        """--keep-sharp as a time (when it is not first or last)."""
+        return TimeSpec.parse(self.keep_sharp, "--keep-sharp")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -113,14 +113,15 @@ def _sample(image: np.ndarray, xs, ys, fx, fy, border=None) -> np.ndarray:
 
 
 def samples_for(forward: np.ndarray, gap: int) -> int:
-    """n: instants to sample in an interval of ``gap`` frame periods with this flow."""
+    """n: instants to sample in an interval of ``gap`` frame periods (not always whole:
+    timestamps) with this flow."""
     sparse = forward[:, ::4, ::4]  # a 1-in-16 subsample is plenty for a percentile
     magnitude = np.sqrt(sparse[0] ** 2 + sparse[1] ** 2).ravel()
     per_period = float(np.partition(magnitude, int(0.995 * (magnitude.size - 1)))[
         int(0.995 * (magnitude.size - 1))]) / gap
     refine = max(1, math.ceil(per_period / SAMPLE_STEP_PX))
-    refine = min(refine, max(1, MAX_SAMPLES_PER_PAIR // gap))
-    return gap * refine
+    refine = min(refine, max(1, int(MAX_SAMPLES_PER_PAIR // gap)))
+    return max(1, round(gap * refine))
 
 
 def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
@@ -146,16 +147,21 @@ def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
     return total
 
 
-def extrapolate(history: list[np.ndarray], flows: list[np.ndarray],
-                periods: float) -> tuple[np.ndarray, float]:
+def extrapolate(history: list[np.ndarray], flows: list[np.ndarray], periods: float,
+                guide: str = "flow", on_period=None) -> tuple[np.ndarray, float]:
     """Sum over ``periods`` frame periods after the last of ``history`` (linear frames,
     oldest first; ``flows[k]`` is the flow from frame k to k+1 in pixels per period).
+    ``guide``: --motion-guide, applied to the velocity (see :func:`guide_velocity`).
+    ``on_period(part, weight)``: called with each period's share of the sum, in order.
     Returns (sum float32 H×W×3, mean extrapolation weight)."""
     last = history[-1]
     stationary = np.mean(history, axis=0, dtype=np.float32)
     whole = math.floor(periods)
     weights = [1.0] * whole + ([periods - whole] if periods > whole else [])
     if len(history) < 3 or not weights:
+        if on_period is not None:
+            for weight in weights:
+                on_period(stationary * np.float32(weight), weight)
         return stationary * np.float32(periods), 0.0
     h, w = last.shape[:2]
     xs, ys = _grid(h, w)
@@ -165,19 +171,42 @@ def extrapolate(history: list[np.ndarray], flows: list[np.ndarray],
     predicted = _sample(history[middle], xs, ys, -ahead * early[0], -ahead * early[1])
     moving_error = _local_error(predicted, last)
     still_error = _local_error(np.mean(history[:middle + 1], axis=0), last)
-    trust = (still_error / (moving_error + still_error + 1e-8)) ** 2
+    trust = ((still_error / (moving_error + still_error + 1e-8)) ** 2)[..., None]
 
-    velocity = np.mean(flows, axis=0)
+    velocity = guide_velocity(np.mean(flows, axis=0), guide)
     with_ones = np.concatenate([last, np.ones((h, w, 1), np.float32)], axis=2)
-    moved = np.zeros_like(with_ones)
+    total = np.zeros_like(last)
     for t, weight in enumerate(weights, start=1):
         sample = _sample(with_ones, xs, ys, -t * velocity[0], -t * velocity[1], border=0)
-        moved += sample if weight == 1.0 else np.float32(weight) * sample
-    inside = moved[..., 3:]
-    moving = moved[..., :3] + (np.float32(periods) - inside) * stationary  # outside: unknown
-    total = stationary * np.float32(periods)
-    total += trust[..., None] * (moving - total)
+        # Where the sample came from outside the frame (inside < 1) the content is
+        # unknown: that share takes the stationary estimate.
+        moving = sample[..., :3] + (1 - sample[..., 3:]) * stationary
+        part = stationary + trust * (moving - stationary)
+        if weight != 1.0:
+            part *= np.float32(weight)
+        total += part
+        if on_period is not None:
+            on_period(part, weight)
     return total, float(trust.mean())
+
+
+def guide_velocity(velocity: np.ndarray, guide: str) -> np.ndarray:
+    """--motion-guide on a (2, H, W) velocity field: ``flow`` leaves it; ``4way``/``8way``
+    snap each pixel's direction to the nearest of 4/8; an angle (degrees, 0 = right,
+    90 = up) sends all motion that way. Speeds are kept: the flow knows how fast things
+    move even where it cannot tell which way (water, noise)."""
+    from lexp.config import guide_direction
+
+    kind, value = guide_direction(guide)
+    if kind == "flow":
+        return velocity
+    speed = np.sqrt(velocity[0] ** 2 + velocity[1] ** 2)
+    if kind == "quantise":
+        step = 2 * math.pi / value
+        angle = np.round(np.arctan2(velocity[1], velocity[0]) / step) * step
+        return np.stack([speed * np.cos(angle), speed * np.sin(angle)]).astype(np.float32)
+    # Image rows grow downwards, so "up" (90°) is −y.
+    return np.stack([speed * math.cos(value), -speed * math.sin(value)]).astype(np.float32)
 
 
 def exposure_periods(config, fps: float | None) -> float | None:
@@ -196,76 +225,108 @@ def exposure_periods(config, fps: float | None) -> float | None:
 
 
 def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None,
-                on_progress=None):
+                on_progress=None, video=None):
     """Stream the clip's window, integrating every interval along its flow; extrapolate
     when the exposure is longer than the clip. Returns a render.StackResult (linear
     float32 H×W×3) and FlowStats. ``cache``: a FlowCache, used when ``source`` (the
     clip's ClipSource) names files, whose content keys it. ``frames``: an iterator of
-    (index, RGB frame) to use instead of reading the window (it may have been peeked at)."""
+    (index, RGB frame) to use instead of reading the window (it may have been peeked at).
+    ``video``: a trail_video.TrailSpec. Frames come through a prepare.FrameStream, so
+    --align, --deflicker, timestamps and --keep-sharp apply as for stacking."""
     from lexp import flow as flows
     from lexp import media, render
+    from lexp.prepare import FrameStream
 
     started = time.perf_counter()
-    # Hashing the clip (for the cache key) happens here, only once flow is sure to run.
-    clip_id = cache.clip_id(source) if cache is not None and source and source.paths else None
     info = clip.info
     first, _ = config.window.frame_range(info.fps)
     exposure = exposure_periods(config, info.fps)
+    # Hashing the clip (for the cache key) happens here, only once flow is sure to run.
+    clip_id = cache.clip_id(source) if cache is not None and source and source.paths else None
+    if clip_id is not None and config.align:  # aligned frames have flows of their own
+        import hashlib
+
+        clip_id = hashlib.sha256(f"{clip_id}|align={config.align}|reference={first}"
+                                 .encode()).hexdigest()
     if frames is None:
         frames = media.window_frames(clip, window_for(config, info.fps))
     lut = colour.decode_lut(config.transfer).astype(np.float32)
+    stream = FrameStream(clip, config, frames, lut)
     stats = FlowStats(estimator.label())
     hits0, misses0 = (cache.hits, cache.misses) if cache is not None else (0, 0)
+    recorder = video.open(config, "flow", info.fps) if video is not None else None
 
     total = None
     history: list[np.ndarray] = []  # linear frames, newest last
     velocities: list[np.ndarray] = []  # flows between them, per frame period
-    previous = None  # (index, rgb, linear)
+    previous = None  # (Frame, linear)
     used = first_used = last_used = 0
-    for index, rgb in frames:
-        linear = lut[rgb]
+    try:
+        for frame in stream:
+            index, rgb = frame.index, frame.rgb
+            linear = lut[rgb] if frame.gain == 1.0 else lut[rgb] * np.float32(frame.gain)
+            if total is None:
+                total = np.zeros(linear.shape, np.float64)
+                first_used, first_time = index, frame.time
+            elif linear.shape != previous[1].shape:
+                raise InputError(f"{info.name}: frame {index} is {rgb.shape[1]}×"
+                                 f"{rgb.shape[0]}, the clip started at "
+                                 f"{previous[0].rgb.shape[1]}×{previous[0].rgb.shape[0]}",
+                                 hint="frames must share one size")
+            if previous is not None:
+                before, a = previous
+                gap = frame.time - before.time  # frame periods (timestamps may be uneven)
+                forward = flows.cached_pair(estimator, cache, clip_id, before.index, index,
+                                            before.rgb, rgb)
+                n = samples_for(forward, gap)
+                if n == 1:  # under a pixel per frame: the frame itself is the interval
+                    interval = a * np.float32(gap)
+                else:
+                    backward = flows.cached_pair(estimator, cache, clip_id, index,
+                                                 before.index, rgb, before.rgb)
+                    interval = integrate_interval(a, linear, forward, backward, n) * \
+                        np.float32(gap / n)
+                total += interval
+                if recorder is not None:
+                    recorder.add(interval, gap, stream.level())
+                stats.pairs += 1
+                stats.samples += n
+                velocities = (velocities + [forward / np.float32(gap)])[-(HISTORY - 1):]
+            history = (history + [linear])[-HISTORY:]
+            previous = (frame, linear)
+            used += 1
+            last_used, last_time = index, frame.time
+            if on_progress is not None:
+                on_progress(used, None)
         if total is None:
-            total = np.zeros(linear.shape, np.float64)
-            first_used = index
-        elif linear.shape != previous[2].shape:
-            raise InputError(f"{info.name}: frame {index} is {rgb.shape[1]}×{rgb.shape[0]}, "
-                             f"the clip started at {previous[1].shape[1]}×"
-                             f"{previous[1].shape[0]}", hint="frames must share one size")
-        if previous is not None:
-            i, a_rgb, a = previous
-            gap = index - i
-            forward = flows.cached_pair(estimator, cache, clip_id, i, index, a_rgb, rgb)
-            n = samples_for(forward, gap)
-            if n == 1:  # under a pixel per frame: the frame itself is the interval
-                total += a
-            else:
-                backward = flows.cached_pair(estimator, cache, clip_id, index, i, rgb,
-                                             a_rgb)
-                total += integrate_interval(a, linear, forward, backward, n) * (gap / n)
-            stats.pairs += 1
-            stats.samples += n
-            velocities = (velocities + [forward / gap])[-(HISTORY - 1):]
-        history = (history + [linear])[-HISTORY:]
-        previous = (index, rgb, linear)
-        used += 1
-        last_used = index
-        if on_progress is not None:
-            on_progress(used, None)
-    if total is None:
-        raise InputError(f"no frames to render in {info.name}",
-                         hint="check the clip and the --start/--end window")
-    total += previous[2]  # the last frame's own period
-    covered = last_used - first_used + 1
-    periods = covered
-    if exposure is not None and exposure > covered:
-        extra, stats.steady = extrapolate(history, velocities, exposure - covered)
-        total += extra
-        stats.extrapolated = exposure - covered
-        periods = exposure
-    if cache is not None:
-        stats.cache_hits, stats.cache_misses = cache.hits - hits0, cache.misses - misses0
-    result = render.StackResult((total / periods).astype(np.float32), info, used, first_used,
-                                last_used, time.perf_counter() - started, clip.warnings())
+            raise InputError(f"no frames to render in {info.name}",
+                             hint="check the clip and the --start/--end window")
+        total += previous[1]  # the last frame's own period
+        if recorder is not None:
+            recorder.add(previous[1], 1.0, stream.level())
+        covered = last_time - first_time + 1
+        periods = covered
+        if exposure is not None and exposure > covered:
+            on_period = None if recorder is None else (
+                lambda part, weight: recorder.add(part, weight, stream.level()))
+            extra, stats.steady = extrapolate(history, velocities, exposure - covered,
+                                              guide=config.motion_guide, on_period=on_period)
+            total += extra
+            stats.extrapolated = exposure - covered
+            periods = exposure
+        if cache is not None:
+            stats.cache_hits, stats.cache_misses = cache.hits - hits0, cache.misses - misses0
+        linear = stream.finish((total / periods).astype(np.float32))
+        if recorder is not None:
+            recorder.commit(stream.crop_box())
+    except BaseException:
+        if recorder is not None:
+            recorder.abort()
+        raise
+    result = render.StackResult(linear, info, used, first_used, last_used,
+                                time.perf_counter() - started,
+                                clip.warnings() + stream.notes.warnings,
+                                about=stream.notes.about)
     return result, stats
 
 

@@ -113,6 +113,11 @@ class Clip:
         """Problems noticed while decoding that did not stop it (e.g. a truncated file)."""
         return []
 
+    def frame_time(self, index: int) -> float | None:
+        """When frame ``index`` (one already yielded) was taken, in frame periods from
+        the clip's start (see lexp.timing); None when the source carries no times."""
+        return None
+
     def close(self) -> None:
         pass
 
@@ -127,10 +132,14 @@ class MemoryClip(Clip):
     """Frames already in memory (uint8 H×W×3 RGB), as a clip: for benchmarks and tests."""
 
     def __init__(self, frames: Sequence[np.ndarray], fps: float | None = None,
-                 name: str = "frames") -> None:
+                 name: str = "frames", times: Sequence[float] | None = None) -> None:
         self._frames = list(frames)
+        self._times = list(times) if times is not None else None  # in frame periods
         h, w = self._frames[0].shape[:2]
         self.info = ClipInfo(name, "frames", w, h, fps, len(self._frames), True)
+
+    def frame_time(self, index):
+        return self._times[index] if self._times is not None else None
 
     def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
         stop = len(self._frames) if end is None else min(end, len(self._frames))
@@ -196,6 +205,22 @@ class FrameFolderClip(Clip):
         self._first = read_image_rgb8(self.files[0])
         h, w = self._first.shape[:2]
         self.info = ClipInfo(name, "frames", w, h, fps, len(self.files), True)
+        self._times: list[float] | None = None
+        self._timing_checked = False
+        self._warnings: list[str] = []
+
+    def frame_time(self, index):
+        if not self._timing_checked:  # read every file's EXIF once, on first use
+            from lexp import timing
+
+            self._timing_checked = True
+            self._times, why = timing.folder_times(self.files)
+            if why:
+                self._warnings.append(f"{self.info.name}: {why}; frames weigh equally")
+        return self._times[index] if self._times is not None else None
+
+    def warnings(self):
+        return list(self._warnings)
 
     def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
         stop = len(self.files) if end is None else min(end, len(self.files))
@@ -495,8 +520,15 @@ class CvVideoClip(Clip):
                              count if count > 0 else None, False)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # index -> presentation time in frame periods, written by the decoder thread
+        # before the frame is handed over.
+        self._times: dict[int, float] = {}
 
     native_bgr = True
+
+    def frame_time(self, index):
+        seconds = self._times.get(index)
+        return seconds * self.info.fps if seconds is not None and self.info.fps else None
 
     def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
         full: queue.SimpleQueue = queue.SimpleQueue()
@@ -552,6 +584,7 @@ class CvVideoClip(Clip):
                 if not ok:
                     break
                 decoded += 1
+                self._times[index] = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
                 if to_rgb:
                     cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=frame)
                 full.put((index, frame, slot))
@@ -638,6 +671,9 @@ class StdinClip(Clip):
     def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
         return self._video.frames(first, end, stride, reuse_buffer, any_channel_order)
 
+    def frame_time(self, index):
+        return self._video.frame_time(index)
+
     def warnings(self) -> list[str]:
         return self._video.warnings()
 
@@ -691,6 +727,14 @@ class VideoWriter:
             self._writer.close()
             self._writer = None
         self._tmp.unlink(missing_ok=True)
+
+    def finish_unplaced(self) -> Path:
+        """Finish encoding but leave the file at its hidden temp path, for a further
+        pass (e.g. a crop); the caller moves or removes it."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        return self._tmp
 
     def __enter__(self) -> VideoWriter:
         return self

@@ -43,7 +43,12 @@ _BLOCK_FRAMES = 64
 
 
 class Stacker:
-    """Accumulates frames (uint8 H×W×3 RGB) into a linear-light result."""
+    """Accumulates frames (uint8 H×W×3 RGB) into a linear-light result.
+
+    ``add(frame, weight, gain)``: ``weight`` is the time the frame stands for (frame
+    periods; only the mean weighs time, the others are order statistics), ``gain`` a
+    factor in linear light (deflicker).
+    """
 
     #: True if the stacker keeps references to the frames it is given.
     keeps_frames = False
@@ -52,7 +57,7 @@ class Stacker:
         self.height, self.width, self.lut = height, width, lut
         self.count = 0
 
-    def add(self, frame: np.ndarray) -> None:
+    def add(self, frame: np.ndarray, weight: float = 1.0, gain: float = 1.0) -> None:
         raise NotImplementedError
 
     def result(self) -> np.ndarray:
@@ -66,20 +71,26 @@ class MeanStacker(Stacker):
         self.total = np.zeros((height, width, 3), np.float64)
         self.block = np.zeros((height, width, 3), np.float32)
         self.block_count = 0
+        self.weight = 0.0
         self.band = max(1, _BAND_BYTES // (width * 3 * 4))
         self.scratch = np.empty((self.band, width, 3), np.float32)
 
-    def add(self, frame):
+    def add(self, frame, weight=1.0, gain=1.0):
         import cv2
 
         lut, band, block, scratch = self.lut, self.band, self.block, self.scratch
+        factor = weight * gain
         for top in range(0, self.height, band):
             rows = frame[top:top + band]
             linear = scratch[: rows.shape[0]]
             cv2.LUT(rows, lut, dst=linear)
             target = block[top:top + band]
-            cv2.add(target, linear, dst=target)
+            if factor == 1.0:
+                cv2.add(target, linear, dst=target)
+            else:
+                cv2.scaleAdd(linear, factor, target, dst=target)
         self.count += 1
+        self.weight += weight
         self.block_count += 1
         if self.block_count == _BLOCK_FRAMES:
             self._fold()
@@ -91,26 +102,37 @@ class MeanStacker(Stacker):
 
     def result(self):
         self._fold()
-        return (self.total / self.count).astype(np.float32)
+        return (self.total / self.weight).astype(np.float32)
 
 
 class ExtremeStacker(Stacker):
-    """max (lighten) or min (darken) on code values, decoded once at the end."""
+    """max (lighten) or min (darken) on code values, decoded once at the end; in linear
+    light from the first frame with a gain other than 1 (code values no longer order
+    light then)."""
 
     def __init__(self, height, width, lut, pick_max: bool):
         super().__init__(height, width, lut)
         self.pick = np.maximum if pick_max else np.minimum
-        self.best: np.ndarray | None = None
+        self.best: np.ndarray | None = None  # uint8 code values, until a gain appears
+        self.best_linear: np.ndarray | None = None
 
-    def add(self, frame):
-        if self.best is None:
+    def add(self, frame, weight=1.0, gain=1.0):
+        if gain != 1.0 and self.best_linear is None and self.best is not None:
+            self.best_linear = self.lut[self.best]
+        if self.best_linear is not None or gain != 1.0:
+            linear = self.lut[frame] * np.float32(gain)
+            if self.best_linear is None:
+                self.best_linear = linear
+            else:
+                self.pick(self.best_linear, linear, out=self.best_linear)
+        elif self.best is None:
             self.best = frame.copy()
         else:
             self.pick(self.best, frame, out=self.best)
         self.count += 1
 
     def result(self):
-        return self.lut[self.best]
+        return self.best_linear if self.best_linear is not None else self.lut[self.best]
 
 
 class MedianStacker(Stacker):
@@ -120,13 +142,15 @@ class MedianStacker(Stacker):
         super().__init__(height, width, lut)
         self.capacity = max(3, (memory_mb << 20) // (height * width * 3))
         self.kept: list[np.ndarray] = []
+        self.gains: list[float] = []
         self.sample_every = 1
 
-    def add(self, frame):
+    def add(self, frame, weight=1.0, gain=1.0):
         if self.count % self.sample_every == 0:
             self.kept.append(frame)
+            self.gains.append(gain)
             if len(self.kept) > self.capacity:
-                self.kept = self.kept[::2]
+                self.kept, self.gains = self.kept[::2], self.gains[::2]
                 self.sample_every *= 2
         self.count += 1
 
@@ -136,14 +160,21 @@ class MedianStacker(Stacker):
         n = len(self.kept)
         lo, hi = (n - 1) // 2, n // 2
         out = np.empty((self.height, self.width, 3), np.float32)
+        gains = None if all(g == 1.0 for g in self.gains) else \
+            np.array(self.gains, np.float32)[:, None, None, None]
         # Select a band of rows at a time so the temporary stack stays small (~64 MB per
         # worker); np.partition releases the GIL, so bands run on every core.
-        rows = max(1, (64 << 20) // (n * self.width * 3))
+        rows = max(1, (64 << 20) // (n * self.width * 3 * (1 if gains is None else 4)))
 
         def band(top: int) -> None:
             stack = np.stack([f[top:top + rows] for f in self.kept])
+            if gains is not None:  # deflickered: order light, not code values
+                stack = self.lut[stack] * gains
             part = np.partition(stack, (lo, hi) if hi != lo else lo, axis=0)
-            out[top:top + rows] = 0.5 * (self.lut[part[lo]] + self.lut[part[hi]])
+            if gains is not None:
+                out[top:top + rows] = 0.5 * (part[lo] + part[hi])
+            else:
+                out[top:top + rows] = 0.5 * (self.lut[part[lo]] + self.lut[part[hi]])
 
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             list(pool.map(band, range(0, self.height, rows)))
@@ -181,7 +212,7 @@ class StackResult:
 
 
 def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback | None = None,
-                *, cache=None, source=None) -> StackResult:
+                *, cache=None, source=None, video=None) -> StackResult:
     """Render the clip's window with ``config.method``, resolving ``auto``.
 
     auto measures the input rather than guessing: flow-guided integration when the
@@ -190,7 +221,7 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
     frame (stacking would show steps, not trails); plain linear stacking (mean) otherwise,
     where flow would cost ~60x the time (measured at 720p) to change nothing visible.
     ``cache``/``source``: the flow cache and the clip's ClipSource (its content is the
-    key; it is hashed only if flow runs).
+    key; it is hashed only if flow runs). ``video``: a trail_video.TrailSpec.
     """
     import itertools
 
@@ -212,8 +243,8 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
                      flows.make_estimator(config.flow, device=config.device))
         result, stats = flow_render.render_flow(clip, config, estimator, cache=cache,
                                                 source=source, frames=frames,
-                                                on_progress=on_progress)
-        result.about = stats.to_dict()
+                                                on_progress=on_progress, video=video)
+        result.about = {**stats.to_dict(), **result.about}
     else:
         if config.exposure is not None:
             from dataclasses import replace
@@ -222,7 +253,8 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
 
             periods = flow_render.exposure_periods(config, clip.info.fps)
             config = replace(config, window=flow_render.window_for(config, clip.info.fps))
-        result = stack_clip(clip, replace_method(config, method), on_progress, frames=frames)
+        result = stack_clip(clip, replace_method(config, method), on_progress, frames=frames,
+                            video=video)
         if config.exposure is not None and result.last_frame - result.first_frame + 1 < periods:
             result.warnings.append(f"--exposure is longer than the frames and {method} cannot "
                                    "extrapolate; --method flow can")
@@ -266,10 +298,14 @@ def _choose(config: RenderConfig, info, peeked) -> tuple[str, str]:
 
 
 def stack_clip(clip: Clip, config: RenderConfig,
-               on_progress: ProgressCallback | None = None, frames=None) -> StackResult:
+               on_progress: ProgressCallback | None = None, frames=None,
+               video=None) -> StackResult:
     """Stream the clip's window through the configured stacker. ``frames``: an iterator
-    of (index, RGB frame) to use instead of reading the window (it was peeked at)."""
+    of (index, RGB frame) to use instead of reading the window (it was peeked at).
+    ``video``: a trail_video.TrailSpec to write the exposure building up."""
     import cv2
+
+    from lexp.prepare import FrameStream
 
     started = time.perf_counter()
     info = clip.info
@@ -280,45 +316,53 @@ def stack_clip(clip: Clip, config: RenderConfig,
     # the decoder threads for the two cores.
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
+    recorder = None
     try:
         # Stacking treats channels alike, so take frames in the decoder's native order
         # and swap the one result instead of every frame.
         native = frames is None and clip.native_bgr
+        reused = frames is None and not stacker.keeps_frames
         if frames is None:
-            frames = window_frames(clip, config.window, reuse_buffer=not stacker.keeps_frames,
+            frames = window_frames(clip, config.window, reuse_buffer=reused,
                                    any_channel_order=True)
-        used, first_used, last_used = _feed(stacker, frames, total, on_progress)
+        stream = FrameStream(clip, config, frames, stacker.lut, reused=reused)
+        if video is not None:
+            recorder = video.open(config, config.method, info.fps, swap_channels=native)
+        used, first_used, last_used = 0, -1, -1
+        for frame in stream:
+            stacker.add(frame.rgb, frame.weight, frame.gain)
+            if recorder is not None:
+                recorder.add(stacker.lut[frame.rgb] * np.float32(frame.weight * frame.gain),
+                             frame.weight, stream.level())
+            used += 1
+            if first_used < 0:
+                first_used = frame.index
+            last_used = frame.index
+            if on_progress is not None:
+                on_progress(used, total)
+        if used == 0:
+            where = "" if first == 0 else f" at or after frame {first}"
+            raise InputError(f"no frames to stack in {info.name}{where}",
+                             hint="check the clip and the --start/--end window")
+        warnings = clip.warnings() + stream.notes.warnings
+        if isinstance(stacker, MedianStacker) and stacker.sample_every > 1:
+            warnings.append(
+                f"median used {stacker.frames_sampled} of {used} frames (1 in "
+                f"{stacker.sample_every}) to stay within --median-memory "
+                f"{config.median_memory_mb} MB")
+        linear = stream.finish(stacker.result())
+        if recorder is not None:
+            recorder.commit(stream.crop_box())
+    except BaseException:
+        if recorder is not None:
+            recorder.abort()
+        raise
     finally:
         cv2.setNumThreads(threads)
-    if used == 0:
-        where = "" if first == 0 else f" at or after frame {first}"
-        raise InputError(f"no frames to stack in {info.name}{where}",
-                         hint="check the clip and the --start/--end window")
-    warnings = clip.warnings()
-    if isinstance(stacker, MedianStacker) and stacker.sample_every > 1:
-        warnings.append(
-            f"median used {stacker.frames_sampled} of {used} frames (1 in "
-            f"{stacker.sample_every}) to stay within --median-memory {config.median_memory_mb} MB")
-    linear = stacker.result()
     if native:
         linear = np.ascontiguousarray(linear[..., ::-1])
     return StackResult(linear, info, used, first_used, last_used,
-                       time.perf_counter() - started, warnings)
-
-
-def _feed(stacker: Stacker, frames, total: int | None,
-          on_progress: ProgressCallback | None) -> tuple[int, int, int]:
-    """Add frames to the stacker; returns (frames used, first index, last index)."""
-    used, first_used, last_used = 0, -1, -1
-    for index, frame in frames:
-        stacker.add(frame)
-        used += 1
-        if first_used < 0:
-            first_used = index
-        last_used = index
-        if on_progress is not None:
-            on_progress(used, total)
-    return used, first_used, last_used
+                       time.perf_counter() - started, warnings, about=stream.notes.about)
 
 
 def finish(linear: np.ndarray, config: RenderConfig) -> np.ndarray:

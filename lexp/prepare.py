@@ -1,0 +1,207 @@
+"""Frames on their way to a renderer: aligned, deflickered, timed; and the finishing
+touches that need the whole clip (keep-sharp, exposure level, crop).
+
+Every renderer (stacking and flow) reads its frames through a :class:`FrameStream`:
+
+1. ``--align``: each frame is warped onto the reference (lexp.align); frames that cannot
+   be registered are dropped and reported.
+2. ``--deflicker``: each frame gets a gain in linear light (lexp.deflicker).
+3. timestamps: each frame gets its time in frame periods and the span of time it stands
+   for (lexp.timing). With evenly spaced frames, time = index and weight = the stride.
+4. ``--keep-sharp``: the chosen sharp frame is kept, and a motion map is measured.
+
+:meth:`FrameStream.finish` then applies, to the renderer's linear result: the
+deflicker level, the keep-sharp composite, and the alignment crop, in that order.
+
+Frames stay uint8 H×W×3 in whatever channel order the decoder gave (every step here
+treats channels alike); times and weights are floats in frame periods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lexp.config import RenderConfig
+
+
+@dataclass
+class Frame:
+    """One frame ready to render."""
+
+    index: int  # position in the clip (0-based)
+    rgb: np.ndarray  # uint8 H×W×3, aligned when --align
+    time: float  # when it was taken, in frame periods (= index without timestamps)
+    weight: float  # frame periods it stands for in the exposure
+    gain: float = 1.0  # deflicker's factor in linear light
+
+
+@dataclass
+class StreamNotes:
+    """What the stream did, for messages and metadata."""
+
+    warnings: list[str] = field(default_factory=list)
+    about: dict = field(default_factory=dict)
+
+
+class FrameStream:
+    """Wraps an iterator of (index, uint8 frame); iterate it once for :class:`Frame` s.
+
+    ``reused``: the iterator may refill one buffer for every frame, so anything kept
+    past the next frame is copied.
+    """
+
+    def __init__(self, clip, config: RenderConfig, frames, lut: np.ndarray,
+                 reused: bool = False) -> None:
+        self.clip, self.config, self.frames = clip, config, frames
+        self.lut, self.reused = lut, reused
+        self.notes = StreamNotes()
+        self.aligner = None
+        if config.align:
+            from lexp.align import Aligner
+
+            self.aligner = Aligner(config.align, config.align_border)
+        self.deflicker = None
+        if config.deflicker:
+            from lexp.deflicker import Deflicker
+
+            self.deflicker = Deflicker(lut)
+        self.motion = None
+        self.sharp: tuple[int, np.ndarray, float] | None = None  # index, frame, gain
+        self._sharp_target: int | str | None = None
+        if config.keep_sharp:
+            from lexp.sharp import MotionMeter
+
+            self.motion = MotionMeter() if config.still_below > 0 else None
+            self._sharp_target = (config.keep_sharp if config.keep_sharp in ("first", "last")
+                                  else config.keep_sharp_spec().to_frame(clip.info.fps,
+                                                                         "--keep-sharp"))
+        self.untimed = False  # timestamps were asked for but the clip has none
+
+    @property
+    def holds_frames(self) -> bool:
+        """True when frames are kept past the next one (so reused buffers are copied)."""
+        return self.config.timestamps or self.motion is not None or self.sharp_wanted
+
+    @property
+    def sharp_wanted(self) -> bool:
+        return self._sharp_target is not None
+
+    def __iter__(self) -> Iterator[Frame]:
+        from lexp.timing import VoronoiWeights
+
+        weights = VoronoiWeights(float(self.config.window.stride))
+        pending: Frame | None = None
+        last_time = None
+        for index, rgb in self.frames:
+            if self.aligner is not None:
+                warped = self.aligner.warp(index, rgb)
+                if warped is None:
+                    continue
+                rgb = warped.copy() if warped is rgb and self.reused and self.holds_frames \
+                    else warped
+            elif self.reused and self.holds_frames:
+                rgb = rgb.copy()
+            gain = self.deflicker.gain(rgb) if self.deflicker is not None else 1.0
+            time = self._time(index, last_time)
+            last_time = time
+            self._observe(index, rgb, time, gain)
+            frame = Frame(index, rgb, time, float(self.config.window.stride), gain)
+            if not self.config.timestamps:
+                yield frame
+                continue
+            weight = weights.add(time)
+            if pending is not None:
+                pending.weight = weight
+                yield pending
+            pending = frame
+        if pending is not None:
+            pending.weight = weights.last()
+            yield pending
+        self._summarise()
+
+    def _time(self, index: int, last: float | None) -> float:
+        if not self.config.timestamps:
+            return float(index)
+        time = self.clip.frame_time(index)
+        if time is None:
+            self.untimed = True
+            return float(index)
+        if last is not None and time <= last:  # a broken timestamp: assume the nominal gap
+            self.notes.warnings.append(f"frame {index}'s timestamp does not follow the last "
+                                       "one's; it was taken as evenly spaced")
+            return last + self.config.window.stride
+        return float(time)
+
+    def _observe(self, index: int, rgb: np.ndarray, time: float, gain: float) -> None:
+        if self.motion is not None:
+            self.motion.add(time, rgb)
+        target = self._sharp_target
+        if target is None:
+            return
+        if (target == "first" and self.sharp is None) or target == "last" or (
+                isinstance(target, int) and self.sharp is None and index >= target):
+            self.sharp = (index, rgb, gain)
+
+    def _summarise(self) -> None:
+        if self.aligner is not None:
+            stats = self.aligner.stats
+            if stats.skipped:
+                shown = ", ".join(map(str, stats.skipped[:8])) + (
+                    ", ..." if len(stats.skipped) > 8 else "")
+                self.notes.warnings.append(
+                    f"--align skipped {len(stats.skipped)} frame(s) that could not be "
+                    f"registered: {shown}")
+        if self.deflicker is not None:
+            self.notes.about["deflicker"] = self.deflicker.describe()
+
+    # ------------------------------------------------------------- after the render
+
+    def level(self) -> float:
+        """Deflicker's exposure level so far (1 without deflicker)."""
+        return self.deflicker.level() if self.deflicker is not None else 1.0
+
+    def finish(self, linear: np.ndarray) -> np.ndarray:
+        """The renderer's float32 H×W×3 linear result -> level, keep-sharp, crop."""
+        level = self.level()
+        if level != 1.0:
+            linear = linear * np.float32(level)
+        if self.sharp_wanted:
+            linear = self._keep_sharp(linear, level)
+        if self.aligner is not None:
+            self.notes.about["align"] = self.aligner.stats.to_dict()
+            box = self.aligner.crop_box()
+            if box is not None:
+                x, y, w, h = box
+                linear = np.ascontiguousarray(linear[y:y + h, x:x + w])
+            self.notes.about["align"] = self.aligner.stats.to_dict()
+        return linear
+
+    def crop_box(self) -> tuple[int, int, int, int] | None:
+        return self.aligner.stats.crop if self.aligner is not None else None
+
+    def _keep_sharp(self, linear: np.ndarray, level: float) -> np.ndarray:
+        from lexp import sharp
+
+        if self.sharp is None:
+            from lexp.errors import InputError
+
+            raise InputError(f"--keep-sharp {self.config.keep_sharp}: the window has no "
+                             "such frame", hint="choose first, last, or a time inside the window")
+        index, rgb, gain = self.sharp
+        h, w = linear.shape[:2]
+        frame = self.lut[rgb] * np.float32(gain * level)
+        feather = max(2.0, 0.01 * max(h, w))
+        if self.motion is not None:
+            motion = sharp.upsample(self.motion.per_period((h, w)), h, w)
+            mask = sharp.still_mask(motion, self.config.still_below, feather)
+        else:
+            mask = np.zeros((h, w), np.float32)
+        if self.config.sharp_mask:
+            mask = np.maximum(mask, sharp.user_mask(self.config.sharp_mask, h, w))
+        if self.config.rear_curtain:
+            mask = np.maximum(mask, np.float32(sharp.REAR_CURTAIN_FLASH))
+        self.notes.about["keep_sharp"] = {"frame": index, "mask_mean": round(float(mask.mean()), 3)}
+        return sharp.composite(linear, frame, mask)
