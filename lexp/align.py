@@ -38,7 +38,7 @@ from lexp.errors import InputError
 ALIGN_MODELS = ("similarity", "homography")
 ALIGN_BORDERS = ("crop", "fill")
 WORK_SIDE = 960  # pixels: features are found on a copy this size at most
-FEATURES = 4000
+FEATURES = 2000
 MIN_INLIERS = 15  # matched features that must agree on the camera's motion
 RANSAC_PX = 2.0  # work-image pixels: a feature within this of the fit agrees with it
 MAX_ZOOM = 1.25  # a frame more than this much larger/smaller than the reference is wrong
@@ -221,4 +221,4 @@ def largest_rectangle(mask: np.ndarray) -> tuple[int, int, int, int]:
             stack.append(c)
     _, x, y, bw, bh = best
     x0, y0 = x * step, y * step
-    return x0, y0, min(bw * step, w - x0), min(bh * step, h - y0)
+    return int(x0), int(y0), int(min(bw * step, w - x0)), int(min(bh * step, h - y0))

@@ -93,6 +93,16 @@ class Tone(str, Enum):
     reinhard = "reinhard"
 
 
+class AlignModel(str, Enum):
+    similarity = "similarity"
+    homography = "homography"
+
+
+class AlignBorder(str, Enum):
+    crop = "crop"
+    fill = "fill"
+
+
 class ImageFormat(str, Enum):
     jpeg = "jpeg"
     png = "png"
@@ -131,6 +141,18 @@ Examples:
   lexp render clips/ -o renders/ --shard 3/8           # the 3rd of 8 parts, for a job array
 
   cat clip.mp4 | lexp render - -o - > out.jpg          # stdin to stdout
+
+  lexp render shaky.mp4 -o steady.jpg --align          # handheld: register frames first
+
+  lexp render falls.mp4 -o falls.jpg --align --keep-sharp first   # silky water, sharp rocks
+
+  lexp render runner.mp4 -o flash.jpg -m flow --rear-curtain      # blur + a final flash
+
+  lexp render stars/ -o trails.jpg -m max --video trails.mp4 --comet 2s   # trail video
+
+  lexp render timelapse/ -o day.jpg --deflicker        # flicker removed; EXIF times weigh frames
+
+  lexp render falls.mp4 -o long.jpg --end 5f --exposure 64f --motion-guide 270   # fall down
 
   ffmpeg -i in.mov -f image2pipe -c:v png - | lexp render - --fps 30 -o out.png  # image stream
 
@@ -218,6 +240,69 @@ def render(
     json_lines: bool = typer.Option(False, "--json",
                                     help="Print one JSON line per input on stdout.",
                                     rich_help_panel="Output"),
+    align: bool = typer.Option(
+        False, "--align",
+        help="Steady a handheld clip: register every frame to the first (ORB features + "
+             "RANSAC, which ignores moving things) before blending; frames that cannot be "
+             "registered are skipped and reported. e.g. --align --align-model homography",
+        rich_help_panel="Photographer's controls"),
+    align_model: AlignModel = typer.Option(
+        AlignModel.similarity, help="similarity: shift, rotation, zoom (hand shake); "
+                                    "homography: also tilt (wide lenses, close scenes).",
+        rich_help_panel="Photographer's controls"),
+    align_border: AlignBorder = typer.Option(
+        AlignBorder.crop, help="crop: cut to the area every frame covers; fill: keep the "
+                               "full frame, borders filled from the first frame.",
+        rich_help_panel="Photographer's controls"),
+    keep_sharp: str | None = typer.Option(
+        None, metavar="FRAME",
+        help="Blend one sharp frame (first, last, or a time: 2s, 48f) in where the scene "
+             "barely moves, so rocks stay crisp and water goes silky. "
+             "e.g. --keep-sharp first --still-below 1",
+        rich_help_panel="Photographer's controls"),
+    still_below: float = typer.Option(
+        0.5, metavar="PX", min=0.0,
+        help="With --keep-sharp: still means moving less than PX pixels per frame "
+             "(measured by optical flow; the mask is feathered). 0: use --sharp-mask only.",
+        rich_help_panel="Photographer's controls"),
+    sharp_mask: Path | None = typer.Option(
+        None, metavar="IMAGE",
+        help="With --keep-sharp: an image, white where the sharp frame shows (added to "
+             "the still areas). e.g. --keep-sharp last --sharp-mask subject.png",
+        rich_help_panel="Photographer's controls"),
+    rear_curtain: bool = typer.Option(
+        False, "--rear-curtain",
+        help="The rear-curtain flash look: the blur plus the last frame at half strength "
+             "(a sharp subject at the head of its trail). e.g. -m flow --rear-curtain",
+        rich_help_panel="Photographer's controls"),
+    video: str | None = typer.Option(
+        None, metavar="VIDEO",
+        help="Also write the exposure building up, one video frame per input frame "
+             "(star-trail video; .mp4). Takes the -o template fields. "
+             "e.g. -m max --video trails.mp4",
+        rich_help_panel="Photographer's controls"),
+    comet: str | None = typer.Option(
+        None, metavar="TIME",
+        help="With --video: comet mode, old light fades with this half-life (1s, 30f). "
+             "e.g. -m max --video comets.mp4 --comet 15f",
+        rich_help_panel="Photographer's controls"),
+    timestamps: bool = typer.Option(
+        True, "--timestamps/--no-timestamps",
+        help="Weigh each frame by the time it covers (video presentation times; EXIF "
+             "capture times in image folders), so skipped or unevenly spaced frames do "
+             "not bias the result. Used by mean and flow.",
+        rich_help_panel="Photographer's controls"),
+    deflicker: bool = typer.Option(
+        False, "--deflicker",
+        help="Match every frame's exposure (one gain per frame, in linear light) before "
+             "blending: for flickering time-lapses. e.g. --deflicker -m mean",
+        rich_help_panel="Photographer's controls"),
+    motion_guide: str = typer.Option(
+        "flow", metavar="GUIDE",
+        help="Direction of extrapolated motion (--exposure longer than the clip): flow "
+             "(as measured), 4way or 8way (snapped to 4 or 8 directions), or an angle in "
+             "degrees (0 right, 90 up, 270 down) for all motion. e.g. --motion-guide 270",
+        rich_help_panel="Photographer's controls"),
 ) -> None:
     """Render a long exposure from a clip, in linear light: stacked, or integrated along
     the optical flow."""
@@ -228,9 +313,18 @@ def render(
                           transfer=transfer.value, ev=ev, tone=tone.value,
                           median_memory_mb=median_memory,
                           exposure=TimeSpec.parse(exposure, "--exposure") if exposure else None,
-                          flow=flow_method.value, device=device)
+                          flow=flow_method.value, device=device,
+                          align=align_model.value if align else None,
+                          align_border=align_border.value, deflicker=deflicker,
+                          timestamps=timestamps, keep_sharp=keep_sharp,
+                          still_below=still_below,
+                          sharp_mask=str(sharp_mask) if sharp_mask else None,
+                          rear_curtain=rear_curtain, motion_guide=motion_guide)
+    if comet is not None and video is None:
+        raise UsageError("--comet shapes the trail video", hint="add --video trails.mp4")
     out = OutputConfig(format=image_format.value if image_format else None,
-                       bit_depth=bit_depth, quality=quality)
+                       bit_depth=bit_depth, quality=quality,
+                       comet=TimeSpec.parse(comet, "--comet") if comet else None)
     if json_lines and output == "-":
         raise UsageError("--json and -o - both want stdout", hint="write the image to a file")
 
@@ -239,7 +333,7 @@ def render(
 
     reporter = Reporter(quiet=_State.quiet)
     plan = jobs.plan_jobs(jobs.resolve_inputs([str(p) for p in inputs]), output, config, out,
-                          shard=jobs.parse_shard(shard) if shard else None)
+                          shard=jobs.parse_shard(shard) if shard else None, video=video)
 
     def progress_for(job):
         return reporter.progress(job.source.name)

@@ -198,6 +198,7 @@ class OutputConfig:
     format: str | None = None  # jpeg | png | tiff; None = from the file extension
     bit_depth: int | None = None  # 8 or 16; None = the format's default (tiff: 16)
     quality: int = 95  # JPEG quality, 1-100
+    comet: TimeSpec | None = None  # trail video: light fades with this half-life (None: builds)
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in IMAGE_FORMATS:
@@ -208,3 +209,5 @@ class OutputConfig:
             raise UsageError(f"--bit-depth {self.bit_depth} must be 8 or 16")
         if not 1 <= self.quality <= 100:
             raise UsageError(f"--quality {self.quality} must be between 1 and 100")
+        if self.comet is not None and self.comet.value <= 0:
+            raise UsageError("--comet must be longer than 0", hint="e.g. 1s or 30f")

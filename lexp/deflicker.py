@@ -19,10 +19,10 @@ import math
 
 import numpy as np
 
-SUBSAMPLE = 4  # measure on every 4th pixel of every 4th row: plenty for a median
+SAMPLES = 40_000  # pixels measured per frame (a regular subsample): plenty for a median
 DARK, BRIGHT = 0.004, 0.85  # linear: usable pixels lie between these, in both images
 REFERENCE_RATE = 0.25  # how fast the reference follows the (corrected) frames
-MIN_PIXELS = 200  # fewer usable pixels than this: leave the frame alone
+MIN_PIXELS = 64  # fewer usable pixels than this: leave the frame alone
 
 
 class Deflicker:
@@ -35,7 +35,8 @@ class Deflicker:
 
     def gain(self, frame: np.ndarray) -> float:
         """The factor that brings this frame to the reference's exposure (linear)."""
-        sample = self.lut[frame[::SUBSAMPLE, ::SUBSAMPLE]].mean(axis=2)
+        step = max(1, round(math.sqrt(frame.shape[0] * frame.shape[1] / SAMPLES)))
+        sample = self.lut[frame[::step, ::step]].mean(axis=2)
         gain = 1.0
         if self.reference is not None and sample.shape == self.reference.shape:
             ref = self.reference

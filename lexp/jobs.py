@@ -102,6 +102,7 @@ class Job:
     output: str  # the image path, or "-" for stdout
     format: str  # jpeg | png | tiff
     bit_depth: int  # 8 or 16
+    video: str | None = None  # the trail video (--video), if asked for
 
 
 @dataclass
@@ -137,15 +138,56 @@ TEMPLATE_FIELDS = ("stem", "name", "parent", "method")
 
 
 def plan_jobs(sources: list[ClipSource], output: str | None, config: RenderConfig,
-              out: OutputConfig, shard: tuple[int, int] | None = None) -> list[Job]:
+              out: OutputConfig, shard: tuple[int, int] | None = None,
+              video: str | None = None) -> list[Job]:
     """Pair each clip with its output path, checking that every output can be written.
 
     ``output`` is a file (one clip), ``-`` (stdout, one clip), a folder (existing, or
     ending in ``/``), a template with ``{stem}``, ``{name}``, ``{parent}``, ``{method}``
     (e.g. ``renders/{parent}/{stem}_{method}.png``), or None (the current folder). Folders
     that a folder or template output needs are created. ``shard=(i, n)`` keeps the i-th
-    of n disjoint parts (1-based) of the plan; see :func:`shard_of`.
+    of n disjoint parts (1-based) of the plan; see :func:`shard_of`. ``video``: the
+    trail video's path or template (same fields), for every job.
     """
+    jobs = _plan_images(sources, output, config, out, shard)
+    if video is not None:
+        jobs = _plan_videos(jobs, video, config)
+    return jobs
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
+
+
+def _plan_videos(jobs: list[Job], video: str, config: RenderConfig) -> list[Job]:
+    from dataclasses import replace
+
+    if "{" not in video and len(jobs) > 1:
+        raise UsageError(f"{len(jobs)} inputs but --video {video} is a single file",
+                         hint="use a template, e.g. --video 'out/{stem}_trails.mp4'")
+    planned, seen = [], {}
+    for job in jobs:
+        target = Path(_fill(video, job.source, config))
+        if target.suffix.lower() not in VIDEO_SUFFIXES:
+            raise UsageError(f"--video {target} is not a video file name",
+                             hint="end it in .mp4 (or .mov, .m4v, .mkv)")
+        if target in seen or (job.output != STDOUT and _same_file(target, job.output)) or \
+                str(target) == job.output:
+            raise UsageError(f"--video {target} would be written twice",
+                             hint="give each input its own video: put {stem} in the name")
+        if any(_same_file(target, p) for p in job.source.paths):
+            raise UsageError(f"--video {target} is one of the inputs of {job.source.name}",
+                             hint="write the video somewhere else; lexp never replaces an input")
+        seen[target] = job
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"cannot create folder {target.parent}: {err.strerror}") from err
+        check_writable_dir(target.parent, target)
+        planned.append(replace(job, video=str(target)))
+    return planned
+
+
+def _plan_images(sources, output, config, out, shard) -> list[Job]:
     from lexp.stills import DEFAULT_SUFFIX, format_for, resolve_bit_depth
 
     def job(source: ClipSource, target: str, fmt: str) -> Job:
@@ -416,6 +458,10 @@ def render_job(job: Job, config: RenderConfig, out: OutputConfig, overwrite: boo
             base.status, base.error = "skipped", f"{job.output} exists"
             base.hint = "use --overwrite to replace it"
             return base
+        if not overwrite and job.video and Path(job.video).exists():
+            base.error, base.hint = f"{job.video} exists", "use --overwrite to replace it"
+            base.exit_code = 1
+            return base
         return _render_unlocked(job, config, out, progress_for, debug, base, started)
 
 
@@ -504,8 +550,14 @@ def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for
         from lexp.flow_cache import FlowCache
 
         cache = FlowCache()
+    video = None
+    if job.video:
+        from lexp.trail_video import TrailSpec
+
+        video = TrailSpec(job.video, out.comet)
     with media.open_clip(job.source, config.fps) as clip, ctx as on_progress:
-        stacked = render.render_clip(clip, config, on_progress, cache=cache, source=job.source)
+        stacked = render.render_clip(clip, config, on_progress, cache=cache, source=job.source,
+                                     video=video)
     if cache is not None and stacked.method == "flow":
         cache.prune()
     settings = {
@@ -519,7 +571,9 @@ def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for
         "clip": {"width": stacked.clip.width, "height": stacked.clip.height,
                  "fps": stacked.clip.fps},
         "config": config.to_dict(),
-        "output": {"format": job.format, "bit_depth": job.bit_depth, "quality": out.quality},
+        "output": {"format": job.format, "bit_depth": job.bit_depth, "quality": out.quality,
+                   **({"video": job.video, "comet": str(out.comet) if out.comet else None}
+                      if job.video else {})},
     }
     encoded = render.finish(stacked.linear, config)
     data = stills.encode_image(encoded, job.format, bit_depth=job.bit_depth,

@@ -196,7 +196,9 @@ class FrameStream:
         feather = max(2.0, 0.01 * max(h, w))
         if self.motion is not None:
             motion = sharp.upsample(self.motion.per_period((h, w)), h, w)
-            mask = sharp.still_mask(motion, self.config.still_below, feather)
+            mask = np.minimum(sharp.still_mask(motion, self.config.still_below),
+                              sharp.unchanged_mask(frame, linear, self.config.transfer))
+            mask = sharp.feathered(mask, feather)
         else:
             mask = np.zeros((h, w), np.float32)
         if self.config.sharp_mask:

@@ -7,9 +7,14 @@ silky. So:
 
 - a **motion map** measures how far each pixel moves per frame period, averaged over the
   clip (DIS optical flow at half resolution, fast preset: a mask needs no fine flow);
-- the **still mask** is 1 where that is below ``below`` px, 0 above twice that, a ramp
-  between; it is eroded and then feathered (Gaussian) by ``feather`` px so the sharp
-  frame never reaches into moving things and leaves no seam;
+- flow cannot see motion that changes texture instead of moving it (white water,
+  sparkle, leaves in the wind), so a pixel is also checked against the result: the
+  sharp frame must already look like the long exposure there (local RMS difference
+  under 2 code values), since the blur is exactly what moved;
+- the **still mask** is 1 where both hold (motion below ``below`` px, difference below
+  2 codes), 0 at twice either, a ramp between; it is eroded and then feathered
+  (Gaussian) by ``feather`` px so the sharp frame never reaches into moving things and
+  leaves no seam;
 - a **user mask** (an image: white = sharp) adds to it (the larger of the two wins);
 - the result is ``mask · sharp + (1 − mask) · long exposure``, in linear light.
 
@@ -28,6 +33,8 @@ import numpy as np
 from lexp.errors import InputError, UsageError
 
 MOTION_SCALE = 0.5  # the motion map is measured at half resolution
+UNCHANGED_CODES = 2.0  # 8-bit code values: a sharp frame this close to the blur is still
+CHANGE_SIGMA = 4.0  # pixels: the neighbourhood over which that difference is measured
 REAR_CURTAIN_FLASH = 0.5  # the flash frame's weight over the whole picture
 
 
@@ -60,17 +67,36 @@ class MotionMeter:
         return (self.total / self.periods).astype(np.float32)
 
 
-def still_mask(motion: np.ndarray, below: float, feather: float) -> np.ndarray:
-    """float32 H×W in [0, 1]: 1 where ``motion`` (px/period) is under ``below``."""
-    import cv2
-
+def still_mask(motion: np.ndarray, below: float) -> np.ndarray:
+    """float32 H×W in [0, 1]: 1 where ``motion`` (px/period) is under ``below``, 0 above
+    twice that, a ramp between."""
     if below <= 0:
         return np.zeros(motion.shape, np.float32)
-    mask = np.clip((2 * below - motion) / below, 0, 1).astype(np.float32)
+    return np.clip((2 * below - motion) / below, 0, 1).astype(np.float32)
+
+
+def unchanged_mask(sharp: np.ndarray, blurred: np.ndarray, transfer: str) -> np.ndarray:
+    """float32 H×W in [0, 1]: 1 where the sharp frame already looks like the long
+    exposure (local RMS difference under ``UNCHANGED_CODES`` code values), 0 at twice
+    that. Flow misses motion that changes texture rather than moving it (white water,
+    sparkle, fluttering leaves); this sees it, since the blur is what moved."""
+    import cv2
+
+    from lexp import colour
+
+    d = colour.encode(sharp, transfer) - colour.encode(blurred, transfer)
+    rms = np.sqrt(cv2.GaussianBlur((d * d).mean(axis=2), (0, 0), CHANGE_SIGMA)) * 255
+    return np.clip((2 * UNCHANGED_CODES - rms) / UNCHANGED_CODES, 0, 1).astype(np.float32)
+
+
+def feathered(mask: np.ndarray, feather: float) -> np.ndarray:
+    """Erode a [0, 1] mask by ``feather`` px, then blur it as much: the sharp frame
+    never reaches into moving things, and leaves no seam."""
+    import cv2
+
     radius = max(1, round(feather))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    mask = cv2.erode(mask, kernel)
-    return cv2.GaussianBlur(mask, (0, 0), max(0.5, feather / 2))
+    return cv2.GaussianBlur(cv2.erode(mask, kernel), (0, 0), max(0.5, feather / 2))
 
 
 def user_mask(path: str, height: int, width: int) -> np.ndarray:
