@@ -72,7 +72,7 @@ def folder_times(paths: Sequence[Path]) -> tuple[list[float] | None, str | None]
     if any(s is None for s in stamps):
         missing = sum(s is None for s in stamps)
         return None, f"{missing} of {len(stamps)} frames have no EXIF capture time"
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     if min(gaps) <= 0:
         return None, "the EXIF capture times do not increase in frame order"
     period = sorted(gaps)[len(gaps) // 2]

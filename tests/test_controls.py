@@ -10,11 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-from .conftest import assert_clean_failure, decode_rgb, run_lexp
 from lexp import colour, render
 from lexp.config import RenderConfig, Window
 from lexp.flow_render import guide_velocity
 from lexp.media import MemoryClip
+
+from .conftest import assert_clean_failure, decode_rgb, run_lexp
 
 LUT = colour.decode_lut("srgb")
 
