@@ -385,6 +385,15 @@ def describe_method(result) -> str:
         details.append(result.about["flow"])
     if result.about.get("extrapolated_frames"):
         details.append(f"{result.about['extrapolated_frames']:g} frames extrapolated")
+    align = result.about.get("align")
+    if align:
+        details.append(f"aligned {align['aligned']} frames"
+                       + (f", cropped to {align['crop'][2]}×{align['crop'][3]}"
+                          if align.get("crop") else ""))
+    if result.about.get("deflicker"):
+        details.append(f"deflickered {result.about['deflicker']['corrected_frames']} frames")
+    if result.about.get("keep_sharp"):
+        details.append(f"frame {result.about['keep_sharp']['frame']} kept sharp")
     if result.about.get("auto"):
         details.append(f"chosen by auto: {result.about['auto']}")
     return result.method + (f" ({'; '.join(details)})" if details else "")
