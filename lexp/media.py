@@ -697,9 +697,10 @@ class VideoWriter:
     place, :meth:`abort` (or leaving a ``with`` block by an exception) removes it.
     """
 
-    def __init__(self, path: str | Path, fps: float = 30.0, crf: int = 18) -> None:
+    def __init__(self, path: str | Path, fps: float = 30.0, crf: int = 18,
+                 preset: str = "medium") -> None:
         self.path = Path(path)
-        self.fps, self.crf = fps, crf
+        self.fps, self.crf, self.preset = fps, crf, preset
         self._tmp = self.path.with_name(f".lexp-tmp-{os.getpid()}-{self.path.name}")
         self._writer = None
 
@@ -710,8 +711,8 @@ class VideoWriter:
             h, w = frame.shape[:2]
             self._writer = imageio_ffmpeg.write_frames(
                 str(self._tmp), (w, h), fps=self.fps, codec="libx264", pix_fmt_out="yuv420p",
-                output_params=["-crf", str(self.crf), "-preset", "medium"],
-                macro_block_size=2, ffmpeg_log_level="error")
+                output_params=["-crf", str(self.crf), "-preset", self.preset],
+                macro_block_size=2, ffmpeg_log_level="quiet")
             self._writer.send(None)
         self._writer.send(np.ascontiguousarray(frame))
 

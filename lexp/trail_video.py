@@ -72,8 +72,10 @@ class TrailVideo:
         self.fps = fps or 30.0
         self.config, self.kind, self.comet = config, kind, comet
         self.swap = swap_channels
-        self.writer = VideoWriter(self.path, fps=self.fps)
+        # veryfast: half the encode time of medium at 720p, for a file ~1.3x larger.
+        self.writer = VideoWriter(self.path, fps=self.fps, preset="veryfast")
         self.state: np.ndarray | None = None
+        self._table: np.ndarray | None = None  # linear [0, 1] on 65536 steps -> uint8
         self.weight = 0.0
         self.frames = 0
 
@@ -100,13 +102,34 @@ class TrailVideo:
         self._write(image * np.float32(level) if level != 1.0 else image)
 
     def _write(self, linear: np.ndarray) -> None:
-        from lexp import render, stills
-
         if self.swap:
             linear = linear[..., ::-1]
-        encoded = stills.quantise(render.finish(linear, self.config), 8)
-        self.writer.add(encoded)
+        encoded = self._encode(linear)
+        try:
+            self.writer.add(encoded)
+        except (OSError, RuntimeError) as err:  # ffmpeg could not open or write the file
+            raise OutputError(f"cannot write the trail video {self.path}",
+                              hint="check the folder exists, is writable and has space"
+                              ) from err
         self.frames += 1
+
+    def _encode(self, linear: np.ndarray) -> np.ndarray:
+        """render.finish + 8-bit quantise, through a 65536-entry table of the transfer
+        function (finish's float power costs ~25 ms a 720p frame; this, ~4 ms; the table
+        is finer than a code value everywhere, near black included)."""
+        from lexp import colour, stills
+
+        if self._table is None:
+            grid = np.linspace(0.0, 1.0, 65536, dtype=np.float32)
+            self._table = stills.quantise(colour.encode(grid, self.config.transfer), 8)
+        if self.config.ev:
+            linear = linear * np.float32(2.0 ** self.config.ev)
+        if self.config.tone != "clip":
+            linear = colour.tone_map(linear, self.config.tone)
+        index = np.clip(linear, 0.0, 1.0)
+        index *= 65535.0
+        index += 0.5
+        return self._table[index.astype(np.uint16)]
 
     def commit(self, crop: tuple[int, int, int, int] | None = None) -> None:
         """Finish the file (cropped to ``crop`` = x, y, w, h when given)."""
@@ -126,7 +149,7 @@ class TrailVideo:
             done = subprocess.run(
                 [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
                  "-i", str(tmp), "-vf", f"crop={w}:{h}:{x}:{y}", "-c:v", "libx264",
-                 "-crf", "18", "-preset", "medium", "-pix_fmt", "yuv420p",
+                 "-crf", "18", "-preset", "veryfast", "-pix_fmt", "yuv420p",
                  "-f", "mp4", str(cropped)], capture_output=True, text=True)
             if done.returncode != 0:
                 raise OutputError(f"could not crop the trail video: {done.stderr.strip()[-200:]}")
