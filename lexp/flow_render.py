@@ -236,6 +236,7 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     from lexp import flow as flows
     from lexp import media, render
     from lexp.prepare import FrameStream
+    from lexp.trail_video import recording
 
     started = time.perf_counter()
     info = clip.info
@@ -254,14 +255,13 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     stream = FrameStream(clip, config, frames, lut)
     stats = FlowStats(estimator.label())
     hits0, misses0 = (cache.hits, cache.misses) if cache is not None else (0, 0)
-    recorder = video.open(config, "flow", info.fps) if video is not None else None
 
     total = None
     history: list[np.ndarray] = []  # linear frames, newest last
     velocities: list[np.ndarray] = []  # flows between them, per frame period
     previous = None  # (Frame, linear)
     used = first_used = last_used = 0
-    try:
+    with recording(video, config, "flow", info.fps) as recorder:
         for frame in stream:
             index, rgb = frame.index, frame.rgb
             linear = lut[rgb] if frame.gain == 1.0 else lut[rgb] * np.float32(frame.gain)
@@ -319,10 +319,6 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
         linear = stream.finish((total / periods).astype(np.float32))
         if recorder is not None:
             recorder.commit(stream.crop_box())
-    except BaseException:
-        if recorder is not None:
-            recorder.abort()
-        raise
     result = render.StackResult(linear, info, used, first_used, last_used,
                                 time.perf_counter() - started,
                                 clip.warnings() + stream.notes.warnings,

@@ -306,6 +306,7 @@ def stack_clip(clip: Clip, config: RenderConfig,
     import cv2
 
     from lexp.prepare import FrameStream
+    from lexp.trail_video import recording
 
     started = time.perf_counter()
     info = clip.info
@@ -316,7 +317,6 @@ def stack_clip(clip: Clip, config: RenderConfig,
     # the decoder threads for the two cores.
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
-    recorder = None
     try:
         # Stacking treats channels alike, so take frames in the decoder's native order
         # and swap the one result instead of every frame.
@@ -326,37 +326,32 @@ def stack_clip(clip: Clip, config: RenderConfig,
             frames = window_frames(clip, config.window, reuse_buffer=reused,
                                    any_channel_order=True)
         stream = FrameStream(clip, config, frames, stacker.lut, reused=reused)
-        if video is not None:
-            recorder = video.open(config, config.method, info.fps, swap_channels=native)
-        used, first_used, last_used = 0, -1, -1
-        for frame in stream:
-            stacker.add(frame.rgb, frame.weight, frame.gain)
+        with recording(video, config, config.method, info.fps, native) as recorder:
+            used, first_used, last_used = 0, -1, -1
+            for frame in stream:
+                stacker.add(frame.rgb, frame.weight, frame.gain)
+                if recorder is not None:
+                    recorder.add(stacker.lut[frame.rgb] * np.float32(frame.weight * frame.gain),
+                                 frame.weight, stream.level())
+                used += 1
+                if first_used < 0:
+                    first_used = frame.index
+                last_used = frame.index
+                if on_progress is not None:
+                    on_progress(used, total)
+            if used == 0:
+                where = "" if first == 0 else f" at or after frame {first}"
+                raise InputError(f"no frames to stack in {info.name}{where}",
+                                 hint="check the clip and the --start/--end window")
+            warnings = clip.warnings() + stream.notes.warnings
+            if isinstance(stacker, MedianStacker) and stacker.sample_every > 1:
+                warnings.append(
+                    f"median used {stacker.frames_sampled} of {used} frames (1 in "
+                    f"{stacker.sample_every}) to stay within --median-memory "
+                    f"{config.median_memory_mb} MB")
+            linear = stream.finish(stacker.result())
             if recorder is not None:
-                recorder.add(stacker.lut[frame.rgb] * np.float32(frame.weight * frame.gain),
-                             frame.weight, stream.level())
-            used += 1
-            if first_used < 0:
-                first_used = frame.index
-            last_used = frame.index
-            if on_progress is not None:
-                on_progress(used, total)
-        if used == 0:
-            where = "" if first == 0 else f" at or after frame {first}"
-            raise InputError(f"no frames to stack in {info.name}{where}",
-                             hint="check the clip and the --start/--end window")
-        warnings = clip.warnings() + stream.notes.warnings
-        if isinstance(stacker, MedianStacker) and stacker.sample_every > 1:
-            warnings.append(
-                f"median used {stacker.frames_sampled} of {used} frames (1 in "
-                f"{stacker.sample_every}) to stay within --median-memory "
-                f"{config.median_memory_mb} MB")
-        linear = stream.finish(stacker.result())
-        if recorder is not None:
-            recorder.commit(stream.crop_box())
-    except BaseException:
-        if recorder is not None:
-            recorder.abort()
-        raise
+                recorder.commit(stream.crop_box())
     finally:
         cv2.setNumThreads(threads)
     if native:

@@ -160,3 +160,21 @@ class TrailVideo:
 
     def abort(self) -> None:
         self.writer.abort()
+
+    def __enter__(self) -> TrailVideo:
+        return self
+
+    def __exit__(self, kind, *exc: object) -> None:
+        if kind is not None:  # the render failed or was interrupted: leave nothing
+            self.abort()
+
+
+def recording(spec: TrailSpec | None, config, method: str, fps: float | None,
+              swap_channels: bool = False):
+    """``with recording(...) as recorder:`` a TrailVideo (None without --video) that is
+    removed if the block raises; the block commits it."""
+    import contextlib
+
+    if spec is None:
+        return contextlib.nullcontext(None)
+    return spec.open(config, method, fps, swap_channels)
