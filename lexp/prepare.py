@@ -78,12 +78,19 @@ class FrameStream:
             self._sharp_target = (config.keep_sharp if config.keep_sharp in ("first", "last")
                                   else config.keep_sharp_spec().to_frame(clip.info.fps,
                                                                          "--keep-sharp"))
-        self.untimed = False  # timestamps were asked for but the clip has none
+        self.user_mask = None  # read before any frame, so a bad mask costs no render
+        if config.sharp_mask:
+            from lexp.sharp import user_mask
+
+            self.user_mask = user_mask(config.sharp_mask, clip.info.height, clip.info.width)
+        self.broken_times: list[int] = []  # frames whose timestamp went backwards
 
     @property
     def holds_frames(self) -> bool:
-        """True when frames are kept past the next one (so reused buffers are copied)."""
-        return self.config.timestamps or self.motion is not None or self.sharp_wanted
+        """True when a frame is yielded only after the next one arrives (its time weight
+        needs that one's time), so reused buffers are copied. The motion meter and the
+        sharp frame keep copies of their own."""
+        return self.config.timestamps
 
     @property
     def sharp_wanted(self) -> bool:
@@ -136,11 +143,9 @@ class FrameStream:
             return float(index)
         time = self.clip.frame_time(index)
         if time is None:
-            self.untimed = True
             return float(index)
         if last is not None and time <= last:  # a broken timestamp: assume the nominal gap
-            self.notes.warnings.append(f"frame {index}'s timestamp does not follow the last "
-                                       "one's; it was taken as evenly spaced")
+            self.broken_times.append(index)
             return last + self.config.window.stride
         return float(time)
 
@@ -155,6 +160,11 @@ class FrameStream:
             self.sharp = (index, rgb.copy() if self.reused else rgb, gain)
 
     def _summarise(self) -> None:
+        if self.broken_times:
+            self.notes.warnings.append(
+                f"{len(self.broken_times)} frame(s) had a timestamp at or before the one "
+                f"before (first: frame {self.broken_times[0]}); they were taken as evenly "
+                "spaced")
         if self.aligner is not None:
             stats = self.aligner.stats
             if stats.skipped:
@@ -180,7 +190,6 @@ class FrameStream:
         if self.sharp_wanted:
             linear = self._keep_sharp(linear, level)
         if self.aligner is not None:
-            self.notes.about["align"] = self.aligner.stats.to_dict()
             box = self.aligner.crop_box()
             if box is not None:
                 x, y, w, h = box
@@ -210,8 +219,8 @@ class FrameStream:
             mask = sharp.feathered(mask, feather)
         else:
             mask = np.zeros((h, w), np.float32)
-        if self.config.sharp_mask:
-            mask = np.maximum(mask, sharp.user_mask(self.config.sharp_mask, h, w))
+        if self.user_mask is not None:
+            mask = np.maximum(mask, self.user_mask)
         if self.config.rear_curtain:
             mask = np.maximum(mask, np.float32(sharp.REAR_CURTAIN_FLASH))
         self.notes.about["keep_sharp"] = {"frame": index, "mask_mean": round(float(mask.mean()), 3)}
