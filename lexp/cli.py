@@ -18,6 +18,7 @@ from pathlib import Path
 import typer
 
 from lexp import __version__
+from lexp.config import STILL_BELOW_PX
 from lexp.errors import EXIT_ERROR, EXIT_SOME_FAILED, Interrupted, LexpError, UsageError
 
 EXIT_CODES_HELP = (
@@ -91,6 +92,9 @@ class Tone(str, Enum):
     clip = "clip"
     soft = "soft"
     reinhard = "reinhard"
+
+
+CONTROLS = "Photographer's controls"  # the --help panel of align, keep-sharp, video, ...
 
 
 class AlignModel(str, Enum):
@@ -245,64 +249,64 @@ def render(
         help="Steady a handheld clip: register every frame to the first (ORB features + "
              "RANSAC, which ignores moving things) before blending; frames that cannot be "
              "registered are skipped and reported. e.g. --align --align-model homography",
-        rich_help_panel="Photographer's controls"),
+        rich_help_panel=CONTROLS),
     align_model: AlignModel = typer.Option(
         AlignModel.similarity, help="similarity: shift, rotation, zoom (hand shake); "
                                     "homography: also tilt (wide lenses, close scenes).",
-        rich_help_panel="Photographer's controls"),
+        rich_help_panel=CONTROLS),
     align_border: AlignBorder = typer.Option(
         AlignBorder.crop, help="crop: cut to the area every frame covers; fill: keep the "
                                "full frame, borders filled from the first frame.",
-        rich_help_panel="Photographer's controls"),
+        rich_help_panel=CONTROLS),
     keep_sharp: str | None = typer.Option(
         None, metavar="FRAME",
         help="Blend one sharp frame (first, last, or a time: 2s, 48f) in where the scene "
              "barely moves, so rocks stay crisp and water goes silky. "
              "e.g. --keep-sharp first --still-below 1",
-        rich_help_panel="Photographer's controls"),
+        rich_help_panel=CONTROLS),
     still_below: float = typer.Option(
-        0.5, metavar="PX", min=0.0,
+        STILL_BELOW_PX, metavar="PX", min=0.0,
         help="With --keep-sharp: still means moving less than PX pixels per frame "
              "(measured by optical flow; the mask is feathered). 0: use --sharp-mask only.",
-        rich_help_panel="Photographer's controls"),
+        rich_help_panel=CONTROLS),
     sharp_mask: Path | None = typer.Option(
         None, metavar="IMAGE",
         help="With --keep-sharp: an image, white where the sharp frame shows (added to "
              "the still areas). e.g. --keep-sharp last --sharp-mask subject.png",
-        rich_help_panel="Photographer's controls"),
+        rich_help_panel=CONTROLS),
     rear_curtain: bool = typer.Option(
         False, "--rear-curtain",
         help="The rear-curtain flash look: the blur plus the last frame at half strength "
              "(a sharp subject at the head of its trail). e.g. -m flow --rear-curtain",
-        rich_help_panel="Photographer's controls"),
+        rich_help_panel=CONTROLS),
     video: str | None = typer.Option(
         None, metavar="VIDEO",
         help="Also write the exposure building up, one video frame per input frame "
              "(star-trail video; .mp4). Takes the -o template fields. "
              "e.g. -m max --video trails.mp4",
-        rich_help_panel="Photographer's controls"),
+        rich_help_panel=CONTROLS),
     comet: str | None = typer.Option(
         None, metavar="TIME",
         help="With --video: comet mode, old light fades with this half-life (1s, 30f). "
              "e.g. -m max --video comets.mp4 --comet 15f",
-        rich_help_panel="Photographer's controls"),
+        rich_help_panel=CONTROLS),
     timestamps: bool = typer.Option(
         True, "--timestamps/--no-timestamps",
         help="Weigh each frame by the time it covers (video presentation times; EXIF "
              "capture times in image folders), so skipped or unevenly spaced frames do "
              "not bias the result. Used by mean and flow.",
-        rich_help_panel="Photographer's controls"),
+        rich_help_panel=CONTROLS),
     deflicker: bool = typer.Option(
         False, "--deflicker",
         help="Match every frame's exposure (one gain per frame, in linear light) before "
              "blending: for flickering time-lapses. e.g. --deflicker -m mean",
-        rich_help_panel="Photographer's controls"),
+        rich_help_panel=CONTROLS),
     motion_guide: str = typer.Option(
         "flow", metavar="GUIDE",
         help="Direction of extrapolated motion (--exposure longer than the clip): flow "
              "(as measured), 4way or 8way (snapped to 4 or 8 directions), or an angle in "
              "degrees (0 right, 90 up, 270 down) for all motion. e.g. --motion-guide 270",
-        rich_help_panel="Photographer's controls"),
+        rich_help_panel=CONTROLS),
 ) -> None:
     """Render a long exposure from a clip, in linear light: stacked, or integrated along
     the optical flow."""

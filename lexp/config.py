@@ -22,6 +22,7 @@ METHOD_ALIASES = {"lighten": "max", "darken": "min", "average": "mean"}
 IMAGE_FORMATS: tuple[str, ...] = ("jpeg", "png", "tiff")
 ALIGN_MODELS: tuple[str, ...] = ("similarity", "homography")
 ALIGN_BORDERS: tuple[str, ...] = ("crop", "fill")
+STILL_BELOW_PX = 0.5  # keep-sharp's default: still = moving less than this per frame
 
 
 def guide_direction(text: str) -> tuple[str, float | int | None]:
@@ -145,7 +146,7 @@ class RenderConfig:
     deflicker: bool = False  # match every frame's exposure in linear light
     timestamps: bool = True  # weigh frames by the time each covers (video pts, EXIF times)
     keep_sharp: str | None = None  # sharp frame blended where still: first | last | TIME
-    still_below: float = 0.5  # keep-sharp: still = moving less than this (px per frame)
+    still_below: float = STILL_BELOW_PX  # keep-sharp: still = moving less than this (px per frame)
     sharp_mask: str | None = None  # keep-sharp: a mask image, white = the sharp frame
     rear_curtain: bool = False  # blur plus the last frame as a flash at half strength
     motion_guide: str = "flow"  # extrapolation direction: flow | 4way | 8way | degrees
@@ -171,7 +172,7 @@ class RenderConfig:
             self.keep_sharp_spec()
         if not (math.isfinite(self.still_below) and self.still_below >= 0):
             raise UsageError(f"--still-below {self.still_below} must be 0 or more")
-        if (self.sharp_mask or self.still_below != 0.5) and self.keep_sharp is None:
+        if (self.sharp_mask or self.still_below != STILL_BELOW_PX) and self.keep_sharp is None:
             raise UsageError("--sharp-mask and --still-below shape --keep-sharp",
                              hint="add --keep-sharp first, last or a time (2s, 48f)")
         guide_direction(self.motion_guide)

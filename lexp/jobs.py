@@ -178,11 +178,7 @@ def _plan_videos(jobs: list[Job], video: str, config: RenderConfig) -> list[Job]
             raise UsageError(f"--video {target} is one of the inputs of {job.source.name}",
                              hint="write the video somewhere else; lexp never replaces an input")
         seen[target] = job
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise OutputError(f"cannot create folder {target.parent}: {err.strerror}") from err
-        check_writable_dir(target.parent, target)
+        _ready_folder(target.parent)
         planned.append(replace(job, video=str(target)))
     return planned
 
@@ -231,12 +227,17 @@ def _plan_images(sources, output, config, out, shard) -> list[Job]:
     if shard is not None:
         jobs = [j for j in jobs if shard_of(j, shard[1]) == shard[0]]
     for folder in sorted({Path(j.output).parent for j in jobs}):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise OutputError(f"cannot create output folder {folder}: {err.strerror}") from err
-        check_writable_dir(folder, folder / "...")
+        _ready_folder(folder)
     return jobs
+
+
+def _ready_folder(folder: Path) -> None:
+    """Create an output folder (and its parents) if needed, and check it is writable."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create output folder {folder}: {err.strerror}") from err
+    check_writable_dir(folder, folder / "...")
 
 
 def _fill(template: str, source: ClipSource, config: RenderConfig) -> str:
