@@ -60,17 +60,32 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("max", RenderConfig(method="max")),
     # Flow-guided integration (lexp.flow_render) with DIS medium, no flow cache.
     Method("flow", RenderConfig(method="flow", flow="dis")),
+    # The generator (lexp.learned) on that flow render: the shipped lexp checkpoint, and
+    # the seed architecture trained with the same data and budget.
+    Method("learned", RenderConfig(method="learned", flow="dis")),
+    Method("learned-seed", RenderConfig(method="learned", flow="dis", checkpoint="seed")),
 )}
 DEFAULT_METHODS = ("first-frame", "mean-8bit", "mean", "median", "flow")
 
 
-def resolve_methods(names: str | None) -> list[Method]:
+def resolve_methods(names: str | None, checkpoint: str | None = None) -> list[Method]:
+    """The methods named (comma-separated); ``checkpoint`` replaces ``learned``'s."""
     chosen = [n.strip() for n in names.split(",")] if names else list(DEFAULT_METHODS)
     unknown = [n for n in chosen if n not in METHODS]
     if unknown:
         raise UsageError(f"unknown method {unknown[0]!r} for bench",
                          hint="choose from: " + ", ".join(METHODS))
-    return [METHODS[n] for n in chosen]
+    methods = [METHODS[n] for n in chosen]
+    if checkpoint is not None:
+        if "learned" not in chosen:
+            raise UsageError("--checkpoint is for the learned method",
+                             hint="add learned to --methods")
+        from lexp import learned
+
+        learned.load_network(learned.resolve_checkpoint(checkpoint))
+        methods = [Method(m.name, dataclasses.replace(m.config, checkpoint=checkpoint))
+                   if m.name == "learned" else m for m in methods]
+    return methods
 
 
 def run_method(method: Method, frames: list[np.ndarray], fps: float | None,
@@ -84,7 +99,7 @@ def run_method(method: Method, frames: list[np.ndarray], fps: float | None,
     if method.config is None:
         return frames[indices[0]].astype(np.float32) / 255.0
     config = method.config
-    if config.method == "flow":
+    if config.method in ("flow", "learned"):
         from lexp.config import TimeSpec, Window
 
         steps = {b - a for a, b in zip(indices, indices[1:], strict=False)} or {1}

@@ -64,6 +64,7 @@ def main_options(
 class Method(str, Enum):
     auto = "auto"
     flow = "flow"
+    learned = "learned"
     mean = "mean"
     max = "max"
     min = "min"
@@ -97,6 +98,11 @@ class Tone(str, Enum):
 CONTROLS = "Photographer's controls"  # the --help panel of align, keep-sharp, video, ...
 
 
+class Arch(str, Enum):
+    lexp = "lexp"
+    seed = "seed"
+
+
 class AlignModel(str, Enum):
     similarity = "similarity"
     homography = "homography"
@@ -125,6 +131,8 @@ Examples:
   lexp render clip.mp4 -o long.jpg -m flow --end 5f --exposure 64f   # 5 frames, 64 exposed
 
   lexp render clip.mp4 -o out.jpg -m flow --flow raft-large --device cuda
+
+  lexp render clip.mp4 -o long.jpg -m learned --end 5f --exposure 64f   # the trained generator
 
   lexp render clip.mp4 -o trails.png -m max            # lighten: light trails, star trails
 
@@ -179,7 +187,9 @@ def render(
     method: Method = typer.Option(
         Method.auto, "--method", "-m",
         help="flow: integrate along the optical flow (continuous trails from few frames; "
-             "extrapolates past the clip's end); mean: a long exposure by stacking; "
+             "extrapolates past the clip's end); learned: the flow render refined by the "
+             "trained generator (see --checkpoint), best past the clip's end; mean: a long "
+             "exposure by stacking; "
              "max/lighten: light trails; min/darken: remove bright movers; median: remove "
              "transient objects (memory-bounded: see --median-memory). auto: flow when the "
              "exposure outlasts the clip, frames are strided, or the first two frames move "
@@ -198,8 +208,14 @@ def render(
              "raft-small, raft-large. Flows are cached (see lexp flow).",
         rich_help_panel="Flow"),
     device: str = typer.Option("auto", metavar="DEVICE",
-                               help="For RAFT: auto, cpu, cuda, cuda:N or mps.",
+                               help="For RAFT and the generator: auto, cpu, cuda, cuda:N or "
+                                    "mps.",
                                rich_help_panel="Flow"),
+    checkpoint: str | None = typer.Option(
+        None, metavar="NAME|FILE",
+        help="For -m learned: the generator, a shipped name (lexp: the default; seed: the "
+             "original system, for comparison) or a .pt file from `lexp train`.",
+        rich_help_panel="Flow"),
     start: str | None = typer.Option(None, help="Start of the window: 2.5 (s) or 48f.",
                                  rich_help_panel="Frames"),
     end: str | None = typer.Option(None, help="End of the window (exclusive): 6 or 180f.",
@@ -323,7 +339,12 @@ def render(
                           timestamps=timestamps, keep_sharp=keep_sharp,
                           still_below=still_below,
                           sharp_mask=str(sharp_mask) if sharp_mask else None,
-                          rear_curtain=rear_curtain, motion_guide=motion_guide)
+                          rear_curtain=rear_curtain, motion_guide=motion_guide,
+                          checkpoint=checkpoint)
+    if config.method == "learned":
+        from lexp import learned
+
+        learned.load_network(learned.resolve_checkpoint(checkpoint))  # fail before any work
     if comet is not None and video is None:
         raise UsageError("--comet shapes the trail video", hint="add --video trails.mp4")
     out = OutputConfig(format=image_format.value if image_format else None,
@@ -506,6 +527,125 @@ def flow(
                   f"cache {run.cache_hits} hits, {run.cache_misses} misses")
 
 
+TRAIN_EPILOG = """\
+Examples:
+
+  lexp train --data synthetic:24 --steps 300 --run-dir runs/try   # no footage needed
+
+  lexp train --data clips/ --data synthetic:12 --run-dir runs/g1  # clips, recursively
+
+  lexp train --data sky_timelapse/sky_train --run-dir runs/sky    # Sky Timelapse layout
+
+  lexp train --data clips/ --run-dir runs/g1 --resume             # continue where it stopped
+
+  lexp train --data clips/ --arch seed --run-dir runs/seed        # the original, to compare
+
+  lexp train --data clips/ --dry-run                               # print the resolved plan
+
+  torchrun --nproc_per_node 4 -m lexp train --data clips/ --run-dir runs/ddp   # 4 GPUs
+
+  lexp render clip.mp4 -m learned --checkpoint runs/g1/model.pt -o out.jpg
+
+Every clip is training data: a few of its frames in, the linear mean of the dense frames out
+(extrapolate: 5 frames -> 64; gap-fill: every 8th of 57). Whole clips are held out for
+validation. The run directory gets last.pt (resume), best.pt, model.pt (the weights to
+render with), metrics.jsonl and config.json.
+""" + EXIT_CODES_HELP
+
+
+@app.command(epilog=TRAIN_EPILOG)
+def train(
+    data: list[str] = typer.Option(
+        ..., "--data", metavar="CLIPS",
+        help="Videos, folders of videos or frame folders (searched recursively; Sky "
+             "Timelapse's sky_train/ works as is), or synthetic:N generated scenes. "
+             "Repeatable."),
+    run_dir: Path = typer.Option(Path("runs/generator"), "--run-dir", metavar="DIR",
+                                 help="Where checkpoints and metrics go."),
+    arch: Arch = typer.Option(Arch.lexp, "--arch",
+                              help="lexp: blends over the flow render (the default); seed: "
+                                   "the original ConvLSTM with a global flow code."),
+    steps: int = typer.Option(2000, min=1, help="Optimiser steps (the budget)."),
+    minutes: float | None = typer.Option(None, help="A wall-clock budget: stop after a "
+                                                    "validation pass once it is spent."),
+    preset: str = typer.Option("auto", metavar="PRESET",
+                               help="Batch and crop: auto (from the GPU's memory), cpu, "
+                                    "gpu-small, gpu-medium, gpu-large.",
+                               rich_help_panel="Optimisation"),
+    batch: int | None = typer.Option(None, min=1, help="Samples per step per process.",
+                                     rich_help_panel="Optimisation"),
+    crop: int | None = typer.Option(None, min=16, help="Training crop (work-size pixels).",
+                                    rich_help_panel="Optimisation"),
+    lr: float = typer.Option(2e-3, help="AdamW learning rate (cosine decay).",
+                             rich_help_panel="Optimisation"),
+    weight_decay: float = typer.Option(1e-4, help="AdamW weight decay.",
+                                       rich_help_panel="Optimisation"),
+    ssim_weight: float = typer.Option(0.2, help="Weight of the structural term (1 - SSIM).",
+                                      rich_help_panel="Losses"),
+    perceptual_weight: float = typer.Option(
+        0.0, help="VGG-16 perceptual term (needs `lexp download vgg16`).",
+        rich_help_panel="Losses"),
+    adversarial_weight: float = typer.Option(0.0, help="PatchGAN adversarial term.",
+                                             rich_help_panel="Losses"),
+    clip_grad: float = typer.Option(1.0, help="Gradient norm clipping.",
+                                    rich_help_panel="Optimisation"),
+    val_fraction: float = typer.Option(0.2, help="Share of clips held out for validation.",
+                                       rich_help_panel="Validation"),
+    eval_every: int = typer.Option(100, min=1, help="Steps between validation passes.",
+                                   rich_help_panel="Validation"),
+    patience: int = typer.Option(5, min=1, help="Stop after this many passes without "
+                                               "improvement.", rich_help_panel="Validation"),
+    seed: int = typer.Option(0, help="Random seed."),
+    device: str = typer.Option("auto", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps."),
+    amp: bool = typer.Option(True, "--amp/--no-amp", help="bfloat16 autocast on CUDA."),
+    work_size: int = typer.Option(320, min=32, help="The generator's long side in pixels."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Print the resolved configuration and exit."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Train the long-exposure generator (flow encoder + ConvLSTM) from any clips."""
+    from lexp import train as training
+    from lexp.config import TrainConfig
+    from lexp.console import Reporter
+
+    config = TrainConfig(data=tuple(data), run_dir=str(run_dir), arch=arch.value, steps=steps,
+                         minutes=minutes,
+                         preset=preset, batch=batch, crop=crop, lr=lr,
+                         weight_decay=weight_decay, ssim_weight=ssim_weight,
+                         perceptual_weight=perceptual_weight,
+                         adversarial_weight=adversarial_weight, clip_grad=clip_grad,
+                         val_fraction=val_fraction, eval_every=eval_every, patience=patience,
+                         seed=seed, device=device, amp=amp, work_size=work_size)
+    if dry_run:
+        sys.stdout.write(json.dumps(training.plan(config).to_dict(), indent=2) + "\n")
+        return
+    # Under torchrun only rank 0 speaks.
+    reporter = Reporter(quiet=_State.quiet or os.environ.get("RANK", "0") != "0")
+
+    def on_event(kind: str, **f) -> None:
+        if kind == "data":
+            reporter.info(f"{f['clip']}: {f['samples']} samples ({f['split']})")
+        elif kind == "step" and (f["step"] % (10 * training.LOG_EVERY) == 0
+                                 or f["step"] == f["total"]):
+            reporter.info(f"step {f['step']}/{f['total']}: loss {f['loss']:.4f}, "
+                          f"{f['samples_per_s']:.1f} samples/s")
+        elif kind == "eval":
+            reporter.info(f"step {f['step']}: validation loss {f['val_loss']:.4f} "
+                          f"(best {f['best']:.4f} at step {f['best_step']})")
+
+    try:
+        summary = training.train(config, resume=resume, on_event=on_event)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; resume with --resume --run-dir {run_dir}") from None
+    if json_out:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    reporter.info(f"{summary['steps']} steps in {summary['seconds']:.0f} s "
+                  f"({summary['stopped']}); best validation loss "
+                  f"{summary['best_val_loss']:.4f} at step {summary['best_step']}; "
+                  f"weights: {summary['model']}")
+
+
 DOWNLOAD_EPILOG = """\
 Examples:
 
@@ -615,7 +755,8 @@ def bench(
         help="Time each stage on this clip (or synthetic:WxHxN)."),
     methods: str | None = typer.Option(
         None, "--methods", metavar="A,B",
-        help="Methods to compare: first-frame, mean-8bit, mean, median, max, flow "
+        help="Methods to compare: first-frame, mean-8bit, mean, median, max, flow, "
+             "learned, learned-seed "
              "(default: first-frame,mean-8bit,mean,median,flow)."),
     protocol: str = typer.Option(
         "both", "--protocol", help="gap-fill, extrapolate, or both."),
@@ -625,6 +766,9 @@ def bench(
     sheet: Path | None = typer.Option(
         None, "--sheet", metavar="PNG",
         help="Write a contact sheet: a row per clip, a column per method, and the truth."),
+    checkpoint: str | None = typer.Option(
+        None, metavar="NAME|FILE", help="The generator for the learned method (a .pt file "
+                                        "from `lexp train`; default: the shipped one)."),
 ) -> None:
     """Measure speed and quality, every method side by side with the baselines."""
     from lexp import bench as benchmarks
@@ -634,7 +778,7 @@ def bench(
         raise UsageError("nothing to measure", hint="give --quality CLIPS and/or --speed CLIP")
     if json_out and csv_out:
         raise UsageError("--json and --csv both want stdout", hint="choose one")
-    chosen = benchmarks.resolve_methods(methods)
+    chosen = benchmarks.resolve_methods(methods, checkpoint)
     if protocol not in ("both", *benchmarks.PROTOCOLS):
         raise UsageError(f"unknown protocol {protocol!r}",
                          hint="gap-fill, extrapolate or both")

@@ -15,8 +15,9 @@ from typing import Any
 from lexp.errors import UsageError
 
 STACK_METHODS: tuple[str, ...] = ("mean", "max", "min", "median")
-# flow: integration along optical flow (lexp.flow_render); auto: chosen per clip.
-RENDER_METHODS: tuple[str, ...] = ("auto", "flow") + STACK_METHODS
+# flow: integration along optical flow (lexp.flow_render); learned: the flow render refined
+# by the trained generator (lexp.learned); auto: chosen per clip.
+RENDER_METHODS: tuple[str, ...] = ("auto", "flow", "learned") + STACK_METHODS
 # Photographers' names for the same operations.
 METHOD_ALIASES = {"lighten": "max", "darken": "min", "average": "mean"}
 IMAGE_FORMATS: tuple[str, ...] = ("jpeg", "png", "tiff")
@@ -150,6 +151,7 @@ class RenderConfig:
     sharp_mask: str | None = None  # keep-sharp: a mask image, white = the sharp frame
     rear_curtain: bool = False  # blur plus the last frame as a flash at half strength
     motion_guide: str = "flow"  # extrapolation direction: flow | 4way | 8way | degrees
+    checkpoint: str | None = None  # learned: a shipped name (lexp, seed) or a .pt file
 
     def __post_init__(self) -> None:
         method = METHOD_ALIASES.get(self.method, self.method)
@@ -176,6 +178,9 @@ class RenderConfig:
             raise UsageError("--sharp-mask and --still-below shape --keep-sharp",
                              hint="add --keep-sharp first, last or a time (2s, 48f)")
         guide_direction(self.motion_guide)
+        if self.checkpoint is not None and method != "learned":
+            raise UsageError("--checkpoint is for --method learned",
+                             hint="add -m learned, or drop --checkpoint")
         if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
             raise UsageError(f"--fps {self.fps} must be a positive number")
         if not math.isfinite(self.ev) or abs(self.ev) > 20:
@@ -212,3 +217,72 @@ class OutputConfig:
             raise UsageError(f"--quality {self.quality} must be between 1 and 100")
         if self.comet is not None and self.comet.value <= 0:
             raise UsageError("--comet must be longer than 0", hint="e.g. 1s or 30f")
+
+
+TRAIN_PRESETS: dict[str, tuple[int, int]] = {  # preset: (batch size, crop in work-size px)
+    "cpu": (8, 96),
+    "gpu-small": (16, 128),  # under 16 GB
+    "gpu-medium": (32, 160),  # 16-40 GB
+    "gpu-large": (64, 192),  # 40 GB and more (an H100's 80 GB)
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run of the generator (lexp.train); saved in its checkpoints."""
+
+    data: tuple[str, ...] = ("synthetic:12",)  # clips, folders of clips or frames, synthetic:N
+    run_dir: str = "runs/generator"  # checkpoints, metrics.jsonl and config.json go here
+    arch: str = "lexp"  # lexp | seed (the original system, for comparison)
+    steps: int = 2000  # optimiser steps (the budget)
+    minutes: float | None = None  # wall-clock budget: stop (after a validation pass) past it
+    preset: str = "auto"  # batch and crop: auto (from the device's memory) or a TRAIN_PRESETS name
+    batch: int | None = None  # samples per step per process (None: from the preset)
+    crop: int | None = None  # training crop in work-size pixels (None: from the preset)
+    lr: float = 2e-3  # AdamW learning rate (cosine decay to 5 % over the steps)
+    weight_decay: float = 1e-4  # AdamW weight decay
+    ssim_weight: float = 0.2  # the structural term: weight of (1 - SSIM) next to L1
+    perceptual_weight: float = 0.0  # VGG-16 feature L1 (needs `lexp download vgg16`)
+    adversarial_weight: float = 0.0  # PatchGAN (pix2pix) adversarial term
+    clip_grad: float = 1.0  # gradient norm clipping
+    val_fraction: float = 0.2  # share of clips held out (whole clips) for validation
+    eval_every: int = 100  # steps between validation passes
+    patience: int = 5  # stop after this many validation passes without improvement
+    seed: int = 0  # RNG seed (each DDP process adds its rank)
+    device: str = "auto"  # auto | cpu | cuda[:n] | mps
+    amp: bool = True  # bfloat16 autocast on CUDA (ignored elsewhere)
+    work_size: int = 320  # the generator's long side in pixels
+
+    def __post_init__(self) -> None:
+        if self.arch not in ("lexp", "seed"):
+            raise UsageError(f"unknown --arch {self.arch!r}", hint="lexp or seed")
+        if self.preset != "auto" and self.preset not in TRAIN_PRESETS:
+            raise UsageError(f"unknown --preset {self.preset!r}",
+                             hint="auto or one of: " + ", ".join(TRAIN_PRESETS))
+        for name in ("steps", "eval_every", "patience", "work_size"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        for name in ("batch", "crop"):
+            value = getattr(self, name)
+            if value is not None and value < (1 if name == "batch" else 16):
+                raise UsageError(f"--{name} {value} is too small")
+        if self.minutes is not None and not self.minutes > 0:
+            raise UsageError("--minutes must be more than 0")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UsageError(f"--lr {self.lr} must be a positive number")
+        if not 0 <= self.val_fraction < 1:
+            raise UsageError("--val-fraction must be in [0, 1)")
+        if not self.data:
+            raise UsageError("no training data", hint="give clips, folders or synthetic:N")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["data"] = list(self.data)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        d["data"] = tuple(d.get("data", ()))
+        return cls(**d)

@@ -225,14 +225,18 @@ def exposure_periods(config, fps: float | None) -> float | None:
 
 
 def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None,
-                on_progress=None, video=None):
+                on_progress=None, video=None, learner=None):
     """Stream the clip's window, integrating every interval along its flow; extrapolate
     when the exposure is longer than the clip. Returns a render.StackResult (linear
     float32 H×W×3) and FlowStats. ``cache``: a FlowCache, used when ``source`` (the
     clip's ClipSource) names files, whose content keys it. ``frames``: an iterator of
     (index, RGB frame) to use instead of reading the window (it may have been peeked at).
     ``video``: a trail_video.TrailSpec. Frames come through a prepare.FrameStream, so
-    --align, --deflicker, timestamps and --keep-sharp apply as for stacking."""
+    --align, --deflicker, timestamps and --keep-sharp apply as for stacking.
+    ``learner`` (the learned generator, lexp.learned): ``learner.observe(linear, flow,
+    time)`` sees every linear frame with the flow into it from the previous frame (per
+    frame period; None for the first), and ``learner.refine(linear)`` turns the flow
+    render (linear, before crop and keep-sharp) into its own."""
     from lexp import flow as flows
     from lexp import media, render
     from lexp.prepare import FrameStream
@@ -292,6 +296,9 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
                 stats.pairs += 1
                 stats.samples += n
                 velocities = (velocities + [forward / np.float32(gap)])[-(HISTORY - 1):]
+            if learner is not None:
+                learner.observe(linear, velocities[-1] if previous is not None else None,
+                                frame.time)
             history = (history + [linear])[-HISTORY:]
             previous = (frame, linear)
             used += 1
@@ -316,7 +323,10 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
             periods = exposure
         if cache is not None:
             stats.cache_hits, stats.cache_misses = cache.hits - hits0, cache.misses - misses0
-        linear = stream.finish((total / periods).astype(np.float32))
+        linear = (total / periods).astype(np.float32)
+        if learner is not None:
+            linear = learner.refine(linear, periods)
+        linear = stream.finish(linear)
         if recorder is not None:
             recorder.commit(stream.crop_box())
     result = render.StackResult(linear, info, used, first_used, last_used,

@@ -547,7 +547,7 @@ def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for
 
     ctx = progress_for(job) if progress_for else contextlib.nullcontext(None)
     cache = None
-    if flow_cache and config.method in ("auto", "flow"):
+    if flow_cache and config.method in ("auto", "flow", "learned"):
         from lexp.flow_cache import FlowCache
 
         cache = FlowCache()
@@ -559,7 +559,7 @@ def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for
     with media.open_clip(job.source, config.fps) as clip, ctx as on_progress:
         stacked = render.render_clip(clip, config, on_progress, cache=cache, source=job.source,
                                      video=video)
-    if cache is not None and stacked.method == "flow":
+    if cache is not None and stacked.method in ("flow", "learned"):
         cache.prune()
     settings = {
         "lexp_version": __version__,

@@ -31,7 +31,7 @@ import numpy as np
 
 from lexp import colour
 from lexp.config import RenderConfig
-from lexp.errors import InputError
+from lexp.errors import InputError, UsageError
 from lexp.media import Clip, ClipInfo, window_frames, window_length
 
 ProgressCallback = Callable[..., None]
@@ -234,16 +234,26 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
         peeked = list(itertools.islice(frames, 2))
         frames = itertools.chain(peeked, frames)
         method, reason = _choose(config, clip.info, peeked)
-    if method == "flow":
+    if method in ("flow", "learned"):
         from lexp import flow as flows
         from lexp import flow_render
 
         estimator = (flows.auto_estimator(device=config.device, raft_on_cpu=False)
                      if config.flow == "auto" else
                      flows.make_estimator(config.flow, device=config.device))
-        result, stats = flow_render.render_flow(clip, config, estimator, cache=cache,
-                                                source=source, frames=frames,
-                                                on_progress=on_progress, video=video)
+        if method == "learned":
+            from lexp import learned
+
+            if video is not None:
+                raise UsageError("--video cannot show a learned render building up",
+                                 hint="use --method flow for the trail video")
+            result, stats = learned.render_learned(clip, config, estimator, cache=cache,
+                                                   source=source, frames=frames,
+                                                   on_progress=on_progress)
+        else:
+            result, stats = flow_render.render_flow(clip, config, estimator, cache=cache,
+                                                    source=source, frames=frames,
+                                                    on_progress=on_progress, video=video)
         result.about = {**stats.to_dict(), **result.about}
     else:
         if config.exposure is not None:

@@ -1,0 +1,377 @@
+"""Training data for the generator: pairs of (a few frames in, the long exposure out).
+
+Every clip is free training data (../shared/DESIGN.md §3): from a window of its dense
+frames, the input is a few of them and the truth is the linear-light mean of them all.
+Two cases, as the protocols score them:
+
+- ``extrapolate``: the first 5 frames of the window in, the mean of 64 frames out;
+- ``gap-fill``: 8 frames, every 8th, in; the mean of the 57 they span out.
+
+Augmentations. At build time (each makes a new sample): time reversal (the window played
+backwards) and speed (every 2nd frame of the clip, so motion is twice as fast). At batch
+time: random crops and flips (a flip negates its flow component).
+
+Sources (:func:`find_sources`): video files; folders of them (searched recursively); frame
+folders, including the Sky Timelapse layout ``sky_train/<video>/<clip>/*.jpg`` (every
+folder of at least ``MIN_FRAMES`` images is one clip); and ``synthetic:N`` — N scenes the
+project generates with known motion (:func:`synthetic_scene`: moving lights, drifting
+textures, water-like noise).
+
+Each clip is read at the generator's work size, and its samples (``lexp.learned.Capture``
+evidence plus the truth, float16) are cached on disk under ``<cache>/train-data`` keyed
+by the file's name, size and mtime and the build settings, so a second run starts at once.
+
+A sample is a dict of numpy arrays: ``frames`` T×3×H×W, ``flows`` T×2×H×W, ``candidates``
+K×3×H×W, ``context`` (2,), ``truth`` 3×H×W linear; plus ``clip`` and ``case`` strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lexp import colour, media
+from lexp.errors import InputError
+
+DATA_VERSION = 1  # bump when the samples' content changes (invalidates the cache)
+MIN_FRAMES = 24  # a frame folder with fewer images is not a clip
+CASES = {  # case: (input offsets from the window start, frames averaged into the truth)
+    "extrapolate": (list(range(5)), 64),
+    "gap-fill": (list(range(0, 57, 8)), 57),
+}
+WINDOW_STEP = 32  # frames between window starts in one clip
+SPEEDS = (1, 2)  # build-time speed augmentation: every s-th frame
+SYNTHETIC_KINDS = ("lights", "drift", "water")
+SYNTHETIC_FRAMES = 160  # frames per generated scene
+
+
+@dataclass(frozen=True)
+class Source:
+    """One training clip."""
+
+    name: str  # shown in logs, and what the validation split is made by
+    kind: str  # video | frames | synthetic
+    path: Path | None  # the file or folder; None for synthetic
+    seed: int = 0  # synthetic: the scene's seed
+
+
+def find_sources(specs: list[str]) -> list[Source]:
+    """Clips from the ``--data`` arguments (see the module docstring)."""
+    found: list[Source] = []
+    for spec in specs:
+        if spec.startswith("synthetic:"):
+            try:
+                count = int(spec.split(":", 1)[1])
+            except ValueError:
+                raise InputError(f"bad data source {spec!r}", hint="e.g. synthetic:24") from None
+            found += [Source(f"synthetic-{SYNTHETIC_KINDS[i % 3]}-{i}", "synthetic", None, i)
+                      for i in range(count)]
+            continue
+        path = Path(spec).expanduser()
+        if path.is_file():
+            if not media.is_video(path):
+                raise InputError(f"{path} is not a video", hint="give videos or folders")
+            found.append(Source(path.stem, "video", path))
+        elif path.is_dir():
+            found += _sources_in(path)
+        else:
+            raise InputError(f"no such file or folder: {spec}")
+    if not found:
+        raise InputError("no training clips found in " + ", ".join(specs),
+                         hint="give videos, folders of videos or frames, or synthetic:N")
+    names = [s.name for s in found]
+    if len(set(names)) != len(names):  # names pick the validation split: keep them unique
+        found = [Source(f"{s.name}#{i}", s.kind, s.path, s.seed) for i, s in enumerate(found)]
+    return found
+
+
+def _sources_in(folder: Path) -> list[Source]:
+    out: list[Source] = []
+    for directory, subdirs, files in sorted(_walk(folder)):
+        subdirs.sort()
+        images = [f for f in files if media.is_image(Path(f))]
+        if len(images) >= MIN_FRAMES:
+            rel = Path(directory).relative_to(folder)
+            out.append(Source(str(rel) if str(rel) != "." else folder.name, "frames",
+                              Path(directory)))
+        out += [Source(Path(f).stem, "video", Path(directory) / f)
+                for f in sorted(files, key=media.natural_key) if media.is_video(Path(f))]
+    return out
+
+
+def _walk(folder: Path):
+    import os
+
+    return list(os.walk(folder))
+
+
+# --------------------------------------------------------------------------- frames
+
+def read_frames(source: Source, work_size: int, limit: int) -> tuple[list[np.ndarray], float]:
+    """At most ``limit`` uint8 RGB frames at the work size, and the frame rate."""
+    import cv2
+
+    if source.kind == "synthetic":  # 160 frames: 16 samples, enough for one scene
+        return synthetic_scene(SYNTHETIC_KINDS[source.seed % 3], source.seed,
+                               frames=min(limit, SYNTHETIC_FRAMES), size=work_size), 30.0
+    if source.kind == "frames":
+        paths = sorted((p for p in source.path.iterdir() if media.is_image(p)),
+                       key=media.natural_key)[:limit]
+        raw = (media.read_image_rgb8(p) for p in paths)
+        fps = 30.0
+    else:
+        clip = media.open_clip(media.ClipSource(str(source.path), "video", (source.path,)))
+        fps = clip.info.fps or 30.0
+        raw = (f for _, f in clip.frames(0, limit))
+    frames: list[np.ndarray] = []
+    for rgb in raw:
+        h, w = rgb.shape[:2]
+        scale = min(1.0, work_size / max(h, w))
+        if scale < 1.0:
+            rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                             interpolation=cv2.INTER_AREA)
+        if frames and rgb.shape != frames[0].shape:
+            break  # a clip that changes size mid-way: keep the part before
+        frames.append(np.ascontiguousarray(rgb))
+    return frames, fps
+
+
+def synthetic_scene(kind: str, seed: int, frames: int = 128, size: int = 320
+                    ) -> list[np.ndarray]:
+    """A generated clip with known motion, uint8 RGB, ``size`` px wide, 9:16 tall.
+
+    ``lights``: the night street (lit cars, drifting clouds); ``drift``: two textured
+    layers sliding at different steady velocities; ``water``: a static bank around a
+    stream of noise that churns (three layers moving and evolving), whose long exposure is
+    a smooth sheen — the case where motion is not steady."""
+    from lexp import synthetic
+
+    width, height = size, max(16, size * 9 // 16)
+    rng = np.random.default_rng(10_000 + seed)
+    if kind == "lights":  # the street needs room for its buildings: drawn at 160 px or more
+        import cv2
+
+        big = max(width, 160)
+        return [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
+                for f in synthetic.night_street(big, big * 9 // 16, frames, seed=seed)]
+    noise = synthetic._smooth_noise
+    if kind == "drift":
+        back = noise(rng, height, width * 3, scale=rng.uniform(6, 20))
+        front = noise(rng, height, width * 3, scale=rng.uniform(3, 10))
+        tint_b, tint_f = rng.uniform(0.1, 0.8, 3), rng.uniform(0.2, 1.0, 3)
+        vb, vf = rng.uniform(-1.5, 1.5), rng.uniform(-6, 6)
+        band = slice(height // 3, height // 3 + max(4, int(height * rng.uniform(0.2, 0.4))))
+        out = []
+        for t in range(frames):
+            img = _slide(back, width, vb * t)[..., None] * tint_b
+            img[band] = _slide(front, width, vf * t)[band][..., None] * tint_f
+            out.append(_encode(img))
+        return out
+    if kind == "water":
+        bank = noise(rng, height, width, scale=rng.uniform(4, 12))[..., None] * \
+            rng.uniform(0.1, 0.5, 3)
+        layers = [(noise(rng, height, width * 3, scale=rng.uniform(2, 8)),
+                   rng.uniform(0.5, 4), rng.uniform(0, 2 * np.pi)) for _ in range(3)]
+        top, bottom = int(height * rng.uniform(0.2, 0.4)), int(height * rng.uniform(0.6, 0.9))
+        out = []
+        for t in range(frames):
+            img = bank.copy()
+            sheen = sum(_slide(layer, width, speed * t * np.cos(phase + 0.3 * t))
+                        for layer, speed, phase in layers) / 3
+            img[top:bottom] = (sheen[top:bottom, :, None] ** 2) * np.float32([0.7, 0.85, 1.0])
+            out.append(_encode(img))
+        return out
+    raise ValueError(f"unknown synthetic scene {kind!r}")
+
+
+def _slide(texture: np.ndarray, width: int, shift: float) -> np.ndarray:
+    """A ``width``-wide view of a wider texture, shifted by ``shift`` px (wrapping)."""
+    import cv2
+
+    span = texture.shape[1] - width
+    x = shift % span
+    m = np.float32([[1, 0, x], [0, 1, 0]])
+    return cv2.warpAffine(texture, m, (width, texture.shape[0]), flags=cv2.INTER_LINEAR |
+                          cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+
+
+def _encode(linear: np.ndarray) -> np.ndarray:
+    return np.rint(colour.encode(np.asarray(linear, np.float32), "srgb") * 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- samples
+
+def windows(count: int) -> Iterator[tuple[str, int, int, bool]]:
+    """(case, start, speed, reversed) for every sample a clip of ``count`` frames gives."""
+    for case, (_, truth_frames) in CASES.items():
+        for speed in SPEEDS:
+            need = truth_frames * speed
+            for start in range(0, count - need + 1, WINDOW_STEP * speed):
+                for backwards in (False, True):
+                    yield case, start, speed, backwards
+
+
+def make_sample(dense: list[np.ndarray], case: str, config, estimator) -> dict:
+    """One sample from the dense frames of a window (already at the work size)."""
+    from lexp import flow_render
+    from lexp.config import RenderConfig, TimeSpec, Window
+    from lexp.learned import Capture
+    from lexp.media import MemoryClip
+
+    offsets, truth_frames = CASES[case]
+    step = offsets[1] - offsets[0]
+    sparse = [dense[i] if i in offsets else dense[0] for i in range(offsets[-1] + 1)]
+    render = RenderConfig(method="flow", flow="dis",
+                          window=Window(end=TimeSpec(float(offsets[-1] + 1), "f"), stride=step),
+                          exposure=TimeSpec(float(truth_frames), "f"))
+    capture = Capture(config)
+    flow_render.render_flow(MemoryClip(sparse, 30.0), render, estimator, learner=capture)
+    lut = colour.decode_lut("srgb")
+    truth = np.mean([lut[f] for f in dense[:truth_frames]], axis=0, dtype=np.float64)
+    sample = {k: v.astype(np.float16) for k, v in capture.evidence.items()}
+    sample["context"] = capture.evidence["context"].astype(np.float32)
+    sample["truth"] = truth.transpose(2, 0, 1).astype(np.float16)
+    return sample
+
+
+def clip_samples(source: Source, config, *, cache_root: Path | None = None,
+                 on_sample: Callable[[], None] | None = None) -> list[dict]:
+    """Every sample of one clip, from the cache when it has them."""
+    from lexp import flow, paths
+
+    key = _cache_key(source, config)
+    cached = cache_root / f"{key}.npz" if cache_root is not None else None
+    if cached is not None and cached.is_file():
+        try:
+            return _load_samples(cached, source.name)
+        except (OSError, ValueError, KeyError):
+            cached.unlink(missing_ok=True)  # a damaged entry is rebuilt
+    need = max(truth for _, truth in CASES.values()) * max(SPEEDS)
+    frames, _ = read_frames(source, config.work_size, need + WINDOW_STEP * 8)
+    estimator = flow.make_estimator("dis")
+    samples = []
+    for case, start, speed, backwards in windows(len(frames)):
+        dense = frames[start:start + CASES[case][1] * speed:speed]
+        if backwards:
+            dense = dense[::-1]
+        sample = make_sample(dense, case, config, estimator)
+        sample["clip"], sample["case"] = source.name, case
+        samples.append(sample)
+        if on_sample is not None:
+            on_sample()
+    if cached is not None:
+        buffer = io.BytesIO()
+        arrays = {f"{i}/{k}": v for i, s in enumerate(samples) for k, v in s.items()
+                  if isinstance(v, np.ndarray)}
+        arrays.update({f"{i}/case": np.array(s["case"]) for i, s in enumerate(samples)})
+        np.savez(buffer, count=np.array(len(samples)), **arrays)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        paths.write_bytes_atomic(cached, buffer.getvalue())
+    return samples
+
+
+def _load_samples(path: Path, name: str) -> list[dict]:
+    with np.load(path, allow_pickle=False) as data:
+        count = int(data["count"])
+        samples = []
+        for i in range(count):
+            sample = {k: data[f"{i}/{k}"] for k in
+                      ("frames", "flows", "candidates", "context", "truth")}
+            sample["case"], sample["clip"] = str(data[f"{i}/case"]), name
+            samples.append(sample)
+    return samples
+
+
+def _cache_key(source: Source, config) -> str:
+    if source.path is None:
+        identity = f"synthetic:{source.seed}"
+    else:
+        stat = source.path.stat()
+        identity = f"{source.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        if source.kind == "frames":
+            files = sorted(p.name for p in source.path.iterdir() if media.is_image(p))
+            identity += "|" + hashlib.sha256("\n".join(files).encode()).hexdigest()
+    settings = json.dumps({"version": DATA_VERSION, "model": config.to_dict(),
+                           "cases": CASES, "step": WINDOW_STEP, "speeds": SPEEDS},
+                          sort_keys=True)
+    return hashlib.sha256(f"{identity}|{settings}".encode()).hexdigest()[:32]
+
+
+# --------------------------------------------------------------------------- batches
+
+class SampleSet:
+    """Samples in memory, drawn as batches of random crops (grouped by frame count, so a
+    batch stacks)."""
+
+    def __init__(self, samples: list[dict]) -> None:
+        self.samples = samples
+        self.groups: dict[int, list[int]] = {}
+        for i, s in enumerate(samples):
+            self.groups.setdefault(s["frames"].shape[0], []).append(i)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def batch(self, rng: np.random.Generator, size: int, crop: int):
+        """(model.Evidence, truth N×3×h×w linear) of ``size`` random crops and flips."""
+        keys = sorted(self.groups)
+        group = self.groups[keys[int(rng.integers(len(keys)))]]
+        chosen = [self.samples[group[int(rng.integers(len(group)))]] for _ in range(size)]
+        crop = min([crop] + [min(s["truth"].shape[1:]) for s in chosen])
+        parts = [_augment(s, rng, crop) for s in chosen]
+        return _stack(parts)
+
+    def batches(self, size: int):
+        """Every sample once, whole (no crop), in batches of samples of one shape."""
+        shapes: dict[tuple, list[dict]] = {}
+        for s in self.samples:
+            shapes.setdefault((s["frames"].shape, s["truth"].shape), []).append(s)
+        for group in shapes.values():
+            for i in range(0, len(group), size):
+                yield _stack([{k: s[k] for k in ("frames", "flows", "candidates", "context",
+                                                  "truth")} for s in group[i:i + size]])
+
+
+def _augment(sample: dict, rng: np.random.Generator, crop: int) -> dict:
+    h, w = sample["truth"].shape[1:]
+    y, x = int(rng.integers(h - crop + 1)), int(rng.integers(w - crop + 1))
+    part = {k: sample[k][..., y:y + crop, x:x + crop] for k in
+            ("frames", "flows", "candidates", "truth")}
+    part["context"] = sample["context"]
+    if rng.random() < 0.5:  # mirror left-right: x flow changes sign
+        part = {k: (v[..., ::-1] if k != "context" else v) for k, v in part.items()}
+        part["flows"] = part["flows"] * np.float16([-1, 1])[:, None, None]
+    if rng.random() < 0.5:  # upside down: y flow changes sign
+        part = {k: (v[..., ::-1, :] if k != "context" else v) for k, v in part.items()}
+        part["flows"] = part["flows"] * np.float16([1, -1])[:, None, None]
+    return part
+
+
+def _stack(parts: list[dict]):
+    import torch
+
+    from lexp.model import Evidence
+
+    def tensor(key):
+        return torch.from_numpy(np.stack([np.ascontiguousarray(p[key]) for p in parts])).float()
+
+    evidence = Evidence(tensor("frames"), tensor("flows"), tensor("candidates"),
+                        tensor("context"))
+    return evidence, tensor("truth")
+
+
+def split_by_clip(sources: list[Source], fraction: float) -> tuple[list[Source], list[Source]]:
+    """(training, validation) sources: whole clips go to validation, never single frames.
+    The choice is by a hash of the name, so it does not depend on the order given."""
+    if fraction <= 0 or len(sources) < 2:
+        return sources, []
+    ranked = sorted(sources, key=lambda s: hashlib.sha256(s.name.encode()).hexdigest())
+    count = min(len(sources) - 1, max(1, round(len(sources) * fraction)))
+    chosen = {s.name for s in ranked[:count]}
+    return ([s for s in sources if s.name not in chosen], [s for s in sources if s.name in chosen])

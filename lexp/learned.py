@@ -1,0 +1,277 @@
+"""The learned renderer: the flow-guided render, refined by a trained generator.
+
+``--method learned`` runs ``lexp.flow_render.render_flow`` with a :class:`Learner` riding
+along: it sees every linear frame and the flow into it, keeps a copy at the generator's
+*work size* (long side ``GeneratorConfig.work_size``, so a 1080p or 4K clip costs the
+network what a 320-px one does), and when the flow render is done it builds the
+candidates in linear light at full resolution, runs the network at the work size, and
+blends (``lexp`` architecture: per-pixel weights, upsampled; ``seed``: its own image,
+upsampled). Crop, keep-sharp and the level then apply as for every method.
+
+Training uses the same code: ``lexp.data`` renders clips that are already at the work size
+through the same path with a :class:`Capture`, which keeps the evidence and leaves the
+flow render as it is. So what the network sees in training is what it sees in a render.
+
+Checkpoints (``lexp.train`` writes them) are dictionaries of tensors and plain values,
+loaded with ``torch.load(weights_only=True)``: ``format`` = ``lexp-generator``,
+``version``, ``model`` (the GeneratorConfig), ``state`` (the weights), and for training
+runs the optimiser, step and RNG state too.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from lexp.errors import InputError
+
+CHECKPOINT_FORMAT = "lexp-generator"
+CHECKPOINT_VERSION = 1
+SHIPPED = {"lexp": "lexp-generator.pt", "seed": "seed-generator.pt"}  # in lexp/checkpoints/
+DEFAULT_CHECKPOINT = "lexp"
+
+
+# --------------------------------------------------------------------------- candidates
+
+def work_scale(height: int, width: int, work_size: int) -> float:
+    """Factor from full resolution to the work size (≤ 1)."""
+    return min(1.0, work_size / max(height, width))
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """H×W×C float image to (width, height), area-averaged when shrinking."""
+    import cv2
+
+    if image.shape[1::-1] == size:
+        return image
+    shrink = size[0] < image.shape[1]
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of an H×W×3 float image; wide blurs run on a smaller copy (smooth
+    anyway), so the cost does not grow with sigma."""
+    import cv2
+
+    if sigma <= 3.0:
+        return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    h, w = image.shape[:2]
+    factor = sigma / 2.0
+    small = resize(image, (max(1, round(w / factor)), max(1, round(h / factor))))
+    small = cv2.GaussianBlur(small, (0, 0), 2.0, borderType=cv2.BORDER_REFLECT)
+    return resize(small, (w, h))
+
+
+def candidates(flow_render: np.ndarray, mean: np.ndarray, sigmas, scale: float
+               ) -> list[np.ndarray]:
+    """The lexp generator's K candidates (linear H×W×3): the flow render, the linear mean
+    of the inputs, and the flow render blurred by each sigma (work-size pixels, so
+    ``sigma / scale`` at this resolution)."""
+    return [flow_render, mean] + [blur(flow_render, s / scale) for s in sigmas]
+
+
+# --------------------------------------------------------------------------- evidence
+
+class Capture:
+    """Rides along a flow render (``render_flow(learner=...)``), keeping the frames, flows
+    and candidates at the work size. ``refine`` keeps the evidence and returns the flow
+    render unchanged: the training-data path."""
+
+    def __init__(self, config) -> None:
+        self.config = config  # model.GeneratorConfig
+        self.frames: list[np.ndarray] = []  # work-size linear H×W×3
+        self.flows: list[np.ndarray] = []  # work-size (2, H, W), per frame period
+        self.times: list[float] = []
+        self.total: np.ndarray | None = None  # full-size sum of linear frames
+        self.scale = 1.0
+        self.evidence: dict | None = None
+
+    def observe(self, linear: np.ndarray, flow: np.ndarray | None, time: float) -> None:
+        import cv2
+
+        h, w = linear.shape[:2]
+        if self.total is None:
+            self.total = np.zeros(linear.shape, np.float32)
+            self.scale = work_scale(h, w, self.config.work_size)
+        self.total += linear
+        size = self.work_shape(h, w)
+        self.frames.append(resize(linear, size))
+        if flow is None:
+            self.flows.append(np.zeros((2, size[1], size[0]), np.float32))
+        else:
+            sx, sy = size[0] / w, size[1] / h
+            self.flows.append(np.stack([
+                cv2.resize(flow[0], size, interpolation=cv2.INTER_AREA) * sx,
+                cv2.resize(flow[1], size, interpolation=cv2.INTER_AREA) * sy]))
+        self.times.append(float(time))
+
+    def work_shape(self, h: int, w: int) -> tuple[int, int]:
+        """(width, height) at the work size."""
+        return max(1, round(w * self.scale)), max(1, round(h * self.scale))
+
+    def full_candidates(self, flow_render: np.ndarray) -> list[np.ndarray]:
+        mean = self.total / np.float32(len(self.frames))
+        return candidates(flow_render, mean, self.config.blur_sigmas, self.scale)
+
+    def gather(self, flow_render: np.ndarray, periods: float) -> dict:
+        """The evidence as numpy arrays (see model.Evidence), without the batch axis."""
+        chosen = _spread(len(self.frames), self.config.max_frames)
+        flows = _chained_flows(self.flows, chosen)
+        full = self.full_candidates(flow_render)
+        h, w = flow_render.shape[:2]
+        size = self.work_shape(h, w)
+        covered = self.times[-1] - self.times[0] + 1.0
+        between = (self.times[-1] - self.times[0]) / max(1, len(self.times) - 1) or 1.0
+        return {
+            "frames": np.stack([self.frames[i].transpose(2, 0, 1) for i in chosen]),
+            "flows": np.stack(flows),
+            "candidates": np.stack([resize(c, size).transpose(2, 0, 1) for c in full]),
+            "context": np.array([math.log(max(periods, covered) / covered),
+                                 math.log(max(between, 1e-3))], np.float32),
+            "_full": full,
+        }
+
+    def refine(self, flow_render: np.ndarray, periods: float) -> np.ndarray:
+        evidence = self.gather(flow_render, periods)
+        evidence.pop("_full")
+        self.evidence = evidence
+        return flow_render
+
+
+def _spread(count: int, most: int) -> list[int]:
+    """At most ``most`` indices of ``count``, evenly spread, first and last included."""
+    if count <= most:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (most - 1)) for i in range(most)})
+
+
+def _chained_flows(flows: list[np.ndarray], chosen: list[int]) -> list[np.ndarray]:
+    """Flows into each chosen frame from the previous chosen one, per frame period: the
+    mean of the per-period flows in between (a steady-motion approximation)."""
+    out = [np.zeros_like(flows[0])]
+    for a, b in zip(chosen, chosen[1:], strict=False):
+        out.append(np.mean(flows[a + 1:b + 1], axis=0))
+    return out
+
+
+class Learner(Capture):
+    """Rides along a flow render and replaces its result with the generator's."""
+
+    def __init__(self, network, config, device) -> None:
+        super().__init__(config)
+        self.network = network
+        self.device = device
+        self.weights_mean: list[float] | None = None  # for metadata: the blend used
+
+    def refine(self, flow_render: np.ndarray, periods: float) -> np.ndarray:
+        import torch
+
+        from lexp import colour
+        from lexp.model import Evidence
+
+        evidence = self.gather(flow_render, periods)
+        full = evidence.pop("_full")
+        batch = Evidence(*(torch.from_numpy(np.ascontiguousarray(evidence[k]))[None]
+                           for k in ("frames", "flows", "candidates", "context")))
+        batch = batch.to(self.device)
+        h, w = flow_render.shape[:2]
+        with torch.inference_mode():
+            if self.config.arch == "lexp":
+                weights = self.network.weights(batch)[0].float().cpu().numpy()
+                self.weights_mean = [round(float(x), 4) for x in weights.mean(axis=(1, 2))]
+                out = np.zeros_like(flow_render)
+                for k, candidate in enumerate(full):
+                    out += resize(np.ascontiguousarray(weights[k]), (w, h))[..., None] * candidate
+                return out
+            image = self.network(batch)[0].float().cpu().numpy().transpose(1, 2, 0)
+        return colour.decode(resize(np.ascontiguousarray(image), (w, h)), "srgb")
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def shipped_dir() -> Path:
+    return Path(__file__).resolve().parent / "checkpoints"
+
+
+def resolve_checkpoint(spec: str | None) -> Path:
+    """A checkpoint name (``lexp``, ``seed``: shipped with the package) or a file path."""
+    spec = spec or DEFAULT_CHECKPOINT
+    if spec in SHIPPED:
+        path = shipped_dir() / SHIPPED[spec]
+        if not path.is_file():
+            raise InputError(f"the shipped checkpoint {spec!r} is missing from {path.parent}",
+                             hint="reinstall lexp, or give a file with --checkpoint")
+        return path
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise InputError(f"no such checkpoint: {spec}",
+                         hint="give a .pt file made by `lexp train`, or one of: "
+                              + ", ".join(SHIPPED))
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A checkpoint's dictionary, checked: a damaged or foreign file is a LexpError."""
+    import torch
+
+    path = Path(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - any failure to decode the file means damaged
+        # (the weights-only unpickler raises KeyError, UnpicklingError, RuntimeError, ...)
+        raise InputError(f"{path.name} is not a readable lexp checkpoint",
+                         hint="the file is damaged or is not a checkpoint; train or "
+                              "download it again") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{path.name} is not a lexp generator checkpoint",
+                         hint="give a .pt file written by `lexp train`")
+    if data.get("version") != CHECKPOINT_VERSION:
+        raise InputError(f"{path.name} is checkpoint version {data.get('version')}; this "
+                         f"lexp reads version {CHECKPOINT_VERSION}",
+                         hint="retrain it with this lexp, or use a matching lexp")
+    return data
+
+
+def load_network(path: str | Path, device: str = "cpu"):
+    """(network in eval mode, GeneratorConfig) from a checkpoint file."""
+    from lexp.model import GeneratorConfig, build
+
+    data = read_checkpoint(path)
+    try:
+        config = GeneratorConfig.from_dict(data["model"])
+        network = build(config)
+        network.load_state_dict(data["state"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise InputError(f"{Path(path).name} does not fit the generator: "
+                         f"{str(exc).splitlines()[0][:120]}",
+                         hint="the checkpoint is damaged or from another lexp") from None
+    return network.to(device).eval(), config
+
+
+def render_learned(clip, config, estimator, *, cache=None, source=None, frames=None,
+                   on_progress=None):
+    """``--method learned``: the flow render refined by the generator in
+    ``config.checkpoint``. Returns (render.StackResult, FlowStats)."""
+    import torch
+
+    from lexp import flow_render
+    from lexp.torch_env import resolve_device
+
+    device = resolve_device(config.device)
+    path = resolve_checkpoint(config.checkpoint)
+    network, model_config = load_network(path, device)
+    torch.set_grad_enabled(False)
+    learner = Learner(network, model_config, device)
+    try:
+        result, stats = flow_render.render_flow(clip, config, estimator, cache=cache,
+                                                source=source, frames=frames,
+                                                on_progress=on_progress, learner=learner)
+    finally:
+        torch.set_grad_enabled(True)
+    result.about = {**result.about, "checkpoint": path.name, "arch": model_config.arch}
+    if learner.weights_mean is not None:
+        result.about["blend"] = learner.weights_mean
+    return result, stats
+

@@ -1,0 +1,221 @@
+"""The learned generator: networks, training data, the training loop, checkpoints, DDP and
+``lexp render -m learned``. Everything runs on tiny synthetic scenes at a 64-px work size."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from lexp import data, learned, train
+from lexp.config import TrainConfig
+from lexp.model import Evidence, GeneratorConfig, build, encode_srgb
+
+from .conftest import REPO, assert_clean_failure, run_lexp
+
+SMALL = GeneratorConfig(work_size=64)
+
+
+def random_evidence(n=2, t=5, h=20, w=30, k=5) -> Evidence:
+    g = torch.Generator().manual_seed(0)
+    return Evidence(torch.rand(n, t, 3, h, w, generator=g), torch.randn(n, t, 2, h, w, generator=g),
+                    torch.rand(n, k, 3, h, w, generator=g), torch.tensor([[2.5, 0.0]] * n))
+
+
+def test_shapes_and_the_untrained_lexp_model_is_the_flow_render():
+    ev = random_evidence(h=21, w=31)  # odd sizes: padded inside, cropped back
+    lexp_net = build(GeneratorConfig())
+    weights = lexp_net.weights(ev)
+    assert weights.shape == (2, 5, 21, 31)
+    assert torch.allclose(weights.sum(1), torch.ones(2, 21, 31), atol=1e-5)
+    out = lexp_net(ev)
+    assert out.shape == (2, 3, 21, 31)
+    # Zero last layer, bias on candidate 0: it starts as the physics (weight 0.93).
+    assert weights[:, 0].min() > 0.93
+    blend = (weights[:, :, None] * ev.candidates).sum(1)
+    assert (blend - ev.candidates[:, 0]).abs().max() < 0.07
+    seed_net = build(GeneratorConfig(arch="seed", seed_steps=3))
+    seed_out = seed_net(ev)
+    assert seed_out.shape == (2, 3, 21, 31) and 0 <= seed_out.min() and seed_out.max() <= 1
+
+
+@pytest.fixture(scope="module")
+def synthetic_samples():
+    sources = data.find_sources(["synthetic:3"])
+    return [s for source in sources for s in data.clip_samples(source, SMALL)]
+
+
+def test_samples_hold_what_the_protocols_ask(synthetic_samples):
+    cases = {s["case"] for s in synthetic_samples}
+    assert cases == {"extrapolate", "gap-fill"}
+    for s in synthetic_samples:
+        t = 5 if s["case"] == "extrapolate" else 8
+        assert s["frames"].shape == (t, 3, 36, 64) and s["flows"].shape == (t, 2, 36, 64)
+        assert s["candidates"].shape == (5, 3, 36, 64) and s["truth"].shape == (3, 36, 64)
+        covered = 5 if s["case"] == "extrapolate" else 57
+        truth_frames = 64 if s["case"] == "extrapolate" else 57
+        assert s["context"][0] == pytest.approx(math.log(truth_frames / covered), abs=1e-5)
+    # The flow of a drifting scene is not zero; the first frame's is.
+    drift = next(s for s in synthetic_samples if s["clip"].startswith("synthetic-drift"))
+    assert np.abs(drift["flows"][0]).max() == 0 and np.abs(drift["flows"][1:]).mean() > 0.1
+
+
+def test_a_few_steps_reduce_the_loss(synthetic_samples):
+    torch.manual_seed(0)
+    network = build(SMALL)
+    optimiser = torch.optim.AdamW(network.parameters(), lr=5e-3)
+    evidence, _ = data.SampleSet(synthetic_samples).batch(np.random.default_rng(0), 6, 32)
+    # A truth the flow render misses: the widest blur. The network must learn to pick it.
+    target = encode_srgb(evidence.candidates[:, 4])
+    losses = []
+    for _ in range(30):
+        out = network(evidence)
+        loss = (out - target).abs().mean() + 0.2 * train.ssim_loss(out, target)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_flips_negate_the_flow(synthetic_samples):
+    sample = dict(next(s for s in synthetic_samples if s["case"] == "extrapolate"))
+    flows = np.zeros_like(sample["flows"])
+    flows[1:, 0], flows[1:, 1] = 1.5, -0.5  # everything moves right and up
+    frames = sample["frames"].copy()
+    frames[:, :, :, :32] = 0  # the left half dark: a left-right flip shows on the right
+    sample.update(flows=flows, frames=frames)
+    rng = np.random.default_rng(3)
+    seen = set()
+    for _ in range(12):
+        ev, _ = data.SampleSet([sample]).batch(rng, 1, 64)
+        fx, fy = float(ev.flows[0, 1, 0, 0, 0]), float(ev.flows[0, 1, 1, 0, 0])
+        mirrored = bool(ev.frames[0, 0, :, :, -1].abs().max() == 0)  # dark half on the right
+        assert abs(fx) == 1.5 and abs(fy) == 0.5
+        assert (fx < 0) == mirrored
+        seen.add((fx < 0, fy > 0))
+    assert len(seen) == 4  # every combination of flips happened
+
+
+def test_checkpoint_round_trip(tmp_path):
+    network = build(SMALL)
+    with torch.no_grad():
+        for p in network.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    path = tmp_path / "g.pt"
+    train.save_checkpoint(path, train.export_payload(SMALL, network.state_dict()))
+    loaded, config = learned.load_network(path)
+    assert config == SMALL
+    ev = random_evidence()
+    with torch.no_grad():
+        assert torch.equal(network.eval()(ev), loaded(ev))
+
+
+def test_damaged_and_foreign_checkpoints_are_clear_errors(tmp_path, clips):
+    good = tmp_path / "good.pt"
+    train.save_checkpoint(good, train.export_payload(SMALL, build(SMALL).state_dict()))
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint\n" * 10)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    for bad in (truncated, junk, foreign, tmp_path / "missing.pt"):
+        proc = run_lexp("render", str(clips["street"]), "-m", "learned", "--checkpoint",
+                        str(bad), "-o", str(tmp_path / "out.jpg"))
+        assert_clean_failure(proc)
+        assert bad.name in proc.stderr
+        assert not (tmp_path / "out.jpg").exists()
+
+
+def _train(tmp_path, steps, resume=False, run="run"):
+    config = TrainConfig(data=("synthetic:3",), run_dir=str(tmp_path / run), steps=steps,
+                         eval_every=2, batch=2, crop=32, work_size=64, val_fraction=0.34)
+    return train.train(config, resume=resume)
+
+
+def test_training_writes_a_run_and_resume_continues_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEXP_CACHE_DIR", str(tmp_path / "cache"))
+    straight = _train(tmp_path, 4, run="straight")
+    _train(tmp_path, 2, run="split")
+    resumed = _train(tmp_path, 4, resume=True, run="split")
+    assert straight["steps"] == resumed["steps"] == 4
+    a = learned.read_checkpoint(tmp_path / "straight" / "last.pt")["state"]
+    b = learned.read_checkpoint(tmp_path / "split" / "last.pt")["state"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    lines = [json.loads(x) for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if "val_loss" in r] == [2, 4]
+    assert learned.load_network(tmp_path / "straight" / "model.pt")[1] == SMALL
+    # A run directory is never overwritten by a fresh run.
+    with pytest.raises(Exception, match="already holds a run"):
+        _train(tmp_path, 2, run="straight")
+
+
+def test_validation_holds_out_whole_clips():
+    sources = data.find_sources(["synthetic:10"])
+    training, validation = data.split_by_clip(sources, 0.2)
+    assert len(validation) == 2 and not {s.name for s in training} & {s.name for s in validation}
+    again = data.split_by_clip(list(reversed(sources)), 0.2)[1]
+    assert {s.name for s in again} == {s.name for s in validation}
+
+
+def test_sky_timelapse_layout_is_found(tmp_path):
+    import cv2
+
+    frame = np.zeros((32, 48, 3), np.uint8)
+    for video in ("v1", "v2"):
+        clip = tmp_path / "sky_train" / video / f"{video}_1"
+        clip.mkdir(parents=True)
+        for i in range(data.MIN_FRAMES):
+            cv2.imwrite(str(clip / f"{video}_1_{i:04d}.jpg"), frame + i)
+    (tmp_path / "sky_train" / "v1" / "notes.txt").write_text("not a frame")
+    sources = data.find_sources([str(tmp_path / "sky_train")])
+    assert [(s.name, s.kind) for s in sources] == [("v1/v1_1", "frames"), ("v2/v2_1", "frames")]
+    frames, _ = data.read_frames(sources[0], 64, 100)
+    assert len(frames) == data.MIN_FRAMES and frames[0].shape == (32, 48, 3)
+
+
+def test_train_cli_dry_run_and_bad_input(tmp_path):
+    proc = run_lexp("train", "--data", "synthetic:4", "--dry-run", "--run-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["preset"] == "cpu" and plan["batch"] == 8 and plan["model"]["arch"] == "lexp"
+    assert len(plan["validation_clips"]) == 1
+    assert_clean_failure(run_lexp("train", "--data", str(tmp_path / "nothing"), "--dry-run"))
+    proc = run_lexp("train", "--data", "synthetic:2", "--arch", "gan")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_two_process_ddp_run(tmp_path):
+    env = {**os.environ, "LEXP_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", "29517", "-m", "lexp", "train", "--data", "synthetic:3",
+           "--run-dir", str(tmp_path / "ddp"), "--steps", "4", "--eval-every", "2",
+           "--batch", "2", "--crop", "32", "--work-size", "64", "--val-fraction", "0.34"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = learned.read_checkpoint(tmp_path / "ddp" / "last.pt")
+    assert state["step"] == 4 and len(state["rng"]) == 2  # both processes' RNG states
+    assert (tmp_path / "ddp" / "model.pt").is_file()
+
+
+def test_render_learned_with_the_shipped_checkpoint(tmp_path, clips):
+    out = tmp_path / "long.jpg"
+    proc = run_lexp("render", str(clips["street"]), "-m", "learned", "--end", "5f",
+                    "--exposure", "64f", "-o", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["method"] == "learned" and out.is_file()
+    assert "learned" in proc.stderr
+    assert_clean_failure(run_lexp("render", str(clips["street"]), "--checkpoint", "seed",
+                                  "-o", str(tmp_path / "x.jpg")), code=2)
+    assert_clean_failure(run_lexp("render", str(clips["street"]), "-m", "learned", "--video",
+                                  str(tmp_path / "v.mp4"), "-o", str(tmp_path / "y.jpg")),
+                         code=2)
+    assert not (tmp_path / "x.jpg").exists() and not (tmp_path / "y.jpg").exists()
