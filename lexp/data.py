@@ -297,7 +297,9 @@ def _cache_key(source: Source, config) -> str:
         if source.kind == "frames":
             files = sorted(p.name for p in source.path.iterdir() if media.is_image(p))
             identity += "|" + hashlib.sha256("\n".join(files).encode()).hexdigest()
-    settings = json.dumps({"version": DATA_VERSION, "model": config.to_dict(),
+    # Only what shapes a sample: both architectures train on the same cached samples.
+    shaping = {k: config.to_dict()[k] for k in ("work_size", "max_frames", "blur_sigmas")}
+    settings = json.dumps({"version": DATA_VERSION, "model": shaping,
                            "cases": CASES, "step": WINDOW_STEP, "speeds": SPEEDS},
                           sort_keys=True)
     return hashlib.sha256(f"{identity}|{settings}".encode()).hexdigest()[:32]

@@ -2,7 +2,7 @@
 
 ``train(config)`` builds (or reads from the cache) the samples of every clip in
 ``config.data`` (``lexp.data``), holds out whole clips for validation, and runs AdamW on
-L1 + ``ssim_weight``·(1 − SSIM), both on sRGB-encoded images (the space the protocols
+Charbonnier (a smooth L1) + ``ssim_weight``·(1 − SSIM), both on sRGB-encoded images (the space the protocols
 score), with a cosine learning-rate decay, gradient-norm clipping, bfloat16 autocast on
 CUDA, and optional VGG-16 perceptual and PatchGAN adversarial terms. Every
 ``eval_every`` steps it scores the validation clips (whole frames, not crops); the best
@@ -118,6 +118,24 @@ def ssim_loss(a, b):
     va, vb, cov = blur(a * a) - ma ** 2, blur(b * b) - mb ** 2, blur(a * b) - ma * mb
     s = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2))
     return 1 - s.mean()
+
+
+CHARBONNIER_EPS = 0.01  # about 2.5 code values: quadratic below, L1 above
+
+
+def reconstruction_loss(out, target, ssim_weight: float):
+    """Charbonnier (a smooth L1) + ssim_weight·(1 − SSIM), on sRGB-encoded images.
+
+    Why not plain L1: its gradient keeps full strength however small the error, so the
+    many pixels where the flow render is already right (static scenery) keep pushing the
+    blend onto it until the softmax saturates and training stalls (it did: a constant
+    validation loss from step 100 on). Below ~2.5 code values this loss is quadratic, so
+    pixels that are right stop pushing, and it is PSNR's own (squared) error there."""
+    import torch
+
+    error = out - target
+    charbonnier = (torch.sqrt(error * error + CHARBONNIER_EPS ** 2) - CHARBONNIER_EPS).mean()
+    return charbonnier + ssim_weight * ssim_loss(out, target)
 
 
 class Perceptual:
@@ -299,7 +317,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
                 evidence, truth = evidence.to(device), truth.to(device)
                 out = network(evidence).float()
                 target = _encode(truth)
-                loss = (out - target).abs().mean() + config.ssim_weight * ssim_loss(out, target)
+                loss = reconstruction_loss(out, target, config.ssim_weight)
                 total += float(loss) * truth.shape[0]
                 count += truth.shape[0]
         network.train()
@@ -332,7 +350,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
             target = _encode(truth)
             with autocast():
                 out = model(evidence).float()
-                loss = (out - target).abs().mean() + config.ssim_weight * ssim_loss(out, target)
+                loss = reconstruction_loss(out, target, config.ssim_weight)
                 if perceptual is not None:
                     loss = loss + config.perceptual_weight * perceptual(out, target)
                 if discriminator is not None:

@@ -76,7 +76,7 @@ def test_a_few_steps_reduce_the_loss(synthetic_samples):
     losses = []
     for _ in range(30):
         out = network(evidence)
-        loss = (out - target).abs().mean() + 0.2 * train.ssim_loss(out, target)
+        loss = train.reconstruction_loss(out, target, 0.2)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
