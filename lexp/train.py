@@ -3,8 +3,8 @@
 ``train(config)`` builds (or reads from the cache) the samples of every clip in
 ``config.data`` (``lexp.data``), holds out whole clips for validation, and runs AdamW on
 Charbonnier (a smooth L1) + ``ssim_weight``·(1 − SSIM), both on sRGB-encoded images (the
-space the protocols score), with a cosine learning-rate decay, gradient-norm clipping, bfloat16 autocast on
-CUDA, and optional VGG-16 perceptual and PatchGAN adversarial terms. Every
+space the protocols score), with a cosine learning-rate decay, gradient-norm clipping,
+bfloat16 autocast on CUDA, and optional VGG-16 perceptual and PatchGAN adversarial terms. Every
 ``eval_every`` steps it scores the validation clips (whole frames, not crops); the best
 score is kept, and the run stops early after ``patience`` passes without improvement.
 
