@@ -134,21 +134,27 @@ def test_damaged_and_foreign_checkpoints_are_clear_errors(tmp_path, clips):
         assert not (tmp_path / "out.jpg").exists()
 
 
-def _train(tmp_path, steps, resume=False, run="run"):
+def _train(tmp_path, steps, resume=False, run="run", on_event=None):
     config = TrainConfig(data=("synthetic:3",), run_dir=str(tmp_path / run), steps=steps,
                          eval_every=2, batch=2, crop=32, work_size=64, val_fraction=0.34)
-    return train.train(config, resume=resume)
+    return train.train(config, resume=resume, on_event=on_event)
+
+
+def _interrupt_at_step_2(kind, **fields):
+    if kind == "eval" and fields["step"] == 2:  # last.pt of step 2 is written: Ctrl-C now
+        raise KeyboardInterrupt
 
 
 def test_training_writes_a_run_and_resume_continues_it(tmp_path, monkeypatch):
     monkeypatch.setenv("LEXP_CACHE_DIR", str(tmp_path / "cache"))
     straight = _train(tmp_path, 4, run="straight")
-    _train(tmp_path, 2, run="split")
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, 4, run="split", on_event=_interrupt_at_step_2)
     resumed = _train(tmp_path, 4, resume=True, run="split")
     assert straight["steps"] == resumed["steps"] == 4
     a = learned.read_checkpoint(tmp_path / "straight" / "last.pt")["state"]
     b = learned.read_checkpoint(tmp_path / "split" / "last.pt")["state"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same run, bit for bit
     lines = [json.loads(x) for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines if "val_loss" in r] == [2, 4]
     assert learned.load_network(tmp_path / "straight" / "model.pt")[1] == SMALL

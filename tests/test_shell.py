@@ -170,8 +170,8 @@ def test_bash_completion_answers(tmp_path):
               "_lexp_completion lexp; printf '%s\\n' \"${COMPREPLY[@]}\"\n")
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30,
                           env={**ENV, "PATH": f"{lexp.parent}:{os.environ['PATH']}"})
-    assert proc.stdout.split() == ["auto", "flow", "mean", "max", "min", "median", "lighten",
-                                   "darken"]
+    assert proc.stdout.split() == ["auto", "flow", "learned", "mean", "max", "min", "median",
+                                   "lighten", "darken"]
 
 
 def test_quiet_from_the_environment(clips, tmp_path):
