@@ -137,6 +137,19 @@ class ConvLSTMCell(nn.Module):
         return torch.sigmoid(o) * torch.tanh(c), c
 
 
+def read_sequence(first: ConvLSTMCell, second: ConvLSTMCell, inputs
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run two stacked ConvLSTM cells over a sequence of N×C×H×W inputs, from zero
+    states; the second cell's last (h, c)."""
+    s1 = s2 = None
+    for x in inputs:
+        if s1 is None:
+            s1, s2 = first.initial(x), second.initial(x)
+        s1 = first(x, s1)
+        s2 = second(s1[0], s2)
+    return s2
+
+
 def _pad_even(x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
     h, w = x.shape[-2:]
     ph, pw = h % 2, w % 2
@@ -179,17 +192,15 @@ class LexpGenerator(nn.Module):
         cands, _, _ = _pad_even(ev.candidates)
         n, t, _, hp, wp = frames.shape
         context = ev.context[:, :, None, None].expand(n, 2, hp, wp)
-        state1 = state2 = None
-        for step in range(t):
-            flow = flows[:, step]
-            speed = torch.log1p(torch.sqrt((flow ** 2).sum(1, keepdim=True) + 1e-12))
-            x = torch.cat([torch.log(frames[:, step] + LOG_FLOOR) / 4, flow / 4, speed,
-                           context], 1)
-            x = self.encode(x)
-            if state1 is None:
-                state1, state2 = self.lstm1.initial(x), self.lstm2.initial(x)
-            state1 = self.lstm1(x, state1)
-            state2 = self.lstm2(state1[0], state2)
+
+        def per_frame():
+            for step in range(t):
+                flow = flows[:, step]
+                speed = torch.log1p(torch.sqrt((flow ** 2).sum(1, keepdim=True) + 1e-12))
+                yield self.encode(torch.cat([torch.log(frames[:, step] + LOG_FLOOR) / 4,
+                                             flow / 4, speed, context], 1))
+
+        state2 = read_sequence(self.lstm1, self.lstm2, per_frame())
         memory = F.interpolate(state2[0], size=(hp, wp), mode="bilinear", align_corners=False)
         # The candidates as the flow render (log, scaled) and how each other one differs
         # from it (log ratios, bounded): features of order 1 whatever the brightness.
@@ -233,13 +244,8 @@ class SeedGenerator(nn.Module):
         flow = F.interpolate(flow / max(h, w), size=(size, size), mode="bilinear",
                              align_corners=False)
         code = self.motion(flow)[:, :, None, None].expand(n, -1, h, w)
-        s1 = s2 = None
-        for step in range(t):
-            x = torch.cat([frames[:, step], code], 1)
-            if s1 is None:
-                s1, s2 = self.e1.initial(x), self.e2.initial(x)
-            s1 = self.e1(x, s1)
-            s2 = self.e2(s1[0], s2)
+        s2 = read_sequence(self.e1, self.e2,
+                           (torch.cat([frames[:, step], code], 1) for step in range(t)))
         s3, s4 = self.d1.initial(s2[0]), self.d2.initial(s2[0])
         outputs = []
         for _ in range(self.config.seed_steps):
