@@ -134,6 +134,8 @@ Examples:
 
   lexp render clip.mp4 -o long.jpg -m learned --end 5f --exposure 64f   # the trained generator
 
+  lexp render clip.mp4 -o seed.jpg -m learned --checkpoint seed --end 5f --exposure 64f
+
   lexp render clip.mp4 -o trails.png -m max            # lighten: light trails, star trails
 
   lexp render clip.mp4 -o out.tif --start 2 --end 6s   # 16-bit TIFF of seconds 2 to 6
@@ -538,6 +540,8 @@ Examples:
 
   lexp train --data clips/ --run-dir runs/g1 --resume             # continue where it stopped
 
+  lexp train --data clips/ --minutes 30 --run-dir runs/cpu        # a wall-clock budget
+
   lexp train --data clips/ --arch seed --run-dir runs/seed        # the original, to compare
 
   lexp train --data clips/ --dry-run                               # print the resolved plan
@@ -734,6 +738,8 @@ Examples:
   lexp bench --speed clip.mp4                            # per stage, next to the decode floor
 
   lexp bench --speed synthetic:1280x720x300 --methods mean,max
+
+  lexp bench --quality clips/ --methods flow,learned --checkpoint runs/g1/model.pt
 
   lexp bench --quality clips/ --protocol extrapolate --csv > scores.csv
 

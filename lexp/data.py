@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,8 +94,7 @@ def find_sources(specs: list[str]) -> list[Source]:
 
 def _sources_in(folder: Path) -> list[Source]:
     out: list[Source] = []
-    for directory, subdirs, files in sorted(_walk(folder)):
-        subdirs.sort()
+    for directory, _, files in sorted(os.walk(folder)):
         images = [f for f in files if media.is_image(Path(f))]
         if len(images) >= MIN_FRAMES:
             rel = Path(directory).relative_to(folder)
@@ -105,17 +105,13 @@ def _sources_in(folder: Path) -> list[Source]:
     return out
 
 
-def _walk(folder: Path):
-    import os
-
-    return list(os.walk(folder))
-
-
 # --------------------------------------------------------------------------- frames
 
 def read_frames(source: Source, work_size: int, limit: int) -> tuple[list[np.ndarray], float]:
     """At most ``limit`` uint8 RGB frames at the work size, and the frame rate."""
     import cv2
+
+    from lexp.learned import work_scale
 
     if source.kind == "synthetic":  # 160 frames: 16 samples, enough for one scene
         return synthetic_scene(SYNTHETIC_KINDS[source.seed % 3], source.seed,
@@ -132,7 +128,7 @@ def read_frames(source: Source, work_size: int, limit: int) -> tuple[list[np.nda
     frames: list[np.ndarray] = []
     for rgb in raw:
         h, w = rgb.shape[:2]
-        scale = min(1.0, work_size / max(h, w))
+        scale = work_scale(h, w, work_size)
         if scale < 1.0:
             rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
                              interpolation=cv2.INTER_AREA)

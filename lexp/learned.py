@@ -228,8 +228,8 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - any failure to decode the file means damaged
-        # (the weights-only unpickler raises KeyError, UnpicklingError, RuntimeError, ...)
+    except Exception:  # any failure to decode the file means it is damaged: the
+        # weights-only unpickler raises KeyError, UnpicklingError, RuntimeError, ...
         raise InputError(f"{path.name} is not a readable lexp checkpoint",
                          hint="the file is damaged or is not a checkpoint; train or "
                               "download it again") from None
@@ -263,22 +263,16 @@ def render_learned(clip, config, estimator, *, cache=None, source=None, frames=N
                    on_progress=None):
     """``--method learned``: the flow render refined by the generator in
     ``config.checkpoint``. Returns (render.StackResult, FlowStats)."""
-    import torch
-
     from lexp import flow_render
     from lexp.torch_env import resolve_device
 
     device = resolve_device(config.device)
     path = resolve_checkpoint(config.checkpoint)
     network, model_config = load_network(path, device)
-    torch.set_grad_enabled(False)
-    learner = Learner(network, model_config, device)
-    try:
-        result, stats = flow_render.render_flow(clip, config, estimator, cache=cache,
-                                                source=source, frames=frames,
-                                                on_progress=on_progress, learner=learner)
-    finally:
-        torch.set_grad_enabled(True)
+    learner = Learner(network, model_config, device)  # runs under torch.inference_mode
+    result, stats = flow_render.render_flow(clip, config, estimator, cache=cache,
+                                            source=source, frames=frames,
+                                            on_progress=on_progress, learner=learner)
     result.about = {**result.about, "checkpoint": path.name, "arch": model_config.arch}
     if learner.weights_mean is not None:
         result.about["blend"] = learner.weights_mean

@@ -210,7 +210,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
 
     from lexp import data
     from lexp.learned import read_checkpoint
-    from lexp.model import GeneratorConfig, build
+    from lexp.model import GeneratorConfig, build, encode_srgb
 
     emit = on_event or (lambda kind, **fields: None)
     # Adam's second moments of tiny gradients fall into float32 denormals, which x86 CPUs
@@ -316,7 +316,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
             for evidence, truth in validation_set.batches(4):
                 evidence, truth = evidence.to(device), truth.to(device)
                 out = network(evidence).float()
-                target = _encode(truth)
+                target = encode_srgb(truth)
                 loss = reconstruction_loss(out, target, config.ssim_weight)
                 total += float(loss) * truth.shape[0]
                 count += truth.shape[0]
@@ -347,7 +347,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
                 group["lr"] = rate(step)
             evidence, truth = training_set.batch(rng, the_plan.batch, the_plan.crop)
             evidence, truth = evidence.to(device), truth.to(device)
-            target = _encode(truth)
+            target = encode_srgb(truth)
             with autocast():
                 out = model(evidence).float()
                 loss = reconstruction_loss(out, target, config.ssim_weight)
@@ -423,12 +423,6 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
             "seconds": time.perf_counter() - started, "samples_seen": seen,
             "run_dir": str(run_dir), "model": str(run_dir / "model.pt"),
             "training_samples": len(training_set), "validation_samples": len(validation_set)}
-
-
-def _encode(linear):
-    from lexp.model import encode_srgb
-
-    return encode_srgb(linear)
 
 
 def _gather_rng(rng: np.random.Generator, distributed: bool) -> list:
