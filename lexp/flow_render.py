@@ -36,21 +36,38 @@ score, where forward-backward consistency masks lost 0.6–3.8 dB on fireworks.)
 Beyond the clip (extrapolation)
 -------------------------------
 An exposure longer than the clip continues after the last frame, assuming that what moved
-steadily keeps moving at the same speed and direction, and that everything else keeps
+steadily keeps moving at the same speed and direction, that a steady change of brightness
+(a sunrise, auto-exposure drifting) keeps its pace, and that everything else keeps
 looking, on average, like the last frames did. From the last K ≤ 5 frames:
 
 - the velocity v (pixels per frame period) is the mean of their flows;
-- the extra periods are the last frame sampled at x − t·v for t = 1, 2, …: a line-integral
+- the moving estimate of period t is the last frame sampled at x − t·v: a line-integral
   blur along the motion (content that would come from outside the frame is unknown and
   takes the stationary estimate instead);
-- each pixel's trust in that comes from a test on the frames themselves: the velocity of
-  the first flows predicts the last frame from the middle one; the stationary model
-  predicts it as the mean of the frames up to the middle. The weight of the extrapolation
-  is (e_stationary / (e_moving + e_stationary))², local errors as above. Water and
-  wind-blown leaves, whose texture moves but whose look stays put, fail the test and keep
-  the stationary estimate (the mean of the last K frames).
+- the unsettled estimate is the mean of the K frames, Wiener-shrunk towards its local
+  mean (a Lee filter). Water, sparkle and leaves change from frame to frame; their mean
+  over K frames keeps sampling noise that a long exposure averages away. The noise
+  variance is measured from the frames themselves: their temporal variance s² over the
+  effective sample count, s²·(r/K − 1/T), where r = s² / (half the mean squared
+  frame-to-frame difference) ≥ 1 grows when consecutive frames are alike (slow
+  churning: K frames are worth fewer independent samples) and T is the exposure. Static
+  texture has no temporal variance and keeps every detail;
+- each pixel's trust in the moving estimate comes from a test on the frames: the velocity
+  of the first flows predicts the last frame from the middle one; the stationary model
+  predicts it as the mean of the frames up to the middle. The weight of the moving
+  estimate is (e_stationary / (e_moving + e_stationary))³, local errors as above: water
+  and wind-blown leaves, whose texture moves but whose look stays put, fail the test
+  and keep the unsettled estimate;
+- brightness: a straight line fitted to the frames' mean linear level is carried on
+  when its slope is significant (|t| ≥ 3 against the fit's residuals, at least 4
+  frames) and plausible as a change of light (≤ 2 % of the level per frame; faster is
+  things appearing, like fireworks). Each extrapolated period is scaled by the line's
+  level then, relative to the level of the frame(s) its estimate comes from.
 
-Fewer than three frames show nothing to be steady: their extrapolation is stationary.
+Fewer than three frames show no steady motion: their extrapolation is the unsettled
+estimate. The exponent, the filter's scale and the trend's thresholds were chosen on the
+extrapolate protocol of ``lexp bench`` (DESIGN.md §3) over the clips that SPLITS.md marks
+for training, then checked on the rest.
 """
 
 from __future__ import annotations
@@ -68,6 +85,11 @@ SAMPLE_STEP_PX = 1.0  # at most this far between samples along a trail (pixels)
 MAX_SAMPLES_PER_PAIR = 96  # cost cap for a pair with huge motion
 HISTORY = 5  # frames kept for extrapolation
 ERROR_BLUR_SIGMA = 3.0  # pixels: the neighbourhood over which warps are judged
+TRUST_EXPONENT = 3  # extrapolation: how sharply the steadiness test decides
+UNSETTLED_SIGMA = 6.0  # pixels: the Wiener filter's neighbourhood
+UNSETTLED_NOISE_GAIN = 4.0  # on the measured noise variance (frames are not independent)
+TREND_MIN_T = 3.0  # |slope / standard error| for a brightness trend to be carried on
+TREND_MAX_SLOPE = 0.02  # of the level per frame period: faster is content, not light
 
 
 @dataclass
@@ -147,41 +169,102 @@ def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
     return total
 
 
+def unsettled_estimate(history: list[np.ndarray], exposure: float) -> np.ndarray:
+    """The frames' mean (linear H×W×3 float32), Wiener-shrunk towards its local mean where
+    the frames disagree (see the module docstring); ``exposure``: the whole exposure in
+    frame periods, whose own averaging sets how much noise is left to remove."""
+    import cv2
+
+    stack = np.stack(history)
+    mean = stack.mean(axis=0)
+    count = len(history)
+    if count < 2:
+        return mean
+    blur = lambda image: cv2.GaussianBlur(image, (0, 0), UNSETTLED_SIGMA)  # noqa: E731
+    variance = blur(stack.var(axis=0, ddof=1).mean(axis=2))
+    successive = blur((np.diff(stack, axis=0) ** 2).mean(axis=(0, 3)) / 2)
+    # r = 1 for frames that are independent draws, up to K when they are all alike.
+    ratio = np.clip(variance / np.maximum(successive, 1e-12), 1, count)
+    noise = UNSETTLED_NOISE_GAIN * variance * np.maximum(ratio / count - 1 / exposure, 0)
+    local_mean = blur(mean)
+    detail = mean - local_mean
+    signal = blur((detail * detail).mean(axis=2))
+    keep = np.clip(1 - noise / np.maximum(signal, 1e-12), 0, 1)[..., None]
+    return (local_mean + keep * detail).astype(np.float32)
+
+
+def brightness_trend(history: list[np.ndarray]):
+    """A steady change of light over the frames: ``level(t)``, the fitted mean linear level
+    at t frame periods after the first frame, or None when the frames show no significant,
+    plausible trend (see the module docstring)."""
+    count = len(history)
+    if count < 4:
+        return None
+    levels = np.array([float(frame.mean()) for frame in history])
+    times = np.arange(count, dtype=np.float64)
+    centred = times - times.mean()
+    slope = float((centred * (levels - levels.mean())).sum() / (centred ** 2).sum())
+    intercept = float(levels.mean()) - slope * float(times.mean())
+    residual = levels - (intercept + slope * times)
+    error = math.sqrt(float((residual ** 2).sum()) / (count - 2) / float((centred ** 2).sum()))
+    significant = abs(slope) >= TREND_MIN_T * error
+    plausible = abs(slope) <= TREND_MAX_SLOPE * max(float(levels.mean()), 1e-6)
+    if not (significant and plausible) or slope == 0:
+        return None
+    return lambda t: intercept + slope * t
+
+
 def extrapolate(history: list[np.ndarray], flows: list[np.ndarray], periods: float,
                 guide: str = "flow", on_period=None) -> tuple[np.ndarray, float]:
     """Sum over ``periods`` frame periods after the last of ``history`` (linear frames,
     oldest first; ``flows[k]`` is the flow from frame k to k+1 in pixels per period).
     ``guide``: --motion-guide, applied to the velocity (see :func:`guide_velocity`).
     ``on_period(part, weight)``: called with each period's share of the sum, in order.
-    Returns (sum float32 H×W×3, mean extrapolation weight)."""
+    Returns (sum float32 H×W×3, mean weight of the moving estimate)."""
     last = history[-1]
+    count = len(history)
     stationary = np.mean(history, axis=0, dtype=np.float32)
+    unsettled = unsettled_estimate(history, count + periods)
     whole = math.floor(periods)
     weights = [1.0] * whole + ([periods - whole] if periods > whole else [])
-    if len(history) < 3 or not weights:
-        if on_period is not None:
-            for weight in weights:
-                on_period(stationary * np.float32(weight), weight)
-        return stationary * np.float32(periods), 0.0
+    trend = brightness_trend(history)
+
+    def gain(t: float, reference: float) -> np.float32:
+        """Brightness t periods after the last frame, relative to ``reference``."""
+        if trend is None:
+            return np.float32(1.0)
+        return np.float32(min(max(trend(count - 1 + t) / max(reference, 1e-9), 0.5), 2.0))
+
+    mean_level = float(stationary.mean())
+    if count < 3 or not weights:
+        total = np.zeros_like(last)
+        for t, weight in enumerate(weights, start=1):
+            part = unsettled * (gain(t, mean_level) * np.float32(weight))
+            total += part
+            if on_period is not None:
+                on_period(part, weight)
+        return total, 0.0
     h, w = last.shape[:2]
     xs, ys = _grid(h, w)
-    middle = (len(history) - 1) // 2
+    middle = (count - 1) // 2
     early = np.mean(flows[:middle], axis=0)
-    ahead = len(history) - 1 - middle
+    ahead = count - 1 - middle
     predicted = _sample(history[middle], xs, ys, -ahead * early[0], -ahead * early[1])
     moving_error = _local_error(predicted, last)
     still_error = _local_error(np.mean(history[:middle + 1], axis=0), last)
-    trust = ((still_error / (moving_error + still_error + 1e-8)) ** 2)[..., None]
+    trust = ((still_error / (moving_error + still_error + 1e-8)) ** TRUST_EXPONENT)[..., None]
 
     velocity = guide_velocity(np.mean(flows, axis=0), guide)
     with_ones = np.concatenate([last, np.ones((h, w, 1), np.float32)], axis=2)
+    last_level = float(last.mean())
     total = np.zeros_like(last)
     for t, weight in enumerate(weights, start=1):
         sample = _sample(with_ones, xs, ys, -t * velocity[0], -t * velocity[1], border=0)
         # Where the sample came from outside the frame (inside < 1) the content is
         # unknown: that share takes the stationary estimate.
         moving = sample[..., :3] + (1 - sample[..., 3:]) * stationary
-        part = stationary + trust * (moving - stationary)
+        part = unsettled * gain(t, mean_level) + trust * (
+            moving * gain(t, last_level) - unsettled * gain(t, mean_level))
         if weight != 1.0:
             part *= np.float32(weight)
         total += part
