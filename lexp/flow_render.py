@@ -175,14 +175,20 @@ def unsettled_estimate(history: list[np.ndarray], exposure: float) -> np.ndarray
     frame periods, whose own averaging sets how much noise is left to remove."""
     import cv2
 
-    stack = np.stack(history)
-    mean = stack.mean(axis=0)
     count = len(history)
+    mean = np.mean(history, axis=0, dtype=np.float32)
     if count < 2:
         return mean
+    # Per-pixel sums over the frames, one frame at a time (no K×H×W×3 copies at 4K).
+    spread = np.zeros(mean.shape[:2], np.float32)  # Σ (frame − mean)², channel mean
+    steps = np.zeros(mean.shape[:2], np.float32)  # Σ (frame − previous)², channel mean
+    for k, frame in enumerate(history):
+        spread += ((frame - mean) ** 2).mean(axis=2)
+        if k:
+            steps += ((frame - history[k - 1]) ** 2).mean(axis=2)
     blur = lambda image: cv2.GaussianBlur(image, (0, 0), UNSETTLED_SIGMA)  # noqa: E731
-    variance = blur(stack.var(axis=0, ddof=1).mean(axis=2))
-    successive = blur((np.diff(stack, axis=0) ** 2).mean(axis=(0, 3)) / 2)
+    variance = blur(spread / (count - 1))
+    successive = blur(steps / (count - 1) / 2)
     # r = 1 for frames that are independent draws, up to K when they are all alike.
     ratio = np.clip(variance / np.maximum(successive, 1e-12), 1, count)
     noise = UNSETTLED_NOISE_GAIN * variance * np.maximum(ratio / count - 1 / exposure, 0)
