@@ -62,10 +62,20 @@ looking, on average, like the last frames did. From the last K ≤ 5 frames:
   when its slope is significant (|t| ≥ 3 against the fit's residuals, at least 4
   frames) and plausible as a change of light (≤ 2 % of the level per frame; faster is
   things appearing, like fireworks). Each extrapolated period is scaled by the line's
-  level then, relative to the level of the frame(s) its estimate comes from.
+  level then, relative to the level of the frame(s) its estimate comes from;
+- camera shake: a handheld camera keeps wandering after the clip ends, and a real
+  shutter sees the scene from all those places. The frame's global motion is the median
+  of each flow; its spread s (per axis, over at least 3 flows; steady pans and drifts
+  are in the velocity above, not in s) is how much the camera's step changes from one
+  period to the next. Period t after the last frame is blurred by a Gaussian of
+  s·t^0.75 pixels per axis: between a random walk (t^½) and a drift in a random
+  direction (t¹), the exponent chosen on the training clips of SPLITS.md. A spread
+  under ``WANDER_FLOOR`` is left alone: on a fixed camera the content (rapids, walkers,
+  fireworks) moves the median by up to 0.25 px, and a blur there costs detail. With
+  ``--align`` the frames are registered first, so the flows show no wander.
 
 Fewer than three frames show no steady motion: their extrapolation is the unsettled
-estimate. The exponent, the filter's scale and gain and the trend's thresholds were
+estimate. The exponents, the filter's scale and gain and the trend's thresholds were
 chosen by measurement on the extrapolate protocol of ``lexp bench`` (DESIGN.md §3) over
 ../shared/clips, validation clips of SPLITS.md included (the README has the figures); the
 exponent and the gain rank the same on the training clips alone.
@@ -91,6 +101,8 @@ UNSETTLED_SIGMA = 6.0  # pixels: the Wiener filter's neighbourhood
 UNSETTLED_NOISE_GAIN = 4.0  # on the measured noise variance (frames are not independent)
 TREND_MIN_T = 3.0  # |slope / standard error| for a brightness trend to be carried on
 TREND_MAX_SLOPE = 0.02  # of the level per frame period: faster is content, not light
+WANDER_FLOOR = 0.3  # px per period: a smaller spread of the global motion is not the camera's
+WANDER_EXPONENT = 0.75  # the wander's spread grows as t ** this (½: random walk, 1: drift)
 
 
 @dataclass
@@ -221,6 +233,39 @@ def brightness_trend(history: list[np.ndarray]):
     return lambda t: intercept + slope * t
 
 
+def camera_wander(flows: list[np.ndarray]) -> tuple[float, float] | None:
+    """The spread (x, y) in pixels per period of the frame's global motion from one
+    period to the next, over ``flows`` ((2, H, W) per period, oldest first): the standard
+    deviation of their medians, or None without 3 flows or when both are under
+    ``WANDER_FLOOR`` (see the module docstring)."""
+    if len(flows) < 3:
+        return None
+    steps = np.array([[float(np.median(flow[axis, ::2, ::2])) for axis in (0, 1)]
+                      for flow in flows])
+    spread = steps.std(axis=0, ddof=1)
+    spread[spread < WANDER_FLOOR] = 0.0
+    return (float(spread[0]), float(spread[1])) if spread.any() else None
+
+
+def gaussian_blur(image: np.ndarray, sigma_x: float, sigma_y: float) -> np.ndarray:
+    """``image`` (H×W×C float32) blurred by a Gaussian of standard deviations ``sigma_x``,
+    ``sigma_y`` pixels. A wide blur runs on a copy shrunk by up to a quarter of its
+    sigma on that axis and is scaled back: a blur that wide keeps no detail the shrinking
+    could lose, and it costs a fraction of the full-size one."""
+    import cv2
+
+    h, w = image.shape[:2]
+    shrink_x, shrink_y = max(1, int(sigma_x // 4)), max(1, int(sigma_y // 4))
+    if shrink_x == shrink_y == 1:
+        return cv2.GaussianBlur(image, (0, 0), sigmaX=max(sigma_x, 1e-3),
+                                sigmaY=max(sigma_y, 1e-3))
+    small = cv2.resize(image, (max(1, round(w / shrink_x)), max(1, round(h / shrink_y))),
+                       interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigmaX=max(sigma_x / shrink_x, 1e-3),
+                             sigmaY=max(sigma_y / shrink_y, 1e-3))
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def extrapolate(history: list[np.ndarray], flows: list[np.ndarray], periods: float,
                 guide: str = "flow", on_period=None) -> tuple[np.ndarray, float]:
     """Sum over ``periods`` frame periods after the last of ``history`` (linear frames,
@@ -258,6 +303,7 @@ def extrapolate(history: list[np.ndarray], flows: list[np.ndarray], periods: flo
     trust = ((still_error / (moving_error + still_error + 1e-8)) ** TRUST_EXPONENT)[..., None]
 
     velocity = guide_velocity(np.mean(flows, axis=0), guide)
+    wander = camera_wander(flows)
     with_ones = np.concatenate([last, np.ones((h, w, 1), np.float32)], axis=2)
     mean_level, last_level = float(stationary.mean()), float(last.mean())
     total = np.zeros_like(last)
@@ -268,6 +314,9 @@ def extrapolate(history: list[np.ndarray], flows: list[np.ndarray], periods: flo
         moving = sample[..., :3] + (1 - sample[..., 3:]) * stationary
         part = unsettled * gain(t, mean_level) + trust * (
             moving * gain(t, last_level) - unsettled * gain(t, mean_level))
+        if wander is not None:
+            reach = (t - 0.5 * weight) ** WANDER_EXPONENT  # the period's middle
+            part = gaussian_blur(part, wander[0] * reach, wander[1] * reach)
         if weight != 1.0:
             part *= np.float32(weight)
         total += part
