@@ -201,8 +201,9 @@ def render(
         help="Exposure length: 2s, 1.5 or 48f. Shorter than the clip: the first TIME of the "
              "window. Longer (flow): the motion is extrapolated past the last frame, "
              "assuming what moved steadily in the last 5 frames keeps its speed and "
-             "direction, a steady change of light keeps its pace, and everything else "
-             "keeps its average look.",
+             "direction, a steady change of light keeps its pace, a shaking camera keeps "
+             "wandering (--align: it holds still), and everything else keeps its average "
+             "look.",
         rich_help_panel="Frames"),
     flow_method: FlowMethod = typer.Option(
         FlowMethod.auto, "--flow", metavar="ESTIMATOR",

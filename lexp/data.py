@@ -20,6 +20,7 @@ textures, water-like noise).
 Each clip is read at the generator's work size, and its samples (``lexp.learned.Capture``
 evidence plus the truth, float16) are cached on disk under ``<cache>/train-data`` keyed
 by the file's name, size and mtime and the build settings, so a second run starts at once.
+Entries are named by ``DATA_VERSION``; writing one deletes those of other versions.
 
 A sample is a dict of numpy arrays: ``frames`` T×3×H×W, ``flows`` T×2×H×W, ``candidates``
 K×3×H×W, ``context`` (2,), ``truth`` 3×H×W linear; plus ``clip`` and ``case`` strings.
@@ -242,7 +243,7 @@ def clip_samples(source: Source, config, *, cache_root: Path | None = None,
     from lexp import flow, paths
 
     key = _cache_key(source, config)
-    cached = cache_root / f"{key}.npz" if cache_root is not None else None
+    cached = cache_root / f"{_VERSION_PREFIX}{key}.npz" if cache_root is not None else None
     if cached is not None and cached.is_file():
         try:
             return _load_samples(cached, source.name)
@@ -269,7 +270,25 @@ def clip_samples(source: Source, config, *, cache_root: Path | None = None,
         np.savez(buffer, count=np.array(len(samples)), **arrays)
         cached.parent.mkdir(parents=True, exist_ok=True)
         paths.write_bytes_atomic(cached, buffer.getvalue())
+        prune_stale_samples(cache_root)
     return samples
+
+
+_VERSION_PREFIX = f"v{DATA_VERSION}-"  # cache entries are named v<DATA_VERSION>-<key>.npz
+
+
+def prune_stale_samples(cache_root: Path) -> int:
+    """Delete the cached samples of other data versions (no lexp of this version can read
+    them; each version of a dataset is gigabytes). Returns how many went."""
+    removed = 0
+    for entry in cache_root.glob("*.npz"):
+        if not entry.name.startswith(_VERSION_PREFIX):
+            try:
+                entry.unlink()
+                removed += 1
+            except OSError:  # another process got there first, or it is not ours to remove
+                pass
+    return removed
 
 
 def _load_samples(path: Path, name: str) -> list[dict]:

@@ -66,6 +66,23 @@ def test_samples_hold_what_the_protocols_ask(synthetic_samples):
     assert np.abs(drift["flows"][0]).max() == 0 and np.abs(drift["flows"][1:]).mean() > 0.1
 
 
+def test_sample_cache_is_reused_and_older_versions_are_pruned(tmp_path):
+    old = [tmp_path / "0274c9722553d1b5cb15ffa098d6b4a8.npz", tmp_path / "v1-abc.npz"]
+    for path in old:
+        path.write_bytes(b"samples of an older lexp")
+    keep = tmp_path / "notes.txt"
+    keep.write_text("not a cache entry")
+    source = data.find_sources(["synthetic:1"])[0]
+    first = data.clip_samples(source, SMALL, cache_root=tmp_path)
+    entries = sorted(p.name for p in tmp_path.glob("*.npz"))
+    assert len(entries) == 1 and entries[0].startswith(f"v{data.DATA_VERSION}-")
+    assert keep.exists() and not any(path.exists() for path in old)
+    again = data.clip_samples(source, SMALL, cache_root=tmp_path)
+    assert len(again) == len(first)
+    assert all(np.array_equal(a["truth"], b["truth"].astype(a["truth"].dtype))
+               for a, b in zip(first, again, strict=True))
+
+
 def test_a_few_steps_reduce_the_loss(synthetic_samples):
     torch.manual_seed(0)
     network = build(SMALL)
