@@ -247,22 +247,26 @@ def camera_wander(flows: list[np.ndarray]) -> tuple[float, float] | None:
     return (float(spread[0]), float(spread[1])) if spread.any() else None
 
 
-def gaussian_blur(image: np.ndarray, sigma_x: float, sigma_y: float) -> np.ndarray:
+def gaussian_blur(image: np.ndarray, sigma_x: float, sigma_y: float | None = None
+                  ) -> np.ndarray:
     """``image`` (H×W×C float32) blurred by a Gaussian of standard deviations ``sigma_x``,
-    ``sigma_y`` pixels. A wide blur runs on a copy shrunk by up to a quarter of its
-    sigma on that axis and is scaled back: a blur that wide keeps no detail the shrinking
-    could lose, and it costs a fraction of the full-size one."""
+    ``sigma_y`` (default: ``sigma_x``) pixels. A wide blur (over 3 px) runs on a copy
+    shrunk by sigma/2 on that axis, blurred by 2 px there and scaled back: its cost does
+    not grow with sigma, and a blur that wide keeps no detail the shrinking could lose."""
     import cv2
 
+    sigma_y = sigma_x if sigma_y is None else sigma_y
     h, w = image.shape[:2]
-    shrink_x, shrink_y = max(1, int(sigma_x // 4)), max(1, int(sigma_y // 4))
-    if shrink_x == shrink_y == 1:
+    shrink_x = sigma_x / 2 if sigma_x > 3 else 1.0
+    shrink_y = sigma_y / 2 if sigma_y > 3 else 1.0
+    if shrink_x == shrink_y == 1.0:
         return cv2.GaussianBlur(image, (0, 0), sigmaX=max(sigma_x, 1e-3),
-                                sigmaY=max(sigma_y, 1e-3))
+                                sigmaY=max(sigma_y, 1e-3), borderType=cv2.BORDER_REFLECT)
     small = cv2.resize(image, (max(1, round(w / shrink_x)), max(1, round(h / shrink_y))),
                        interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (0, 0), sigmaX=max(sigma_x / shrink_x, 1e-3),
-                             sigmaY=max(sigma_y / shrink_y, 1e-3))
+                             sigmaY=max(sigma_y / shrink_y, 1e-3),
+                             borderType=cv2.BORDER_REFLECT)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 

@@ -54,26 +54,14 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of an H×W×3 float image; wide blurs run on a smaller copy (smooth
-    anyway), so the cost does not grow with sigma."""
-    import cv2
-
-    if sigma <= 3.0:
-        return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    h, w = image.shape[:2]
-    factor = sigma / 2.0
-    small = resize(image, (max(1, round(w / factor)), max(1, round(h / factor))))
-    small = cv2.GaussianBlur(small, (0, 0), 2.0, borderType=cv2.BORDER_REFLECT)
-    return resize(small, (w, h))
-
-
 def candidates(flow_render: np.ndarray, mean: np.ndarray, sigmas, scale: float
                ) -> list[np.ndarray]:
     """The lexp generator's K candidates (linear H×W×3): the flow render, the linear mean
     of the inputs, and the flow render blurred by each sigma (work-size pixels, so
     ``sigma / scale`` at this resolution)."""
-    return [flow_render, mean] + [blur(flow_render, s / scale) for s in sigmas]
+    from lexp.flow_render import gaussian_blur
+
+    return [flow_render, mean] + [gaussian_blur(flow_render, s / scale) for s in sigmas]
 
 
 # --------------------------------------------------------------------------- evidence
