@@ -277,18 +277,15 @@ def clip_samples(source: Source, config, *, cache_root: Path | None = None,
 _VERSION_PREFIX = f"v{DATA_VERSION}-"  # cache entries are named v<DATA_VERSION>-<key>.npz
 
 
-def prune_stale_samples(cache_root: Path) -> int:
+def prune_stale_samples(cache_root: Path) -> None:
     """Delete the cached samples of other data versions (no lexp of this version can read
-    them; each version of a dataset is gigabytes). Returns how many went."""
-    removed = 0
+    them; each version of a dataset is gigabytes)."""
     for entry in cache_root.glob("*.npz"):
         if not entry.name.startswith(_VERSION_PREFIX):
             try:
                 entry.unlink()
-                removed += 1
             except OSError:  # another process got there first, or it is not ours to remove
                 pass
-    return removed
 
 
 def _load_samples(path: Path, name: str) -> list[dict]:
