@@ -319,7 +319,7 @@ def extrapolate(history: list[np.ndarray], flows: list[np.ndarray], periods: flo
         part = unsettled * gain(t, mean_level) + trust * (
             moving * gain(t, last_level) - unsettled * gain(t, mean_level))
         if wander is not None:
-            reach = (t - 0.5 * weight) ** WANDER_EXPONENT  # the period's middle
+            reach = (t - 1 + 0.5 * weight) ** WANDER_EXPONENT  # the period's middle
             part = gaussian_blur(part, wander[0] * reach, wander[1] * reach)
         if weight != 1.0:
             part *= np.float32(weight)
