@@ -66,15 +66,26 @@ def gapfill(frames: list[np.ndarray], flows) -> np.ndarray:
     return (total / (KEYS[-1] + 1)).astype(np.float32)
 
 
+def clip_scores(frames: list[np.ndarray], estimator) -> tuple[float, float]:
+    """(keyframes, chained) PSNR in dB of one clip's first 57 frames."""
+    from lexp import colour, metrics
+
+    lut = colour.decode_lut("srgb")
+    truth = colour.encode(np.mean([lut[f] for f in frames], axis=0), "srgb")
+    keyframes = gapfill(frames, lambda i, j: estimator.pair(frames[i], frames[j]))
+    chained = gapfill(frames, lambda i, j: chained_flow(estimator, frames, i, j))
+    return tuple(metrics.psnr(np.clip(colour.encode(image, "srgb"), 0, 1), truth)
+                 for image in (keyframes, chained))
+
+
 def main() -> int:
-    from lexp import colour, flow, media, metrics
+    from lexp import flow, media
 
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared" / "clips"
     if not folder.is_dir():
         print(f"no clips at {folder}", file=sys.stderr)
         return 2
     estimator = flow.make_estimator("dis")
-    lut = colour.decode_lut("srgb")
     rows = {}
     print(f"{'clip':40} {'keyframes':>10} {'chained':>10}")
     for path in sorted(p for p in folder.iterdir() if media.is_video(p)):
@@ -82,15 +93,9 @@ def main() -> int:
         frames = [f for _, f in clip.frames(0, KEYS[-1] + 1)]
         if len(frames) < KEYS[-1] + 1:
             continue
-        truth = colour.encode(np.mean([lut[f] for f in frames], axis=0), "srgb")
-
-        def score(image: np.ndarray) -> float:
-            return metrics.psnr(np.clip(colour.encode(image, "srgb"), 0, 1), truth)
-
-        keyframes = score(gapfill(frames, lambda i, j: estimator.pair(frames[i], frames[j])))
-        chained = score(gapfill(frames, lambda i, j: chained_flow(estimator, frames, i, j)))
-        rows[path.name] = (keyframes, chained)
-        print(f"{path.name:40} {keyframes:10.2f} {chained:10.2f}", flush=True)
+        rows[path.name] = clip_scores(frames, estimator)
+        print(f"{path.name:40} {rows[path.name][0]:10.2f} {rows[path.name][1]:10.2f}",
+              flush=True)
     if rows:
         print(f"{'median':40} {statistics.median(r[0] for r in rows.values()):10.2f} "
               f"{statistics.median(r[1] for r in rows.values()):10.2f}")
