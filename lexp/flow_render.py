@@ -86,6 +86,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -180,6 +181,17 @@ def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
         plain = (1 - s) * a + s * b
         total += plain + trust[..., None] * (warped - plain)
     return total
+
+
+def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,
+                 backward) -> tuple[np.ndarray, int]:
+    """(the ``gap`` frame periods from linear frame ``a`` to ``b``, summed: float32
+    H×W×3; the instants sampled). ``forward``: the flow a→b; ``backward()`` gives b→a,
+    asked for only when the motion needs more than one sample per period."""
+    n = samples_for(forward, gap)
+    if n == 1:  # under a pixel per frame: the frame itself is the interval
+        return a * np.float32(gap), n
+    return integrate_interval(a, b, forward, backward(), n) * np.float32(gap / n), n
 
 
 def unsettled_estimate(history: list[np.ndarray], exposure: float) -> np.ndarray:
@@ -421,14 +433,9 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
                 gap = frame.time - before.time  # frame periods (timestamps may be uneven)
                 forward = flows.cached_pair(estimator, cache, clip_id, before.index, index,
                                             before.rgb, rgb)
-                n = samples_for(forward, gap)
-                if n == 1:  # under a pixel per frame: the frame itself is the interval
-                    interval = a * np.float32(gap)
-                else:
-                    backward = flows.cached_pair(estimator, cache, clip_id, index,
-                                                 before.index, rgb, before.rgb)
-                    interval = integrate_interval(a, linear, forward, backward, n) * \
-                        np.float32(gap / n)
+                backward = partial(flows.cached_pair, estimator, cache, clip_id, index,
+                                   before.index, rgb, before.rgb)
+                interval, n = interval_sum(a, linear, forward, gap, backward)
                 total += interval
                 if recorder is not None:
                     recorder.add(interval, gap, stream.level())

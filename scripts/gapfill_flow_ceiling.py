@@ -4,7 +4,7 @@
     .venv/bin/python scripts/gapfill_flow_ceiling.py [CLIPS_DIR]   (default ../shared/clips)
 
 For every clip of at least 57 frames, the 8 key frames 0, 8, …, 56 are integrated with
-``lexp.flow_render.integrate_interval`` (as ``lexp render -m flow`` does) twice:
+``lexp.flow_render.interval_sum`` (as ``lexp render -m flow`` does) twice:
 
 - ``keyframes``: DIS (medium) between consecutive key frames — what lexp sees;
 - ``chained``: DIS between every pair of *dense* neighbours, chained over the 8 frames in
@@ -55,13 +55,8 @@ def gapfill(frames: list[np.ndarray], flows) -> np.ndarray:
     linear = [lut[frames[i]] for i in KEYS]
     total = np.zeros(linear[0].shape, np.float64)
     for k, (i, j) in enumerate(zip(KEYS, KEYS[1:], strict=False)):
-        forward = flows(i, j)
-        n = flow_render.samples_for(forward, j - i)
-        if n == 1:
-            total += linear[k] * (j - i)
-        else:
-            total += flow_render.integrate_interval(linear[k], linear[k + 1], forward,
-                                                    flows(j, i), n) * np.float32((j - i) / n)
+        total += flow_render.interval_sum(linear[k], linear[k + 1], flows(i, j), j - i,
+                                          lambda i=i, j=j: flows(j, i))[0]
     total += linear[-1]
     return (total / (KEYS[-1] + 1)).astype(np.float32)
 
