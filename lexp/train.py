@@ -414,10 +414,16 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
                 if out_of_time:
                     stopped = "time"
                     break
+        if distributed:
+            # Rank 0 may still be writing checkpoints: a rank that tore down its process
+            # group meanwhile could abort in gloo's threads ("terminate called without an
+            # active exception", seen under load). Leave together.
+            dist.barrier()
     finally:
         if log is not None:
             log.close()
         if distributed:
+            model = None  # DDP holds the process group; let it go before destroying it
             dist.destroy_process_group()
     return {"steps": step, "stopped": stopped, "best_val_loss": best, "best_step": best_step,
             "seconds": time.perf_counter() - started, "samples_seen": seen,
