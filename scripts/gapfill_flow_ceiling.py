@@ -57,7 +57,7 @@ def gapfill(frames: list[np.ndarray], flows) -> np.ndarray:
     for k, (i, j) in enumerate(zip(KEYS, KEYS[1:], strict=False)):
         total += flow_render.interval_sum(linear[k], linear[k + 1], flows(i, j), j - i,
                                           lambda i=i, j=j: flows(j, i))[0]
-    total += linear[-1]
+    total += (linear[0] + linear[-1]) / 2  # the half periods before and after the ends
     return (total / (KEYS[-1] + 1)).astype(np.float32)
 
 

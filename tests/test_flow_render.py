@@ -247,3 +247,19 @@ def test_bad_exposure_is_a_usage_error(clips, tmp_path, value):
                     f"--exposure={value}")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert not (tmp_path / "x.jpg").exists()
+
+
+def test_the_exposure_is_centred_on_the_frames():
+    # Each frame stands for the period centred on it, so the render of a dense clip is the
+    # mean of its frames even where the motion needs several instants per period: here
+    # 3 px per frame (3 instants) while the light rises steadily. A sum in which every
+    # instant stood for the time after it would be a third of a period late: brighter,
+    # and the texture a pixel further on.
+    lut = colour.decode_lut("srgb")
+    frames = [stills.quantise(colour.encode(lut[f] * (0.4 + 0.05 * t), "srgb"), 8)
+              for t, f in enumerate(drifting(13, velocity=3.0))]
+    image, result = rendered(frames, method="flow", flow="dis")
+    assert result.about["samples"] >= 12 * 3
+    want = truth(frames)
+    assert abs(float(image.mean()) - float(want.mean())) < 1e-3
+    assert score(image, want) > 50  # (a late sum: 44 dB, and 0.005 too bright)
