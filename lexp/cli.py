@@ -380,8 +380,9 @@ def render(
             reporter.warn(warning)
         if result.status == "ok":
             where = "stdout" if result.output == "-" else result.output
+            frames = "1 frame" if result.frames == 1 else f"{result.frames} frames"
             reporter.info(f"{result.input} → {where}: {describe_method(result)} of "
-                          f"{result.frames} frames in {result.seconds:.2f} s")
+                          f"{frames} in {result.seconds:.2f} s")
         elif result.status == "skipped":
             hint = f" ({result.hint})" if result.hint else ""
             reporter.info(f"skipped {result.input}: {result.error}{hint}")
@@ -413,7 +414,8 @@ def describe_method(result) -> str:
     if result.about.get("flow"):
         details.append(result.about["flow"])
     if result.about.get("extrapolated_frames"):
-        details.append(f"{result.about['extrapolated_frames']:g} frames extrapolated")
+        count = result.about["extrapolated_frames"]
+        details.append(f"{count:g} frame{'' if count == 1 else 's'} extrapolated")
     align = result.about.get("align")
     if align:
         details.append(f"aligned {align['aligned']} frames"
