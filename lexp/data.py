@@ -41,7 +41,7 @@ import numpy as np
 from lexp import colour, media
 from lexp.errors import InputError
 
-DATA_VERSION = 4  # bump when the samples' content changes (invalidates the cache)
+DATA_VERSION = 5  # bump when the samples' content changes (invalidates the cache)
 MIN_FRAMES = 24  # a frame folder with fewer images is not a clip
 CASES = {  # case: (input offsets from the window start, frames averaged into the truth)
     "extrapolate": (list(range(5)), 64),
