@@ -358,12 +358,11 @@ class _CarriedLight:
             steps = np.maximum(1, np.floor(steps * (MAX_CARRY_SPLATS / steps.sum())))
         steps = steps.astype(np.int64)
         # One row per (mover, instant): the instant's offset from the period's centre.
-        self.x, self.y = np.repeat(xs, steps).astype(np.float32), np.repeat(ys, steps).astype(
-            np.float32)
+        self.x = np.repeat(xs, steps).astype(np.float32)
+        self.y = np.repeat(ys, steps).astype(np.float32)
         self.vx, self.vy = np.repeat(vx, steps), np.repeat(vy, steps)
-        first = np.repeat(np.cumsum(steps) - steps, steps)
-        self.offset = ((np.arange(first.size) - first + 0.5) / np.repeat(steps, steps)
-                       - 0.5).astype(np.float32)
+        instant = np.arange(int(steps.sum())) - np.repeat(np.cumsum(steps) - steps, steps)
+        self.offset = ((instant + 0.5) / np.repeat(steps, steps) - 0.5).astype(np.float32)
         self.values = np.repeat(np.concatenate([last[ys, xs] * movers[:, None],
                                                 movers[:, None]], axis=1)
                                 / steps[:, None].astype(np.float32), steps, axis=0)
@@ -441,7 +440,7 @@ def extrapolate(history: list[np.ndarray], flows: list[np.ndarray], periods: flo
         moving = sample[..., :3] + (1 - sample[..., 3:]) * stationary
         still = unsettled * gain(t, mean_level)
         moving *= gain(t, last_level)
-        if not carried:
+        if not carried:  # (the formula below, with nothing arriving)
             part = still_share * still + left_share * moving
         else:
             light, coverage = carried.at(t)
