@@ -309,11 +309,14 @@ def gaussian_blur(image: np.ndarray, sigma_x: float, sigma_y: float | None = Non
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _splat(values: np.ndarray, xs: np.ndarray, ys: np.ndarray, h: int, w: int,
-           into: np.ndarray) -> None:
-    """Add ``values`` (N×C) at the real positions (``xs``, ``ys``) to ``into`` (h·w × C,
-    float64), each spread over its 4 nearest pixels by bilinear weights (forward warping);
-    what lands outside the frame is dropped."""
+def _splat(light: np.ndarray, mass: np.ndarray, xs: np.ndarray, ys: np.ndarray, h: int,
+           w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Forward warping: ``light`` (N×3, already weighted by its mass) and ``mass`` (N) put
+    at the real positions (``xs``, ``ys``), each spread over its 4 nearest pixels by
+    bilinear weights; what lands outside the frame is dropped. Returns the light (H×W×3)
+    and the mass (H×W) that landed on each pixel, float32."""
+    values = np.concatenate([light, mass[:, None]], axis=1)
+    into = np.zeros((h * w, 4))
     x0, y0 = np.floor(xs), np.floor(ys)
     fx, fy = xs - x0, ys - y0
     x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
@@ -322,8 +325,10 @@ def _splat(values: np.ndarray, xs: np.ndarray, ys: np.ndarray, h: int, w: int,
         x, y = x0 + dx, y0 + dy
         keep = (x >= 0) & (x < w) & (y >= 0) & (y < h)
         where, share = y[keep] * w + x[keep], share[keep]
-        for c in range(values.shape[1]):
+        for c in range(4):
             into[:, c] += np.bincount(where, weights=values[keep, c] * share, minlength=h * w)
+    return (into[:, :3].reshape(h, w, 3).astype(np.float32),
+            into[:, 3].reshape(h, w).astype(np.float32))
 
 
 def _forward_warp(image: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
@@ -331,12 +336,10 @@ def _forward_warp(image: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarr
     splatted; where less than a whole pixel lands, the image itself fills the rest."""
     h, w = image.shape[:2]
     xs, ys = _grid(h, w)
-    into = np.zeros((h * w, 4))
-    values = np.concatenate([image.reshape(-1, 3), np.ones((h * w, 1), np.float32)], axis=1)
-    _splat(values, (xs + dx).ravel(), (ys + dy).ravel(), h, w, into)
-    mass = into[:, 3:].reshape(h, w, 1)
-    landed = into[:, :3].reshape(h, w, 3)
-    return ((landed + np.maximum(1 - mass, 0) * image) / np.maximum(mass, 1)).astype(np.float32)
+    landed, mass = _splat(image.reshape(-1, 3), np.ones(h * w, np.float32),
+                          (xs + dx).ravel(), (ys + dy).ravel(), h, w)
+    mass = mass[..., None]
+    return (landed + np.maximum(1 - mass, 0) * image) / np.maximum(mass, 1)
 
 
 class _CarriedLight:
@@ -363,22 +366,19 @@ class _CarriedLight:
         self.vx, self.vy = np.repeat(vx, steps), np.repeat(vy, steps)
         instant = np.arange(int(steps.sum())) - np.repeat(np.cumsum(steps) - steps, steps)
         self.offset = ((instant + 0.5) / np.repeat(steps, steps) - 0.5).astype(np.float32)
-        self.values = np.repeat(np.concatenate([last[ys, xs] * movers[:, None],
-                                                movers[:, None]], axis=1)
-                                / steps[:, None].astype(np.float32), steps, axis=0)
+        each = movers / steps.astype(np.float32)  # a mover's share, split over its instants
+        self.mass = np.repeat(each, steps)
+        self.light = np.repeat(last[ys, xs] * each[:, None], steps, axis=0)
 
     def __bool__(self) -> bool:
-        return self.values.shape[0] > 0
+        return self.mass.size > 0
 
     def at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """(light H×W×3, coverage H×W ≤ 1) arriving over the period centred t periods after
         the last frame: each mover splatted at its instants spread over that period."""
-        into = np.zeros((self.h * self.w, 4))
         tau = np.float32(t) + self.offset
-        _splat(self.values, self.x + tau * self.vx, self.y + tau * self.vy,
-               self.h, self.w, into)
-        mass = into[:, 3].reshape(self.h, self.w).astype(np.float32)
-        light = into[:, :3].reshape(self.h, self.w, 3).astype(np.float32)
+        light, mass = _splat(self.light, self.mass, self.x + tau * self.vx,
+                             self.y + tau * self.vy, self.h, self.w)
         coverage = np.minimum(mass, 1)  # movers piling onto one pixel share it
         light *= (coverage / np.maximum(mass, 1e-6))[..., None]
         return light, coverage
