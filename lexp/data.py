@@ -7,6 +7,12 @@ Two cases, as the protocols score them:
 - ``extrapolate``: the first 5 frames of the window in, the mean of 64 frames out;
 - ``gap-fill``: 8 frames, every 8th, in; the mean of the 57 they span out.
 
+A clip too short for a 64-frame window, but of at least ``MIN_FRAMES`` frames, still gives
+extrapolate samples: the first 5 frames in, the mean of all its frames out (a shorter
+exposure, which the evidence's context states). Many of Sky Timelapse's short videos and
+of phone clips are under 64 frames; without this they would give nothing. Gap-fill keeps
+its protocol shape: ``lexp render -m learned`` only acts past the clip's end.
+
 Augmentations. At build time (each makes a new sample): time reversal (the window played
 backwards) and speed (every 2nd frame of the clip, so motion is twice as fast). At batch
 time: random crops and flips (a flip negates its flow component).
@@ -41,8 +47,8 @@ import numpy as np
 from lexp import colour, media
 from lexp.errors import InputError
 
-DATA_VERSION = 5  # bump when the samples' content changes (invalidates the cache)
-MIN_FRAMES = 24  # a frame folder with fewer images is not a clip
+DATA_VERSION = 6  # bump when the samples' content changes (invalidates the cache)
+MIN_FRAMES = 24  # a frame folder with fewer images is not a clip; nor is a shorter window
 CASES = {  # case: (input offsets from the window start, frames averaged into the truth)
     "extrapolate": (list(range(5)), 64),
     "gap-fill": (list(range(0, 57, 8)), 57),
@@ -204,24 +210,31 @@ def _encode(linear: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- samples
 
-def windows(count: int) -> Iterator[tuple[str, int, int, bool]]:
-    """(case, start, speed, reversed) for every sample a clip of ``count`` frames gives."""
+def windows(count: int) -> Iterator[tuple[str, int, int, int, bool]]:
+    """(case, start, length, speed, reversed) for every sample a clip of ``count`` frames
+    gives: the window is frames start, start + speed, … (``length`` of them)."""
     for case, (_, truth_frames) in CASES.items():
         for speed in SPEEDS:
             need = truth_frames * speed
-            for start in range(0, count - need + 1, WINDOW_STEP * speed):
+            starts = list(range(0, count - need + 1, WINDOW_STEP * speed))
+            length = truth_frames
+            if not starts and case == "extrapolate":  # short clip: one shorter window
+                length = -(-count // speed)  # frames 0, speed, … < count
+                starts = [0] if length >= MIN_FRAMES else []
+            for start in starts:
                 for backwards in (False, True):
-                    yield case, start, speed, backwards
+                    yield case, start, length, speed, backwards
 
 
 def make_sample(dense: list[np.ndarray], case: str, config, estimator) -> dict:
-    """One sample from the dense frames of a window (already at the work size)."""
+    """One sample from the dense frames of a window (already at the work size): the case's
+    input frames in, the linear mean of all ``len(dense)`` frames out."""
     from lexp import flow_render
     from lexp.config import RenderConfig, TimeSpec, Window
     from lexp.learned import Capture
     from lexp.media import MemoryClip
 
-    offsets, truth_frames = CASES[case]
+    offsets, truth_frames = CASES[case][0], len(dense)
     step = offsets[1] - offsets[0]
     sparse = [dense[i] if i in offsets else dense[0] for i in range(offsets[-1] + 1)]
     render = RenderConfig(method="flow", flow="dis",
@@ -253,8 +266,8 @@ def clip_samples(source: Source, config, *, cache_root: Path | None = None,
     frames, _ = read_frames(source, config.work_size, need + WINDOW_STEP * 8)
     estimator = flow.make_estimator("dis")
     samples = []
-    for case, start, speed, backwards in windows(len(frames)):
-        dense = frames[start:start + CASES[case][1] * speed:speed]
+    for case, start, length, speed, backwards in windows(len(frames)):
+        dense = frames[start:start + length * speed:speed]
         if backwards:
             dense = dense[::-1]
         sample = make_sample(dense, case, config, estimator)
@@ -311,8 +324,8 @@ def _cache_key(source: Source, config) -> str:
             identity += "|" + hashlib.sha256("\n".join(files).encode()).hexdigest()
     # Only what shapes a sample: both architectures train on the same cached samples.
     shaping = {k: config.to_dict()[k] for k in ("work_size", "max_frames", "blur_sigmas")}
-    settings = json.dumps({"version": DATA_VERSION, "model": shaping,
-                           "cases": CASES, "step": WINDOW_STEP, "speeds": SPEEDS},
+    settings = json.dumps({"version": DATA_VERSION, "model": shaping, "cases": CASES,
+                           "step": WINDOW_STEP, "speeds": SPEEDS, "shortest": MIN_FRAMES},
                           sort_keys=True)
     return hashlib.sha256(f"{identity}|{settings}".encode()).hexdigest()[:32]
 

@@ -262,8 +262,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
         dist.barrier()
     if not train_samples:
         raise InputError("the training clips gave no samples",
-                         hint=f"clips need at least {max(t for _, t in data.CASES.values())} "
-                              "frames")
+                         hint=f"clips need at least {data.MIN_FRAMES} frames")
     training_set, validation_set = data.SampleSet(train_samples), data.SampleSet(val_samples)
 
     torch.manual_seed(config.seed)  # the same initial weights in every process

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from lexp import data, learned, train
+from lexp import colour, data, learned, train
 from lexp.config import TrainConfig
 from lexp.model import Evidence, GeneratorConfig, build, encode_srgb
 
@@ -202,6 +202,31 @@ def test_sky_timelapse_layout_is_found(tmp_path):
     assert [(s.name, s.kind) for s in sources] == [("v1/v1_1", "frames"), ("v2/v2_1", "frames")]
     frames, _ = data.read_frames(sources[0], 64, 100)
     assert len(frames) == data.MIN_FRAMES and frames[0].shape == (32, 48, 3)
+
+
+def test_a_short_clip_gives_shorter_extrapolate_samples(tmp_path):
+    # Under 64 frames: one window of every frame (and its reversal); under MIN_FRAMES: none.
+    assert list(data.windows(32)) == [("extrapolate", 0, 32, 1, False),
+                                      ("extrapolate", 0, 32, 1, True)]
+    assert list(data.windows(data.MIN_FRAMES - 1)) == []
+    # 100 frames: full 64-frame windows at speed 1, one of 50 at speed 2.
+    assert ("extrapolate", 0, 50, 2, False) in data.windows(100)
+    assert ("extrapolate", 32, 64, 1, True) in data.windows(100)
+    import cv2
+
+    clip = tmp_path / "sky_train" / "v1" / "v1_1"
+    clip.mkdir(parents=True)
+    frames = data.synthetic_scene("drift", 0, frames=32, size=64)
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(clip / f"{i:04d}.png"), frame[..., ::-1])
+    samples = data.clip_samples(data.find_sources([str(clip)])[0], SMALL)
+    assert [s["case"] for s in samples] == ["extrapolate", "extrapolate"]
+    lut = colour.decode_lut("srgb")
+    truth = np.mean([lut[f] for f in frames], axis=0).transpose(2, 0, 1)
+    for sample in samples:  # forwards and backwards: the same frames, the same mean
+        assert np.abs(sample["truth"] - truth).max() < 2e-3
+        assert sample["context"][0] == pytest.approx(math.log(32 / 5), abs=1e-5)
+    assert np.abs(samples[0]["frames"][0] - samples[1]["frames"][0]).max() > 0.01
 
 
 def test_train_cli_dry_run_and_bad_input(tmp_path):
