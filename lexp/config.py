@@ -241,7 +241,7 @@ class TrainConfig:
     crop: int | None = None  # training crop in work-size pixels (None: from the preset)
     lr: float = 2e-3  # AdamW learning rate (cosine decay to 5 % over the steps)
     weight_decay: float = 1e-4  # AdamW weight decay
-    ssim_weight: float = 0.2  # the structural term: weight of (1 - SSIM) next to L1
+    ssim_weight: float = 0.2  # the structural term: weight of (1 - SSIM) next to Charbonnier
     perceptual_weight: float = 0.0  # VGG-16 feature L1 (needs `lexp download vgg16`)
     adversarial_weight: float = 0.0  # PatchGAN (pix2pix) adversarial term
     clip_grad: float = 1.0  # gradient norm clipping

@@ -229,6 +229,16 @@ def test_a_short_clip_gives_shorter_extrapolate_samples(tmp_path):
     assert np.abs(samples[0]["frames"][0] - samples[1]["frames"][0]).max() > 0.01
 
 
+def test_training_on_clips_too_short_says_how_long_they_must_be(tmp_path, clips):
+    env_cache = {"LEXP_CACHE_DIR": str(tmp_path / "cache")}
+    proc = run_lexp("train", "--data", str(clips["square"]), "--run-dir", str(tmp_path / "r"),
+                    "--steps", "2", "--work-size", "64", env=env_cache)
+    lines = proc.stderr.strip().splitlines()  # progress (the clip gave 0 samples), then why
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert lines[-1].startswith("error:") and f"at least {data.MIN_FRAMES} frames" in lines[-1]
+    assert not (tmp_path / "r" / "model.pt").exists()
+
+
 def test_train_cli_dry_run_and_bad_input(tmp_path):
     proc = run_lexp("train", "--data", "synthetic:4", "--dry-run", "--run-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
