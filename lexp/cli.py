@@ -411,11 +411,13 @@ def render(
 def describe_method(result) -> str:
     """'flow (dis-medium, chosen by auto: ...)' for messages."""
     details = []
-    if result.about.get("flow"):
+    one_frame = result.about.get("pairs") == 0  # no flow was estimated: nothing moves
+    if result.about.get("flow") and not one_frame:
         details.append(result.about["flow"])
     if result.about.get("extrapolated_frames"):
         count = result.about["extrapolated_frames"]
-        details.append(f"{count:g} frame{'' if count == 1 else 's'} extrapolated")
+        details.append(f"held still for {count:g} more" if one_frame else
+                       f"{count:g} frame{'' if count == 1 else 's'} extrapolated")
     align = result.about.get("align")
     if align:
         details.append(f"aligned {align['aligned']} frames"

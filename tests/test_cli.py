@@ -90,6 +90,13 @@ def test_one_frame_clip_renders_that_frame(clips, tmp_path):
     proc = run_lexp("render", str(clips["one_frame"]), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     assert np.array_equal(decode_rgb(out), first_frame(clips["one_frame"]))
+    # A longer flow exposure holds the frame: same picture, and it says so (no estimator).
+    held = tmp_path / "held.png"
+    proc = run_lexp("render", str(clips["one_frame"]), "-m", "flow", "--exposure", "10f",
+                    "-o", str(held))
+    assert proc.returncode == 0, proc.stderr
+    assert "flow (held still for 9 more)" in proc.stderr and "dis-medium" not in proc.stderr
+    assert np.abs(decode_rgb(held).astype(int) - decode_rgb(out)).max() <= 1
 
 
 def test_frame_folder_and_shell_expanded_frames(frames_dir, tmp_path):
