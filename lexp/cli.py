@@ -416,8 +416,8 @@ def describe_method(result) -> str:
         details.append(result.about["flow"])
     if result.about.get("extrapolated_frames"):
         count = result.about["extrapolated_frames"]
-        details.append(f"held still for {count:g} more" if one_frame else
-                       f"{count:g} frame{'' if count == 1 else 's'} extrapolated")
+        frames = f"{count:g} frame{'' if count == 1 else 's'}"
+        details.append(f"held still for {frames} more" if one_frame else f"{frames} extrapolated")
     align = result.about.get("align")
     if align:
         details.append(f"aligned {align['aligned']} frames"

@@ -95,7 +95,7 @@ def test_one_frame_clip_renders_that_frame(clips, tmp_path):
     proc = run_lexp("render", str(clips["one_frame"]), "-m", "flow", "--exposure", "10f",
                     "-o", str(held))
     assert proc.returncode == 0, proc.stderr
-    assert "flow (held still for 9 more)" in proc.stderr and "dis-medium" not in proc.stderr
+    assert "flow (held still for 9 frames more)" in proc.stderr and "dis-medium" not in proc.stderr
     assert np.abs(decode_rgb(held).astype(int) - decode_rgb(out)).max() <= 1
 
 
