@@ -315,20 +315,26 @@ def _splat(light: np.ndarray, mass: np.ndarray, xs: np.ndarray, ys: np.ndarray, 
     at the real positions (``xs``, ``ys``), each spread over its 4 nearest pixels by
     bilinear weights; what lands outside the frame is dropped. Returns the light (H×W×3)
     and the mass (H×W) that landed on each pixel, float32."""
-    values = np.concatenate([light, mass[:, None]], axis=1)
-    into = np.zeros((h * w, 4))
     x0, y0 = np.floor(xs), np.floor(ys)
-    fx, fy = xs - x0, ys - y0
+    fx, fy = (xs - x0).astype(np.float32), (ys - y0).astype(np.float32)
     x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
-    for dx, dy, share in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
-                          (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+    # The four corners of every point in one index array (4N): a corner outside the
+    # frame goes to a spare bin past the last pixel, which is dropped. One bincount per
+    # channel over all corners costs ~2/3 of masking and counting corner by corner.
+    spare = h * w
+    where = np.empty((4, xs.size), np.int64)
+    share = np.empty((4, xs.size), np.float32)
+    for k, (dx, dy) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
         x, y = x0 + dx, y0 + dy
-        keep = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-        where, share = y[keep] * w + x[keep], share[keep]
-        for c in range(4):
-            into[:, c] += np.bincount(where, weights=values[keep, c] * share, minlength=h * w)
-    return (into[:, :3].reshape(h, w, 3).astype(np.float32),
-            into[:, 3].reshape(h, w).astype(np.float32))
+        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        where[k] = np.where(inside, y * w + x, spare)
+        share[k] = (fx if dx else 1 - fx) * (fy if dy else 1 - fy)
+    where, share = where.ravel(), share.ravel()
+    landed = [np.bincount(where, weights=np.tile(values, 4) * share,
+                          minlength=spare + 1)[:spare]
+              for values in (light[:, 0], light[:, 1], light[:, 2], mass)]
+    return (np.stack(landed[:3], axis=-1).reshape(h, w, 3).astype(np.float32),
+            landed[3].reshape(h, w).astype(np.float32))
 
 
 def _forward_warp(image: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
