@@ -375,6 +375,25 @@ class _CarriedLight:
         each = movers / steps.astype(np.float32)  # a mover's share, split over its instants
         self.mass = np.repeat(each, steps)
         self.light = np.repeat(last[ys, xs] * each[:, None], steps, axis=0)
+        # A row moves in a straight line, so once it has left the frame it never comes
+        # back: from the period t it leaves at, its splats land nowhere. Rows are kept
+        # latest-leaving first, and ``at`` splats only those still on screen (a long
+        # exposure of fast traffic soon costs what the slow movers cost).
+        leaves = np.minimum(self._leaves(self.x, self.vx, self.w),
+                            self._leaves(self.y, self.vy, self.h)) - self.offset
+        order = np.argsort(-leaves, kind="stable")
+        for name in ("x", "y", "vx", "vy", "offset", "mass", "light"):
+            setattr(self, name, getattr(self, name)[order])
+        self._minus_leaves = -leaves[order]  # ascending, for searchsorted
+
+    @staticmethod
+    def _leaves(position: np.ndarray, speed: np.ndarray, size: int) -> np.ndarray:
+        """The time (periods) at which a row starting at ``position`` and moving at
+        ``speed`` px per period is past −1 or ``size`` along one axis: then none of its
+        bilinear corners is inside. Infinite for a row that does not move that way."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            edge = np.where(speed > 0, size, -1.0)
+            return np.where(speed != 0, (edge - position) / speed, np.inf)
 
     def __bool__(self) -> bool:
         return self.mass.size > 0
@@ -382,9 +401,12 @@ class _CarriedLight:
     def at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """(light H×W×3, coverage H×W ≤ 1) arriving over the period centred t periods after
         the last frame: each mover splatted at its instants spread over that period."""
-        tau = np.float32(t) + self.offset
-        light, mass = _splat(self.light, self.mass, self.x + tau * self.vx,
-                             self.y + tau * self.vy, self.h, self.w)
+        # Rows still on screen at t (a margin of 0.05 periods covers float32 rounding of
+        # the positions; keeping a row too many only costs its splat).
+        n = int(np.searchsorted(self._minus_leaves, -(t - 0.05)))
+        tau = np.float32(t) + self.offset[:n]
+        light, mass = _splat(self.light[:n], self.mass[:n], self.x[:n] + tau * self.vx[:n],
+                             self.y[:n] + tau * self.vy[:n], self.h, self.w)
         coverage = np.minimum(mass, 1)  # movers piling onto one pixel share it
         light *= (coverage / np.maximum(mass, 1e-6))[..., None]
         return light, coverage

@@ -125,6 +125,30 @@ def test_carried_light_draws_a_continuous_trail():
     assert light.sum() == pytest.approx(3.0) and np.allclose(coverage, light[..., 0])
 
 
+
+def test_carried_light_skips_movers_that_left_the_frame_without_changing_the_light():
+    # Movers in every direction and at every speed, some leaving within a few periods:
+    # what arrives must be what splatting every one of them gives, at every period,
+    # including the last few a mover is partly on screen.
+    rng = np.random.default_rng(5)
+    h, w = 12, 30
+    last = rng.random((h, w, 3)).astype(np.float32)
+    share = (rng.random((h, w)) > 0.3).astype(np.float32)
+    velocity = rng.uniform(-9, 9, (2, h, w)).astype(np.float32)
+    velocity[:, :2] = rng.uniform(-0.02, 0.02, (2, 2, w))  # slow ones stay for a while
+    carried = flow_render._CarriedLight(last, share, velocity)
+    for t in (1.0, 2.0, 3.0, 5.0, 8.0, 40.0, 400.0):
+        tau = np.float32(t) + carried.offset
+        every, mass = flow_render._splat(carried.light, carried.mass,
+                                         carried.x + tau * carried.vx,
+                                         carried.y + tau * carried.vy, h, w)
+        coverage = np.minimum(mass, 1)
+        every *= (coverage / np.maximum(mass, 1e-6))[..., None]
+        light, covered = carried.at(t)
+        assert np.allclose(light, every, atol=1e-6) and np.allclose(covered, coverage)
+    assert carried.at(400.0)[0].sum() > 0  # the slow ones are still there
+    assert int(np.searchsorted(carried._minus_leaves, -399.95)) < carried.mass.size / 4
+
 def redrawn_noise(frames: int, seed: int = 3) -> list[np.ndarray]:
     """Smooth noise redrawn every frame: texture that churns but whose look stays put."""
     rng = np.random.default_rng(seed)
