@@ -149,6 +149,18 @@ def test_carried_light_skips_movers_that_left_the_frame_without_changing_the_lig
     assert carried.at(400.0)[0].sum() > 0  # the slow ones are still there
     assert int(np.searchsorted(carried._minus_leaves, -399.95)) < carried.mass.size / 4
 
+def test_progress_counts_extrapolated_periods_as_frames():
+    # A long exposure of a short clip spends most of its time past the last frame: the
+    # bar must keep moving there, up to the exposure's length, never backwards.
+    calls = []
+    cfg = RenderConfig(method="flow", flow="dis", exposure=TimeSpec(40, "f"))
+    render.render_clip(MemoryClip(moving_square(5), 30.0), cfg,
+                       lambda done, total=None: calls.append((done, total)))
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and calls[-1] == (40, 40)
+    assert [d for d, total in calls if total == 40] == list(range(6, 41))
+
+
 def redrawn_noise(frames: int, seed: int = 3) -> list[np.ndarray]:
     """Smooth noise redrawn every frame: texture that churns but whose look stays put."""
     rng = np.random.default_rng(seed)
