@@ -485,7 +485,7 @@ def extrapolate(history: list[np.ndarray], flows: list[np.ndarray], periods: flo
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         moving += (1 - inside)[..., None] * stationary
         still_gain, moving_gain = gain(t, mean_level), gain(t, last_level)
-        part = still_part * still_gain if still_gain != 1 else still_part.copy()
+        part = still_part * still_gain
         if not carried:  # (the formula below, with nothing arriving)
             part += (left_share * moving_gain) * moving
         else:
@@ -496,7 +496,7 @@ def extrapolate(history: list[np.ndarray], flows: list[np.ndarray], periods: flo
             hole = np.maximum(carried_share - coverage, 0)[..., None]
             part += ((left_share + hole) * moving_gain) * moving
             part *= (1 - coverage)[..., None] / np.maximum(fixed_share + hole, 1e-6)
-            part += light * moving_gain if moving_gain != 1 else light
+            part += light * moving_gain
         if wander is not None:
             reach = (t - 1 + 0.5 * weight) ** WANDER_EXPONENT  # the period's middle
             part = gaussian_blur(part, wander[0] * reach, wander[1] * reach)
@@ -643,7 +643,7 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
                 lambda part, weight: recorder.add(part, weight, stream.level()))
             # The bar goes on counting: each extrapolated period is a frame more.
             advance = None if on_progress is None else (
-                lambda done, periods: on_progress(used + done, used + periods))
+                lambda done, total: on_progress(used + done, used + total))
             extra, stats.steady = extrapolate(history, velocities, exposure - covered,
                                               guide=config.motion_guide, on_period=on_period,
                                               on_progress=advance)
