@@ -56,15 +56,16 @@ def block_oracle(errors: np.ndarray, side: int) -> float:
     summed = np.stack([cv2.blur(e, (side, side), borderType=cv2.BORDER_REFLECT)
                        for e in errors])
     # Blocks, not a sliding window: the choice is constant over each block.
-    k, h, w = errors.shape
+    _, h, w = errors.shape
     ys, xs = np.arange(h) // side * side + side // 2, np.arange(w) // side * side + side // 2
     choice = summed[:, np.minimum(ys, h - 1)[:, None], np.minimum(xs, w - 1)[None, :]].argmin(0)
     chosen = np.take_along_axis(errors, choice[None], 0)[0]
     return float(10 * np.log10(1.0 / chosen.mean()))
 
 
-def clip_scores(path: Path) -> dict[str, float]:
-    """PSNR in dB of every candidate, the shipped blend and the block oracles on one clip."""
+def clip_scores(path: Path, network, model_config) -> dict[str, float]:
+    """PSNR in dB of every candidate, the shipped blend (``network``, from
+    ``lexp.learned.load_network``) and the block oracles on one clip."""
     from lexp import colour, flow, learned, media, metrics, render
     from lexp.bench import PROTOCOLS
     from lexp.config import RenderConfig, TimeSpec, Window
@@ -81,7 +82,6 @@ def clip_scores(path: Path) -> dict[str, float]:
     lut = colour.decode_lut("srgb")
     truth = colour.encode(np.mean([lut[f] for f in frames], axis=0), "srgb")
 
-    network, model_config = learned.load_network(learned.resolve_checkpoint(None))
     kept: dict[str, object] = {}
 
     class Keeper(learned.Learner):  # the shipped blend, keeping its candidates
@@ -113,9 +113,12 @@ def main() -> int:
     if not paths:
         print(f"no clips given and no {CLIPS / 'SPLITS.md'}", file=sys.stderr)
         return 2
+    from lexp import learned
+
+    network, model_config = learned.load_network(learned.resolve_checkpoint(None))
     rows = {}
     for path in paths:
-        rows[path.name] = clip_scores(path)
+        rows[path.name] = clip_scores(path, network, model_config)
         if len(rows) == 1:
             columns = list(rows[path.name])
             print(f"{'clip':36}" + "".join(f"{c:>13}" for c in columns))
