@@ -32,6 +32,17 @@ A and on to B are approximated as in Super SloMo (Jiang et al., CVPR 2018)::
 A and B are sampled along them (backward warping: every output pixel gets a value, no
 holes) and blended by time, (1−s)·A' + s·B', so each end of the interval is exact.
 
+Paths are curved where the neighbouring intervals say so. A straight line from A to B
+cuts the corners of a shaking camera's wander, a thrown ball's arc or a star's circle
+round the pole, and the curve is seen in the flows either side: the path from A is a
+cubic (Hermite) through A and B whose tangents are the Catmull-Rom ones, the motion
+from the frame before A to B at A and from A to the frame after B at B (scaled for
+uneven gaps). Its bend away from the chord is added to the flows above, for A's pixels
+and, in reverse time, for B's. Without a neighbour (the window's ends) that tangent is
+the chord, and a path whose neighbours continue it is exactly the straight line.
+(Gap-fill: +1.9 dB on the handheld clip, +0.1 on crowd, river and pine, median
+43.15 → 43.23 dB.)
+
 Where the flow is wrong (occlusions, things appearing, fireworks) A' and B' disagree. Each
 pixel then leans towards the plain time blend (1−s)·A + s·B, which can ghost but never
 smears: the weight of the warped blend is e_plain / (e_warp + e_plain), where e_warp is the
@@ -183,10 +194,48 @@ def samples_for(forward: np.ndarray, gap: int) -> int:
     return max(1, round(gap * refine))
 
 
+def _hermite_bend(s: float) -> tuple[float, float]:
+    """The cubic Hermite basis weights of the start and end tangents at s ∈ [0, 1]."""
+    return s * (1 - s) ** 2, s * s * (s - 1)
+
+
+def path_bends(forward: np.ndarray, backward: np.ndarray, gap: float, before=None,
+               after=None) -> tuple[np.ndarray, ...] | None:
+    """How the paths through an interval bend away from the chord (module docstring).
+
+    ``forward``/``backward``: (2, H, W) flows A→B and B→A in pixels over ``gap`` frame
+    periods. ``before``: (flow A→frame before A on A's grid, its gap) or None;
+    ``after``: (flow B→frame after B on B's grid, its gap) or None. Returns the four
+    (2, H, W) float32 tangent-minus-chord terms (A's path at A, at B; B's path at B, at
+    A), or None when there is no neighbour."""
+    if before is None and after is None:
+        return None
+    zero = np.zeros_like(forward)
+    a_start = a_end = b_start = b_end = zero
+    if before is not None:
+        back, g0 = before  # A → the frame before, on A's grid
+        a_start = -(gap * back + g0 * forward) / (g0 + gap)
+        beyond = _sample_flow(back, backward)  # where B's pixels were one interval earlier
+        b_end = (gap * beyond - g0 * backward) / (gap + g0)
+    if after is not None:
+        on, g2 = after  # B → the frame after, on B's grid
+        b_start = -(gap * on + g2 * backward) / (g2 + gap)
+        beyond = _sample_flow(on, forward)
+        a_end = (gap * beyond - g2 * forward) / (gap + g2)
+    return tuple(np.asarray(x, np.float32) for x in (a_start, a_end, b_start, b_end))
+
+
+def _sample_flow(flow: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """(2, H, W) ``flow`` looked up at each pixel displaced by ``at`` (2, H, W)."""
+    xs, ys = _grid(*flow.shape[1:])
+    return np.stack([_sample(channel, xs, ys, at[0], at[1]) for channel in flow])
+
+
 def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
-                       backward: np.ndarray, n: int) -> np.ndarray:
+                       backward: np.ndarray, n: int, bends=None) -> np.ndarray:
     """Sum of the n instants s = k/n (k = 0 … n−1) between linear frames ``a`` (s = 0)
-    and ``b`` (s = 1): float32 H×W×3. ``forward``/``backward``: (2, H, W) flows a→b, b→a."""
+    and ``b`` (s = 1): float32 H×W×3. ``forward``/``backward``: (2, H, W) flows a→b, b→a.
+    ``bends``: path_bends' four terms, or None for straight paths."""
     total = a.copy()
     if n == 1:
         return total
@@ -197,6 +246,12 @@ def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
         s = k / n
         to_a = -(1 - s) * s * forward + s * s * backward
         to_b = (1 - s) ** 2 * forward - s * (1 - s) * backward
+        if bends is not None:  # the content at x at time s lies off the chord
+            a_start, a_end, b_start, b_end = bends
+            start, end = _hermite_bend(s)
+            to_a -= start * a_start + end * a_end
+            start, end = _hermite_bend(1 - s)  # B's path runs back in time
+            to_b -= start * b_start + end * b_end
         from_a = _sample(a, xs, ys, to_a[0], to_a[1])
         from_b = _sample(b, xs, ys, to_b[0], to_b[1])
         warped = (1 - s) * from_a + s * from_b
@@ -207,18 +262,20 @@ def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
 
 
 def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,
-                 backward) -> tuple[np.ndarray, int]:
+                 backward, bends=None) -> tuple[np.ndarray, int]:
     """(the ``gap`` frame periods from linear frame ``a`` to ``b``, summed by the
     trapezoid rule — ``a`` and ``b`` weigh half a sample each, see the module docstring:
     float32 H×W×3; the instants sampled between them). ``forward``: the flow a→b;
     ``backward()`` gives b→a, asked for only when the motion needs more than one sample
-    per period."""
+    per period; so is ``bends(backward)`` (path_bends' terms, or None: straight paths)."""
     n = samples_for(forward, gap)
     weight = np.float32(gap / n)
     ends = (b - a) * np.float32(0.5)  # turns the left-endpoint sum into the trapezoid
     if n == 1:  # under a pixel per frame: no in-between instants
         return (a + ends) * weight, n
-    return (integrate_interval(a, b, forward, backward(), n) + ends) * weight, n
+    back = backward()
+    curve = bends(back) if bends is not None else None
+    return (integrate_interval(a, b, forward, back, n, curve) + ends) * weight, n
 
 
 def unsettled_estimate(history: list[np.ndarray], exposure: float) -> np.ndarray:
@@ -544,6 +601,26 @@ def exposure_periods(config, fps: float | None) -> float | None:
     return spec.value * fps
 
 
+class _Interval:
+    """Two consecutive linear frames ``a`` and ``b`` (H×W×3), the flow a→b (2, H, W) and
+    ``gap`` frame periods between them; the flow b→a is fetched on demand, once."""
+
+    def __init__(self, a, b, forward, fetch_backward, gap: float, level: float) -> None:
+        self.a, self.b, self.forward, self.gap, self.level = a, b, forward, gap, level
+        self._fetch_backward = fetch_backward
+        self._backward = None
+
+    def backward(self) -> np.ndarray:
+        if self._backward is None:
+            self._backward = self._fetch_backward()
+        return self._backward
+
+    def backward_estimate(self) -> np.ndarray:
+        """The flow b→a if it was needed, else −forward: an interval that was not worth
+        an in-between instant moved under a pixel, so the two differ by less."""
+        return self._backward if self._backward is not None else -self.forward
+
+
 def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None,
                 on_progress=None, video=None, learner=None):
     """Stream the clip's window, integrating every interval along its flow; extrapolate
@@ -584,7 +661,31 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     history: list[np.ndarray] = []  # linear frames, newest last
     velocities: list[np.ndarray] = []  # flows between them, per frame period
     previous = None  # (Frame, linear)
+    earlier = pending = None  # the last two intervals read; pending is not yet integrated
     used = first_used = last_used = 0
+
+    def settle(before, interval, after) -> None:
+        """Integrate ``interval`` (an _Interval) between its neighbours (or None)."""
+        nonlocal total, head
+
+        def bends(backward):
+            return path_bends(interval.forward, backward, interval.gap,
+                              None if before is None else (before.backward_estimate(),
+                                                           before.gap),
+                              None if after is None else (after.forward, after.gap))
+
+        part, n = interval_sum(interval.a, interval.b, interval.forward, interval.gap,
+                               interval.backward, bends)
+        total += part
+        if recorder is not None:
+            if head is None:
+                recorder.add(part, interval.gap, interval.level)
+            else:  # the video's first frame holds the first half period too
+                recorder.add(part + head, interval.gap + 0.5, interval.level)
+                head = None
+        stats.pairs += 1
+        stats.samples += n
+
     with recording(video, config, "flow", info.fps) as recorder:
         for frame in stream:
             index, rgb = frame.index, frame.rgb
@@ -606,16 +707,12 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
                                             before.rgb, rgb)
                 backward = partial(flows.cached_pair, estimator, cache, clip_id, index,
                                    before.index, rgb, before.rgb)
-                interval, n = interval_sum(a, linear, forward, gap, backward)
-                total += interval
-                if recorder is not None:
-                    if head is None:
-                        recorder.add(interval, gap, stream.level())
-                    else:  # the video's first frame holds the first half period too
-                        recorder.add(interval + head, gap + 0.5, stream.level())
-                        head = None
-                stats.pairs += 1
-                stats.samples += n
+                current = _Interval(a, linear, forward, backward, gap, stream.level())
+                # An interval is integrated once the next one's flow is known: its paths
+                # bend the way the motion either side of it goes.
+                if pending is not None:
+                    settle(earlier, pending, current)
+                earlier, pending = pending, current
                 velocities = (velocities + [forward / np.float32(gap)])[-(HISTORY - 1):]
             if learner is not None:
                 learner.observe(linear, velocities[-1] if previous is not None else None,
@@ -629,6 +726,8 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
         if total is None:
             raise InputError(f"no frames to render in {info.name}",
                              hint="check the clip and the --start/--end window")
+        if pending is not None:
+            settle(earlier, pending, None)
         tail = previous[1] * np.float32(0.5)  # the last frame's half period after it
         total += tail
         if recorder is not None:
