@@ -18,12 +18,19 @@ from .conftest import run_lexp
 H, W = 96, 128
 
 
+def texture(height: int, width: int, seed: int = 0, sigma: float = 2.5,
+            rng: np.random.Generator | None = None) -> np.ndarray:
+    """A smooth random RGB texture (uint8 height×width×3), its features ~``sigma`` px
+    across; drawn from ``rng`` when given, else from ``seed``."""
+    rng = np.random.default_rng(seed) if rng is None else rng
+    base = cv2.GaussianBlur(rng.random((height, width)).astype(np.float32), (0, 0), sigma)
+    base = (base - base.min()) / (base.max() - base.min())
+    return np.rint(np.dstack([base, base * 0.8 + 0.1, 1 - base]) * 255).astype(np.uint8)
+
+
 def drifting(frames: int, velocity: float = 2.0, seed: int = 0) -> list[np.ndarray]:
     """A smooth texture sliding right by ``velocity`` px per frame (wrapping around)."""
-    rng = np.random.default_rng(seed)
-    base = cv2.GaussianBlur(rng.random((H, W * 2)).astype(np.float32), (0, 0), 2.5)
-    base = (base - base.min()) / (base.max() - base.min())
-    wide = np.rint(np.dstack([base, base * 0.8 + 0.1, 1 - base]) * 255).astype(np.uint8)
+    wide = texture(H, W * 2, seed)
     out = []
     for t in range(frames):
         shift = velocity * t
@@ -191,9 +198,7 @@ def jerky_camera(frames: int, seed: int, jump: float = 3.0) -> list[np.ndarray]:
     """A still texture seen by a handheld camera: most frames it holds still, now and then
     it jumps ``jump`` px along an axis (a phone's shake, as the real handheld clips show)."""
     rng = np.random.default_rng(seed)
-    base = cv2.GaussianBlur(rng.random((H * 2, W * 2)).astype(np.float32), (0, 0), 2.0)
-    base = (base - base.min()) / (base.max() - base.min())
-    big = np.rint(np.dstack([base, base * 0.8 + 0.1, 1 - base]) * 255).astype(np.uint8)
+    big = texture(H * 2, W * 2, sigma=2.0, rng=rng)
     steps = rng.choice([-jump, 0, 0, 0, jump], size=(frames, 2))
     steps[0] = 0
     return [cv2.warpAffine(big, np.float32([[1, 0, x - W // 2], [0, 1, y - H // 2]]), (W, H),
@@ -351,10 +356,7 @@ def test_the_exposure_is_centred_on_the_frames():
 def circling(frames: int, radius: float = 10.0, period: int = 48) -> list[np.ndarray]:
     """A smooth texture carried round a circle of ``radius`` px once every ``period``
     frames: a camera wandering in a loop."""
-    rng = np.random.default_rng(0)
-    base = cv2.GaussianBlur(rng.random((H * 3, W * 3)).astype(np.float32), (0, 0), 2.5)
-    base = (base - base.min()) / (base.max() - base.min())
-    big = np.rint(np.dstack([base, base * 0.8 + 0.1, 1 - base]) * 255).astype(np.uint8)
+    big = texture(H * 3, W * 3)
     out = []
     for t in range(frames):
         angle = 2 * math.pi * t / period
