@@ -172,14 +172,11 @@ def _local_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur((d * d).mean(axis=2), (0, 0), ERROR_BLUR_SIGMA)
 
 
-def _sample(image: np.ndarray, xs, ys, fx, fy, border=None) -> np.ndarray:
+def _sample(image: np.ndarray, xs, ys, fx, fy) -> np.ndarray:
+    """``image`` looked up at (xs + fx, ys + fy), bilinear, edges repeated outwards."""
     import cv2
 
-    if border is None:
-        return cv2.remap(image, xs + fx, ys + fy, cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE)
-    return cv2.remap(image, xs + fx, ys + fy, cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+    return cv2.remap(image, xs + fx, ys + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def samples_for(forward: np.ndarray, gap: int) -> int:
