@@ -224,6 +224,7 @@ def clip_flows(source, estimator: FlowEstimator, config, *, cache=None, backward
     import time
 
     from lexp import media
+    from lexp.flow_cache import to_half
 
     started = time.perf_counter()
     hits0 = misses0 = damaged0 = 0
@@ -248,9 +249,10 @@ def clip_flows(source, estimator: FlowEstimator, config, *, cache=None, backward
             return
         flows = estimator.pairs([(a, b) for _, _, a, b, _ in pending])
         for (i, j, _, _, key), flow in zip(pending, flows, strict=True):
+            half = to_half(flow)  # as the cache keeps it: a warm run exports the same
             if key is not None:
-                cache.put(key, flow, {"estimator": estimator.key(), "pair": [i, j]})
-            emit(i, j, flow)
+                cache.put(key, half, {"estimator": estimator.key(), "pair": [i, j]})
+            emit(i, j, half.astype(np.float32))
         pending.clear()
 
     with media.open_clip(source, config.fps) as clip:
@@ -298,13 +300,16 @@ def cached_pair(estimator: FlowEstimator, cache, clip_id: str | None, i: int, j:
     """The flow from frame ``i`` (``a``) to frame ``j`` (``b``), through the cache when there
     is one. Always rounded to float16 as the cache stores it, so a result is the same
     whether its flows were computed now or read back."""
+    from lexp.flow_cache import to_half
+
     if cache is None or clip_id is None:
-        return estimator.pair(a, b).astype(np.float16).astype(np.float32)
+        return to_half(estimator.pair(a, b)).astype(np.float32)
     key = cache.key(clip_id, i, j, estimator.key(), (a.shape[1], a.shape[0]))
     flow = cache.get(key)
     if flow is None:
-        flow = estimator.pair(a, b).astype(np.float16).astype(np.float32)
-        cache.put(key, flow, {"estimator": estimator.key(), "pair": [i, j]})
+        half = to_half(estimator.pair(a, b))
+        cache.put(key, half, {"estimator": estimator.key(), "pair": [i, j]})
+        flow = half.astype(np.float32)
     return flow
 
 

@@ -30,6 +30,20 @@ def test_round_trip_in_float16(tmp_path):
     assert cache.hits == 1
 
 
+def test_motion_below_float16s_normal_range_is_stored_as_zero():
+    """float16's subnormals (under 2^-14 px) become 0 — numpy converts them slowly, and
+    DIS flows of still regions are full of them; every other value rounds as astype does."""
+    f = a_flow()
+    f[0, :4] = np.float32(3e-5)  # subnormal in float16
+    f[1, :4] = np.float32(-1e-7)
+    f[0, 4:8] = np.float32(2.0 ** -14)  # the smallest normal one stays
+    half = flow_cache.to_half(f)
+    assert half.dtype == np.float16
+    assert (half[:, :4] == 0).all()
+    np.testing.assert_array_equal(half[:, 4:], f[:, 4:].astype(np.float16))
+    assert flow_cache.to_half(half) is half
+
+
 def test_keys_change_with_everything_that_matters():
     base = FlowCache.key("clip", 0, 1, EST, (32, 24))
     variants = [FlowCache.key("other", 0, 1, EST, (32, 24)),
