@@ -234,24 +234,29 @@ def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
     """Sum of the n instants s = k/n (k = 0 … n−1) between linear frames ``a`` (s = 0)
     and ``b`` (s = 1): float32 H×W×3. ``forward``/``backward``: (2, H, W) flows a→b, b→a.
     ``bends``: path_bends' four terms, or None for straight paths."""
+    import cv2
+
     total = a.copy()
     if n == 1:
         return total
     h, w = a.shape[:2]
-    xs, ys = _grid(h, w)
+    # Where each instant looks A and B up is a weighted sum of these (2, H, W) fields —
+    # the pixel grid, the two flows, the bends — one matrix product a instant.
+    fields = [np.stack(_grid(h, w)), forward, backward, *(bends or ())]
+    basis = np.stack(fields).reshape(len(fields), -1)
     plain_error = _local_error(a, b)
     for k in range(1, n):
         s = k / n
-        to_a = -(1 - s) * s * forward + s * s * backward
-        to_b = (1 - s) ** 2 * forward - s * (1 - s) * backward
+        to_a = [1, -(1 - s) * s, s * s]  # Super SloMo's flows from time s to A and to B
+        to_b = [1, (1 - s) ** 2, -s * (1 - s)]
         if bends is not None:  # the content at x at time s lies off the chord
-            a_start, a_end, b_start, b_end = bends
             start, end = _hermite_bend(s)
-            to_a -= start * a_start + end * a_end
+            to_a += [-start, -end, 0, 0]
             start, end = _hermite_bend(1 - s)  # B's path runs back in time
-            to_b -= start * b_start + end * b_end
-        from_a = _sample(a, xs, ys, to_a[0], to_a[1])
-        from_b = _sample(b, xs, ys, to_b[0], to_b[1])
+            to_b += [0, 0, -start, -end]
+        (ax, ay), (bx, by) = (np.float32([to_a, to_b]) @ basis).reshape(2, 2, h, w)
+        from_a = cv2.remap(a, ax, ay, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        from_b = cv2.remap(b, bx, by, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         warped = (1 - s) * from_a + s * from_b
         trust = plain_error / (_local_error(from_a, from_b) + plain_error + 1e-8)
         plain = (1 - s) * a + s * b
