@@ -173,11 +173,12 @@ def _local_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur((d * d).mean(axis=2), (0, 0), ERROR_BLUR_SIGMA)
 
 
-def _sample(image: np.ndarray, xs, ys, fx, fy) -> np.ndarray:
-    """``image`` looked up at (xs + fx, ys + fy), bilinear, edges repeated outwards."""
+def _sample(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """``image`` looked up at (``map_x``, ``map_y``) (H×W float32 pixel coordinates each),
+    bilinear, edges repeated outwards."""
     import cv2
 
-    return cv2.remap(image, xs + fx, ys + fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def samples_for(forward: np.ndarray, gap: int) -> int:
@@ -226,7 +227,7 @@ def path_bends(forward: np.ndarray, backward: np.ndarray, gap: float, before=Non
 def _sample_flow(flow: np.ndarray, at: np.ndarray) -> np.ndarray:
     """(2, H, W) ``flow`` looked up at each pixel displaced by ``at`` (2, H, W)."""
     xs, ys = _grid(*flow.shape[1:])
-    return np.stack([_sample(channel, xs, ys, at[0], at[1]) for channel in flow])
+    return np.stack([_sample(channel, xs + at[0], ys + at[1]) for channel in flow])
 
 
 def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
@@ -234,8 +235,6 @@ def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
     """Sum of the n instants s = k/n (k = 0 … n−1) between linear frames ``a`` (s = 0)
     and ``b`` (s = 1): float32 H×W×3. ``forward``/``backward``: (2, H, W) flows a→b, b→a.
     ``bends``: path_bends' four terms, or None for straight paths."""
-    import cv2
-
     total = a.copy()
     if n == 1:
         return total
@@ -255,8 +254,7 @@ def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
             start, end = _hermite_bend(1 - s)  # B's path runs back in time
             to_b += [0, 0, -start, -end]
         (ax, ay), (bx, by) = (np.float32([to_a, to_b]) @ basis).reshape(2, 2, h, w)
-        from_a = cv2.remap(a, ax, ay, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        from_b = cv2.remap(b, bx, by, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        from_a, from_b = _sample(a, ax, ay), _sample(b, bx, by)
         warped = (1 - s) * from_a + s * from_b
         trust = plain_error / (_local_error(from_a, from_b) + plain_error + 1e-8)
         plain = (1 - s) * a + s * b
