@@ -522,49 +522,71 @@ def extrapolate(history: list[np.ndarray], flows: list[np.ndarray], periods: flo
     carried_share = np.where((trust >= CARRY_TRUST) &
                              (np.hypot(velocity[0], velocity[1]) > 0.1), trust, 0)
     carried = _CarriedLight(last, carried_share, velocity)
-    left_share = (trust - carried_share)[..., None]  # moves on, but is looked up backwards
-    still_share = (1 - trust)[..., None]
+    left_share = trust - carried_share  # moves on, but is looked up backwards
+    fixed_share = 1 - carried_share  # the still and the looked-up shares together
     wander = camera_wander(flows)
     ones = np.ones((h, w), np.float32)
     mean_level, last_level = float(stationary.mean()), float(last.mean())
     # What does not change from period to period, computed once (a 720p period costs a
     # few ms per full-frame pass; the formulas are those of the module docstring).
-    still_part = still_share * unsettled  # the still share's light, before the trend
-    fixed_share = still_share + left_share
+    still_part = (1 - trust)[..., None] * unsettled  # the still share's light, before the trend
+    # Each period is  still_part·c_still + c_moving·moving + arriving  with per-pixel
+    # coefficients (H×W). A blurred period (camera wander) or a recorded one (--video)
+    # is needed whole; otherwise only the sum is, and each term is summed on its own:
+    # the looked-up image is the one three-channel image made per period (a long
+    # exposure of a short clip spends most of its time in this loop).
+    whole_periods = wander is not None or on_period is not None
     total = np.zeros_like(last)
+    still_sum = np.zeros((h, w), np.float32)  # Σ weight·c_still
+    outside_sum = np.zeros((h, w), np.float32)  # Σ weight·c_moving·(1 − inside)
     for t, weight in enumerate(weights, start=1):
         map_x, map_y = xs - t * velocity[0], ys - t * velocity[1]
-        moving = cv2.remap(last, map_x, map_y, cv2.INTER_LINEAR,
+        looked = cv2.remap(last, map_x, map_y, cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         # Where the sample came from outside the frame (inside < 1) the content is
         # unknown: that share takes the stationary estimate. (Separate contiguous
         # images: strided channel views cost several times as much per pass.)
-        inside = cv2.remap(ones, map_x, map_y, cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        moving += (1 - inside)[..., None] * stationary
+        outside = 1 - cv2.remap(ones, map_x, map_y, cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         still_gain, moving_gain = gain(t, mean_level), gain(t, last_level)
-        part = still_part * still_gain
+        arriving = None
         if not carried:  # (the formula below, with nothing arriving)
-            part += (left_share * moving_gain) * moving
+            c_still, c_moving = still_gain, left_share * moving_gain
         else:
             light, coverage = carried.at(t)
             # What the arriving movers do not cover: the still share, the moving share
             # looked up backwards, and, where this pixel's own movers have left and
             # nothing came in their place (a hole), what lies behind them.
-            hole = np.maximum(carried_share - coverage, 0)[..., None]
-            part += ((left_share + hole) * moving_gain) * moving
-            part *= (1 - coverage)[..., None] / np.maximum(fixed_share + hole, 1e-6)
-            part += light * moving_gain
-        if wander is not None:
-            reach = (t - 1 + 0.5 * weight) ** WANDER_EXPONENT  # the period's middle
-            part = gaussian_blur(part, wander[0] * reach, wander[1] * reach)
-        if weight != 1.0:
-            part *= np.float32(weight)
-        total += part
-        if on_period is not None:
-            on_period(part, weight)
+            hole = np.maximum(carried_share - coverage, 0)
+            uncovered = (1 - coverage) / np.maximum(fixed_share + hole, 1e-6)
+            c_still = uncovered * still_gain
+            c_moving = uncovered * (left_share + hole) * moving_gain
+            arriving = light * moving_gain
+        if whole_periods:
+            part = still_part * (c_still[..., None] if np.ndim(c_still) else c_still)
+            part += c_moving[..., None] * (looked + outside[..., None] * stationary)
+            if arriving is not None:
+                part += arriving
+            if wander is not None:
+                reach = (t - 1 + 0.5 * weight) ** WANDER_EXPONENT  # the period's middle
+                part = gaussian_blur(part, wander[0] * reach, wander[1] * reach)
+            if weight != 1.0:
+                part *= np.float32(weight)
+            total += part
+            if on_period is not None:
+                on_period(part, weight)
+        else:
+            c_moving *= np.float32(weight)
+            still_sum += c_still * np.float32(weight)
+            outside_sum += c_moving * outside
+            np.multiply(looked, c_moving[..., None], out=looked)
+            total += looked
+            if arriving is not None:
+                total += arriving if weight == 1.0 else arriving * np.float32(weight)
         if on_progress is not None:
             on_progress(t, len(weights))
+    if not whole_periods:
+        total += still_sum[..., None] * still_part + outside_sum[..., None] * stationary
     return total, float(trust.mean())
 
 

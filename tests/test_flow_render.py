@@ -156,6 +156,30 @@ def test_carried_light_skips_movers_that_left_the_frame_without_changing_the_lig
     assert carried.at(400.0)[0].sum() > 0  # the slow ones are still there
     assert int(np.searchsorted(carried._minus_leaves, -399.95)) < carried.mass.size / 4
 
+def test_the_summed_extrapolation_is_the_sum_of_its_periods():
+    # Without --video or camera wander only the sum is needed, and it is made term by
+    # term (faster); it must equal the sum of the periods made whole, with movers carried
+    # on, a brightness trend, pixels looked up from outside the frame and a part period.
+    from lexp import flow
+
+    lut = colour.decode_lut("srgb").astype(np.float32)
+    history = [lut[f] * np.float32(1 + 0.01 * t) for t, f in enumerate(moving_square(5))]
+    shown = [np.rint(colour.encode(np.clip(x, 0, 1), "srgb") * 255).astype(np.uint8)
+             for x in history]
+    estimator = flow.make_estimator("dis")
+    flows = [estimator.pair(a, b) for a, b in zip(shown, shown[1:], strict=False)]
+    assert flow_render.brightness_trend(history) is not None
+    assert flow_render.camera_wander(flows) is None
+    parts = []
+    whole, steady = flow_render.extrapolate(history, flows, 40.5,
+                                            on_period=lambda part, w: parts.append(part))
+    summed, steady_too = flow_render.extrapolate(history, flows, 40.5)
+    assert len(parts) == 41 and steady == steady_too > 0
+    assert np.allclose(np.sum(parts, axis=0), whole, rtol=1e-5, atol=1e-4)
+    assert np.allclose(summed, whole, rtol=1e-5, atol=1e-4)
+    assert np.abs(summed - whole).max() < 1e-4 * np.abs(whole).max()
+
+
 def test_progress_counts_extrapolated_periods_as_frames():
     # A long exposure of a short clip spends most of its time past the last frame: the
     # bar must keep moving there, up to the exposure's length, never backwards.
