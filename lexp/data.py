@@ -26,7 +26,9 @@ textures, water-like noise).
 Each clip is read at the generator's work size, and its samples (``lexp.learned.Capture``
 evidence plus the truth, float16) are cached on disk under ``<cache>/train-data`` keyed
 by the file's name, size and mtime and the build settings, so a second run starts at once.
-Entries are named by ``DATA_VERSION``; writing one deletes those of other versions.
+Entries are named by ``DATA_VERSION``; writing one deletes those of other versions. A
+cached sample is a :class:`StoredSample`: its arrays are read when a batch needs them, and
+the most recent stay in memory up to a budget, so a dataset larger than memory trains.
 
 A sample is a dict of numpy arrays: ``frames`` T×3×H×W, ``flows`` T×2×H×W, ``candidates``
 K×3×H×W, ``context`` (2,), ``truth`` 3×H×W linear; plus ``clip`` and ``case`` strings.
@@ -38,7 +40,9 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Callable, Iterator
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,8 +263,8 @@ def clip_samples(source: Source, config, *, cache_root: Path | None = None,
     cached = cache_root / f"{_VERSION_PREFIX}{key}.npz" if cache_root is not None else None
     if cached is not None and cached.is_file():
         try:
-            return _load_samples(cached, source.name)
-        except (OSError, ValueError, KeyError):
+            return stored_samples(cached, source.name)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             cached.unlink(missing_ok=True)  # a damaged entry is rebuilt
     need = max(truth for _, truth in CASES.values()) * max(SPEEDS)
     frames, _ = read_frames(source, config.work_size, need + WINDOW_STEP * 8)
@@ -284,6 +288,8 @@ def clip_samples(source: Source, config, *, cache_root: Path | None = None,
         cached.parent.mkdir(parents=True, exist_ok=True)
         paths.write_bytes_atomic(cached, buffer.getvalue())
         prune_stale_samples(cache_root)
+        _recent.forget(cached)  # what was read from a damaged entry of that name
+        return stored_samples(cached, source.name)  # (what is built is not all kept)
     return samples
 
 
@@ -301,16 +307,110 @@ def prune_stale_samples(cache_root: Path) -> None:
                 pass
 
 
-def _load_samples(path: Path, name: str) -> list[dict]:
-    with np.load(path, allow_pickle=False) as data:
-        count = int(data["count"])
-        samples = []
-        for i in range(count):
-            sample = {k: data[f"{i}/{k}"] for k in
-                      ("frames", "flows", "candidates", "context", "truth")}
-            sample["case"], sample["clip"] = str(data[f"{i}/case"]), name
-            samples.append(sample)
-    return samples
+ARRAYS = ("frames", "flows", "candidates", "context", "truth")  # a sample's arrays
+
+
+def stored_samples(path: Path, name: str) -> list[StoredSample]:
+    """The samples in one cache entry, as references: only their cases and shapes are
+    read now (from the archive's headers), their arrays when a batch needs them."""
+    with np.load(path, allow_pickle=False) as archive:
+        count = int(archive["count"])
+        cases = [str(archive[f"{i}/case"]) for i in range(count)]
+    with zipfile.ZipFile(path) as archive:
+        shapes = [{key: _stored_shape(archive, f"{i}/{key}.npy") for key in ARRAYS}
+                  for i in range(count)]
+    return [StoredSample(path, i, case, name, shape)
+            for i, (case, shape) in enumerate(zip(cases, shapes, strict=True))]
+
+
+def _stored_shape(archive: zipfile.ZipFile, member: str) -> tuple[int, ...]:
+    with archive.open(member) as stream:
+        version = np.lib.format.read_magic(stream)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        return tuple(read_header(stream)[0])
+
+
+class StoredSample(Mapping):
+    """A cached sample (the dict of the module docstring), read from its clip's cache
+    entry when one of its arrays is asked for. Training thus needs memory for the
+    samples of one batch, not the dataset's: Sky Timelapse's samples are hundreds of
+    gigabytes. Samples read recently stay in memory, up to :func:`memory_budget` bytes
+    in all, so a dataset that fits is read from disk once."""
+
+    def __init__(self, path: Path, index: int, case: str, clip: str,
+                 shapes: dict[str, tuple[int, ...]]) -> None:
+        self.path, self.index, self.shapes = path, index, shapes
+        self.strings = {"case": case, "clip": clip}
+
+    def __getitem__(self, key: str):
+        if key in self.strings:
+            return self.strings[key]
+        if key not in self.shapes:
+            raise KeyError(key)
+        return _recent.read(self)[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((*ARRAYS, *self.strings))
+
+    def __len__(self) -> int:
+        return len(ARRAYS) + len(self.strings)
+
+
+def memory_budget() -> int:
+    """Bytes of recently read samples a training process keeps: half the machine's
+    memory, shared by the processes ``torchrun`` starts on it (4 GiB where the memory
+    cannot be read)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        total = 8 << 30
+    return total // 2 // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+class _RecentSamples:
+    """The arrays of the samples read most recently (least recently used go first), and
+    a few open cache entries (an entry is one clip's archive)."""
+
+    OPEN_ENTRIES = 16
+
+    def __init__(self) -> None:
+        self.arrays: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
+        self.bytes = 0
+        self.budget: int | None = None  # memory_budget() when first needed
+        self.entries: OrderedDict[Path, np.lib.npyio.NpzFile] = OrderedDict()
+
+    def forget(self, path: Path) -> None:
+        """Drop what was read from the entry at ``path`` (it is being replaced)."""
+        for key in [k for k in self.arrays if k[0] == path]:
+            self.bytes -= sum(a.nbytes for a in self.arrays.pop(key).values())
+        entry = self.entries.pop(path, None)
+        if entry is not None:
+            entry.close()
+
+    def read(self, sample: StoredSample) -> dict[str, np.ndarray]:
+        key = (sample.path, sample.index)
+        if key in self.arrays:
+            self.arrays.move_to_end(key)
+            return self.arrays[key]
+        entry = self.entries.pop(sample.path, None)
+        if entry is None:
+            entry = np.load(sample.path, allow_pickle=False)
+        self.entries[sample.path] = entry
+        while len(self.entries) > self.OPEN_ENTRIES:
+            self.entries.popitem(last=False)[1].close()
+        arrays = {k: entry[f"{sample.index}/{k}"] for k in ARRAYS}
+        if self.budget is None:
+            self.budget = memory_budget()
+        self.arrays[key] = arrays
+        self.bytes += sum(a.nbytes for a in arrays.values())
+        while self.bytes > self.budget and len(self.arrays) > 1:
+            _, dropped = self.arrays.popitem(last=False)
+            self.bytes -= sum(a.nbytes for a in dropped.values())
+        return arrays
+
+
+_recent = _RecentSamples()
 
 
 def _cache_key(source: Source, config) -> str:
@@ -340,7 +440,7 @@ class SampleSet:
         self.samples = samples
         self.groups: dict[int, list[int]] = {}
         for i, s in enumerate(samples):
-            self.groups.setdefault(s["frames"].shape[0], []).append(i)
+            self.groups.setdefault(_shape(s, "frames")[0], []).append(i)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -350,7 +450,7 @@ class SampleSet:
         keys = sorted(self.groups)
         group = self.groups[keys[int(rng.integers(len(keys)))]]
         chosen = [self.samples[group[int(rng.integers(len(group)))]] for _ in range(size)]
-        crop = min([crop] + [min(s["truth"].shape[1:]) for s in chosen])
+        crop = min([crop] + [min(_shape(s, "truth")[1:]) for s in chosen])
         parts = [_augment(s, rng, crop) for s in chosen]
         return _stack(parts)
 
@@ -358,14 +458,18 @@ class SampleSet:
         """Every sample once, whole (no crop), in batches of samples of one shape."""
         shapes: dict[tuple, list[dict]] = {}
         for s in self.samples:
-            shapes.setdefault((s["frames"].shape, s["truth"].shape), []).append(s)
+            shapes.setdefault((_shape(s, "frames"), _shape(s, "truth")), []).append(s)
         for group in shapes.values():
             for i in range(0, len(group), size):
-                yield _stack([{k: s[k] for k in ("frames", "flows", "candidates", "context",
-                                                  "truth")} for s in group[i:i + size]])
+                yield _stack([{k: s[k] for k in ARRAYS} for s in group[i:i + size]])
 
 
-def _augment(sample: dict, rng: np.random.Generator, crop: int) -> dict:
+def _shape(sample, key: str) -> tuple[int, ...]:
+    """An array's shape, without reading a stored sample's arrays."""
+    return sample.shapes[key] if isinstance(sample, StoredSample) else sample[key].shape
+
+
+def _augment(sample, rng: np.random.Generator, crop: int) -> dict:
     h, w = sample["truth"].shape[1:]
     y, x = int(rng.integers(h - crop + 1)), int(rng.integers(w - crop + 1))
     part = {k: sample[k][..., y:y + crop, x:x + crop] for k in

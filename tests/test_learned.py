@@ -83,6 +83,49 @@ def test_sample_cache_is_reused_and_older_versions_are_pruned(tmp_path):
                for a, b in zip(first, again, strict=True))
 
 
+def test_cached_samples_are_read_when_a_batch_needs_them(tmp_path, synthetic_samples,
+                                                         monkeypatch):
+    monkeypatch.setattr(data, "_recent", data._RecentSamples())
+    source = data.find_sources(["synthetic:1"])[0]
+    stored = data.clip_samples(source, SMALL, cache_root=tmp_path)
+    built = [s for s in synthetic_samples if s["clip"] == source.name]
+    assert all(isinstance(s, data.StoredSample) for s in stored)
+    assert len(stored) == len(built) and not data._recent.arrays  # nothing read yet
+    for a, b in zip(stored, built, strict=True):
+        assert (a["case"], a["clip"]) == (b["case"], b["clip"])
+        assert all(np.array_equal(a[k], b[k]) and a.shapes[k] == b[k].shape
+                   for k in data.ARRAYS)
+    # The same batches, and the same validation passes, as from samples in memory.
+    for x, y in [(data.SampleSet(stored).batch(np.random.default_rng(4), 3, 24),
+                  data.SampleSet(built).batch(np.random.default_rng(4), 3, 24)),
+                 *zip(data.SampleSet(stored).batches(4), data.SampleSet(built).batches(4),
+                      strict=True)]:
+        assert all(torch.equal(u, v) for u, v in zip([*x[0].__dict__.values(), x[1]],
+                                                    [*y[0].__dict__.values(), y[1]],
+                                                    strict=True))
+    # A damaged entry is built again, not a crash in the middle of training.
+    entry = next(tmp_path.glob("*.npz"))
+    entry.write_bytes(entry.read_bytes()[:5000])
+    again = data.clip_samples(source, SMALL, cache_root=tmp_path)
+    assert not data._recent.arrays and not data._recent.entries  # none of the old entry
+    assert np.array_equal(again[-1]["truth"], built[-1]["truth"])
+
+
+def test_samples_kept_in_memory_stay_within_the_budget(tmp_path, monkeypatch):
+    stored = data.clip_samples(data.find_sources(["synthetic:1"])[0], SMALL,
+                               cache_root=tmp_path)
+    size = sum(stored[0][k].nbytes for k in data.ARRAYS)
+    recent = data._RecentSamples()
+    recent.budget = int(2.5 * size)
+    monkeypatch.setattr(data, "_recent", recent)
+    for sample in stored:
+        sample["truth"]
+        assert recent.bytes <= recent.budget and len(recent.arrays) <= 2
+    first = stored[0]["frames"]  # read again from disk: the same
+    assert np.array_equal(first, np.load(stored[0].path)["0/frames"])
+    assert 0 < data.memory_budget() < 2 ** 50
+
+
 def test_a_few_steps_reduce_the_loss(synthetic_samples):
     torch.manual_seed(0)
     network = build(SMALL)
