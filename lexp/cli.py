@@ -610,6 +610,10 @@ def train(
     amp: bool = typer.Option(True, "--amp/--no-amp", help="bfloat16 autocast on CUDA."),
     work_size: int = typer.Option(320, min=32, help="The generator's long side in pixels."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir."),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", min=1, envvar="LEXP_JOBS", metavar="N",
+        help="Processes that build the training samples not in the cache yet (each "
+             "sample is a flow render). Default: one per CPU core."),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="Print the resolved configuration and exit."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
@@ -645,7 +649,8 @@ def train(
                           f"(best {f['best']:.4f} at step {f['best_step']})")
 
     try:
-        summary = training.train(config, resume=resume, on_event=on_event)
+        summary = training.train(config, resume=resume, on_event=on_event,
+                                 jobs=jobs or os.cpu_count() or 1)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; resume with --resume --run-dir {run_dir}") from None
     if json_out:

@@ -293,6 +293,58 @@ def clip_samples(source: Source, config, *, cache_root: Path | None = None,
     return samples
 
 
+def build_samples(sources: list[Source], config, cache_root: Path, jobs: int = 1,
+                  on_source: Callable[[Source, int], None] | None = None) -> list[list]:
+    """Every source's samples (:func:`clip_samples`), in the order given. Sources not in
+    the cache yet are built by ``jobs`` processes at once: a sample is a flow render and
+    a clip gives dozens, so building is the long part of a first run on many clips (Sky
+    Timelapse has tens of thousands). ``on_source(source, count)``: called as each
+    source's samples are ready, built ones first, as they finish."""
+    announced: set[Source] = set()
+    missing = [s for s in sources
+               if not (cache_root / f"{_VERSION_PREFIX}{_cache_key(s, config)}.npz").is_file()]
+    if jobs > 1 and len(missing) > 1:
+        import multiprocessing
+
+        # spawn, not fork: the parent may hold torch's threads, which a fork would copy
+        # half-way through whatever they were doing.
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(jobs, len(missing)), initializer=_builder_started) as pool:
+            # (leaving this block early, e.g. on Ctrl-C, terminates the builders; each
+            # removes its half-written entry as it goes)
+            for source, count in pool.imap_unordered(
+                    _build, [(s, config, cache_root) for s in missing]):
+                announced.add(source)
+                if on_source is not None:
+                    on_source(source, count)
+    out = []
+    for source in sources:
+        samples = clip_samples(source, config, cache_root=cache_root)
+        if on_source is not None and source not in announced:
+            on_source(source, len(samples))
+        out.append(samples)
+    return out
+
+
+def _builder_started() -> None:
+    """In each building process: one thread (there is a process per core), Ctrl-C left to
+    the parent, and SIGTERM (the parent ending the pool) raised as SystemExit so that a
+    half-written cache entry is removed."""
+    import signal
+    import sys
+
+    import cv2
+
+    cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
+
+def _build(job: tuple) -> tuple[Source, int]:
+    source, config, cache_root = job
+    return source, len(clip_samples(source, config, cache_root=cache_root))
+
+
 _VERSION_PREFIX = f"v{DATA_VERSION}-"  # cache entries are named v<DATA_VERSION>-<key>.npz
 
 

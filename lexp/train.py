@@ -201,10 +201,11 @@ def export_payload(model_config, state: dict, *, train: dict | None = None,
 
 # --------------------------------------------------------------------------- the loop
 
-def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback | None = None
-          ) -> dict:
+def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback | None = None,
+          jobs: int = 1) -> dict:
     """Run (or resume) a training run. ``on_event(kind, **fields)`` hears about
     ``data`` (samples built), ``step`` (every LOG_EVERY steps) and ``eval`` events.
+    ``jobs``: processes that build the samples not in the cache yet.
     Returns a summary: steps run, best validation loss and step, seconds, paths."""
     import torch
 
@@ -251,13 +252,16 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
     training_sources, validation_sources = data.split_by_clip(sources, config.val_fraction)
     if distributed and not main:
         dist.barrier()
-    train_samples, val_samples = [], []
-    for source in sources:
-        samples = data.clip_samples(source, model_config, cache_root=cache_root)
-        (val_samples if source in validation_sources else train_samples).extend(samples)
+    def built(source, count) -> None:
         if main:
-            emit("data", clip=source.name, samples=len(samples),
+            emit("data", clip=source.name, samples=count,
                  split="validation" if source in validation_sources else "training")
+
+    train_samples, val_samples = [], []
+    everything = data.build_samples(sources, model_config, cache_root,
+                                    jobs=jobs if main else 1, on_source=built)
+    for source, samples in zip(sources, everything, strict=True):
+        (val_samples if source in validation_sources else train_samples).extend(samples)
     if distributed and main:
         dist.barrier()
     if not train_samples:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -124,6 +126,41 @@ def test_samples_kept_in_memory_stay_within_the_budget(tmp_path, monkeypatch):
     first = stored[0]["frames"]  # read again from disk: the same
     assert np.array_equal(first, np.load(stored[0].path)["0/frames"])
     assert 0 < data.memory_budget() < 2 ** 50
+
+
+def test_samples_built_by_several_processes_are_the_same(tmp_path, synthetic_samples):
+    sources = data.find_sources(["synthetic:3"])
+    heard = []
+    built = data.build_samples(sources, SMALL, tmp_path, jobs=2,
+                               on_source=lambda source, count: heard.append((source, count)))
+    assert sorted(heard, key=lambda h: h[0].name) == sorted(
+        [(s, 20) for s in sources], key=lambda h: h[0].name)  # each once, as it is ready
+    flat = [sample for samples in built for sample in samples]
+    assert [s["clip"] for s in flat] == [s["clip"] for s in synthetic_samples]
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(flat, synthetic_samples, strict=True)
+               for k in data.ARRAYS)
+    assert len(list(tmp_path.glob("*.npz"))) == 3 and not list(tmp_path.glob(".lexp-tmp-*"))
+
+
+def test_interrupting_the_sample_builders_leaves_no_half_entries(tmp_path):
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lexp", "train", "--data", "synthetic:6", "--jobs", "2",
+         "--run-dir", str(tmp_path / "r"), "--steps", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+        env={**os.environ, "LEXP_CACHE_DIR": str(cache), "NO_COLOR": "1"})
+    entries = cache / "train-data"
+    for _ in range(300):  # until the builders are writing (at most 30 s)
+        if entries.is_dir() and any(entries.iterdir()):
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    err = err.decode()
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert not list(entries.glob(".lexp-tmp-*"))
+    for entry in entries.glob("*.npz"):  # whatever was finished is whole
+        assert data.stored_samples(entry, "x")
 
 
 def test_a_few_steps_reduce_the_loss(synthetic_samples):
