@@ -640,6 +640,8 @@ def train(
     def on_event(kind: str, **f) -> None:
         if kind == "data":
             reporter.info(f"{f['clip']}: {f['samples']} samples ({f['split']})")
+        elif kind == "skip":
+            reporter.warn(f"skipped {f['clip']}: {f['why']}")
         elif kind == "step" and (f["step"] % (10 * training.LOG_EVERY) == 0
                                  or f["step"] == f["total"]):
             reporter.info(f"step {f['step']}/{f['total']}: loss {f['loss']:.4f}, "

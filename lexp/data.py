@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from lexp import colour, media
-from lexp.errors import InputError
+from lexp.errors import InputError, LexpError
 
 DATA_VERSION = 6  # bump when the samples' content changes (invalidates the cache)
 MIN_FRAMES = 24  # a frame folder with fewer images is not a clip; nor is a shorter window
@@ -294,13 +294,17 @@ def clip_samples(source: Source, config, *, cache_root: Path | None = None,
 
 
 def build_samples(sources: list[Source], config, cache_root: Path, jobs: int = 1,
-                  on_source: Callable[[Source, int], None] | None = None) -> list[list]:
+                  on_source: Callable[[Source, int], None] | None = None,
+                  on_skip: Callable[[Source, LexpError], None] | None = None) -> list[list]:
     """Every source's samples (:func:`clip_samples`), in the order given. Sources not in
     the cache yet are built by ``jobs`` processes at once: a sample is a flow render and
     a clip gives dozens, so building is the long part of a first run on many clips (Sky
     Timelapse has tens of thousands). ``on_source(source, count)``: called as each
-    source's samples are ready, built ones first, as they finish."""
+    source's samples are ready, built ones first, as they finish. A source that cannot
+    be read (a damaged video among thousands) gives no samples and ``on_skip(source,
+    error)``; when none can be read, the first error is raised."""
     announced: set[Source] = set()
+    errors: dict[Source, LexpError] = {}
     missing = [s for s in sources
                if not (cache_root / f"{_VERSION_PREFIX}{_cache_key(s, config)}.npz").is_file()]
     if jobs > 1 and len(missing) > 1:
@@ -309,40 +313,74 @@ def build_samples(sources: list[Source], config, cache_root: Path, jobs: int = 1
         # spawn, not fork: the parent may hold torch's threads, which a fork would copy
         # half-way through whatever they were doing.
         context = multiprocessing.get_context("spawn")
-        with context.Pool(min(jobs, len(missing)), initializer=_builder_started) as pool:
-            # (leaving this block early, e.g. on Ctrl-C, terminates the builders; each
-            # removes its half-written entry as it goes)
-            for source, count in pool.imap_unordered(
+        pool = context.Pool(min(jobs, len(missing)), initializer=_builder_started)
+        try:
+            for source, outcome in pool.imap_unordered(
                     _build, [(s, config, cache_root) for s in missing]):
-                announced.add(source)
-                if on_source is not None:
-                    on_source(source, count)
+                if isinstance(outcome, LexpError):
+                    errors[source] = outcome
+                else:
+                    announced.add(source)
+                    if on_source is not None:
+                        on_source(source, outcome)
+            pool.close()
+        except BaseException:  # Ctrl-C, an error: stop the builders, each removing
+            pool.terminate()  # the entry it was writing
+            raise
+        finally:
+            pool.join()
     out = []
     for source in sources:
-        samples = clip_samples(source, config, cache_root=cache_root)
-        if on_source is not None and source not in announced:
+        samples = []
+        if source not in errors:
+            try:
+                samples = clip_samples(source, config, cache_root=cache_root)
+            except LexpError as exc:
+                errors[source] = exc
+        if on_source is not None and source not in errors and source not in announced:
             on_source(source, len(samples))
         out.append(samples)
+    if errors and len(errors) == len(sources):
+        raise errors[sources[0]]
+    for source, error in errors.items():
+        if on_skip is not None:
+            on_skip(source, error)
     return out
 
 
 def _builder_started() -> None:
     """In each building process: one thread (there is a process per core), Ctrl-C left to
-    the parent, and SIGTERM (the parent ending the pool) raised as SystemExit so that a
-    half-written cache entry is removed."""
+    the parent, and SIGTERM (the parent stopping the pool) ending it at once, after
+    removing the cache entry it was writing, if any."""
     import signal
-    import sys
 
     import cv2
 
     cv2.setNumThreads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    signal.signal(signal.SIGTERM, _stop_building)
 
 
-def _build(job: tuple) -> tuple[Source, int]:
+_building = False  # in a building process: inside _build
+
+
+def _stop_building(signum, frame) -> None:
+    if _building:  # unwinding runs paths.atomic_write's clean-up of its temp file
+        raise SystemExit(1)
+    os._exit(1)  # (between jobs, or already exiting: nothing to clean)
+
+
+def _build(job: tuple) -> tuple[Source, int | LexpError]:
+    """One source's cache entry; (source, sample count or why it cannot be read)."""
+    global _building
     source, config, cache_root = job
-    return source, len(clip_samples(source, config, cache_root=cache_root))
+    _building = True
+    try:
+        return source, len(clip_samples(source, config, cache_root=cache_root))
+    except LexpError as exc:
+        return source, exc
+    finally:
+        _building = False
 
 
 _VERSION_PREFIX = f"v{DATA_VERSION}-"  # cache entries are named v<DATA_VERSION>-<key>.npz

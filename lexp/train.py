@@ -204,8 +204,9 @@ def export_payload(model_config, state: dict, *, train: dict | None = None,
 def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback | None = None,
           jobs: int = 1) -> dict:
     """Run (or resume) a training run. ``on_event(kind, **fields)`` hears about
-    ``data`` (samples built), ``step`` (every LOG_EVERY steps) and ``eval`` events.
-    ``jobs``: processes that build the samples not in the cache yet.
+    ``data`` (samples built), ``skip`` (a clip that cannot be read), ``step`` (every
+    LOG_EVERY steps) and ``eval`` events. ``jobs``: processes that build the samples not
+    in the cache yet.
     Returns a summary: steps run, best validation loss and step, seconds, paths."""
     import torch
 
@@ -258,8 +259,13 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
                  split="validation" if source in validation_sources else "training")
 
     train_samples, val_samples = [], []
+    def skipped(source, error) -> None:
+        if main:
+            emit("skip", clip=source.name, why=error.message)
+
     everything = data.build_samples(sources, model_config, cache_root,
-                                    jobs=jobs if main else 1, on_source=built)
+                                    jobs=jobs if main else 1, on_source=built,
+                                    on_skip=skipped)
     for source, samples in zip(sources, everything, strict=True):
         (val_samples if source in validation_sources else train_samples).extend(samples)
     if distributed and main:
@@ -391,7 +397,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 out_of_time = bool(flag.item())
             if step % config.eval_every == 0 or step == config.steps or out_of_time:
-                value = evaluate() if len(validation_set) else float(loss)
+                value = evaluate() if len(validation_set) else float(loss.detach())
                 improved = value < best
                 if improved:
                     best, best_step, bad = value, step, 0

@@ -163,6 +163,26 @@ def test_interrupting_the_sample_builders_leaves_no_half_entries(tmp_path):
         assert data.stored_samples(entry, "x")
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_clip_that_cannot_be_read_is_skipped_not_fatal(tmp_path, jobs):
+    junk = tmp_path / "clips"
+    junk.mkdir()
+    (junk / "broken.mp4").write_bytes(os.urandom(4000))
+    env = {"LEXP_CACHE_DIR": str(tmp_path / "cache")}
+    proc = run_lexp("train", "--data", str(junk), "--data", "synthetic:2", "--jobs", jobs,
+                    "--run-dir", str(tmp_path / "r"), "--steps", "1", "--work-size", "64",
+                    env=env)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "broken.mp4" in warnings[0]
+    assert (tmp_path / "r" / "model.pt").is_file()
+    # Nothing readable at all: the reason, once, as an error.
+    proc = run_lexp("train", "--data", str(junk / "broken.mp4"), "--jobs", jobs,
+                    "--run-dir", str(tmp_path / "r2"), "--steps", "1", env=env)
+    assert_clean_failure(proc)
+    assert "broken.mp4" in proc.stderr and "warning:" not in proc.stderr
+
+
 def test_a_few_steps_reduce_the_loss(synthetic_samples):
     torch.manual_seed(0)
     network = build(SMALL)
