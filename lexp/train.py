@@ -253,12 +253,12 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
     training_sources, validation_sources = data.split_by_clip(sources, config.val_fraction)
     if distributed and not main:
         dist.barrier()
+
     def built(source, count) -> None:
         if main:
             emit("data", clip=source.name, samples=count,
                  split="validation" if source in validation_sources else "training")
 
-    train_samples, val_samples = [], []
     def skipped(source, error) -> None:
         if main:
             emit("skip", clip=source.name, why=error.message)
@@ -266,6 +266,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
     everything = data.build_samples(sources, model_config, cache_root,
                                     jobs=jobs if main else 1, on_source=built,
                                     on_skip=skipped)
+    train_samples, val_samples = [], []
     for source, samples in zip(sources, everything, strict=True):
         (val_samples if source in validation_sources else train_samples).extend(samples)
     if distributed and main:
