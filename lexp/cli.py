@@ -544,6 +544,8 @@ Examples:
 
   lexp train --data sky_timelapse/sky_train --run-dir runs/sky    # Sky Timelapse layout
 
+  lexp train --data sky_timelapse/sky_train -j 16 --run-dir runs/sky   # 16 sample builders
+
   lexp train --data clips/ --run-dir runs/g1 --resume             # continue where it stopped
 
   lexp train --data clips/ --minutes 30 --run-dir runs/cpu        # a wall-clock budget
