@@ -254,13 +254,17 @@ def make_sample(dense: list[np.ndarray], case: str, config, estimator) -> dict:
     return sample
 
 
+def entry_path(source: Source, config, cache_root: Path) -> Path:
+    """Where the cache keeps ``source``'s samples (one archive per clip)."""
+    return cache_root / f"{_VERSION_PREFIX}{_cache_key(source, config)}.npz"
+
+
 def clip_samples(source: Source, config, *, cache_root: Path | None = None,
                  on_sample: Callable[[], None] | None = None) -> list[dict]:
     """Every sample of one clip, from the cache when it has them."""
     from lexp import flow, paths
 
-    key = _cache_key(source, config)
-    cached = cache_root / f"{_VERSION_PREFIX}{key}.npz" if cache_root is not None else None
+    cached = entry_path(source, config, cache_root) if cache_root is not None else None
     if cached is not None and cached.is_file():
         try:
             return stored_samples(cached, source.name)
@@ -305,8 +309,7 @@ def build_samples(sources: list[Source], config, cache_root: Path, jobs: int = 1
     error)``; when none can be read, the first error is raised."""
     announced: set[Source] = set()
     errors: dict[Source, LexpError] = {}
-    missing = [s for s in sources
-               if not (cache_root / f"{_VERSION_PREFIX}{_cache_key(s, config)}.npz").is_file()]
+    missing = [s for s in sources if not entry_path(s, config, cache_root).is_file()]
     if jobs > 1 and len(missing) > 1:
         import multiprocessing
 

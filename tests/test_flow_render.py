@@ -156,6 +156,7 @@ def test_carried_light_skips_movers_that_left_the_frame_without_changing_the_lig
     assert carried.at(400.0)[0].sum() > 0  # the slow ones are still there
     assert int(np.searchsorted(carried._minus_leaves, -399.95)) < carried.mass.size / 4
 
+
 def test_the_summed_extrapolation_is_the_sum_of_its_periods():
     # Without --video or camera wander only the sum is needed, and it is made term by
     # term (faster); it must equal the sum of the periods made whole, with movers carried
