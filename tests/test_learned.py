@@ -113,6 +113,24 @@ def test_cached_samples_are_read_when_a_batch_needs_them(tmp_path, synthetic_sam
     assert np.array_equal(again[-1]["truth"], built[-1]["truth"])
 
 
+def test_cache_entries_keep_only_what_cannot_be_derived(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_recent", data._RecentSamples())
+    # The network sees 5 of the 8 gap-fill frames: their mean is not the render's mean.
+    config = GeneratorConfig(work_size=64, max_frames=5)
+    source = data.find_sources(["synthetic:1"])[0]
+    built = data.clip_samples(source, config)
+    stored = data.clip_samples(source, config, cache_root=tmp_path)
+    assert all(np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype
+               for a, b in zip(stored, built, strict=True) for k in data.ARRAYS)
+    entry = np.load(stored[0].path)
+    cases = [s["case"] for s in built]
+    gap, ahead = cases.index("gap-fill"), cases.index("extrapolate")
+    assert f"{gap}/mean" in entry.files and f"{ahead}/mean" not in entry.files
+    assert entry[f"{ahead}/frames"].dtype == np.uint8 and f"{ahead}/candidates" not in entry.files
+    in_memory = sum(b[k].nbytes for b in built for k in data.ARRAYS)
+    assert stored[0].path.stat().st_size < 0.62 * in_memory
+
+
 def test_samples_kept_in_memory_stay_within_the_budget(tmp_path, monkeypatch):
     stored = data.clip_samples(data.find_sources(["synthetic:1"])[0], SMALL,
                                cache_root=tmp_path)
@@ -124,7 +142,7 @@ def test_samples_kept_in_memory_stay_within_the_budget(tmp_path, monkeypatch):
         sample["truth"]
         assert recent.bytes <= recent.budget and len(recent.arrays) <= 2
     first = stored[0]["frames"]  # read again from disk: the same
-    assert np.array_equal(first, np.load(stored[0].path)["0/frames"])
+    assert np.array_equal(first, data._SRGB16[np.load(stored[0].path)["0/frames"]])
     assert 0 < data.memory_budget() < 2 ** 50
 
 
