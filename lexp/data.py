@@ -553,12 +553,22 @@ class _RecentSamples:
             self.arrays.move_to_end(key)
             return self.arrays[key]
         entry = self.entries.pop(sample.path, None)
-        if entry is None:
-            entry = np.load(sample.path, allow_pickle=False)
+        try:
+            if entry is None:
+                entry = np.load(sample.path, allow_pickle=False)
+            arrays = _unpacked(entry, sample.index, entry["blur_sigmas"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            if entry is not None:
+                entry.close()
+            # Deleted or rewritten under this run (another lexp version pruning the
+            # cache, or a user clearing it): one line, not a traceback mid-training.
+            raise InputError(f"the cached samples of {sample.strings['clip']} "
+                             f"({sample.path.name}) changed during the run: {exc}",
+                             hint="run again: missing samples are rebuilt; let one lexp "
+                             "version use a cache at a time") from None
         self.entries[sample.path] = entry
         while len(self.entries) > self.OPEN_ENTRIES:
             self.entries.popitem(last=False)[1].close()
-        arrays = _unpacked(entry, sample.index, entry["blur_sigmas"])
         if self.budget is None:
             self.budget = memory_budget()
         self.arrays[key] = arrays

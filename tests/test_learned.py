@@ -17,6 +17,7 @@ import torch
 
 from lexp import colour, data, learned, train
 from lexp.config import TrainConfig
+from lexp.errors import InputError
 from lexp.model import Evidence, GeneratorConfig, build, encode_srgb
 
 from .conftest import REPO, assert_clean_failure, run_lexp
@@ -129,6 +130,19 @@ def test_cache_entries_keep_only_what_cannot_be_derived(tmp_path, monkeypatch):
     assert entry[f"{ahead}/frames"].dtype == np.uint8 and f"{ahead}/candidates" not in entry.files
     in_memory = sum(b[k].nbytes for b in built for k in data.ARRAYS)
     assert stored[0].path.stat().st_size < 0.62 * in_memory
+
+
+def test_a_cache_entry_removed_during_training_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_recent", data._RecentSamples())
+    stored = data.clip_samples(data.find_sources(["synthetic:1"])[0], SMALL,
+                               cache_root=tmp_path)
+    stored[0].path.write_bytes(b"half an archive")  # rewritten by another lexp, say
+    with pytest.raises(InputError, match="synthetic-lights-0 .* changed during the run"):
+        stored[0]["truth"]
+    stored[0].path.unlink()  # or pruned
+    with pytest.raises(InputError, match="changed during the run"):
+        stored[1]["frames"]
+    assert not data._recent.entries
 
 
 def test_samples_kept_in_memory_stay_within_the_budget(tmp_path, monkeypatch):
