@@ -525,6 +525,8 @@ def flow(
     if run.cache_damaged:
         reporter.warn(f"{run.cache_damaged} damaged flow cache entries were found, "
                       "deleted and recomputed")
+    if flow_cache is not None and flow_cache.write_problem is not None:
+        reporter.warn(flow_cache.write_problem)
     if json_out:
         sys.stdout.write(json.dumps(run.to_json()) + "\n")
     chosen = ", chosen by auto" if method == FlowMethod.auto else ""

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from lexp import colour, media
-from lexp.errors import InputError, LexpError
+from lexp.errors import InputError, LexpError, OutputError
 
 DATA_VERSION = 7  # bump when the samples' content changes (invalidates the cache)
 MIN_FRAMES = 24  # a frame folder with fewer images is not a clip; nor is a shorter window
@@ -350,8 +350,15 @@ def clip_samples(source: Source, config, *, cache_root: Path | None = None,
         arrays.update({f"{i}/case": np.array(s["case"]) for i, s in enumerate(samples)})
         np.savez(buffer, count=np.array(len(samples)),
                  blur_sigmas=np.array(config.blur_sigmas, np.float64), **arrays)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        paths.write_bytes_atomic(cached, buffer.getvalue())
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            paths.write_bytes_atomic(cached, buffer.getvalue())
+        except (OSError, OutputError) as err:
+            problem = err if isinstance(err, OutputError) else \
+                paths.describe_os_error(err, cached.parent)
+            raise OutputError(f"cannot cache the training samples: {problem.message}",
+                              hint="free some space, or set LEXP_CACHE_DIR to a writable "
+                              "folder on a disk with room (about 3 MB a sample)") from None
         prune_stale_samples(cache_root)
         _recent.forget(cached)  # what was read from a damaged entry of that name
         return stored_samples(cached, source.name)  # (what is built is not all kept)
@@ -367,7 +374,8 @@ def build_samples(sources: list[Source], config, cache_root: Path, jobs: int = 1
     Timelapse has tens of thousands). ``on_source(source, count)``: called as each
     source's samples are ready, built ones first, as they finish. A source that cannot
     be read (a damaged video among thousands) gives no samples and ``on_skip(source,
-    error)``; when none can be read, the first error is raised."""
+    error)``; when none can be read, the first error is raised. Any other error (the
+    cache cannot be written: a full disk) stops the build."""
     announced: set[Source] = set()
     errors: dict[Source, LexpError] = {}
     missing = [s for s in sources if not entry_path(s, config, cache_root).is_file()]
@@ -381,8 +389,10 @@ def build_samples(sources: list[Source], config, cache_root: Path, jobs: int = 1
         try:
             for source, outcome in pool.imap_unordered(
                     _build, [(s, config, cache_root) for s in missing]):
-                if isinstance(outcome, LexpError):
+                if isinstance(outcome, InputError):
                     errors[source] = outcome
+                elif isinstance(outcome, LexpError):
+                    raise outcome
                 else:
                     announced.add(source)
                     if on_source is not None:
@@ -399,7 +409,7 @@ def build_samples(sources: list[Source], config, cache_root: Path, jobs: int = 1
         if source not in errors:
             try:
                 samples = clip_samples(source, config, cache_root=cache_root)
-            except LexpError as exc:
+            except InputError as exc:
                 errors[source] = exc
         if on_source is not None and source not in errors and source not in announced:
             on_source(source, len(samples))

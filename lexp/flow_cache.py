@@ -59,6 +59,10 @@ class FlowCache:
         self.root = (root or cache_dir()) / "flow"
         self.max_bytes = max_bytes
         self.hits = self.misses = self.damaged = 0
+        # Why entries cannot be written (a full disk, a read-only or misplaced cache), once
+        # a write has failed; None while they can. A cache only saves time: flows are then
+        # computed and used but not kept, and the caller says so.
+        self.write_problem: str | None = None
 
     # ---------------------------------------------------------------- keys
 
@@ -127,7 +131,17 @@ class FlowCache:
         return flow.astype(np.float32)
 
     def put(self, key: str, flow: np.ndarray, about: dict | None = None) -> None:
-        """Store a (2, H, W) flow (as float16), atomically."""
+        """Store a (2, H, W) flow (as float16), atomically. If the cache cannot be
+        written, sets :attr:`write_problem` and stores nothing more this run."""
+        if self.write_problem is not None:
+            return
+        try:
+            self._put(key, flow, about)
+        except OSError as err:
+            self.write_problem = (f"the flow cache in {self.root} cannot be written "
+                                  f"({err.strerror or err}): flows were computed but not kept")
+
+    def _put(self, key: str, flow: np.ndarray, about: dict | None) -> None:
         import io
 
         entry = self._entry(key)

@@ -561,6 +561,8 @@ def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for
                                      video=video)
     if cache is not None and stacked.method in ("flow", "learned"):
         cache.prune()
+    if cache is not None and cache.write_problem is not None:
+        stacked.warnings.append(cache.write_problem)
     settings = {
         "lexp_version": __version__,
         "input": job.source.name,

@@ -135,6 +135,25 @@ def test_lexp_flow_bad_input(clips, tmp_path):
     assert run_lexp("flow", str(clips["square"]), "--scale", "0", env=env).returncode == 2
 
 
+def test_a_cache_that_cannot_be_written_costs_time_not_the_result(clips, tmp_path):
+    """A full disk, a read-only home, LEXP_CACHE_DIR naming a file: flow and render still
+    work, and say once that nothing was kept."""
+    from tests.conftest import decode_rgb, run_lexp
+
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache should be")
+    env = {"LEXP_CACHE_DIR": str(not_a_folder)}
+    proc = run_lexp("flow", str(clips["square"]), env=env)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "cannot be written" in warnings[0], proc.stderr
+    out = tmp_path / "out.png"
+    proc = run_lexp("render", str(clips["square"]), "-m", "flow", "-o", str(out), env=env)
+    assert proc.returncode == 0 and "internal error" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("cannot be written") == 1 and decode_rgb(out).shape[:2] == (64, 96)
+    assert not_a_folder.read_text() == "a file where the cache should be"
+
+
 def test_a_damaged_cache_file_is_detected_recomputed_and_reported(clips, tmp_path):
     import json
 

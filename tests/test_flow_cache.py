@@ -30,6 +30,16 @@ def test_round_trip_in_float16(tmp_path):
     assert cache.hits == 1
 
 
+def test_a_cache_that_cannot_be_written_keeps_nothing_and_says_why(tmp_path):
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache should be")
+    cache = FlowCache(not_a_folder)
+    key = cache.key("clip", 0, 1, EST, (32, 24))
+    cache.put(key, a_flow())  # no exception: a cache only saves time
+    assert cache.write_problem is not None and "cannot be written" in cache.write_problem
+    assert cache.get(key) is None and cache.prune() == 0 and cache.entries() == []
+
+
 def test_motion_below_float16s_normal_range_is_stored_as_zero():
     """float16's subnormals (under 2^-14 px) become 0 — numpy converts them slowly, and
     DIS flows of still regions are full of them; every other value rounds as astype does."""

@@ -215,6 +215,20 @@ def test_a_clip_that_cannot_be_read_is_skipped_not_fatal(tmp_path, jobs):
     assert "broken.mp4" in proc.stderr and "warning:" not in proc.stderr
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_cache_that_cannot_be_written_stops_training_with_one_line(tmp_path, jobs):
+    """A full disk or a misplaced cache is not a bad clip: no clip is skipped for it."""
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache should be")
+    proc = run_lexp("train", "--data", "synthetic:2", "--jobs", jobs, "--run-dir",
+                    str(tmp_path / "r"), "--steps", "1", "--work-size", "64",
+                    env={"LEXP_CACHE_DIR": str(not_a_folder)})
+    assert_clean_failure(proc)
+    assert "cannot cache the training samples" in proc.stderr and "warning:" not in proc.stderr
+    assert "LEXP_CACHE_DIR" in proc.stderr
+    assert not (tmp_path / "r" / "model.pt").exists()
+
+
 def test_a_few_steps_reduce_the_loss(synthetic_samples):
     torch.manual_seed(0)
     network = build(SMALL)
