@@ -279,7 +279,8 @@ def _blurs(render: np.ndarray, sigmas) -> np.ndarray:
 # float16 throughout (≈2.7 MB instead of 5 MB at 320×180, extrapolate), which is what
 # decides whether a large dataset (Sky Timelapse) fits on a training machine's disk.
 
-_SRGB16 = colour.decode_lut("srgb").astype(np.float16)  # code -> linear, strictly rising
+_SRGB32 = colour.decode_lut("srgb")  # code -> linear
+_SRGB16 = _SRGB32.astype(np.float16)  # (strictly rising, as the codes)
 
 
 def _packed(sample: dict) -> dict[str, np.ndarray]:
@@ -289,30 +290,38 @@ def _packed(sample: dict) -> dict[str, np.ndarray]:
         raise ValueError("a sample's frames are not decoded 8-bit sRGB")  # a lexp bug
     stored = {"frames": codes, "flows": sample["flows"], "render": sample["candidates"][0],
               "context": sample["context"], "truth": sample["truth"]}
-    if not np.array_equal(_mean_of(codes), sample["candidates"][1]):
+    if not np.array_equal(_mean_of(_decoded(codes)), sample["candidates"][1]):
         stored["mean"] = sample["candidates"][1]
     return stored
 
 
 def _unpacked(entry, index: int, sigmas) -> dict[str, np.ndarray]:
     """Sample ``index``'s arrays (``ARRAYS``) from an open cache entry."""
-    codes = entry[f"{index}/frames"]
+    linear = _decoded(entry[f"{index}/frames"])
     render = entry[f"{index}/render"]
     mean_key = f"{index}/mean"
-    mean = entry[mean_key] if mean_key in entry.files else _mean_of(codes)
-    return {"frames": _SRGB16[codes], "flows": entry[f"{index}/flows"],
+    mean = entry[mean_key] if mean_key in entry.files else _mean_of(linear)
+    return {"frames": linear.astype(np.float16), "flows": entry[f"{index}/flows"],
             "candidates": np.concatenate([render[None], mean[None], _blurs(render, sigmas)]),
             "context": entry[f"{index}/context"], "truth": entry[f"{index}/truth"]}
 
 
-def _mean_of(codes: np.ndarray) -> np.ndarray:
-    """The linear mean of T×3×H×W sRGB codes, float16, summed in float32 frame after
-    frame as ``lexp.learned.Capture`` does (so it is the same to the bit)."""
-    lut = colour.decode_lut("srgb")
-    total = np.zeros(codes.shape[1:], np.float32)
-    for frame in codes:
-        total += lut[frame]
-    return (total / np.float32(len(codes))).astype(np.float16)
+def _decoded(codes: np.ndarray) -> np.ndarray:
+    """8-bit sRGB codes (any shape) to linear float32, by OpenCV's table look-up (ten
+    times numpy's indexing: reading a sample back is on the training loop's path)."""
+    import cv2
+
+    flat = codes.reshape(-1, codes.shape[-1])  # cv2.LUT takes a 2-D 8-bit image
+    return cv2.LUT(flat, _SRGB32).reshape(codes.shape)
+
+
+def _mean_of(linear: np.ndarray) -> np.ndarray:
+    """The mean of T×3×H×W linear float32 frames, float16, summed frame after frame as
+    ``lexp.learned.Capture`` does (so it is the same to the bit)."""
+    total = np.zeros(linear.shape[1:], np.float32)
+    for frame in linear:
+        total += frame
+    return (total / np.float32(len(linear))).astype(np.float16)
 
 
 def entry_path(source: Source, config, cache_root: Path) -> Path:
