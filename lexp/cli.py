@@ -641,9 +641,13 @@ def train(
     # Under torchrun only rank 0 speaks.
     reporter = Reporter(quiet=_State.quiet or os.environ.get("RANK", "0") != "0")
 
+    data_report = _TrainingDataReport(reporter)
+
     def on_event(kind: str, **f) -> None:
         if kind == "data":
-            reporter.info(f"{f['clip']}: {f['samples']} samples ({f['split']})")
+            data_report.clip(**f)
+        elif kind == "data-done":
+            data_report.finish(**f)
         elif kind == "skip":
             reporter.warn(f"skipped {f['clip']}: {f['why']}")
         elif kind == "step" and (f["step"] % (10 * training.LOG_EVERY) == 0
@@ -659,12 +663,59 @@ def train(
                                  jobs=jobs or os.cpu_count() or 1)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; resume with --resume --run-dir {run_dir}") from None
+    finally:
+        data_report.close()
     if json_out:
         sys.stdout.write(json.dumps(summary) + "\n")
     reporter.info(f"{summary['steps']} steps in {summary['seconds']:.0f} s "
                   f"({summary['stopped']}); best validation loss "
                   f"{summary['best_val_loss']:.4f} at step {summary['best_step']}; "
                   f"weights: {summary['model']}")
+
+
+class _TrainingDataReport:
+    """How ``lexp train`` shows its samples being built. A few clips: a line each (which
+    clip went to which split). Many (a dataset such as Sky Timelapse, tens of thousands):
+    a bar on a terminal, else a line every tenth of the way, so a log stays readable.
+    Then one line of totals."""
+
+    LINE_PER_CLIP = 50  # at most this many clips get a line each
+
+    def __init__(self, reporter) -> None:
+        self.reporter = reporter
+        self.bar: contextlib.ExitStack | None = None
+        self.advance = None
+
+    def clip(self, clip: str, samples: int, split: str, done: int, total: int) -> None:
+        if total <= self.LINE_PER_CLIP:
+            self.reporter.info(f"{clip}: {samples} samples ({split})")
+            return
+        if self.bar is None:
+            self.bar = contextlib.ExitStack()
+            self.advance = self.bar.enter_context(
+                self.reporter.progress_or_lines("training data", "clips"))
+        if self.advance is None:  # --quiet
+            return
+        if self.reporter.interactive:
+            self.advance(done, total)
+        elif done % max(1, total // 10) == 0 or done == total:
+            self.advance(done, total)
+
+    def finish(self, training_clips: int, training_samples: int, validation_clips: int,
+               validation_samples: int, skipped: int) -> None:
+        self.close()
+        def clips(n: int) -> str:
+            return f"{n} clip" + "s" * (n != 1)
+
+        skipped_note = f"; {clips(skipped)} skipped" if skipped else ""
+        self.reporter.info(f"training data: {training_samples} samples from "
+                           f"{clips(training_clips)}, validation: {validation_samples} from "
+                           f"{clips(validation_clips)}{skipped_note}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 DOWNLOAD_EPILOG = """\

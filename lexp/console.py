@@ -25,12 +25,12 @@ class Reporter:
         return self.console.is_terminal and not self.quiet
 
     def info(self, message: str) -> None:
-        if not self.quiet:
-            self.console.print(escape(message))
+        if not self.quiet:  # soft wrap: a log line stays one line (grep, cron mail)
+            self.console.print(escape(message), soft_wrap=True)
 
     def warn(self, message: str) -> None:
         # Warnings show even with --quiet: they say the result may not be what was asked.
-        self.console.print(f"[yellow]warning:[/] {escape(message)}")
+        self.console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
     def error(self, message: str, hint: str | None = None) -> None:
         line = f"[bold red]error:[/] {escape(message)}"
@@ -39,24 +39,26 @@ class Reporter:
         self.console.print(line, soft_wrap=True)
 
     @contextlib.contextmanager
-    def progress(self, description: str) -> Iterator:
-        """Yield an ``on_progress(done_frames, total)`` callback, or None when not interactive."""
+    def progress(self, description: str, unit: str = "frames") -> Iterator:
+        """Yield an ``on_progress(done, total)`` callback (counting ``unit``), or None when
+        not interactive."""
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
         with self._bar(description, None, BarColumn(), MofNCompleteColumn(),
-                       TextColumn("frames"), TimeRemainingColumn()) as on_progress:
+                       TextColumn(unit), TimeRemainingColumn()) as on_progress:
             yield on_progress
 
     @contextlib.contextmanager
-    def progress_or_lines(self, description: str) -> Iterator:
+    def progress_or_lines(self, description: str, unit: str = "") -> Iterator:
         """A bar on a terminal; elsewhere one line per step (long jobs in logs, CI)."""
-        with self.progress(description) as on_progress:
+        with self.progress(description, unit) as on_progress:
             if on_progress is not None or self.quiet:
                 yield on_progress
                 return
 
             def line(done: int, total: int | None = None, **_: object) -> None:
-                self.info(f"{description}: {done}/{total}" if total else f"{description}: {done}")
+                count = f"{done}/{total}" if total else f"{done}"
+                self.info(f"{description}: {count} {unit}".rstrip())
 
             yield line
 

@@ -204,9 +204,10 @@ def export_payload(model_config, state: dict, *, train: dict | None = None,
 def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback | None = None,
           jobs: int = 1) -> dict:
     """Run (or resume) a training run. ``on_event(kind, **fields)`` hears about
-    ``data`` (samples built), ``skip`` (a clip that cannot be read), ``step`` (every
-    LOG_EVERY steps) and ``eval`` events. ``jobs``: processes that build the samples not
-    in the cache yet.
+    ``data`` (a clip's samples are ready: ``done`` of ``total`` clips), ``skip`` (a clip
+    that cannot be read), ``data-done`` (the samples of each split counted), ``step``
+    (every LOG_EVERY steps) and ``eval`` events. ``jobs``: processes that build the
+    samples not in the cache yet.
     Returns a summary: steps run, best validation loss and step, seconds, paths."""
     import torch
 
@@ -254,9 +255,13 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
     if distributed and not main:
         dist.barrier()
 
+    ready = 0
+
     def built(source, count) -> None:
+        nonlocal ready
+        ready += 1
         if main:
-            emit("data", clip=source.name, samples=count,
+            emit("data", clip=source.name, samples=count, done=ready, total=len(sources),
                  split="validation" if source in validation_sources else "training")
 
     def skipped(source, error) -> None:
@@ -267,8 +272,15 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
                                     jobs=jobs if main else 1, on_source=built,
                                     on_skip=skipped)
     train_samples, val_samples = [], []
+    clips = {"training": 0, "validation": 0}
     for source, samples in zip(sources, everything, strict=True):
-        (val_samples if source in validation_sources else train_samples).extend(samples)
+        split = "validation" if source in validation_sources else "training"
+        (val_samples if split == "validation" else train_samples).extend(samples)
+        clips[split] += bool(samples)
+    if main:
+        emit("data-done", training_clips=clips["training"], training_samples=len(train_samples),
+             validation_clips=clips["validation"], validation_samples=len(val_samples),
+             skipped=len(sources) - ready)
     if distributed and main:
         dist.barrier()
     if not train_samples:

@@ -207,6 +207,8 @@ def test_a_clip_that_cannot_be_read_is_skipped_not_fatal(tmp_path, jobs):
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "broken.mp4" in warnings[0]
+    assert "training data: 20 samples from 1 clip, validation: 20 from 1 clip; 1 clip " \
+        "skipped" in proc.stderr
     assert (tmp_path / "r" / "model.pt").is_file()
     # Nothing readable at all: the reason, once, as an error.
     proc = run_lexp("train", "--data", str(junk / "broken.mp4"), "--jobs", jobs,
@@ -227,6 +229,30 @@ def test_a_cache_that_cannot_be_written_stops_training_with_one_line(tmp_path, j
     assert "cannot cache the training samples" in proc.stderr and "warning:" not in proc.stderr
     assert "LEXP_CACHE_DIR" in proc.stderr
     assert not (tmp_path / "r" / "model.pt").exists()
+
+
+def test_training_data_is_told_clip_by_clip_or_in_tenths(capsys):
+    from lexp.cli import _TrainingDataReport
+    from lexp.console import Reporter
+
+    few = _TrainingDataReport(Reporter())
+    for i in range(3):
+        few.clip(f"c{i}", 4, "training" if i else "validation", i + 1, 3)
+    few.finish(2, 8, 1, 4, 0)
+    assert capsys.readouterr().err.splitlines() == [
+        "c0: 4 samples (validation)", "c1: 4 samples (training)", "c2: 4 samples (training)",
+        "training data: 8 samples from 2 clips, validation: 4 from 1 clip"]
+    many = _TrainingDataReport(Reporter())  # Sky Timelapse has tens of thousands
+    for i in range(200):  # and one of 201 cannot be read
+        many.clip(f"c{i}", 2, "training", i + 1, 201)
+    many.finish(180, 360, 20, 40, 1)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:-1] == [f"training data: {k}/201 clips" for k in range(20, 201, 20)]
+    assert lines[-1].endswith("validation: 40 from 20 clips; 1 clip skipped")
+    quiet = _TrainingDataReport(Reporter(quiet=True))
+    quiet.clip("c", 2, "training", 1, 201)
+    quiet.close()
+    assert capsys.readouterr().err == ""
 
 
 def test_a_few_steps_reduce_the_loss(synthetic_samples):
