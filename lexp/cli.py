@@ -696,14 +696,13 @@ class _TrainingDataReport:
                 self.reporter.progress_or_lines("training data", "clips"))
         if self.advance is None:  # --quiet
             return
-        if self.reporter.interactive:
-            self.advance(done, total)
-        elif done % max(1, total // 10) == 0 or done == total:
+        if self.reporter.interactive or done % max(1, total // 10) == 0 or done == total:
             self.advance(done, total)
 
     def finish(self, training_clips: int, training_samples: int, validation_clips: int,
                validation_samples: int, skipped: int) -> None:
         self.close()
+
         def clips(n: int) -> str:
             return f"{n} clip" + "s" * (n != 1)
 
