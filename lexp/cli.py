@@ -963,6 +963,21 @@ def main() -> None:
         sys.exit(_report(exc))
     except KeyboardInterrupt:
         sys.exit(_report(Interrupted("interrupted; no partial output was left")))
+    except OSError as exc:  # what the machine refused (a full disk, a cache path that is
+        sys.exit(_report(_machine_error(exc)))  # a file, no permission): not a lexp bug
+
+
+def _machine_error(exc: OSError) -> LexpError:
+    """One line for an OSError no command turned into a LexpError of its own."""
+    from lexp.errors import OutputError
+    from lexp.paths import describe_os_error
+
+    where = exc.filename or ""
+    error = describe_os_error(exc, where) if where else \
+        OutputError(str(exc.strerror or exc))
+    error.hint = "check that folder's free space and permissions; LEXP_CACHE_DIR (or " \
+        "--cache-dir) moves lexp's cache"
+    return error
 
 
 def _report(exc: LexpError) -> int:

@@ -357,3 +357,12 @@ def test_no_network_error_names_from(registry_env):
     with pytest.raises(LexpError) as err:
         weights.ensure("test-asset", mirror="http://127.0.0.1:9", retries=0)
     assert "--from" in err.value.hint
+
+
+def test_a_cache_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path):
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache should be")
+    proc = run_lexp("download", "raft-small", "--mirror", "http://127.0.0.1:1",
+                    env={"LEXP_CACHE_DIR": str(not_a_folder)})
+    assert_clean_failure(proc)
+    assert "Not a directory" in proc.stderr and "LEXP_CACHE_DIR" in proc.stderr
