@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from lexp.config import TRAIN_PRESETS, TrainConfig
-from lexp.errors import InputError, LexpError, UsageError
+from lexp.errors import InputError, LexpError, OutputError, UsageError
 
 EventCallback = Callable[..., None]
 LOG_EVERY = 10  # steps between training-loss lines in metrics.jsonl
@@ -244,6 +244,14 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
     elif last_path.exists() and main:
         raise UsageError(f"{run_dir} already holds a run",
                          hint="add --resume to continue it, or choose another --run-dir")
+    if main and run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"--run-dir {run_dir} is a file", hint="give a folder")
+    if main:  # now, not after an hour of building samples
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"cannot use --run-dir {run_dir}: {err.strerror or err}",
+                              hint="choose a folder you can write to") from None
     model_config = GeneratorConfig.from_dict(the_plan.model)
 
     # Samples: rank 0 builds the cache, the others then read it.
@@ -357,7 +365,6 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
         return payload
 
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(the_plan.to_dict(), indent=2) + "\n")
     log = (run_dir / "metrics.jsonl").open("a") if main else None
     started, seen, window_loss, window_start = time.perf_counter(), 0, [], time.perf_counter()

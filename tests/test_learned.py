@@ -231,6 +231,18 @@ def test_a_cache_that_cannot_be_written_stops_training_with_one_line(tmp_path, j
     assert not (tmp_path / "r" / "model.pt").exists()
 
 
+def test_a_run_dir_that_cannot_be_used_fails_before_any_sample_is_built(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    cache = tmp_path / "cache"
+    for run_dir, code, says in [(tmp_path / "file", 2, "is a file"),
+                                (tmp_path / "file" / "run", 1, "cannot use --run-dir")]:
+        proc = run_lexp("train", "--data", "synthetic:1", "--run-dir", str(run_dir),
+                        "--steps", "1", "--work-size", "64", env={"LEXP_CACHE_DIR": str(cache)})
+        assert_clean_failure(proc, code)
+        assert says in proc.stderr
+    assert not (cache / "train-data").exists()
+
+
 def test_training_data_is_told_clip_by_clip_or_in_tenths(capsys):
     from lexp.cli import _TrainingDataReport
     from lexp.console import Reporter
