@@ -674,10 +674,10 @@ def train(
 
 
 class _TrainingDataReport:
-    """How ``lexp train`` shows its samples being built. A few clips: a line each (which
-    clip went to which split). Many (a dataset such as Sky Timelapse, tens of thousands):
-    a bar on a terminal, else a line every tenth of the way, so a log stays readable.
-    Then one line of totals."""
+    """How ``lexp train`` shows its samples being built. A few clips: a line each. Many
+    (a dataset such as Sky Timelapse, tens of thousands): a bar on a terminal, else a
+    line every tenth of the way, so a log stays readable. Then one line of totals,
+    naming the validation clips when they are few."""
 
     LINE_PER_CLIP = 50  # at most this many clips get a line each
 
@@ -686,9 +686,9 @@ class _TrainingDataReport:
         self.bar: contextlib.ExitStack | None = None
         self.advance = None
 
-    def clip(self, clip: str, samples: int, split: str, done: int, total: int) -> None:
+    def clip(self, clip: str, samples: int, done: int, total: int) -> None:
         if total <= self.LINE_PER_CLIP:
-            self.reporter.info(f"{clip}: {samples} samples ({split})")
+            self.reporter.info(f"{clip}: {samples} samples")
             return
         if self.bar is None:
             self.bar = contextlib.ExitStack()
@@ -699,17 +699,18 @@ class _TrainingDataReport:
         if self.reporter.interactive or done % max(1, total // 10) == 0 or done == total:
             self.advance(done, total)
 
-    def finish(self, training_clips: int, training_samples: int, validation_clips: int,
+    def finish(self, training_clips: int, training_samples: int, validation_clips: list[str],
                validation_samples: int, skipped: int) -> None:
         self.close()
 
         def clips(n: int) -> str:
             return f"{n} clip" + "s" * (n != 1)
 
+        held_out = f" ({', '.join(validation_clips)})" if 0 < len(validation_clips) <= 8 else ""
         skipped_note = f"; {clips(skipped)} skipped" if skipped else ""
         self.reporter.info(f"training data: {training_samples} samples from "
                            f"{clips(training_clips)}, validation: {validation_samples} from "
-                           f"{clips(validation_clips)}{skipped_note}")
+                           f"{clips(len(validation_clips))}{held_out}{skipped_note}")
 
     def close(self) -> None:
         if self.bar is not None:

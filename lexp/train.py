@@ -205,7 +205,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
           jobs: int = 1) -> dict:
     """Run (or resume) a training run. ``on_event(kind, **fields)`` hears about
     ``data`` (a clip's samples are ready: ``done`` of ``total`` clips), ``skip`` (a clip
-    that cannot be read), ``data-done`` (the samples of each split counted), ``step``
+    that cannot be read), ``data-done`` (the split, and its samples counted), ``step``
     (every LOG_EVERY steps) and ``eval`` events. ``jobs``: processes that build the
     samples not in the cache yet.
     Returns a summary: steps run, best validation loss and step, seconds, paths."""
@@ -259,7 +259,6 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
 
     cache_root = cache_dir() / "train-data"
     sources = data.find_sources(list(config.data))
-    training_sources, validation_sources = data.split_by_clip(sources, config.val_fraction)
     if distributed and not main:
         dist.barrier()
 
@@ -269,8 +268,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
         nonlocal ready
         ready += 1
         if main:
-            emit("data", clip=source.name, samples=count, done=ready, total=len(sources),
-                 split="validation" if source in validation_sources else "training")
+            emit("data", clip=source.name, samples=count, done=ready, total=len(sources))
 
     def skipped(source, error) -> None:
         if main:
@@ -279,16 +277,19 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
     everything = data.build_samples(sources, model_config, cache_root,
                                     jobs=jobs if main else 1, on_source=built,
                                     on_skip=skipped)
+    # Whole clips are held out, chosen among those that gave samples: an unreadable or
+    # too short clip must not leave the validation set empty.
+    usable = [source for source, samples in zip(sources, everything, strict=True) if samples]
+    training_sources, validation_sources = data.split_by_clip(usable, config.val_fraction)
+    held_out = set(validation_sources)
     train_samples, val_samples = [], []
-    clips = {"training": 0, "validation": 0}
     for source, samples in zip(sources, everything, strict=True):
-        split = "validation" if source in validation_sources else "training"
-        (val_samples if split == "validation" else train_samples).extend(samples)
-        clips[split] += bool(samples)
+        (val_samples if source in held_out else train_samples).extend(samples)
     if main:
-        emit("data-done", training_clips=clips["training"], training_samples=len(train_samples),
-             validation_clips=clips["validation"], validation_samples=len(val_samples),
-             skipped=len(sources) - ready)
+        emit("data-done", training_clips=len(training_sources),
+             training_samples=len(train_samples),
+             validation_clips=[source.name for source in validation_sources],
+             validation_samples=len(val_samples), skipped=len(sources) - ready)
     if distributed and main:
         dist.barrier()
     if not train_samples:

@@ -207,8 +207,8 @@ def test_a_clip_that_cannot_be_read_is_skipped_not_fatal(tmp_path, jobs):
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "broken.mp4" in warnings[0]
-    assert "training data: 20 samples from 1 clip, validation: 20 from 1 clip; 1 clip " \
-        "skipped" in proc.stderr
+    assert "training data: 20 samples from 1 clip, validation: 20 from 1 clip (" in proc.stderr
+    assert proc.stderr.count("1 clip skipped") == 1
     assert (tmp_path / "r" / "model.pt").is_file()
     # Nothing readable at all: the reason, once, as an error.
     proc = run_lexp("train", "--data", str(junk / "broken.mp4"), "--jobs", jobs,
@@ -243,26 +243,46 @@ def test_a_run_dir_that_cannot_be_used_fails_before_any_sample_is_built(tmp_path
     assert not (cache / "train-data").exists()
 
 
+def test_clips_are_held_out_among_those_that_give_samples(tmp_path, monkeypatch):
+    """A held-out clip that cannot be read would leave nothing to validate on: the split
+    is made among the clips that gave samples."""
+    junk = tmp_path / "clips"
+    junk.mkdir()
+    sources = data.find_sources(["synthetic:2"])
+    # A broken clip whose name the split would hold out, beside the two good ones.
+    name = next(f"broken{i}" for i in range(100) if data.split_by_clip(
+        [data.Source(f"broken{i}", "video", None), *sources], 0.2)[1][0].name == f"broken{i}")
+    (junk / f"{name}.mp4").write_bytes(os.urandom(4000))
+    events = []
+    config = TrainConfig(data=(str(junk), "synthetic:2"), run_dir=str(tmp_path / "r"),
+                         steps=1, work_size=64)
+    monkeypatch.setenv("LEXP_CACHE_DIR", str(tmp_path / "cache"))
+    train.train(config, on_event=lambda kind, **f: events.append((kind, f)))
+    done = next(f for kind, f in events if kind == "data-done")
+    assert done["skipped"] == 1 and done["validation_samples"] > 0
+    assert done["validation_clips"] and name not in done["validation_clips"]
+
+
 def test_training_data_is_told_clip_by_clip_or_in_tenths(capsys):
     from lexp.cli import _TrainingDataReport
     from lexp.console import Reporter
 
     few = _TrainingDataReport(Reporter())
     for i in range(3):
-        few.clip(f"c{i}", 4, "training" if i else "validation", i + 1, 3)
-    few.finish(2, 8, 1, 4, 0)
+        few.clip(f"c{i}", 4, i + 1, 3)
+    few.finish(2, 8, ["c0"], 4, 0)
     assert capsys.readouterr().err.splitlines() == [
-        "c0: 4 samples (validation)", "c1: 4 samples (training)", "c2: 4 samples (training)",
-        "training data: 8 samples from 2 clips, validation: 4 from 1 clip"]
+        "c0: 4 samples", "c1: 4 samples", "c2: 4 samples",
+        "training data: 8 samples from 2 clips, validation: 4 from 1 clip (c0)"]
     many = _TrainingDataReport(Reporter())  # Sky Timelapse has tens of thousands
     for i in range(200):  # and one of 201 cannot be read
-        many.clip(f"c{i}", 2, "training", i + 1, 201)
-    many.finish(180, 360, 20, 40, 1)
+        many.clip(f"c{i}", 2, i + 1, 201)
+    many.finish(180, 360, [f"c{i}" for i in range(20)], 40, 1)
     lines = capsys.readouterr().err.splitlines()
     assert lines[:-1] == [f"training data: {k}/201 clips" for k in range(20, 201, 20)]
     assert lines[-1].endswith("validation: 40 from 20 clips; 1 clip skipped")
     quiet = _TrainingDataReport(Reporter(quiet=True))
-    quiet.clip("c", 2, "training", 1, 201)
+    quiet.clip("c", 2, 1, 201)
     quiet.close()
     assert capsys.readouterr().err == ""
 
