@@ -72,7 +72,9 @@ def choose_preset(device) -> str:
 
 
 def plan(config: TrainConfig) -> Plan:
-    """Resolve the device, preset and the clip split, without building anything."""
+    """Resolve the device, preset and the clip split, without building anything (the run
+    itself splits among the clips that give samples: one that cannot be read moves the
+    split)."""
     from lexp import data
     from lexp.model import GeneratorConfig
     from lexp.torch_env import resolve_device
