@@ -246,9 +246,9 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
     elif last_path.exists() and main:
         raise UsageError(f"{run_dir} already holds a run",
                          hint="add --resume to continue it, or choose another --run-dir")
-    if main and run_dir.exists() and not run_dir.is_dir():
-        raise UsageError(f"--run-dir {run_dir} is a file", hint="give a folder")
     if main:  # now, not after an hour of building samples
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UsageError(f"--run-dir {run_dir} is a file", hint="give a folder")
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -284,13 +284,15 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
     usable = [source for source, samples in zip(sources, everything, strict=True) if samples]
     training_sources, validation_sources = data.split_by_clip(usable, config.val_fraction)
     held_out = set(validation_sources)
+    the_plan.training_clips = [source.name for source in training_sources]  # config.json
+    the_plan.validation_clips = [source.name for source in validation_sources]
     train_samples, val_samples = [], []
     for source, samples in zip(sources, everything, strict=True):
         (val_samples if source in held_out else train_samples).extend(samples)
     if main:
         emit("data-done", training_clips=len(training_sources),
              training_samples=len(train_samples),
-             validation_clips=[source.name for source in validation_sources],
+             validation_clips=the_plan.validation_clips,
              validation_samples=len(val_samples), skipped=len(sources) - ready)
     if distributed and main:
         dist.barrier()

@@ -261,6 +261,8 @@ def test_clips_are_held_out_among_those_that_give_samples(tmp_path, monkeypatch)
     done = next(f for kind, f in events if kind == "data-done")
     assert done["skipped"] == 1 and done["validation_samples"] > 0
     assert done["validation_clips"] and name not in done["validation_clips"]
+    recorded = json.loads((tmp_path / "r" / "config.json").read_text())  # the split used
+    assert recorded["validation_clips"] == done["validation_clips"]
 
 
 def test_training_data_is_told_clip_by_clip_or_in_tenths(capsys):
