@@ -329,6 +329,10 @@ def _mean_of(linear: np.ndarray) -> np.ndarray:
     return (total / np.float32(len(linear))).astype(np.float16)
 
 
+# What reading a truncated, rewritten or vanished cache entry raises.
+UNREADABLE_ENTRY = (OSError, ValueError, KeyError, zipfile.BadZipFile)
+
+
 def entry_path(source: Source, config, cache_root: Path) -> Path:
     """Where the cache keeps ``source``'s samples (one archive per clip)."""
     return cache_root / f"{_VERSION_PREFIX}{_cache_key(source, config)}.npz"
@@ -343,7 +347,7 @@ def clip_samples(source: Source, config, *, cache_root: Path | None = None,
     if cached is not None and cached.is_file():
         try:
             return stored_samples(cached, source.name)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        except UNREADABLE_ENTRY:
             cached.unlink(missing_ok=True)  # a damaged entry is rebuilt
     need = max(truth for _, truth in CASES.values()) * max(SPEEDS)
     frames, _ = read_frames(source, config.work_size, need + WINDOW_STEP * 8)
@@ -581,7 +585,7 @@ class _RecentSamples:
             if entry is None:
                 entry = np.load(sample.path, allow_pickle=False)
             arrays = _unpacked(entry, sample.index, entry["blur_sigmas"])
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        except UNREADABLE_ENTRY as exc:
             if entry is not None:
                 entry.close()
             # Deleted or rewritten under this run (another lexp version pruning the
