@@ -112,7 +112,7 @@ def run_method(method: Method, frames: list[np.ndarray], fps: float | None,
                                   stride=steps.pop()),
             exposure=TimeSpec(float(exposure), "f") if exposure else None)
         result = render.render_clip(MemoryClip(sparse, fps), config)
-        return render.finish(result.linear, config)
+        return render.finish(result.linear, render.for_clip(config, result.clip))
     stacked = render.stack_clip(MemoryClip([frames[i] for i in indices], fps), config)
     return render.finish(stacked.linear, config)
 

@@ -84,12 +84,16 @@ class FlowMethod(str, Enum):
 
 
 class Transfer(str, Enum):
+    auto = "auto"
     srgb = "srgb"
     rec709 = "rec709"
+    hlg = "hlg"
+    pq = "pq"
     none = "none"
 
 
 class Tone(str, Enum):
+    auto = "auto"
     clip = "clip"
     soft = "soft"
     reinhard = "reinhard"
@@ -232,14 +236,18 @@ def render(
         None, help="Frame rate for clips without one (image folders); overrides the "
                    "video's rate for --start/--end in seconds.", rich_help_panel="Frames"),
     transfer: Transfer = typer.Option(
-        Transfer.srgb, help="Transfer curve of the clip, undone before blending. 'none' "
+        Transfer.auto, help="Transfer curve of the clip, undone before blending. auto: the "
+                            "video's own HDR curve (hlg, pq: phones' HDR, HDR10) when it is "
+                            "tagged so, else srgb. An HDR clip is blended in scene light, "
+                            "highlights and all, and written as an sRGB picture. 'none' "
                             "blends code values (the naive 8-bit mean).",
         rich_help_panel="Light"),
     ev: float = typer.Option(0.0, help="Exposure compensation in stops (+1 = twice the light).",
                             rich_help_panel="Light"),
     tone: Tone = typer.Option(
-        Tone.clip, help="Tone curve for highlights above white (after --ev): clip, soft "
-                        "shoulder, or reinhard.", rich_help_panel="Light"),
+        Tone.auto, help="Tone curve for highlights above white (after --ev): clip, soft "
+                        "shoulder, or reinhard. auto: soft for HDR clips, clip otherwise.",
+        rich_help_panel="Light"),
     image_format: ImageFormat | None = typer.Option(
         None, "--format", help="Image format; default from the -o extension (jpeg for -o -).",
         rich_help_panel="Output"),
@@ -427,6 +435,9 @@ def describe_method(result) -> str:
         details.append(f"deflickered {result.about['deflicker']['corrected_frames']} frames")
     if result.about.get("keep_sharp"):
         details.append(f"frame {result.about['keep_sharp']['frame']} kept sharp")
+    hdr = result.about.get("hdr")
+    if hdr:
+        details.append(f"{hdr['transfer'].upper()} HDR to sRGB, tone {hdr['tone']}")
     if result.about.get("auto"):
         details.append(f"chosen by auto: {result.about['auto']}")
     return result.method + (f" ({'; '.join(details)})" if details else "")

@@ -1,4 +1,4 @@
-"""Transfer functions and tone curves: the one place where light is encoded or decoded.
+"""Transfer functions, primaries and tone curves: the one place where light is encoded or decoded.
 
 A sensor integrates light linearly, so every blend in lexp happens in *linear light*:
 decode the clip's 8-bit code values to linear float, blend, then encode back.
@@ -7,16 +7,29 @@ Conventions
 -----------
 - Code values: uint8 H×W×3 RGB (0..255) coming in; float32 in [0, 1] going out to the
   writer, which quantises to 8 or 16 bits.
-- Linear light: float32 H×W×3 in [0, ∞). 1.0 is the brightest value the clip could
-  encode; values above 1 appear only after exposure compensation.
+- Linear light: float32 H×W×3 in [0, ∞). 1.0 is the clip's white: the brightest value an
+  SDR clip can encode, the reference white of an HDR one (whose highlights go above it).
+  Values above 1 otherwise appear only after exposure compensation.
 
 Transfer functions (``--transfer``):
 
-- ``srgb``   the IEC 61966-2-1 piecewise curve (default; also a very good model of how
-             Rec.709 video is displayed on computer screens).
+- ``srgb``   the IEC 61966-2-1 piecewise curve (the default for SDR clips; also a very good
+             model of how Rec.709 video is displayed on computer screens).
 - ``rec709`` the inverse of the ITU-R BT.709 camera OETF (linear segment below 0.081).
+- ``hlg``    hybrid log-gamma (ITU-R BT.2100), the HDR video of most phones: undone to
+             *scene* light, which is what a shutter integrates, scaled so that HLG's
+             reference white (75 % signal, BT.2408) is 1.0; highlights reach 3.78.
+- ``pq``     perceptual quantiser (SMPTE ST 2084, BT.2100; HDR10, Dolby Vision): undone
+             to display light in cd/m², divided by the 203 cd/m² of reference white.
 - ``none``   no decoding: blend the code values themselves. This is what naive tools do
              (the "8-bit mean" baseline); it darkens highlights and kills light trails.
+- ``auto``   (resolved per clip by :func:`transfer_for`): hlg or pq when the video says
+             so in its colour tags, else srgb.
+
+HDR clips carry BT.2020 primaries. They are blended in them (a blend is linear, so the
+primaries it is done in do not matter) and the result is converted to BT.709/sRGB's
+(:func:`to_output_primaries`) and written with the sRGB curve: a long exposure is an
+SDR picture, whose highlights above white the tone curve brings in.
 """
 
 from __future__ import annotations
@@ -25,10 +38,24 @@ from typing import Literal
 
 import numpy as np
 
-Transfer = Literal["srgb", "rec709", "none"]
+Transfer = Literal["srgb", "rec709", "hlg", "pq", "none"]
 ToneCurve = Literal["clip", "soft", "reinhard"]
-TRANSFERS: tuple[str, ...] = ("srgb", "rec709", "none")
+# The curves themselves; ``auto`` (either option) is resolved per clip, see below.
+TRANSFERS: tuple[str, ...] = ("srgb", "rec709", "hlg", "pq", "none")
+HDR_TRANSFERS: tuple[str, ...] = ("hlg", "pq")
 TONE_CURVES: tuple[str, ...] = ("clip", "soft", "reinhard")
+
+# ffmpeg's names of a stream's transfer characteristic (its colour tags) for HDR video.
+_TAGGED_HDR = {"arib-std-b67": "hlg", "smpte2084": "pq"}
+
+# HLG (BT.2100): the OETF's log-segment constants, and its reference white in scene light.
+_HLG_A = 0.17883277
+_HLG_B = 1 - 4 * _HLG_A
+_HLG_C = 0.5 - _HLG_A * float(np.log(4 * _HLG_A))
+# PQ (ST 2084) constants, its peak and the reference white (BT.2408), in cd/m².
+_PQ_M1, _PQ_M2 = 2610 / 16384, 2523 / 4096 * 128
+_PQ_C1, _PQ_C2, _PQ_C3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+_PQ_PEAK, REFERENCE_WHITE_NITS = 10000.0, 203.0
 
 # The soft curve is the identity up to this linear value, then rolls off smoothly to 1.
 SOFT_KNEE = 0.8
@@ -41,17 +68,35 @@ def decode(code: np.ndarray, transfer: Transfer) -> np.ndarray:
         return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
     if transfer == "rec709":
         return np.where(v < 0.081, v / 4.5, ((v + 0.099) / 1.099) ** (1 / 0.45))
+    if transfer == "hlg":
+        return _hlg_scene(v) / _HLG_WHITE
+    if transfer == "pq":
+        p = np.clip(v, 0.0, 1.0) ** (1 / _PQ_M2)
+        y = (np.maximum(p - _PQ_C1, 0.0) / (_PQ_C2 - _PQ_C3 * p)) ** (1 / _PQ_M1)
+        return y * (_PQ_PEAK / REFERENCE_WHITE_NITS)
     if transfer == "none":
         return v
     raise ValueError(f"unknown transfer function {transfer!r}")
 
 
+def _hlg_scene(v: np.ndarray) -> np.ndarray:
+    """The inverse HLG OETF: signal in [0, 1] -> normalised scene light in [0, 1]."""
+    v = np.clip(v, 0.0, 1.0)
+    log_part = (np.exp((np.maximum(v, 0.5) - _HLG_C) / _HLG_A) + _HLG_B) / 12
+    return np.where(v <= 0.5, v * v / 3, log_part)
+
+
+_HLG_WHITE = float(_hlg_scene(np.float64(0.75)))  # 0.2647: reference white, scene light
+
+
 def encode(linear: np.ndarray, transfer: Transfer) -> np.ndarray:
     """Linear light in [0, 1] -> encoded values in [0, 1], same shape, float32.
 
-    Values outside [0, 1] are clipped first; tone-map before calling this if the image
-    has highlights above 1.
+    Values outside [0, 1] are clipped first (for hlg and pq: outside [0, the curve's
+    peak]); tone-map before calling this if the image has highlights above 1.
     """
+    if transfer in HDR_TRANSFERS:
+        return _encode_hdr(np.asarray(linear, dtype=np.float64), transfer)
     x = np.clip(np.asarray(linear, dtype=np.float32), 0.0, 1.0)
     if transfer == "srgb":
         out = np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
@@ -62,6 +107,19 @@ def encode(linear: np.ndarray, transfer: Transfer) -> np.ndarray:
     else:
         raise ValueError(f"unknown transfer function {transfer!r}")
     return out.astype(np.float32, copy=False)
+
+
+def _encode_hdr(linear: np.ndarray, transfer: str) -> np.ndarray:
+    """The inverse of :func:`decode` for hlg and pq, float32 signal in [0, 1]."""
+    x = np.maximum(linear, 0.0)
+    if transfer == "hlg":
+        e = np.minimum(x * _HLG_WHITE, 1.0)
+        log_part = _HLG_A * np.log(np.maximum(12 * e - _HLG_B, 1e-12)) + _HLG_C
+        out = np.where(e <= 1 / 12, np.sqrt(3 * e), log_part)
+    else:
+        y = np.minimum(x * (REFERENCE_WHITE_NITS / _PQ_PEAK), 1.0) ** _PQ_M1
+        out = ((_PQ_C1 + _PQ_C2 * y) / (1 + _PQ_C3 * y)) ** _PQ_M2
+    return out.astype(np.float32)
 
 
 def decode_lut(transfer: Transfer) -> np.ndarray:
@@ -95,3 +153,56 @@ def tone_map(linear: np.ndarray, curve: ToneCurve) -> np.ndarray:
         scale = np.divide(mapped, value, out=np.zeros_like(value), where=value > 0)
         return np.minimum(x * scale[..., None], 1.0)
     raise ValueError(f"unknown tone curve {curve!r}")
+
+
+def transfer_for(requested: str, tagged: str | None) -> str:
+    """The transfer function to undo for a clip: ``requested`` (``--transfer``), with
+    ``auto`` resolved from ``tagged``, the video's own transfer tag (ffmpeg's name, e.g.
+    ``arib-std-b67``; None when it has none, as image folders)."""
+    if requested != "auto":
+        return requested
+    return _TAGGED_HDR.get(tagged or "", "srgb")
+
+
+def is_hdr_tag(tagged: str | None) -> bool:
+    """Whether a video's transfer tag (ffmpeg's name) is an HDR curve lexp decodes."""
+    return (tagged or "") in _TAGGED_HDR
+
+
+def tone_for(requested: str, transfer: str) -> str:
+    """The tone curve: ``requested`` (``--tone``), with ``auto`` resolved: a soft shoulder
+    for HDR clips, whose highlights go above white, else a plain clip (exact for SDR
+    clips, which never do without ``--ev``)."""
+    if requested != "auto":
+        return requested
+    return "soft" if transfer in HDR_TRANSFERS else "clip"
+
+
+def output_transfer(transfer: str) -> str:
+    """The curve an image is written with: the clip's own, except for HDR clips, which
+    become SDR pictures (sRGB)."""
+    return "srgb" if transfer in HDR_TRANSFERS else transfer
+
+
+def _rgb_to_xyz(primaries: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """The RGB -> CIE XYZ matrix of three xy primaries with the D65 white point."""
+    xyz = np.array([[x / y, 1.0, (1 - x - y) / y] for x, y in primaries]).T
+    wx, wy = 0.3127, 0.3290
+    white = np.array([wx / wy, 1.0, (1 - wx - wy) / wy])
+    return xyz * np.linalg.solve(xyz, white)
+
+
+_BT709 = ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060))
+_BT2020 = ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046))
+BT2020_TO_BT709 = np.linalg.solve(_rgb_to_xyz(_BT709), _rgb_to_xyz(_BT2020)).astype(np.float32)
+
+
+def to_output_primaries(linear: np.ndarray, transfer: str) -> np.ndarray:
+    """Linear H×W×3 RGB in the clip's primaries -> in BT.709/sRGB's, float32: HDR clips'
+    BT.2020 colours are converted (those outside sRGB's gamut go negative in a channel,
+    which the tone curve clips); SDR clips are returned as they are."""
+    if transfer not in HDR_TRANSFERS:
+        return linear
+    import cv2
+
+    return cv2.transform(np.ascontiguousarray(linear, dtype=np.float32), BT2020_TO_BT709)

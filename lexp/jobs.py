@@ -559,6 +559,7 @@ def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for
     with media.open_clip(job.source, config.fps) as clip, ctx as on_progress:
         stacked = render.render_clip(clip, config, on_progress, cache=cache, source=job.source,
                                      video=video)
+    config = render.for_clip(config, stacked.clip)  # auto transfer and tone, as rendered
     if cache is not None and stacked.method in ("flow", "learned"):
         cache.prune()
     if cache is not None and cache.write_problem is not None:

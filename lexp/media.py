@@ -87,6 +87,9 @@ class ClipInfo:
     fps: float | None  # frames per second; None when the source has no rate
     frame_count: int | None  # number of frames; approximate for video, None if unknown
     frame_count_exact: bool  # True when frame_count is exact (image folders)
+    # The video's transfer tag as ffmpeg names it (bt709, arib-std-b67 = HLG, smpte2084 =
+    # PQ, ...); None when it has none or it was not read (8-bit video: never HDR).
+    transfer_tag: str | None = None
 
 
 class Clip:
@@ -324,6 +327,47 @@ def _parse_header(lines: list[str]) -> tuple[int, int, float | None, float | Non
     return width, height, (fps if fps and math.isfinite(fps) else None), duration
 
 
+def _input_pixel_format(lines: list[str]) -> tuple[str, list[str]]:
+    """The input video stream's pixel format and its details from ffmpeg's header, e.g.
+    ("yuv420p10le", ["tv", "bt2020nc/bt2020/arib-std-b67", "progressive"]); ("", [])
+    when the header has none."""
+    for line in lines:
+        if line.startswith("Output #"):
+            break
+        if "Stream #" in line and "Video:" in line:
+            parts, depth, item = [], 0, ""
+            for char in line.split("Video:", 1)[1]:  # split on commas outside brackets
+                depth += {"(": 1, ")": -1}.get(char, 0)
+                if char == "," and depth == 0:
+                    parts.append(item.strip())
+                    item = ""
+                else:
+                    item += char
+            parts.append(item.strip())
+            if len(parts) < 2:
+                return "", []
+            name, _, details = parts[1].partition("(")
+            return name.strip(), [d.strip() for d in details.rstrip(")").split(",") if d.strip()]
+    return "", []
+
+
+def _transfer_tag(lines: list[str]) -> str | None:
+    """The input video's transfer tag (ffmpeg's name) from ffmpeg's header lines: the
+    last of "colour space/primaries/transfer", or the one name given when all agree."""
+    for detail in _input_pixel_format(lines)[1]:
+        if detail.count("/") == 2:
+            return detail.split("/")[2]
+        if detail in ("bt709", "smpte170m", "bt470bg", "bt2020"):
+            return detail
+    return None
+
+
+def _deep_pixels(lines: list[str]) -> bool:
+    """Whether the input video has more than 8 bits a sample (yuv420p10le, p010le, ...)."""
+    bits = re.search(r"(\d+)(?:le|be)$", _input_pixel_format(lines)[0])
+    return bits is not None and int(bits.group(1)) > 8
+
+
 def _diagnose(text: str, path: str | None = None) -> tuple[str, str | None]:
     """(what went wrong, hint) from ffmpeg's log; ``path`` lets us look at the file."""
     if "moov atom not found" in text and path and os.path.isfile(path):
@@ -356,7 +400,8 @@ class VideoClip(Clip):
     """
 
     def __init__(self, path: str, name: str, kind: str = "video", fps: float | None = None,
-                 stdin_data=None, head: bytes = b"", input_options: list[str] = ()) -> None:
+                 stdin_data=None, head: bytes = b"", input_options: list[str] = (),
+                 high_bit_depth: bool = False) -> None:
         self._name = name
         self._warnings: list[str] = []
         read_fd, write_fd = os.pipe()
@@ -367,8 +412,12 @@ class VideoClip(Clip):
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "info"]
         if stdin_data is None:
             cmd.append("-nostdin")
-        cmd += [*input_options, "-i", path, "-map", "0:v:0", "-an", "-sn", "-dn",
-                "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+        cmd += [*input_options, "-i", path, "-map", "0:v:0", "-an", "-sn", "-dn"]
+        if high_bit_depth:
+            # swscale's default path to rgb24 drops the extra bits first and comes out
+            # ~2 codes dark on 10-bit video (measured on flat greys); this one rounds.
+            cmd += ["-vf", "scale=flags=accurate_rnd+full_chroma_int"]
+        cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
         try:
             # A session of its own: Ctrl-C reaches only us, and we stop ffmpeg in order.
             # Otherwise ffmpeg might quit first and we would take its EOF for the clip's end.
@@ -398,8 +447,16 @@ class VideoClip(Clip):
             raise
         rate = fps or rate
         count = round(duration * rate) if duration and rate else None
-        self.info = ClipInfo(name, kind, width, height, rate, count, False)
+        self.info = ClipInfo(name, kind, width, height, rate, count, False,
+                             _transfer_tag(self._log.header))
         self._frame_bytes = width * height * 3
+        if not high_bit_depth and stdin_data is None and _deep_pixels(self._log.header):
+            # Known only now (LEXP_DECODER=ffmpeg, or a file OpenCV cannot open): start
+            # again with the rounding conversion; nothing has been decoded yet. (A
+            # stream on stdin cannot be read twice: it keeps the default conversion.)
+            self.close()
+            self.__init__(path, name, kind, fps, input_options=input_options,
+                          high_bit_depth=True)
 
     def _feed(self, source, head: bytes) -> None:
         """Copy stdin into ffmpeg; stops quietly when ffmpeg has had enough."""
@@ -515,6 +572,9 @@ class CvVideoClip(Clip):
             raise OSError("OpenCV cannot open it")
         rate = self._cap.get(cv2.CAP_PROP_FPS)
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        # The decoder's pixel format as a fourcc, e.g. b"I420" (8-bit 4:2:0).
+        self.pixel_format = int(self._cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT)
+                                ).to_bytes(4, "little", signed=False)
         self.info = ClipInfo(name, "video", width, height,
                              fps or (rate if rate > 0 and math.isfinite(rate) else None),
                              count if count > 0 else None, False)
@@ -609,13 +669,30 @@ class CvVideoClip(Clip):
         self._cap.release()
 
 
+# OpenCV's codec pixel formats (fourcc) of 8-bit video; HDR video is 10-bit or more.
+_EIGHT_BIT_FORMATS = frozenset((b"I420", b"YV12", b"NV12", b"NV21", b"Y42B", b"444P",
+                                b"YUY2", b"UYVY", b"Y800", b"BGRA", b"RGBA"))
+
+
 def open_video(path: str, name: str, fps: float | None = None) -> Clip:
-    """A video file: OpenCV in-process when it can open it, else the ffmpeg pipe."""
+    """A video file: OpenCV in-process when it can open it and it is 8-bit, else the
+    ffmpeg pipe.
+
+    Video of 10 bits or more goes to the pipe, decoded with rounding: OpenCV converts
+    HDR (HLG, PQ) frames to SDR as it decodes, which clips every highlight above white
+    before the frames are blended (lexp undoes the HDR curve itself, ``lexp.colour``),
+    and its 10-bit conversion leaves greys ~2 codes short in green. The pipe also reads
+    the colour tags that tell HDR video apart."""
     if os.environ.get("LEXP_DECODER", "").lower() != "ffmpeg":
         try:
-            return CvVideoClip(path, name, fps)
+            clip = CvVideoClip(path, name, fps)
         except (OSError, ImportError):
             pass
+        else:
+            if clip.pixel_format in _EIGHT_BIT_FORMATS:
+                return clip
+            clip.close()
+            return VideoClip(path, name, "video", fps, high_bit_depth=True)
     return VideoClip(path, name, "video", fps)
 
 

@@ -225,6 +225,7 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
     """
     import itertools
 
+    config = for_clip(config, clip.info)
     method, reason = config.method, ""
     frames = None
     if method == "auto":
@@ -271,7 +272,21 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
     result.method = method
     if reason:
         result.about["auto"] = reason
+    if config.transfer in colour.HDR_TRANSFERS:
+        result.about["hdr"] = {"transfer": config.transfer, "tone": config.tone}
     return result
+
+
+def for_clip(config: RenderConfig, info: ClipInfo) -> RenderConfig:
+    """``config`` with its ``auto`` transfer and tone curve resolved for this clip (see
+    lexp.colour): HDR video is decoded with its own curve and tone-mapped softly."""
+    from dataclasses import replace
+
+    transfer = colour.transfer_for(config.transfer, info.transfer_tag)
+    tone = colour.tone_for(config.tone, transfer)
+    if (transfer, tone) == (config.transfer, config.tone):
+        return config
+    return replace(config, transfer=transfer, tone=tone)
 
 
 AUTO_MOTION_PX = 1.0  # motion per frame above which auto integrates along the flow
@@ -371,7 +386,10 @@ def stack_clip(clip: Clip, config: RenderConfig,
 
 
 def finish(linear: np.ndarray, config: RenderConfig) -> np.ndarray:
-    """Linear light -> encoded float32 H×W×3 in [0, 1]: exposure, tone curve, transfer."""
+    """Linear light -> encoded float32 H×W×3 in [0, 1]: exposure, the output's primaries,
+    tone curve, transfer (``config`` resolved by :func:`for_clip`)."""
+    linear = colour.to_output_primaries(linear, config.transfer)
     if config.ev:
         linear = linear * np.float32(2.0 ** config.ev)
-    return colour.encode(colour.tone_map(linear, config.tone), config.transfer)
+    return colour.encode(colour.tone_map(linear, config.tone),
+                         colour.output_transfer(config.transfer))

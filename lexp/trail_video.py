@@ -121,7 +121,9 @@ class TrailVideo:
 
         if self._table is None:
             grid = np.linspace(0.0, 1.0, 65536, dtype=np.float32)
-            self._table = stills.quantise(colour.encode(grid, self.config.transfer), 8)
+            self._table = stills.quantise(
+                colour.encode(grid, colour.output_transfer(self.config.transfer)), 8)
+        linear = colour.to_output_primaries(linear, self.config.transfer)
         if self.config.ev:
             linear = linear * np.float32(2.0 ** self.config.ev)
         if self.config.tone != "clip":

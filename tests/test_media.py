@@ -155,3 +155,46 @@ def test_every_container_decodes_the_same_both_ways(clips, tmp_path, suffix, cod
         piped = all_frames(clip)
     assert len(fast) == 40
     assert all(np.array_equal(a, b) for a, b in zip(fast, piped, strict=True))
+
+
+@pytest.mark.parametrize(("line", "pixels", "tag", "deep"), [
+    ("  Stream #0:0[0x1](und): Video: hevc (Main 10) (hev1 / 0x31766568), yuv420p10le(tv, "
+     "bt2020nc/bt2020/arib-std-b67, progressive), 384x256, 162 kb/s, 10 fps",
+     "yuv420p10le", "arib-std-b67", True),
+    ("  Stream #0:0: Video: h264 (High) (avc1 / 0x31637661), yuv420p(tv, bt709, "
+     "progressive), 1280x720 [SAR 1:1 DAR 16:9], 30 fps", "yuv420p", "bt709", False),
+    ("  Stream #0:0: Video: prores (HQ) (apch / 0x68637061), yuv422p10le(tv, bt709/bt709/"
+     "smpte2084, progressive), 320x180, 30 fps", "yuv422p10le", "smpte2084", True),
+    ("  Stream #0:0: Video: gif, bgra, 320x180, 30 fps", "bgra", None, False),
+])
+def test_colour_tags_from_the_ffmpeg_header(line, pixels, tag, deep):
+    header = ["Input #0, mov,mp4 from 'x.mp4':", line, "Output #0, rawvideo, to 'pipe:1':",
+              "  Stream #0:0: Video: rawvideo (RGB[24] / 0x18424752), rgb24(pc, gbr/bt2020/"
+              "arib-std-b67, progressive), 384x256"]
+    assert media._input_pixel_format(header)[0] == pixels
+    assert media._transfer_tag(header) == tag
+    assert media._deep_pixels(header) is deep
+
+
+def test_ten_bit_video_is_decoded_with_rounding(tmp_path, monkeypatch):
+    # Flat patches at known 8-bit values, encoded losslessly as 10-bit: both decoders
+    # give them back exactly (swscale's default conversion came out 2 codes dark, and
+    # OpenCV's 2 codes short in green).
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[:, :16], frame[:, 16:32], frame[:, 32:48], frame[:, 48:] = 128, 60, 200, (200, 120, 60)
+    cv2.imwrite(str(tmp_path / "f.png"), frame[..., ::-1])
+    clip = tmp_path / "ten_bit.mp4"
+    import subprocess
+
+    subprocess.run([media.ffmpeg_exe(), "-v", "error", "-y", "-loop", "1", "-i",
+                    str(tmp_path / "f.png"), "-frames:v", "2",
+                    "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p10le",
+                    "-colorspace", "bt709", "-c:v", "libx265",
+                    "-x265-params", "log-level=error:lossless=1", str(clip)], check=True)
+    for decoder in ("", "ffmpeg"):
+        monkeypatch.setenv("LEXP_DECODER", decoder)
+        with media.open_video(str(clip), "ten_bit") as opened:
+            assert isinstance(opened, VideoClip)
+            got = next(opened.frames())[1]
+        assert np.abs(got[24, 8::16].astype(int) - frame[24, 8::16]).max() <= 1, decoder
+
