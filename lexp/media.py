@@ -19,7 +19,10 @@ Sources
   ``imageio_ffmpeg.read_frames`` to read stdin, to read each frame straight into its
   array, to enlarge the pipe, and to turn ffmpeg's log into one-line errors. A file
   OpenCV cannot open goes this way too, so its error message comes from ffmpeg.
-  ``LEXP_DECODER=ffmpeg`` forces this path for every video.
+  ``LEXP_DECODER=ffmpeg`` forces this path for every video. Video of 10 bits or more
+  (HDR among it) always takes it, converted to rgb24 with rounding, and the colour tags
+  in ffmpeg's header (``ClipInfo.transfer_tag``) tell HDR curves apart (see
+  :func:`open_video`, and ``lexp.colour`` for what is done with them).
 - Image folders / globs / lists of image files: natural sort (frame2 before frame10);
   16-bit images are rounded to 8 bits, grey and alpha are handled.
 - ``-`` (stdin): a video stream, or a stream of images one after another (ffmpeg's
