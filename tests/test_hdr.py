@@ -169,3 +169,16 @@ def test_bt2020_colours_are_converted_to_srgb_primaries(tmp_path):
     assert got == pytest.approx(srgb(wanted), abs=0.015)
     unconverted = srgb(in_2020)
     assert np.abs(unconverted - srgb(wanted)).max() > 0.05
+
+
+def test_flow_render_and_trail_video_of_an_hdr_clip(hlg_greys, tmp_path):
+    out, video = tmp_path / "flow.png", tmp_path / "trail.mp4"
+    proc = run_lexp("render", str(hlg_greys), "-o", str(out), "-m", "flow", "--tone", "clip",
+                    "--bit-depth", "16", "--video", str(video))
+    assert proc.returncode == 0, proc.stderr
+    assert "HLG HDR to sRGB, tone clip" in proc.stderr
+    expected = srgb(colour.decode(np.array([0.75, 0.5, 0.25]), "hlg"))
+    assert patch_values(decode_rgb(out), 4)[:3, 1] == pytest.approx(expected, abs=0.01)
+    with media.open_video(str(video), "trail") as clip:
+        last = [f for _, f in clip.frames()][-1]
+    assert patch_values(last, 4)[:3, 1] == pytest.approx(expected, abs=0.03)  # 8-bit H.264
