@@ -441,38 +441,42 @@ def build_samples(sources: list[Source], config, cache_root: Path, jobs: int = 1
 
 
 def _builder_started() -> None:
-    """In each building process: one thread (there is a process per core), Ctrl-C left to
-    the parent, and SIGTERM (the parent stopping the pool) ending it at once, after
-    removing the cache entry it was writing, if any."""
+    """In each building process: one thread (there is a process per core), and Ctrl-C
+    left to the parent. SIGTERM (the parent stopping the pool) keeps its default action,
+    death on the spot, except inside :func:`_build`."""
     import signal
 
     import cv2
 
     cv2.setNumThreads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _stop_building)
-
-
-_building = False  # in a building process: inside _build
 
 
 def _stop_building(signum, frame) -> None:
-    if _building:  # unwinding runs paths.atomic_write's clean-up of its temp file
-        raise SystemExit(1)
-    os._exit(1)  # (between jobs, or already exiting: nothing to clean)
+    raise SystemExit(1)  # unwinding runs paths.atomic_write's clean-up of its temp file
 
 
 def _build(job: tuple) -> tuple[Source, int | LexpError]:
-    """One source's cache entry; (source, sample count or why it cannot be read)."""
-    global _building
+    """One source's cache entry; (source, sample count or why it cannot be read).
+
+    A SIGTERM while building unwinds (removing the entry being written) and then leaves
+    with os._exit; outside this function it kills at once. A Python-level handler only
+    runs between bytecodes of the main thread, so a builder that took SIGTERM while
+    exiting or waiting in C could outlive it, and the parent's pool.terminate() waits
+    for every builder: a stopped build hung about once in 25 runs on a loaded machine
+    when the handler was installed for the builder's whole life."""
+    import signal
+
     source, config, cache_root = job
-    _building = True
     try:
+        signal.signal(signal.SIGTERM, _stop_building)
         return source, len(clip_samples(source, config, cache_root=cache_root))
     except LexpError as exc:
         return source, exc
+    except SystemExit:
+        os._exit(1)
     finally:
-        _building = False
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 _VERSION_PREFIX = f"v{DATA_VERSION}-"  # cache entries are named v<DATA_VERSION>-<key>.npz
