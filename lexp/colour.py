@@ -164,11 +164,6 @@ def transfer_for(requested: str, tagged: str | None) -> str:
     return _TAGGED_HDR.get(tagged or "", "srgb")
 
 
-def is_hdr_tag(tagged: str | None) -> bool:
-    """Whether a video's transfer tag (ffmpeg's name) is an HDR curve lexp decodes."""
-    return (tagged or "") in _TAGGED_HDR
-
-
 def tone_for(requested: str, transfer: str) -> str:
     """The tone curve: ``requested`` (``--tone``), with ``auto`` resolved: a soft shoulder
     for HDR clips, whose highlights go above white, else a plain clip (exact for SDR
