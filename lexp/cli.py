@@ -172,6 +172,8 @@ Examples:
 
   lexp render falls.mp4 -o long.jpg --end 5f --exposure 64f --motion-guide 270   # fall down
 
+  lexp render phone_hdr.mov -o out.jpg --tone reinhard   # HLG/PQ found by auto, written as sRGB
+
   ffmpeg -i in.mov -f image2pipe -c:v png - | lexp render - --fps 30 -o out.png  # image stream
 
 Times are seconds (2.5 or 2.5s) or frame numbers (48f); the window is [start, end).
