@@ -150,6 +150,7 @@ class QualityReport:
     scores: list[Score] = field(default_factory=list)
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (clip, protocol, why)
     thumbnails: dict = field(default_factory=dict)  # (clip, protocol) -> {column: image}
+    clips: list[str] = field(default_factory=list)  # every clip tried, scored or not
 
     def summary(self) -> list[dict]:
         """Per protocol and method: medians over clips and the worst clip."""
@@ -196,10 +197,17 @@ def run_quality(paths: list[str], methods: list[Method], protocols: list[Protoco
     clips = clips_in(paths)
     lut = colour.decode_lut("srgb")
     for number, path in enumerate(clips):
+        report.clips.append(path.name)
         needed = max(p.frames_needed for p in protocols)
-        with media.open_clip(ClipSource(str(path), "video", (path,))) as clip:
-            frames = [f for _, f in clip.frames(0, needed)]
-            fps = clip.info.fps
+        try:
+            with media.open_clip(ClipSource(str(path), "video", (path,))) as clip:
+                frames = [f for _, f in clip.frames(0, needed)]
+                fps = clip.info.fps
+        except InputError as err:  # one unreadable clip does not void the others' scores
+            report.skipped += [(path.name, p.name, err.message) for p in protocols]
+            if on_progress is not None:
+                on_progress(number + 1, len(clips))
+            continue
         for protocol in protocols:
             indices = protocol.inputs(len(frames))
             if not frames or indices is None:
@@ -227,6 +235,10 @@ def run_quality(paths: list[str], methods: list[Method], protocols: list[Protoco
                     **lead, **shown, "truth": _thumbnail(truth, thumb_width)}
         if on_progress is not None:
             on_progress(number + 1, len(clips))
+    if not report.scores:
+        reasons = "; ".join(dict.fromkeys(f"{c}: {why}" for c, _, why in report.skipped))
+        raise InputError(f"no clip could be scored ({reasons})",
+                         hint="the protocols need 57 (gap-fill) or 64 (extrapolate) frames")
     return report
 
 
@@ -265,10 +277,23 @@ def contact_sheet(report: QualityReport, path: str | Path) -> None:
         rows.append(np.concatenate([title, row], axis=0))
     width = max(r.shape[1] for r in rows)
     sheet = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows])
-    ok, data = cv2.imencode(Path(path).suffix or ".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    ok, data = cv2.imencode(sheet_suffix(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     if not ok:
         raise UsageError(f"cannot write a contact sheet as {path}", hint="use a .png or .jpg name")
     write_bytes_atomic(path, data.tobytes())
+
+
+SHEET_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def sheet_suffix(path: str | Path) -> str:
+    """The contact sheet's image type from its name (.png when it has no suffix); a name
+    it cannot be written as is a UsageError, raised before any clip is scored."""
+    suffix = Path(path).suffix.lower() or ".png"
+    if suffix not in SHEET_SUFFIXES:
+        raise UsageError(f"--sheet {path}: a contact sheet is written as PNG or JPEG",
+                         hint="use a .png or .jpg name")
+    return suffix
 
 
 # --------------------------------------------------------------------------- speed

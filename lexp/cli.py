@@ -17,7 +17,7 @@ from pathlib import Path
 
 import typer
 
-from lexp import __version__
+from lexp import __version__, stdout
 from lexp.config import STILL_BELOW_PX
 from lexp.errors import EXIT_ERROR, EXIT_SOME_FAILED, Interrupted, LexpError, UsageError
 
@@ -366,6 +366,8 @@ def render(
                        comet=TimeSpec.parse(comet, "--comet") if comet else None)
     if json_lines and output == "-":
         raise UsageError("--json and -o - both want stdout", hint="write the image to a file")
+    if json_lines:
+        stdout.check_open("the --json lines")
 
     from lexp import jobs
     from lexp.console import Reporter
@@ -384,8 +386,7 @@ def render(
         if advance is not None:
             advance()
         if json_lines:
-            sys.stdout.write(json.dumps(result.to_json()) + "\n")
-            sys.stdout.flush()
+            stdout.write_text(json.dumps(result.to_json()) + "\n", "a --json line")
         for warning in result.warnings:
             reporter.warn(warning)
         if result.status == "ok":
@@ -506,6 +507,8 @@ def flow(
     from lexp.console import Reporter
     from lexp.flow_cache import FlowCache
 
+    if json_out:
+        stdout.check_open("the --json summary")
     reporter = Reporter(quiet=_State.quiet)
     config = RenderConfig(fps=fps, window=Window.from_options(start, end, stride, max_frames))
     if method == FlowMethod.auto:
@@ -541,7 +544,7 @@ def flow(
     if flow_cache is not None and flow_cache.write_problem is not None:
         reporter.warn(flow_cache.write_problem)
     if json_out:
-        sys.stdout.write(json.dumps(run.to_json()) + "\n")
+        stdout.write_text(json.dumps(run.to_json()) + "\n", "the --json summary")
     chosen = ", chosen by auto" if method == FlowMethod.auto else ""
     if run.device:
         chosen = f" on {run.device}{chosen}"
@@ -648,8 +651,11 @@ def train(
                          adversarial_weight=adversarial_weight, clip_grad=clip_grad,
                          val_fraction=val_fraction, eval_every=eval_every, patience=patience,
                          seed=seed, device=device, amp=amp, work_size=work_size)
+    if json_out or dry_run:
+        stdout.check_open("the plan" if dry_run else "the --json summary")
     if dry_run:
-        sys.stdout.write(json.dumps(training.plan(config).to_dict(), indent=2) + "\n")
+        stdout.write_text(json.dumps(training.plan(config).to_dict(), indent=2) + "\n",
+                          "the plan")
         return
     # Under torchrun only rank 0 speaks.
     reporter = Reporter(quiet=_State.quiet or os.environ.get("RANK", "0") != "0")
@@ -679,7 +685,7 @@ def train(
     finally:
         data_report.close()
     if json_out:
-        sys.stdout.write(json.dumps(summary) + "\n")
+        stdout.write_text(json.dumps(summary) + "\n", "the --json summary")
     reporter.info(f"{summary['steps']} steps in {summary['seconds']:.0f} s "
                   f"({summary['stopped']}); best validation loss "
                   f"{summary['best_val_loss']:.4f} at step {summary['best_step']}; "
@@ -803,9 +809,7 @@ def _print_assets(reporter, cache) -> None:
         table.add_row(asset.name, size, "yes" if weights.is_cached(asset, cache) else "no",
                       asset.used_by, asset.licence, asset.description)
     # The listing is the result the user asked for: it goes to stdout.
-    from rich.console import Console
-
-    Console(highlight=False).print(table)
+    stdout.write_text(stdout.rich_text(lambda console: console.print(table)), "the list")
     reporter.info(f"cache: {weights.location(weights.BUILTIN[0], cache).parent.parent}")
 
 
@@ -865,7 +869,13 @@ def bench(
         raise UsageError("nothing to measure", hint="give --quality CLIPS and/or --speed CLIP")
     if json_out and csv_out:
         raise UsageError("--json and --csv both want stdout", hint="choose one")
+    stdout.check_open("the results")
     chosen = benchmarks.resolve_methods(methods, checkpoint)
+    if sheet is not None:
+        from lexp.paths import check_writable_dir
+
+        benchmarks.sheet_suffix(sheet)  # a name it cannot be written as: before the scoring
+        check_writable_dir(sheet.parent, sheet)
     if protocol not in ("both", *benchmarks.PROTOCOLS):
         raise UsageError(f"unknown protocol {protocol!r}",
                          hint="gap-fill, extrapolate or both")
@@ -874,12 +884,14 @@ def bench(
     reporter = Reporter(quiet=_State.quiet)
     result: dict = {}
     if quality:
-        with reporter.progress_or_lines("clips scored") as on_progress:
+        with reporter.progress_or_lines("clips read") as on_progress:
             report = benchmarks.run_quality(quality, chosen, protocols,
                                             thumb_width=240 if sheet else 0,
                                             on_progress=on_progress)
         for clip, proto, why in report.skipped:
             reporter.info(f"{clip}: skipped for {proto} ({why})")
+        scored = len({s.clip for s in report.scores})
+        reporter.info(f"clips scored: {scored} of {len(report.clips)}")
         result["quality"] = report.to_json()
         if sheet:
             benchmarks.contact_sheet(report, sheet)
@@ -890,7 +902,8 @@ def bench(
                                                 on_progress=on_progress)
         result["speed"] = speed_report.to_json()
     if json_out:
-        sys.stdout.write(json.dumps(result, indent=2, default=_json_number) + "\n")
+        stdout.write_text(json.dumps(result, indent=2, default=_json_number) + "\n",
+                          "the --json results")
     elif csv_out:
         _print_csv(result)
     else:
@@ -903,8 +916,10 @@ def _json_number(value):
 
 def _print_csv(result: dict) -> None:
     import csv
+    import io
 
-    writer = csv.writer(sys.stdout)
+    text = io.StringIO()
+    writer = csv.writer(text)
     if "quality" in result:
         writer.writerow(["protocol", "clip", "method", "psnr", "psnr_moving", "ssim"])
         for s in result["quality"]["scores"]:
@@ -916,13 +931,16 @@ def _print_csv(result: dict) -> None:
             ratio = st["ratio_to_floor"]
             writer.writerow([st["stage"], f"{st['seconds']:.4f}", st["frames"],
                              f"{st['fps']:.1f}", "" if ratio is None else f"{ratio:.3f}"])
+    stdout.write_text(text.getvalue(), "the CSV")
 
 
 def _print_bench_tables(result: dict) -> None:
-    from rich.console import Console
+    stdout.write_text(stdout.rich_text(lambda out: _bench_tables(result, out)), "the tables")
+
+
+def _bench_tables(result: dict, out) -> None:
     from rich.table import Table
 
-    out = Console(highlight=False)
     if "quality" in result:
         summary = result["quality"]["summary"]
         for proto in dict.fromkeys(r["protocol"] for r in summary):

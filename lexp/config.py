@@ -48,6 +48,9 @@ def guide_direction(text: str) -> tuple[str, float | int | None]:
     return "angle", math.radians(degrees)
 
 
+MAX_TIME = {"f": 1e9, "s": 1e7}  # the largest time an option takes, per unit (~4 months)
+
+
 @dataclass(frozen=True)
 class TimeSpec:
     """A point in a clip: seconds (``2.5``, ``2.5s``) or a frame number (``48f``)."""
@@ -65,6 +68,10 @@ class TimeSpec:
             )
         unit = m.group(2) or "s"
         value = float(m.group(1))
+        if value > MAX_TIME[unit]:  # no clip is that long; as an int it would overflow
+            raise UsageError(f"{option} {text!r} is longer than lexp can use",
+                             hint=f"at most {MAX_TIME['f']:.0e} frames or "
+                                  f"{MAX_TIME['s']:.0e} seconds")
         if unit == "f" and not value.is_integer():
             raise UsageError(f"{option} {text!r}: a frame number must be whole", hint="e.g. 48f")
         return cls(value, unit)

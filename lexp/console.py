@@ -2,12 +2,15 @@
 
 stdout carries results only (image bytes for ``-o -``, ``--json`` lines). Everything
 for people goes to stderr through :class:`Reporter`. Bars appear only when stderr is a
-terminal and ``--quiet`` is off; Rich honours ``NO_COLOR`` and non-TTY output on its own.
+terminal and ``--quiet`` is off. Rich leaves colour out for non-TTY output on its own;
+``NO_COLOR`` (https://no-color.org) turns every escape code off, bold and dim included
+(Rich's own reading of it drops colours only).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 
@@ -15,9 +18,16 @@ from rich.console import Console
 from rich.markup import escape
 
 
+def _console(stderr: bool) -> Console:
+    """A Rich console that writes no escape codes at all when ``NO_COLOR`` is set."""
+    no_colour = os.environ.get("NO_COLOR", "") != ""
+    return Console(stderr=stderr, highlight=False,
+                   **({"color_system": None, "no_color": True} if no_colour else {}))
+
+
 class Reporter:
     def __init__(self, quiet: bool = False) -> None:
-        self.console = Console(stderr=True, highlight=False)
+        self.console = _console(stderr=True)
         self.quiet = quiet
 
     @property

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from lexp import colour, media
-from lexp.errors import InputError, LexpError, OutputError
+from lexp.errors import InputError, LexpError, OutputError, UsageError
 
 DATA_VERSION = 7  # bump when the samples' content changes (invalidates the cache)
 MIN_FRAMES = 24  # a frame folder with fewer images is not a clip; nor is a shorter window
@@ -83,7 +83,10 @@ def find_sources(specs: list[str]) -> list[Source]:
             try:
                 count = int(spec.split(":", 1)[1])
             except ValueError:
-                raise InputError(f"bad data source {spec!r}", hint="e.g. synthetic:24") from None
+                count = -1
+            if count < 1:  # what the user typed, not a clip: a usage error (exit 2)
+                raise UsageError(f"--data {spec!r}: synthetic:N takes a whole number of "
+                                 "scenes, at least 1", hint="e.g. synthetic:24")
             found += [Source(f"synthetic-{SYNTHETIC_KINDS[i % 3]}-{i}", "synthetic", None, i)
                       for i in range(count)]
             continue

@@ -196,7 +196,10 @@ def _plan_images(sources, output, config, out, shard) -> list[Job]:
         if len(sources) != 1:
             raise UsageError("-o - (stdout) takes one input",
                              hint="give an output folder for several inputs: -o out/")
-        if sys.stdout.isatty():
+        from lexp import stdout
+
+        stdout.check_open("the image")
+        if stdout.is_terminal():
             raise UsageError("refusing to write image bytes to a terminal",
                              hint="redirect stdout: lexp render clip.mp4 -o - > out.jpg")
         return [job(sources[0], STDOUT, out.format or "jpeg")]
@@ -589,11 +592,9 @@ def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for
 
 def _write_output(output: str, data: bytes) -> None:
     if output == STDOUT:
-        try:
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-        except BrokenPipeError as err:
-            raise OutputError("stdout was closed before the image was written") from err
+        from lexp import stdout
+
+        stdout.write_bytes(data, "the image")
         return
     from lexp.paths import write_bytes_atomic
 
