@@ -179,6 +179,7 @@ def clips_in(paths: list[str]) -> list[Path]:
     """Every video named, or found (not recursively) in the folders named."""
     found: list[Path] = []
     for p in map(Path, paths):
+        media.refuse_special_file(p)
         if p.is_dir():
             found += sorted((q for q in p.iterdir() if media.is_video(q)), key=media.natural_key)
         elif p.is_file():

@@ -274,6 +274,10 @@ def render(
     json_lines: bool = typer.Option(False, "--json",
                                     help="Print one JSON line per input on stdout.",
                                     rich_help_panel="Output"),
+    cache: Path | None = typer.Option(
+        None, "--cache-dir", envvar="LEXP_CACHE_DIR", metavar="DIR",
+        help="The lexp cache: flows, weights (default: the user cache folder).",
+        rich_help_panel="Flow"),
     align: bool = typer.Option(
         False, "--align",
         help="Steady a handheld clip: register every frame to the first (ORB features + "
@@ -340,6 +344,8 @@ def render(
 ) -> None:
     """Render a long exposure from a clip, in linear light: stacked, or integrated along
     the optical flow."""
+    if cache is not None:  # every cache user (and each -j worker) reads it from here
+        os.environ["LEXP_CACHE_DIR"] = str(cache)
     from lexp.config import OutputConfig, RenderConfig, TimeSpec, Window
 
     window = Window.from_options(start, end, stride, max_frames)

@@ -91,6 +91,7 @@ def find_sources(specs: list[str]) -> list[Source]:
                       for i in range(count)]
             continue
         path = Path(spec).expanduser()
+        media.refuse_special_file(path)
         if path.is_file():
             if not media.is_video(path):
                 raise InputError(f"{path} is not a video", hint="give videos or folders")
@@ -625,13 +626,19 @@ def _cache_key(source: Source, config) -> str:
         identity = f"{source.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
         if source.kind == "frames":
             files = sorted(p.name for p in source.path.iterdir() if media.is_image(p))
-            identity += "|" + hashlib.sha256("\n".join(files).encode()).hexdigest()
+            identity += "|" + _sha256_text("\n".join(files))
     # Only what shapes a sample: both architectures train on the same cached samples.
     shaping = {k: config.to_dict()[k] for k in ("work_size", "max_frames", "blur_sigmas")}
     settings = json.dumps({"version": DATA_VERSION, "model": shaping, "cases": CASES,
                            "step": WINDOW_STEP, "speeds": SPEEDS, "shortest": MIN_FRAMES},
                           sort_keys=True)
-    return hashlib.sha256(f"{identity}|{settings}".encode()).hexdigest()[:32]
+    return _sha256_text(f"{identity}|{settings}")[:32]
+
+
+def _sha256_text(text: str) -> str:
+    """The sha256 (hex) of text that may hold a file name's undecodable bytes (kept by
+    Python as surrogates): they are hashed as the bytes they were."""
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 # --------------------------------------------------------------------------- batches
@@ -706,7 +713,7 @@ def split_by_clip(sources: list[Source], fraction: float) -> tuple[list[Source],
     The choice is by a hash of the name, so it does not depend on the order given."""
     if fraction <= 0 or len(sources) < 2:
         return sources, []
-    ranked = sorted(sources, key=lambda s: hashlib.sha256(s.name.encode()).hexdigest())
+    ranked = sorted(sources, key=lambda s: _sha256_text(s.name))
     count = min(len(sources) - 1, max(1, round(len(sources) * fraction)))
     chosen = {s.name for s in ranked[:count]}
     return ([s for s in sources if s.name not in chosen], [s for s in sources if s.name in chosen])

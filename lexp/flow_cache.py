@@ -83,8 +83,8 @@ class FlowCache:
 
     def _remembered_digest(self, path: Path) -> str:
         stat = path.stat()
-        memo_key = hashlib.sha256(
-            f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+        memo_key = hashlib.sha256(os.fsencode(path.resolve()) +
+                                  f"|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
         memo = self.root / "fingerprints" / memo_key[:2] / memo_key
         with contextlib.suppress(OSError):
             text = memo.read_text().strip()

@@ -30,7 +30,7 @@ from typing import Any
 from lexp import __version__
 from lexp.config import OutputConfig, RenderConfig
 from lexp.errors import InputError, LexpError, OutputError, UsageError
-from lexp.media import STDIN, ClipSource, is_image, is_video, natural_key
+from lexp.media import STDIN, ClipSource, is_image, is_video, natural_key, refuse_special_file
 from lexp.paths import check_writable_dir
 
 STDOUT = "-"
@@ -60,6 +60,7 @@ def resolve_inputs(args: list[str]) -> list[ClipSource]:
                 raise UsageError("'-' (stdin) cannot be mixed with other inputs")
             return [ClipSource(STDIN, "stdin")]
         path = Path(arg)
+        refuse_special_file(path)
         if path.is_dir():
             flush_images()
             sources.extend(_sources_in(arg, sorted(path.iterdir(), key=natural_key)))

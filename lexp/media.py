@@ -686,7 +686,10 @@ def open_video(path: str, name: str, fps: float | None = None) -> Clip:
     before the frames are blended (lexp undoes the HDR curve itself, ``lexp.colour``),
     and its 10-bit conversion leaves greys ~2 codes short in green. The pipe also reads
     the colour tags that tell HDR video apart."""
-    if os.environ.get("LEXP_DECODER", "").lower() != "ffmpeg":
+    # OpenCV takes a path as UTF-8 text: a name that is not (bytes from another system's
+    # encoding, kept by Python as surrogates) crashed it (SIGSEGV, taking a whole batch
+    # down). ffmpeg gets the name's own bytes as an argument.
+    if os.environ.get("LEXP_DECODER", "").lower() != "ffmpeg" and is_utf8_name(path):
         try:
             clip = CvVideoClip(path, name, fps)
         except (OSError, ImportError):
@@ -697,6 +700,20 @@ def open_video(path: str, name: str, fps: float | None = None) -> Clip:
             clip.close()
             return VideoClip(path, name, "video", fps, high_bit_depth=True)
     return VideoClip(path, name, "video", fps)
+
+
+def is_utf8_name(path: str | os.PathLike) -> bool:
+    """True when the path's bytes are valid UTF-8 (what C++ libraries such as OpenCV take)."""
+    try:
+        os.fsdecode(os.fsencode(path)).encode("utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
+def path_bytes(path: str | os.PathLike) -> bytes:
+    """The path's own bytes, whatever their encoding: for hashing names."""
+    return os.fsencode(path)
 
 
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"P6", b"P5", b"II*\x00",
@@ -849,6 +866,31 @@ class ClipSource:
         return base.name if base.is_dir() else (self.paths[0].parent.name or "frames")
 
 
+def refuse_special_file(path: Path) -> None:
+    """Raise an InputError for a FIFO, device or socket named as a clip: reading a FIFO
+    waits for a writer, a device forever; the bytes belong on stdin."""
+    kind = special_file_kind(path)
+    if kind is not None:
+        raise InputError(f"{path} is a {kind}, not a file",
+                         hint=f"stream it on stdin instead: lexp render - < {path}")
+
+
+def special_file_kind(path: Path) -> str | None:
+    """'FIFO', 'character device', 'block device' or 'socket' for such a path; None for
+    a regular file, a folder, or nothing."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    for test, kind in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return kind
+    return None
+
+
 def open_clip(source: ClipSource, fps: float | None = None) -> Clip:
     """Open a resolved source. ``fps`` overrides (or supplies) the frame rate."""
     if source.kind == "stdin":
@@ -856,6 +898,7 @@ def open_clip(source: ClipSource, fps: float | None = None) -> Clip:
     if source.kind == "frames":
         return FrameFolderClip(source.name, source.paths, fps)
     path = source.paths[0]
+    refuse_special_file(path)
     if not path.is_file():
         raise InputError(f"no such file: {path}")
     if path.stat().st_size == 0:

@@ -34,9 +34,14 @@ DEFAULT_SUFFIX = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif"}
 
 def format_for(path: str | Path | None, explicit: str | None) -> str:
     """The image format: ``explicit`` if given, else from the extension of ``path``."""
-    if explicit:
-        return explicit
     suffix = Path(str(path)).suffix.lower() if path else ""
+    if explicit:
+        named = EXTENSIONS.get(suffix)
+        if named is not None and named != explicit:  # PNG bytes in a .jpg fool every viewer
+            raise UsageError(f"{path} is a {named.upper()} name but --format is {explicit}",
+                             hint=f"name it {Path(str(path)).stem}{DEFAULT_SUFFIX[explicit]}, "
+                                  "or drop --format")
+        return explicit
     if suffix in EXTENSIONS:
         return EXTENSIONS[suffix]
     if not suffix:
