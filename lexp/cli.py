@@ -791,14 +791,19 @@ def download(
         if len(names) != 1:
             raise UsageError("--from imports one asset", hint="lexp download NAME --from FILE")
         where = weights.import_file(names[0], from_file, cache=cache, force=force)
-        reporter.info(f"{names[0]}: imported {from_file} (sha256 verified) → {where}")
+        reporter.info(f"{names[0]}: imported {from_file} ({weights.check_made(names[0])}) "
+                      f"→ {where}")
         return
     assets = [weights.get(n) for n in names]  # all names checked before any download
     for asset in assets:
         with reporter.progress_bytes(asset.name, asset.size) as on_progress:
             where, fetched = weights.ensure(asset.name, cache=cache, mirror=mirror, force=force,
-                                            on_progress=on_progress)
-        verb = "downloaded and verified" if fetched else "already in the cache"
+                                            on_progress=on_progress,
+                                            on_retry=lambda why: reporter.warn(
+                                                f"{asset.name}: {why}"))
+        verb = ("downloaded and verified" if asset.sha256 else
+                f"downloaded ({weights.check_made(asset.name)})") if fetched else \
+            "already in the cache"
         reporter.info(f"{asset.name}: {verb} → {where}")
 
 

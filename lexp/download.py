@@ -10,6 +10,10 @@ the part into place only once the whole file is there and its hash matches. Alon
   where the last stopped. 4xx errors such as 404 are final.
 - **Stalls.** Every socket read has a timeout; a server that stops sending is a
   transient failure, retried, and after the last retry, an error that says it stalled.
+  A server that accepts the connection but never answers at all is given up after
+  ``NO_ANSWER_TRIES`` such tries in a row (a mirror that hangs fails in about a
+  minute, not after every retry's timeout). Each retry is announced (``on_retry``), so
+  a wait is never silent.
 - **One at a time.** A lock file (flock) serialises processes fetching the same
   destination: the second waits, then finds the file already there.
 - **Google Drive.** Large files answer with a "can't scan for viruses" page; we follow
@@ -46,6 +50,8 @@ from lexp.paths import sha256_of
 
 ProgressCallback = Callable[..., None]
 CHUNK = 1 << 16
+DEFAULT_TIMEOUT = 20.0  # seconds without a byte from the server before a try is given up
+NO_ANSWER_TRIES = 2  # tries in a row with no answer at all, after which the server is given up
 USER_AGENT = "lexp-download/1"
 _FINAL_HTTP = {400, 401, 403, 404, 405, 410, 451}
 
@@ -83,20 +89,28 @@ class _Transient(Exception):
     """A failure worth retrying (after which the download resumes)."""
 
 
-def fetch(url: str, dest: Path, *, sha256: str | None = None, timeout: float = 30.0,
-          retries: int = 5, backoff: float = 0.5, on_progress: ProgressCallback | None = None,
+class _NoAnswer(_Transient):
+    """The server accepted the connection but sent no response within the timeout."""
+
+
+def fetch(url: str, dest: Path, *, sha256: str | None = None,
+          timeout: float = DEFAULT_TIMEOUT, retries: int = 5, backoff: float = 0.5,
+          on_progress: ProgressCallback | None = None,
+          on_retry: Callable[[str], None] | None = None,
           offline_hint: str | None = None) -> str:
     """Download ``url`` to ``dest`` (atomically); returns the file's full sha256 (hex).
 
     ``sha256`` is the expected digest, full or a prefix; None accepts any content (the
     digest is returned so the caller can pin it). ``on_progress(done, total)`` gets
-    byte counts. If ``dest`` already exists it is not fetched again.
+    byte counts; ``on_retry(message)`` is told why a try failed and when the next one
+    starts. If ``dest`` already exists it is not fetched again.
     """
     part = dest.with_name(dest.name + ".part")
     with _exclusive(dest.with_name(f".{dest.name}.lock")):
         if dest.exists():
             return sha256_of(dest).hexdigest()
         attempt, last_error = 0, ""
+        silent = 0  # tries in a row that got no answer at all
         restarted_after_mismatch = False
         while True:
             try:
@@ -120,13 +134,18 @@ def fetch(url: str, dest: Path, *, sha256: str | None = None, timeout: float = 3
             except _Transient as err:
                 last_error = str(err)
                 attempt += 1
-                if attempt > retries:
+                silent = silent + 1 if isinstance(err, _NoAnswer) else 0
+                if attempt > retries or silent >= NO_ANSWER_TRIES:
                     raise DownloadError(
                         f"could not download {url}: {last_error} (gave up after "
-                        f"{retries + 1} tries)",
+                        f"{attempt} tries)",
                         hint=offline_hint or "check the network and try again; the part "
                                              "downloaded so far is kept and resumed") from None
-                time.sleep(backoff * 2 ** (attempt - 1))
+                wait = backoff * 2 ** (attempt - 1)
+                if on_retry is not None:
+                    on_retry(f"{last_error}; trying again in {wait:g} s "
+                             f"(try {attempt + 1} of {retries + 1})")
+                time.sleep(wait)
 
 
 def _fetch_once(url: str, part: Path, timeout: float,
@@ -149,7 +168,7 @@ def _fetch_once(url: str, part: Path, timeout: float,
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", err)
         if isinstance(reason, (TimeoutError, socket.timeout)):
-            raise _Transient("the server stalled (no data within the timeout)") from None
+            raise _NoAnswer(f"the server did not answer within {timeout:g} s") from None
         raise _Transient(f"cannot connect: {reason}") from None
     with response:
         if offset and response.status != 206:  # the server ignored the range: start over

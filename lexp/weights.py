@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -44,6 +45,26 @@ class Asset:
     used_by: str  # what in lexp uses it
     kind: str = "file"  # "file", or "archive" (unpacked into CACHE/datasets/NAME)
     description: str = ""  # one line for --list
+
+    def __post_init__(self) -> None:
+        # A name and a file name become paths in the cache (and rmtree targets with
+        # --force): each must be one plain path component, never "..", "/x" or "a/b".
+        for what, value in (("name", self.name), ("filename", self.filename)):
+            if not isinstance(value, str) or not _PLAIN_NAME.fullmatch(value):
+                raise ValueError(f"{what} {value!r} is not a plain file name (letters, "
+                                 "digits, '.', '_', '-'; not starting with '.')")
+        if self.kind not in ("file", "archive"):
+            raise ValueError(f"kind {self.kind!r} is not 'file' or 'archive'")
+        if self.sha256 is not None and not (isinstance(self.sha256, str) and
+                                            re.fullmatch(r"[0-9a-fA-F]{8,64}", self.sha256)):
+            raise ValueError(f"sha256 {self.sha256!r} is not a hex digest (or a prefix of one)")
+        if not isinstance(self.size, int) or self.size < 0:
+            raise ValueError(f"size {self.size!r} is not a byte count")
+        if not isinstance(self.url, str):
+            raise ValueError(f"url {self.url!r} is not text")
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
 BUILTIN: tuple[Asset, ...] = (
@@ -77,9 +98,16 @@ def registry() -> dict[str, Asset]:
     if extra:
         try:
             entries = json.loads(Path(extra).read_text())
+            if not isinstance(entries, list):
+                raise ValueError("it is not a JSON list")
             known = {f.name for f in fields(Asset)}
-            for entry in entries:
-                asset = Asset(**{k: v for k, v in entry.items() if k in known})
+            for number, entry in enumerate(entries, start=1):
+                if not isinstance(entry, dict):
+                    raise ValueError(f"entry {number} is not an object")
+                try:
+                    asset = Asset(**{k: v for k, v in entry.items() if k in known})
+                except (TypeError, ValueError) as err:
+                    raise ValueError(f"entry {number}: {err}") from None
                 assets[asset.name] = asset
         except (OSError, ValueError, TypeError) as err:
             raise UsageError(f"LEXP_REGISTRY={extra} is not a readable list of assets: {err}",
@@ -99,9 +127,19 @@ def get(name: str) -> Asset:
 def location(asset: Asset, cache: Path | None = None) -> Path:
     """Where the asset lives once fetched: a file, or a folder for archives."""
     root = cache or cache_dir()
-    if asset.kind == "archive":
-        return root / "datasets" / asset.name
-    return root / "weights" / asset.filename
+    where = root / "datasets" / asset.name if asset.kind == "archive" else \
+        root / "weights" / asset.filename
+    return _inside(root, where)
+
+
+def _inside(root: Path, path: Path) -> Path:
+    """``path``, checked to lie under ``root`` once both are resolved (a second guard
+    behind Asset's name check: nothing lexp writes or removes is outside its cache)."""
+    real_root, real = root.resolve(), path.resolve()
+    if real != real_root and real_root not in real.parents:
+        raise UsageError(f"{path} is outside the lexp cache {root}",
+                         hint="asset names and file names must be plain names")
+    return path
 
 
 def _digest_record(path: Path) -> Path:
@@ -148,7 +186,8 @@ def source_url(asset: Asset, mirror: str | None) -> str:
 
 def ensure(name: str, *, cache: Path | None = None, mirror: str | None = None,
            force: bool = False, on_progress: Callable | None = None,
-           timeout: float = 30.0, retries: int = 5) -> tuple[Path, bool]:
+           on_retry: Callable[[str], None] | None = None,
+           timeout: float = download.DEFAULT_TIMEOUT, retries: int = 5) -> tuple[Path, bool]:
     """Fetch an asset into the cache unless it is there. Returns (location, fetched)."""
     asset = get(name)
     where = location(asset, cache)
@@ -166,7 +205,8 @@ def ensure(name: str, *, cache: Path | None = None, mirror: str | None = None,
     if force:
         _remove(target)
     digest = download.fetch(url, target, sha256=asset.sha256, timeout=timeout,
-                            retries=retries, on_progress=on_progress, offline_hint=hint)
+                            retries=retries, on_progress=on_progress, on_retry=on_retry,
+                            offline_hint=hint)
     _digest_record(target).write_text(digest + "\n")
     if asset.kind == "archive":
         _unpack(asset, target, where, force)
@@ -175,7 +215,8 @@ def ensure(name: str, *, cache: Path | None = None, mirror: str | None = None,
 
 def import_file(name: str, source: Path, *, cache: Path | None = None,
                 force: bool = False) -> Path:
-    """Verify a copy of the asset made elsewhere and put it into the cache."""
+    """Verify a copy of the asset made elsewhere (against the published checksum, when
+    there is one: :func:`check_made`) and put it into the cache."""
     asset = get(name)
     if not source.is_file():
         raise InputError(f"no such file: {source}")
@@ -185,7 +226,9 @@ def import_file(name: str, source: Path, *, cache: Path | None = None,
     where = location(asset, cache)
     target = where if asset.kind == "file" else _archive_path(asset, cache)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if force:
+    # A file left from an earlier import is kept only if it is this very file: an old
+    # one (a refused archive, say) would otherwise be read again instead of the new.
+    if force or (target.exists() and sha256_of(target).hexdigest() != digest):
         _remove(target)
     if not target.exists():
         with open(source, "rb") as src, atomic_write(target) as dst:
@@ -196,8 +239,16 @@ def import_file(name: str, source: Path, *, cache: Path | None = None,
     return where
 
 
+def check_made(name: str) -> str:
+    """What checking an asset's content means, in words for a message."""
+    if get(name).sha256:
+        return "sha256 verified"
+    return "no checksum is published for it: its sha256 was recorded, not verified"
+
+
 def _archive_path(asset: Asset, cache: Path | None) -> Path:
-    return (cache or cache_dir()) / "downloads" / asset.filename
+    root = cache or cache_dir()
+    return _inside(root, root / "downloads" / asset.filename)
 
 
 def _unpack(asset: Asset, archive: Path, where: Path, force: bool) -> None:
@@ -206,9 +257,15 @@ def _unpack(asset: Asset, archive: Path, where: Path, force: bool) -> None:
             return
         shutil.rmtree(where)
     where.parent.mkdir(parents=True, exist_ok=True)
-    download.extract_archive(archive, where)
+    try:
+        download.extract_archive(archive, where)
+    except InputError:
+        # A refused archive must not be found again by the next try, which brings a
+        # good one. (One that was interrupted, or met a full disk, is kept: it is fine.)
+        _remove(archive)
+        raise
     # The unpacked folder is what is used; the archive would double the space taken.
-    archive.unlink(missing_ok=True)
+    _remove(archive)
 
 
 def _remove(path: Path) -> None:
