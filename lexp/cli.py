@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from enum import Enum
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -537,7 +538,7 @@ def flow(
                                    backward=backward, on_flow=exporter, on_progress=on_progress)
     except KeyboardInterrupt:
         exporter.close(commit=False)
-        raise Interrupted("interrupted; no partial video was left") from None
+        raise Interrupted("interrupted; no partial export was left") from None
     except BaseException:
         exporter.close(commit=False)
         raise
@@ -799,12 +800,15 @@ def download(
         with reporter.progress_bytes(asset.name, asset.size) as on_progress:
             where, fetched = weights.ensure(asset.name, cache=cache, mirror=mirror, force=force,
                                             on_progress=on_progress,
-                                            on_retry=lambda why: reporter.warn(
-                                                f"{asset.name}: {why}"))
+                                            on_retry=partial(_say_retry, reporter, asset.name))
         verb = ("downloaded and verified" if asset.sha256 else
                 f"downloaded ({weights.check_made(asset.name)})") if fetched else \
             "already in the cache"
         reporter.info(f"{asset.name}: {verb} → {where}")
+
+
+def _say_retry(reporter, name: str, why: str) -> None:
+    reporter.warn(f"{name}: {why}")
 
 
 def _print_assets(reporter, cache) -> None:

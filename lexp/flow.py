@@ -375,7 +375,10 @@ def flow_to_rgb(flow: np.ndarray, max_motion: float | None = None) -> np.ndarray
 class FlowExporter:
     """Writes flows as they come: .flo files, colour PNGs, and/or a colour mp4.
 
-    Every file is written atomically; the video appears only when :meth:`close` commits it.
+    Exports appear whole or not at all. Files are written into a hidden staging folder
+    inside each export folder and moved into place by :meth:`close` (renames within one
+    folder, with Ctrl-C and SIGTERM held off until the last one); the video is committed
+    there too. ``close(commit=False)`` removes everything this run wrote.
     """
 
     def __init__(self, flo_dir=None, image_dir=None, video=None, fps: float = 10.0) -> None:
@@ -386,9 +389,27 @@ class FlowExporter:
         self.flo_dir = Path(flo_dir) if flo_dir else None
         self.image_dir = Path(image_dir) if image_dir else None
         self.video = VideoWriter(video, fps) if video else None
+        self._staging: dict = {}  # export folder -> its staging folder
+        self._made: list = []  # export folders this run created (removed again on abort)
         for folder in (self.flo_dir, self.image_dir):
-            if folder is not None:
-                folder.mkdir(parents=True, exist_ok=True)
+            if folder is not None and folder not in self._staging:
+                if not folder.exists():
+                    self._made.append(folder)
+                self._staging[folder] = self._make_staging(folder)
+
+    @staticmethod
+    def _make_staging(folder):
+        import os
+        import tempfile
+
+        from lexp.paths import describe_os_error
+
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return type(folder)(tempfile.mkdtemp(prefix=f".lexp-partial-{os.getpid()}-",
+                                                 dir=folder))
+        except OSError as err:
+            raise describe_os_error(err, folder) from err
 
     def __call__(self, i: int, j: int, flow: np.ndarray) -> None:
         import cv2
@@ -397,15 +418,53 @@ class FlowExporter:
 
         name = f"flow_{i:05d}_{j:05d}"
         if self.flo_dir is not None:
-            write_bytes_atomic(self.flo_dir / f"{name}.flo", flo_bytes(flow))
+            write_bytes_atomic(self._staging[self.flo_dir] / f"{name}.flo", flo_bytes(flow))
         rgb = None
         if self.image_dir is not None:
             rgb = flow_to_rgb(flow)
             ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-            write_bytes_atomic(self.image_dir / f"{name}.png", png.tobytes())
+            write_bytes_atomic(self._staging[self.image_dir] / f"{name}.png", png.tobytes())
         if self.video is not None and i < j:  # forward flows only: one frame per step
             self.video.add(rgb if rgb is not None else flow_to_rgb(flow))
 
     def close(self, commit: bool = True) -> None:
-        if self.video is not None:
-            self.video.commit() if commit else self.video.abort()
+        """Move everything into place (``commit``), or remove all of it."""
+        import contextlib
+        import shutil
+
+        try:
+            if self.video is not None:
+                self.video.commit() if commit else self.video.abort()
+            if commit:
+                self._place()
+        except BaseException:
+            if self.video is not None and commit:
+                self.video.path.unlink(missing_ok=True)
+            raise
+        finally:
+            for staging in self._staging.values():
+                shutil.rmtree(staging, ignore_errors=True)
+            self._staging = {}
+        if not commit:
+            for folder in self._made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only if empty: never what someone else put there
+
+    def _place(self) -> None:
+        """Rename the staged files into their folders, signals held off meanwhile."""
+        import os
+        import signal
+
+        from lexp.paths import describe_os_error
+
+        held = {signal.SIGINT, signal.SIGTERM}
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            for folder, staging in self._staging.items():
+                for item in sorted(staging.iterdir()):
+                    try:
+                        os.replace(item, folder / item.name)
+                    except OSError as err:
+                        raise describe_os_error(err, folder / item.name) from err
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -473,7 +473,7 @@ def render_job(job: Job, config: RenderConfig, out: OutputConfig, overwrite: boo
 def _render_unlocked(job, config, out, progress_for, debug, base, started) -> JobResult:
     try:
         data, stacked = render_image(job, config, out, progress_for)
-        _write_output(job.output, data)
+        _write_output_with_video(job, data)
     except LexpError as err:
         base.error, base.hint, base.exit_code = err.message, err.hint, err.exit_code
         base.seconds = time.perf_counter() - started
@@ -589,6 +589,17 @@ def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for
     if not data:
         raise OutputError(f"could not encode the image as {job.format}")
     return data, stacked
+
+
+def _write_output_with_video(job: Job, data: bytes) -> None:
+    """Write the image; the trail video (already in place) goes if the image cannot be
+    written: a failed run leaves no outputs, not half of them."""
+    try:
+        _write_output(job.output, data)
+    except BaseException:
+        if job.video:
+            Path(job.video).unlink(missing_ok=True)
+        raise
 
 
 def _write_output(output: str, data: bytes) -> None:

@@ -144,7 +144,7 @@ class TrailVideo:
         tmp = self.writer.finish_unplaced()
         x, y, w, h = crop
         w, h = w - w % 2, h - h % 2  # H.264 4:2:0 wants even sizes
-        cropped = self.path.with_name(f".lexp-crop-{os.getpid()}-{self.path.name}")
+        cropped = self.path.with_name(f".lexp-crop-{os.getpid()}-{id(self):x}.mp4")
         from lexp.media import ffmpeg_exe
 
         try:
