@@ -168,6 +168,7 @@ def _plan_videos(jobs: list[Job], video: str, config: RenderConfig) -> list[Job]
     planned, seen = [], {}
     for job in jobs:
         target = Path(_fill(video, job.source, config))
+        check_name_length(target, "--video")
         if target.suffix.lower() not in VIDEO_SUFFIXES:
             raise UsageError(f"--video {target} is not a video file name",
                              hint="end it in .mp4 (or .mov, .m4v, .mkv)")
@@ -188,6 +189,7 @@ def _plan_images(sources, output, config, out, shard) -> list[Job]:
     from lexp.stills import DEFAULT_SUFFIX, format_for, resolve_bit_depth
 
     def job(source: ClipSource, target: str, fmt: str) -> Job:
+        check_name_length(target, "-o")
         if any(_same_file(target, p) for p in source.paths):
             raise UsageError(f"-o {target} is one of the inputs of {source.name}",
                              hint="write the image somewhere else; lexp never replaces an input")
@@ -205,6 +207,8 @@ def _plan_images(sources, output, config, out, shard) -> list[Job]:
                              hint="redirect stdout: lexp render clip.mp4 -o - > out.jpg")
         return [job(sources[0], STDOUT, out.format or "jpeg")]
     is_template = output is not None and "{" in output
+    if output is not None and not is_template:
+        check_name_length(output, "-o")  # before is_dir(), which raises on such a name
     is_dir = output is None or output.endswith(("/", os.sep)) or Path(output).is_dir()
     if not is_template and not is_dir:
         if len(sources) > 1:
@@ -233,6 +237,14 @@ def _plan_images(sources, output, config, out, shard) -> list[Job]:
     for folder in sorted({Path(j.output).parent for j in jobs}):
         _ready_folder(folder)
     return jobs
+
+
+def check_name_length(path: str | Path, option: str) -> None:
+    """A UsageError, before any work, for a file name longer than file systems allow."""
+    size = len(os.fsencode(Path(path).name))
+    if size > NAME_MAX:
+        raise UsageError(f"{option} {path}: the file name is {size} bytes long; file "
+                         f"systems allow {NAME_MAX}", hint="choose a shorter name")
 
 
 def _ready_folder(folder: Path) -> None:
@@ -495,6 +507,9 @@ def _render_unlocked(job, config, out, progress_for, debug, base, started) -> Jo
     return base
 
 
+NAME_MAX = 255  # bytes in one file name, on every file system lexp writes to
+
+
 class OutputLock:
     """An exclusive, non-blocking lock on one output, held while it is rendered.
 
@@ -505,7 +520,12 @@ class OutputLock:
 
     def __init__(self, output: str) -> None:
         target = Path(output)
-        self.path = target.with_name(f".{target.name}.lexp-lock")
+        name = f".{target.name}.lexp-lock"
+        if len(os.fsencode(name)) > NAME_MAX:  # the output's own name may be up to NAME_MAX
+            import hashlib
+
+            name = f".lexp-lock-{hashlib.sha256(os.fsencode(target.name)).hexdigest()[:32]}"
+        self.path = target.with_name(name)
         self.fd: int | None = None
 
     def __enter__(self) -> bool:
