@@ -87,9 +87,9 @@ class FlowCache:
                                   f"|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
         memo = self.root / "fingerprints" / memo_key[:2] / memo_key
         with contextlib.suppress(OSError):
-            text = memo.read_text().strip()
-            if len(text) == 64:
-                return text
+            text = memo.read_bytes().strip()  # bytes: a damaged memo may not be text at all
+            if len(text) == 64 and all(c in b"0123456789abcdef" for c in text):
+                return text.decode()
         digest = sha256_of(path).hexdigest()
         with contextlib.suppress(OSError):
             memo.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +111,9 @@ class FlowCache:
             self.misses += 1
             return None
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(meta_path.read_bytes())
+            if not isinstance(meta, dict):  # e.g. null, a list: written by something else
+                raise ValueError("meta.json is not an object")
             data = (entry / "flow.npy").read_bytes()
             if hashlib.sha256(data).hexdigest() != meta["sha256"]:
                 raise ValueError("checksum mismatch")
@@ -120,7 +122,7 @@ class FlowCache:
             flow = np.load(io.BytesIO(data), allow_pickle=False)
             if list(flow.shape) != meta["shape"] or flow.dtype != np.float16:
                 raise ValueError("unexpected shape or dtype")
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):
             shutil.rmtree(entry, ignore_errors=True)  # damaged: recompute, never use
             self.misses += 1
             self.damaged += 1

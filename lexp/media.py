@@ -185,7 +185,12 @@ def read_image_rgb8(path: Path) -> np.ndarray:
     import cv2
 
     data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size \
+            else None
+    except cv2.error:  # OpenCV refuses, e.g., a header claiming over 2^30 pixels
+        raise InputError(f"cannot decode image {path}: {_image_size_said(path)}",
+                         hint="remove or replace the file") from None
     if img is None:
         raise InputError(f"cannot decode image {path}",
                          hint="remove or replace the broken file")
@@ -198,6 +203,22 @@ def read_image_rgb8(path: Path) -> np.ndarray:
     if img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _image_size_said(path: Path) -> str:
+    """Why OpenCV refused an image, from what its header claims (read by Pillow, which
+    reads the header only)."""
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the header only: safe
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except Exception:  # noqa: BLE001 - any failure: the file is simply damaged
+        return "the file is damaged"
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    return f"its header says {w}x{h} pixels, more than lexp reads (2^30)"
 
 
 class FrameFolderClip(Clip):

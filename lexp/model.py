@@ -71,9 +71,24 @@ class GeneratorConfig:
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.arch!r}")
+        # A checkpoint is data from anywhere: every field is checked here, so a wrong
+        # type or an impossible size is one clear error on loading, not a crash mid-render.
+        for name, least in self._SMALLEST.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} is {value!r}; it must be a whole number ≥ {least}")
+        if isinstance(self.blur_sigmas, (str, bytes)) or not all(
+                isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s < 1e4
+                for s in self.blur_sigmas):
+            raise ValueError(f"blur_sigmas is {self.blur_sigmas!r}; it must be a list of "
+                             "positive numbers")
         object.__setattr__(self, "blur_sigmas", tuple(float(s) for s in self.blur_sigmas))
         if self.arch == "lexp" and self.candidates != 2 + len(self.blur_sigmas):
             raise ValueError("lexp: candidates must be 2 + the number of blur sigmas")
+
+    # The least value of each whole-number field (max_frames: _spread needs two ends).
+    _SMALLEST = {"work_size": 16, "max_frames": 2, "hidden": 1, "candidates": 1,
+                 "seed_features": 1, "seed_code": 1, "seed_steps": 1, "seed_flow_size": 8}
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -82,6 +97,8 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> GeneratorConfig:
+        if not isinstance(d, dict):
+            raise TypeError(f"the model description is a {type(d).__name__}, not a mapping")
         known = {f.name for f in dataclasses.fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         if "blur_sigmas" in d:
