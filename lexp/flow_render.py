@@ -138,6 +138,8 @@ CARRY_TRUST = 0.5  # extrapolation: a pixel at least this sure of its steady mot
 #                    its light forward (splatted) into the pixels ahead of it
 MAX_CARRY_STEPS = 4  # extrapolation: at most this many splats per period for a trail
 MAX_CARRY_SPLATS = 4_000_000  # extrapolation: splats per period at most (bounds memory)
+MAX_EXTRAPOLATION = 100  # extrapolate at most this many times the periods the frames cover
+MAX_EXTRAPOLATED_PERIODS = 20_000  # and never more periods than this (each costs a full pass)
 
 
 @dataclass
@@ -688,6 +690,11 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
 
         clip_id = hashlib.sha256(f"{clip_id}|align={config.align}|reference={first}"
                                  .encode()).hexdigest()
+    if exposure is not None:  # known before any work when the window's length is
+        length = media.window_length(info, config.window)
+        if length is not None:
+            check_extrapolation(exposure, (length - 1) * config.window.stride + 1, length,
+                                config)
     if frames is None:
         frames = media.window_frames(clip, window_for(config, info.fps))
     lut = colour.decode_lut(config.transfer).astype(np.float32)
@@ -776,6 +783,7 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
         covered = last_time - first_time + 1
         periods = covered
         if exposure is not None and exposure > covered:
+            check_extrapolation(exposure, covered, used, config)
             on_period = None if recorder is None else (
                 lambda part, weight: recorder.add(part, weight, stream.level()))
             # The bar goes on counting: each extrapolated period is a frame more.
@@ -800,6 +808,24 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
                                 clip.warnings() + stream.notes.warnings,
                                 about=stream.notes.about)
     return result, stats
+
+
+def check_extrapolation(exposure: float, covered: float, frames: int, config) -> None:
+    """Refuse an exposure that would extrapolate for days: every period past the clip
+    costs a full-frame pass (with fewer than 3 frames nothing moves and it costs
+    nothing). ``covered``: the periods the frames span; ``frames``: how many."""
+    extra = exposure - covered
+    if frames < 3 or extra <= 0:
+        return
+    most = min(MAX_EXTRAPOLATION * covered, MAX_EXTRAPOLATED_PERIODS)
+    if extra > most:
+        from lexp.errors import UsageError
+
+        raise UsageError(
+            f"--exposure {config.exposure} runs {extra:,.0f} frame periods past the "
+            f"{covered:g} the frames cover; lexp extrapolates at most {most:,.0f} here "
+            f"({MAX_EXTRAPOLATION}x the frames, at most {MAX_EXTRAPOLATED_PERIODS:,})",
+            hint="a shorter --exposure, or more frames (a later --end)")
 
 
 def window_for(config, fps: float | None):
