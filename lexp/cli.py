@@ -345,43 +345,66 @@ def render(
 ) -> None:
     """Render a long exposure from a clip, in linear light: stacked, or integrated along
     the optical flow."""
-    if cache is not None:  # every cache user (and each -j worker) reads it from here
-        os.environ["LEXP_CACHE_DIR"] = str(cache)
-    from lexp.config import OutputConfig, RenderConfig, TimeSpec, Window
-
-    window = Window.from_options(start, end, stride, max_frames)
-    config = RenderConfig(method=method.value, window=window, fps=fps,
-                          transfer=transfer.value, ev=ev, tone=tone.value,
-                          median_memory_mb=median_memory,
-                          exposure=TimeSpec.parse(exposure, "--exposure") if exposure else None,
-                          flow=flow_method.value, device=device,
-                          align=align_model.value if align else None,
-                          align_border=align_border.value, deflicker=deflicker,
-                          timestamps=timestamps, keep_sharp=keep_sharp,
-                          still_below=still_below,
-                          sharp_mask=str(sharp_mask) if sharp_mask else None,
-                          rear_curtain=rear_curtain, motion_guide=motion_guide,
-                          checkpoint=checkpoint)
-    if config.method == "learned":
-        from lexp import learned
-
-        learned.load_network(learned.resolve_checkpoint(checkpoint))  # fail before any work
-    if comet is not None and video is None:
-        raise UsageError("--comet shapes the trail video", hint="add --video trails.mp4")
-    out = OutputConfig(format=image_format.value if image_format else None,
-                       bit_depth=bit_depth, quality=quality,
-                       comet=TimeSpec.parse(comet, "--comet") if comet else None)
     if json_lines and output == "-":
         raise UsageError("--json and -o - both want stdout", hint="write the image to a file")
     if json_lines:
         stdout.check_open("the --json lines")
+    try:
+        if cache is not None:  # every cache user (and each -j worker) reads it from here
+            os.environ["LEXP_CACHE_DIR"] = str(cache)
+        from lexp.config import OutputConfig, RenderConfig, TimeSpec, Window
 
+        window = Window.from_options(start, end, stride, max_frames)
+        config = RenderConfig(method=method.value, window=window, fps=fps,
+                              transfer=transfer.value, ev=ev, tone=tone.value,
+                              median_memory_mb=median_memory,
+                              exposure=TimeSpec.parse(exposure, "--exposure") if exposure
+                              else None,
+                              flow=flow_method.value, device=device,
+                              align=align_model.value if align else None,
+                              align_border=align_border.value, deflicker=deflicker,
+                              timestamps=timestamps, keep_sharp=keep_sharp,
+                              still_below=still_below,
+                              sharp_mask=str(sharp_mask) if sharp_mask else None,
+                              rear_curtain=rear_curtain, motion_guide=motion_guide,
+                              checkpoint=checkpoint)
+        if config.method == "learned":
+            from lexp import learned
+
+            # Fail before any work.
+            learned.load_network(learned.resolve_checkpoint(checkpoint))
+        if comet is not None and video is None:
+            raise UsageError("--comet shapes the trail video", hint="add --video trails.mp4")
+        out = OutputConfig(format=image_format.value if image_format else None,
+                           bit_depth=bit_depth, quality=quality,
+                           comet=TimeSpec.parse(comet, "--comet") if comet else None)
+        _render_batch(inputs, output, config, out, video=video, shard=shard, workers=workers,
+                      overwrite=overwrite, json_lines=json_lines)
+    except LexpError as err:
+        if json_lines:  # a script reading the lines learns why there are none
+            with contextlib.suppress(LexpError):
+                stdout.write_text(json.dumps({"input": None, "output": output,
+                                              "status": "failed", "error": err.message,
+                                              "hint": err.hint,
+                                              "exit_code": err.exit_code}) + "\n")
+        raise
+
+
+def _render_batch(inputs, output, config, out, *, video, shard, workers, overwrite,
+                  json_lines) -> None:
+    """Resolve the inputs, plan the outputs and render them, reporting each result."""
     from lexp import jobs
     from lexp.console import Reporter
 
     reporter = Reporter(quiet=_State.quiet)
-    plan = jobs.plan_jobs(jobs.resolve_inputs([str(p) for p in inputs]), output, config, out,
-                          shard=jobs.parse_shard(shard) if shard else None, video=video)
+    # With several inputs, one that is missing (or a folder of junk) is one failed input,
+    # reported with the rest; a single input that cannot be found is the run's error.
+    unresolved: list = []
+    names = [str(p) for p in inputs]
+    sources = jobs.resolve_inputs(names, problems=unresolved if len(names) > 1 else None)
+    plan = jobs.plan_jobs(sources, output, config, out,
+                          shard=jobs.parse_shard(shard) if shard else None,
+                          video=video) if sources else []
 
     def progress_for(job):
         return reporter.progress(job.source.name)
@@ -407,11 +430,18 @@ def render(
         else:
             reporter.error(f"{result.input}: {result.error}", result.hint)
 
+    advance = None
+    results = []
+    for name, error in unresolved:
+        results.append(jobs.JobResult(name, "", "failed", method=config.method,
+                                      error=error.message, hint=error.hint,
+                                      exit_code=error.exit_code))
+        on_result(results[-1])
     try:
         with batch_bar as advance:
-            results = jobs.render_jobs(plan, config, out, overwrite=overwrite, workers=workers,
-                                       progress_for=progress_for, on_result=on_result,
-                                       debug=_State.debug)
+            results += jobs.render_jobs(plan, config, out, overwrite=overwrite,
+                                        workers=workers, progress_for=progress_for,
+                                        on_result=on_result, debug=_State.debug)
     except KeyboardInterrupt:
         # Typer would turn this into a silent exit 130; say what happened instead.
         raise Interrupted("interrupted; no partial output was left") from None

@@ -235,6 +235,7 @@ class FrameFolderClip(Clip):
         self._times: list[float] | None = None
         self._timing_checked = False
         self._warnings: list[str] = []
+        self.notes: list[str] = []  # from resolving the folder (ClipSource.notes)
 
     def frame_time(self, index):
         if not self._timing_checked:  # read every file's EXIF once, on first use
@@ -247,7 +248,7 @@ class FrameFolderClip(Clip):
         return self._times[index] if self._times is not None else None
 
     def warnings(self):
-        return list(self._warnings)
+        return self.notes + self._warnings
 
     def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
         stop = len(self.files) if end is None else min(end, len(self.files))
@@ -949,6 +950,7 @@ class ClipSource:
     name: str  # display name (path as given, a folder, a glob, or "-")
     kind: str  # "video", "frames" or "stdin"
     paths: tuple[Path, ...] = ()  # the video file, or the frame files in order
+    notes: tuple[str, ...] = ()  # warnings found while resolving (e.g. files left out)
 
     @property
     def stem(self) -> str:
@@ -991,7 +993,9 @@ def open_clip(source: ClipSource, fps: float | None = None) -> Clip:
     if source.kind == "stdin":
         return StdinClip(fps)
     if source.kind == "frames":
-        return FrameFolderClip(source.name, source.paths, fps)
+        clip = FrameFolderClip(source.name, source.paths, fps)
+        clip.notes = list(source.notes)
+        return clip
     path = source.paths[0]
     refuse_special_file(path)
     if not path.is_file():

@@ -116,6 +116,32 @@ def _png_with_itxt(png: bytes, keyword: str, text: str) -> bytes:
     return png[:iend] + _png_chunk(b"iTXt", data) + png[iend:]
 
 
+def is_lexp_output(path: str | Path) -> bool:
+    """True when the image carries the settings lexp embeds in what it writes. Cheap: it
+    reads where lexp puts them (a JPEG's first segment, a PNG's last 64 KiB, a TIFF's
+    first page's description), not the whole file, so a folder of frames can be
+    screened before it is read."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+            if head[:4] == b"\xff\xd8\xff\xfe":
+                return head[6:6 + len(METADATA_KEY) + 1] == f"{METADATA_KEY}:".encode()
+            if head[:8] == b"\x89PNG\r\n\x1a\n":
+                fh.seek(0, 2)
+                fh.seek(max(0, fh.tell() - (64 << 10)))
+                return b"iTXt" + METADATA_KEY.encode() + b"\x00" in fh.read()
+            if head[:4] in (b"II*\x00", b"MM\x00*"):
+                import tifffile
+
+                fh.seek(0)
+                with tifffile.TiffFile(fh) as tif:
+                    text = tif.pages[0].description or ""
+                return text.startswith(f"{METADATA_KEY}:")
+    except Exception:  # noqa: BLE001 - unreadable or damaged: not ours; reading says why
+        return False
+    return False
+
+
 def read_settings(path: str | Path) -> dict[str, Any] | None:
     """The settings lexp embedded in an image it wrote, or None if there are none."""
     data = Path(path).read_bytes()
