@@ -270,6 +270,8 @@ class FrameFolderClip(Clip):
 _SIZE_RE = re.compile(r"(?<![\w/])(\d{1,5})x(\d{1,5})(?=[ ,\[]|$)")
 _FPS_RE = re.compile(r"(\d+(?:\.\d+)?)(k?) fps")
 _TBR_RE = re.compile(r"(\d+(?:\.\d+)?)(k?) tbr")
+_RECONFIGURED_RE = re.compile(r"Reconfiguring filter graph because video parameters "
+                              r"changed to .*?(\d{1,5})x(\d{1,5})")
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 
 # ffmpeg log lines -> what they mean for a user.
@@ -302,6 +304,11 @@ class _StderrLog(threading.Thread):
         self.tail: collections.deque[str] = collections.deque(maxlen=40)
         self.header_done = threading.Event()
         self._in_output = False
+        # Seen after the header, whatever scrolls out of the tail: the frame sizes ffmpeg
+        # reconfigured to (it scales every frame to the first size without a word), and
+        # how many frames it could not decode.
+        self.sizes: list[tuple[int, int]] = []
+        self.decode_errors = 0
         self.start()
 
     def run(self) -> None:
@@ -315,6 +322,11 @@ class _StderrLog(threading.Thread):
                     self.header_done.set()
             else:
                 self.tail.append(line)
+                changed = _RECONFIGURED_RE.search(line)
+                if changed:
+                    self.sizes.append((int(changed.group(1)), int(changed.group(2))))
+                elif "Decoding error" in line or "Invalid data found" in line:
+                    self.decode_errors += 1
         self.header_done.set()  # EOF: ffmpeg is gone, with or without a header
 
     def all_text(self) -> str:
@@ -429,6 +441,7 @@ class VideoClip(Clip):
                  high_bit_depth: bool = False) -> None:
         self._name = name
         self._warnings: list[str] = []
+        self._image_stream = "image2pipe" in input_options  # stdin carries still images
         read_fd, write_fd = os.pipe()
         with contextlib.suppress(OSError):  # Linux only; a smaller pipe just costs more reads
             import fcntl
@@ -528,12 +541,23 @@ class VideoClip(Clip):
         self._check_end(index + 1)
 
     def _check_end(self, decoded: int) -> None:
-        """After the stream ended: did ffmpeg fail, or stop well short of the clip?"""
+        """After the stream ended: did ffmpeg fail, or stop well short of the clip? Did
+        the frames change size (ffmpeg scaled them to the first size), or an image
+        stream end in something that is not an image? (A folder refuses both.)"""
         code = self._proc.wait()
         self._log.join(timeout=2)
         if code != 0 and decoded == 0:
             meaning, hint = _diagnose(self._log.all_text())
             raise InputError(f"cannot read {self._name}: {meaning}", hint=hint)
+        size = (self.info.width, self.info.height)
+        other = next((s for s in self._log.sizes if s != size), None)
+        if other is not None:
+            raise InputError(f"a frame is {other[0]}x{other[1]}, but the "
+                             f"frames started at {size[0]}x{size[1]}",
+                             hint="all frames of a clip must have one size")
+        if self._log.decode_errors and self._image_stream:
+            raise InputError(f"after {decoded} images came data that is not "
+                             "an image", hint="send only whole images (or one video) on stdin")
         warning = _ended_early(self._name, decoded, self.info.frame_count, failed=code != 0)
         if warning:
             self._warnings.append(warning)
