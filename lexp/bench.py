@@ -349,10 +349,17 @@ def resolve_speed_clip(spec: str, workdir: Path) -> Path:
         try:
             w, h, n = (int(v) for v in spec.split(":", 1)[1].lower().split("x"))
         except ValueError:
-            raise UsageError(f"--speed {spec!r}", hint="e.g. synthetic:1280x720x300") from None
+            w = h = n = 0
+        # H.264 4:2:0 wants even sizes; 8K and 10,000 frames bound the time and memory.
+        if not (16 <= w <= 7680 and 16 <= h <= 4320 and w % 2 == h % 2 == 0 and
+                2 <= n <= 10_000):
+            raise UsageError(f"--speed {spec!r} is not a synthetic clip lexp makes",
+                             hint="synthetic:WxHxN with even W, H from 16 to 7680x4320 and "
+                                  "2 to 10000 frames, e.g. synthetic:1280x720x300")
         return synthetic.write_video(workdir / f"synthetic_{w}x{h}x{n}.mp4",
                                      synthetic.night_street(w, h, n))
     path = Path(spec)
+    media.refuse_special_file(path)
     if not path.is_file():
         raise InputError(f"no such clip: {spec}")
     return path

@@ -559,6 +559,9 @@ def flow(
     if export_video is not None:
         from lexp.paths import check_writable_dir
 
+        if export_video.suffix.lower() not in jobs.VIDEO_SUFFIXES:
+            raise UsageError(f"--export-video {export_video} is not a video file name",
+                             hint="end it in .mp4 (or .mov, .m4v, .mkv)")
         check_writable_dir(export_video.parent, export_video)
     exporter = flows.FlowExporter(export_flo, export_images, export_video)
     flow_cache = None if no_cache else FlowCache(cache)

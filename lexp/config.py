@@ -51,6 +51,16 @@ def guide_direction(text: str) -> tuple[str, float | int | None]:
 MAX_TIME = {"f": 1e9, "s": 1e7}  # the largest time an option takes, per unit (~4 months)
 
 
+DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")
+
+
+def check_device(spec: str) -> None:
+    """A UsageError for a --device that lexp never takes, before any work (whether it is
+    on this machine is asked of torch when a model runs)."""
+    if not DEVICE_RE.fullmatch((spec or "auto").strip().lower()):
+        raise UsageError(f"unknown device {spec!r}", hint="auto, cpu, cuda, cuda:N or mps")
+
+
 @dataclass(frozen=True)
 class TimeSpec:
     """A point in a clip: seconds (``2.5``, ``2.5s``) or a frame number (``48f``)."""
@@ -192,6 +202,7 @@ class RenderConfig:
             raise UsageError(f"--fps {self.fps} must be a positive number")
         if not math.isfinite(self.ev) or abs(self.ev) > 20:
             raise UsageError(f"--ev {self.ev} is out of range", hint="use -20 to 20 stops")
+        check_device(self.device)
 
     def keep_sharp_spec(self) -> TimeSpec:
         """--keep-sharp as a time (when it is not first or last)."""
@@ -277,8 +288,16 @@ class TrainConfig:
             raise UsageError("--minutes must be more than 0")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UsageError(f"--lr {self.lr} must be a positive number")
-        if not 0 <= self.val_fraction < 1:
+        if not 0 <= self.val_fraction < 1:  # (NaN fails this too)
             raise UsageError("--val-fraction must be in [0, 1)")
+        for name in ("weight_decay", "ssim_weight", "perceptual_weight", "adversarial_weight",
+                     "clip_grad"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise UsageError(f"--{name.replace('_', '-')} {value} must be a number ≥ 0")
+        if self.minutes is not None and not math.isfinite(self.minutes):
+            raise UsageError(f"--minutes {self.minutes} must be a finite number")
+        check_device(self.device)
         if not self.data:
             raise UsageError("no training data", hint="give clips, folders or synthetic:N")
 

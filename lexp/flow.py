@@ -452,10 +452,9 @@ class FlowExporter:
 
     def _place(self) -> None:
         """Rename the staged files into their folders, signals held off meanwhile."""
-        import os
         import signal
 
-        from lexp.paths import describe_os_error
+        from lexp.paths import describe_os_error, replace_into
 
         held = {signal.SIGINT, signal.SIGTERM}
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
@@ -463,7 +462,7 @@ class FlowExporter:
             for folder, staging in self._staging.items():
                 for item in sorted(staging.iterdir()):
                     try:
-                        os.replace(item, folder / item.name)
+                        replace_into(item, folder / item.name)
                     except OSError as err:
                         raise describe_os_error(err, folder / item.name) from err
         finally:

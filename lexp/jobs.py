@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import string
 import sys
 import time
 import zlib
@@ -291,11 +292,18 @@ def _fill(template: str, source: ClipSource, config: RenderConfig) -> str:
     folder = first.resolve().parent if source.kind == "video" else first.resolve().parent.parent
     fields = {"stem": source.stem, "name": first.name if source.kind == "video" else source.stem,
               "parent": folder.name if source.paths else "stdin", "method": config.method}
+    hint = "fields: " + ", ".join(f"{{{f}}}" for f in TEMPLATE_FIELDS) + "; {{ and }} for braces"
     try:
+        # Plain fields only: str.format would also take {stem.__class__}, {stem[0]},
+        # {stem!r} or {stem:>9999} and write what they evaluate to.
+        for _, field_name, spec, conversion in string.Formatter().parse(template):
+            if field_name is not None and (field_name not in TEMPLATE_FIELDS or spec or
+                                           conversion):
+                raise ValueError(f"{{{field_name}{'!' + conversion if conversion else ''}"
+                                 f"{':' + spec if spec else ''}}} is not a field")
         return template.format_map(fields)
     except (KeyError, IndexError, ValueError) as err:
-        raise UsageError(f"bad output template {template!r}: {err}",
-                         hint="fields: " + ", ".join(f"{{{f}}}" for f in TEMPLATE_FIELDS)) from None
+        raise UsageError(f"bad output template {template!r}: {err}", hint=hint) from None
 
 
 def shard_of(job: Job, count: int) -> int:
@@ -549,6 +557,7 @@ class OutputLock:
 
     def __init__(self, output: str) -> None:
         target = Path(output)
+        self.output = output
         name = f".{target.name}.lexp-lock"
         if len(os.fsencode(name)) > NAME_MAX:  # the output's own name may be up to NAME_MAX
             import hashlib
@@ -562,10 +571,10 @@ class OutputLock:
 
         try:
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
+        except OSError as err:  # the lock sits beside the output: name the output
             from lexp.paths import describe_os_error
 
-            raise describe_os_error(err, self.path) from err
+            raise describe_os_error(err, self.output) from err
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -847,7 +847,10 @@ class VideoWriter:
 
     def __init__(self, path: str | Path, fps: float = 30.0, crf: int = 18,
                  preset: str = "medium") -> None:
+        from lexp.paths import check_replaceable
+
         self.path = Path(path)
+        check_replaceable(self.path)  # before any frame is encoded
         self.fps, self.crf, self.preset = fps, crf, preset
         # A short hidden name: the target's own name may already be near the 255-byte limit.
         self._tmp = self.path.with_name(f".lexp-tmp-{os.getpid()}-{id(self):x}.mp4")
@@ -936,9 +939,15 @@ class VideoWriter:
 
     def commit(self) -> Path:
         """Finish the file and move it into place."""
+        from lexp.paths import replace_into
+
         if self._size is not None:
             self._finish()
-            os.replace(self._tmp, self.path)
+            try:
+                replace_into(self._tmp, self.path)
+            except BaseException:
+                self._tmp.unlink(missing_ok=True)
+                raise
         return self.path
 
     def abort(self) -> None:
@@ -987,13 +996,13 @@ class ClipSource:
         return base.name if base.is_dir() else (self.paths[0].parent.name or "frames")
 
 
-def refuse_special_file(path: Path) -> None:
+def refuse_special_file(path: Path, hint: str | None = None) -> None:
     """Raise an InputError for a FIFO, device or socket named as a clip: reading a FIFO
     waits for a writer, a device forever; the bytes belong on stdin."""
     kind = special_file_kind(path)
     if kind is not None:
         raise InputError(f"{path} is a {kind}, not a file",
-                         hint=f"stream it on stdin instead: lexp render - < {path}")
+                         hint=hint or f"stream it on stdin instead: lexp render - < {path}")
 
 
 def special_file_kind(path: Path) -> str | None:

@@ -55,6 +55,32 @@ def check_writable_dir(directory: Path, for_output: Path) -> None:
             f"cannot write {for_output}: no permission to write in {directory}",
             hint="choose another -o",
         )
+    if for_output.name != "...":  # (a folder check, not a file's)
+        check_replaceable(for_output)
+
+
+def replace_into(source: Path | str, target: Path | str) -> None:
+    """``os.replace(source, target)``, but never over something that is not a regular
+    file: as root, a rename onto ``-o /dev/full`` replaced the device node itself."""
+    check_replaceable(target)
+    os.replace(source, target)
+
+
+def check_replaceable(target: Path | str) -> None:
+    """An OutputError if ``target`` exists and is not a regular file (a device, a FIFO,
+    a socket, a folder): lexp writes results by renaming a finished file onto them."""
+    import stat
+
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return  # nothing there (or a dangling link, which the rename replaces)
+    if stat.S_ISREG(mode):
+        return
+    kind = "folder" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode) else \
+        "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file"
+    raise OutputError(f"cannot write {target}: it is a {kind}, and lexp only replaces "
+                      "regular files", hint="choose another output name (stdout: -o -)")
 
 
 def describe_os_error(err: OSError, path: Path | str) -> OutputError:
@@ -90,7 +116,7 @@ def atomic_write(path: Path | str) -> Iterator[BinaryIO]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, target)
+        replace_into(tmp_name, target)
     except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)

@@ -146,6 +146,7 @@ class TrailVideo:
         w, h = w - w % 2, h - h % 2  # H.264 4:2:0 wants even sizes
         cropped = self.path.with_name(f".lexp-crop-{os.getpid()}-{id(self):x}.mp4")
         from lexp.media import ffmpeg_exe
+        from lexp.paths import replace_into
 
         try:
             done = subprocess.run(
@@ -155,7 +156,7 @@ class TrailVideo:
                  "-f", "mp4", str(cropped)], capture_output=True, text=True)
             if done.returncode != 0:
                 raise OutputError(f"could not crop the trail video: {done.stderr.strip()[-200:]}")
-            os.replace(cropped, self.path)
+            replace_into(cropped, self.path)
         finally:
             tmp.unlink(missing_ok=True)
             cropped.unlink(missing_ok=True)

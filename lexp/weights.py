@@ -180,8 +180,22 @@ def verified(name: str, cache: Path | None = None) -> tuple[Path, str | None]:
 
 
 def source_url(asset: Asset, mirror: str | None) -> str:
+    """Where to fetch the asset: MIRROR/FILENAME, or its own URL; either must be http(s)."""
+    import urllib.parse
+
     base = mirror or os.environ.get("LEXP_MIRROR")
-    return f"{base.rstrip('/')}/{asset.filename}" if base else asset.url
+    url = f"{base.rstrip('/')}/{asset.filename}" if base else asset.url
+    try:
+        parts = urllib.parse.urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        ok = False
+    if not ok:
+        what = f"--mirror {base}" if base else f"the URL of {asset.name} ({url})"
+        raise UsageError(f"{what} is not an http:// or https:// address",
+                         hint="e.g. --mirror https://files.example.org/lexp; a local file: "
+                              f"lexp download {asset.name} --from FILE")
+    return url
 
 
 def ensure(name: str, *, cache: Path | None = None, mirror: str | None = None,
@@ -218,6 +232,9 @@ def import_file(name: str, source: Path, *, cache: Path | None = None,
     """Verify a copy of the asset made elsewhere (against the published checksum, when
     there is one: :func:`check_made`) and put it into the cache."""
     asset = get(name)
+    from lexp.media import refuse_special_file
+
+    refuse_special_file(source, hint="copy it into a regular file first")
     if not source.is_file():
         raise InputError(f"no such file: {source}")
     digest = sha256_of(source).hexdigest()
