@@ -90,6 +90,33 @@ def plan(config: TrainConfig) -> Plan:
                 [s.name for s in training], [s.name for s in validation])
 
 
+# What a last.pt must hold to be resumed, and the type of each (a model.pt or best.pt
+# holds weights only).
+RESUME_FIELDS = {"train": dict, "state": dict, "optimizer": dict, "step": int,
+                 "best": (int, float), "best_step": int, "bad_evals": int, "rng": list}
+
+
+def _resumable(state: dict, path: Path) -> TrainConfig:
+    """The run's saved TrainConfig, once ``state`` (a checkpoint's dictionary) is known to
+    hold what resuming needs; an InputError naming what is missing otherwise."""
+    for name, kind in RESUME_FIELDS.items():
+        value = state.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise InputError(f"{path} cannot be resumed: its {name!r} is "
+                             f"{'missing' if value is None else type(value).__name__}",
+                             hint="resume from the last.pt a run wrote, or start a new run")
+    import torch
+
+    if not isinstance(state.get("torch_rng"), torch.Tensor):
+        raise InputError(f"{path} cannot be resumed: its 'torch_rng' is not a tensor",
+                         hint="resume from the last.pt a run wrote, or start a new run")
+    try:
+        return TrainConfig.from_dict(state["train"])
+    except (TypeError, ValueError, LexpError) as exc:
+        raise InputError(f"{path} cannot be resumed: its training settings are damaged "
+                         f"({exc})", hint="start a new run (another --run-dir)") from None
+
+
 def _process_device(device):
     """Under torchrun each process takes the GPU of its local rank."""
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:
@@ -239,7 +266,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
             raise InputError(f"nothing to resume in {run_dir}",
                              hint="start the run without --resume first")
         state = read_checkpoint(last_path)
-        saved = TrainConfig.from_dict(state.get("train", {}))
+        saved = _resumable(state, last_path)
         if saved.arch != config.arch or saved.work_size != config.work_size:
             raise UsageError(f"{last_path} is a {saved.arch} run at {saved.work_size} px",
                              hint="resume with the same --arch and --work-size")
@@ -319,11 +346,16 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
     rng = np.random.default_rng(config.seed + rank)
     step, best, best_step, bad = 0, math.inf, 0, 0
     if state is not None:
-        network.load_state_dict(state["state"])
-        optimiser.load_state_dict(state["optimizer"])
-        if discriminator is not None and "discriminator" in state:
-            discriminator.load_state_dict(state["discriminator"])
-            d_optimiser.load_state_dict(state["d_optimizer"])
+        try:
+            network.load_state_dict(state["state"])
+            optimiser.load_state_dict(state["optimizer"])
+            if discriminator is not None and "discriminator" in state:
+                discriminator.load_state_dict(state["discriminator"])
+                d_optimiser.load_state_dict(state["d_optimizer"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise InputError(f"{last_path} does not fit this run: "
+                             f"{str(exc).splitlines()[0][:120]}",
+                             hint="start a new run (another --run-dir)") from None
         step, best, best_step, bad = (state["step"], state["best"], state["best_step"],
                                       state["bad_evals"])
         rng.bit_generator.state = state["rng"][rank] if rank < len(state["rng"]) else \
