@@ -381,7 +381,9 @@ def render(
         _render_batch(inputs, output, config, out, video=video, shard=shard, workers=workers,
                       overwrite=overwrite, json_lines=json_lines)
     except LexpError as err:
-        if json_lines:  # a script reading the lines learns why there are none
+        # A script reading the lines learns why there are none. (Not for an interrupted
+        # batch: its lines are the clips that finished, and the exit code says the rest.)
+        if json_lines and not isinstance(err, Interrupted):
             with contextlib.suppress(LexpError):
                 stdout.write_text(json.dumps({"input": None, "output": output,
                                               "status": "failed", "error": err.message,
@@ -1038,13 +1040,39 @@ def main() -> None:
     become one line on stderr and their exit code."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        app(prog_name="lexp")
+        # Not standalone: Click's usage errors come to us, to leave as one line like ours
+        # (Typer draws them as a box of several lines).
+        code = app(prog_name="lexp", standalone_mode=False)
     except LexpError as exc:
         sys.exit(_report(exc))
     except KeyboardInterrupt:
         sys.exit(_report(Interrupted("interrupted; no partial output was left")))
     except OSError as exc:  # what the machine refused (a full disk, a cache path that is
         sys.exit(_report(_machine_error(exc)))  # a file, no permission): not a lexp bug
+    except Exception as exc:
+        if not _is_click_error(exc):
+            raise
+        sys.exit(_report_click_error(exc))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_click_error(exc: Exception) -> bool:
+    """A Click exception (Typer vendors Click in some releases, so by its class names)."""
+    return any(c.__name__ == "ClickException" for c in type(exc).__mro__)
+
+
+def _report_click_error(exc) -> int:
+    """A usage error from option parsing as one line: ``error: MESSAGE (hint: ...)``. With
+    no arguments at all a command shows its help, as Click does."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()
+        return exc.exit_code
+    from lexp.console import Reporter
+
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "lexp"
+    Reporter().error(exc.format_message().replace("\n", " "), f"{where} --help")
+    return exc.exit_code
 
 
 def _machine_error(exc: OSError) -> LexpError:
