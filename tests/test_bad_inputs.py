@@ -114,8 +114,11 @@ def inputs(tmp_path_factory) -> Path:
              "used_by": "t"}
     (root / "escape_name.json").write_text(json.dumps([{**asset, "name": "../../escape",
                                                          "filename": "x.bin"}]))
+    # (An absolute file name: lexp with --force removed whatever it named. A victim of
+    # our own, inside the inputs: this case must stay harmless on a lexp that has the bug.)
+    (root / "victim.txt").write_text("not lexp's to remove")
     (root / "escape_file.json").write_text(json.dumps([{**asset, "name": "ok",
-                                                         "filename": "/etc/passwd"}]))
+                                                         "filename": str(root / "victim.txt")}]))
     (root / "archive.json").write_text(json.dumps([{**asset, "name": "test-data",
                                                      "filename": "data.tar",
                                                      "kind": "archive"}]))
