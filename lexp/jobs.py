@@ -206,7 +206,7 @@ def _plan_videos(jobs: list[Job], video: str, config: RenderConfig) -> list[Job]
                 str(target) == job.output:
             raise UsageError(f"--video {target} would be written twice",
                              hint="give each input its own video: put {stem} in the name")
-        if any(_same_file(target, p) for p in job.source.paths):
+        if any(_same_file(target, p) for p in job.source.paths + _option_inputs(config)):
             raise UsageError(f"--video {target} is one of the inputs of {job.source.name}",
                              hint="write the video somewhere else; lexp never replaces an input")
         seen[target] = job
@@ -215,12 +215,19 @@ def _plan_videos(jobs: list[Job], video: str, config: RenderConfig) -> list[Job]
     return planned
 
 
+def _option_inputs(config: RenderConfig) -> tuple[Path, ...]:
+    """Files that options read (--sharp-mask, a --checkpoint file): inputs too, which no
+    output may replace."""
+    named = (config.sharp_mask, config.checkpoint)
+    return tuple(Path(p) for p in named if p and Path(p).is_file())
+
+
 def _plan_images(sources, output, config, out, shard) -> list[Job]:
     from lexp.stills import DEFAULT_SUFFIX, format_for, resolve_bit_depth
 
     def job(source: ClipSource, target: str, fmt: str) -> Job:
         check_name_length(target, "-o")
-        if any(_same_file(target, p) for p in source.paths):
+        if any(_same_file(target, p) for p in source.paths + _option_inputs(config)):
             raise UsageError(f"-o {target} is one of the inputs of {source.name}",
                              hint="write the image somewhere else; lexp never replaces an input")
         return Job(source, target, fmt, resolve_bit_depth(fmt, out.bit_depth))

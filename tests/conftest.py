@@ -76,6 +76,25 @@ def frames_dir(tmp_path) -> Path:
     return folder
 
 
+def write_bad_inputs(folder: Path, clip: bytes) -> None:
+    """The classic bad clips into ``folder``: empty, text, truncated (a third of
+    ``clip``'s bytes), an empty folder, a folder of junk, frames of two sizes."""
+    import cv2
+
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "notes.mp4").write_text("not a video at all\n" * 40)
+    (folder / "truncated.mp4").write_bytes(clip[: len(clip) // 3])
+    (folder / "empty_dir").mkdir()
+    junk = folder / "junk_dir"
+    junk.mkdir()
+    (junk / "readme.txt").write_text("hello")
+    (junk / "data.bin").write_bytes(os.urandom(100))
+    mixed = folder / "mixed_sizes"
+    mixed.mkdir()
+    cv2.imwrite(str(mixed / "f1.png"), np.zeros((20, 30, 3), np.uint8))
+    cv2.imwrite(str(mixed / "f2.png"), np.zeros((22, 30, 3), np.uint8))
+
+
 def decode_rgb(path: Path) -> np.ndarray:
     """An output image as RGB (uint8 or uint16)."""
     import cv2

@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 
 from lexp import download, stills, synthetic
-from tests.conftest import REPO
+from tests.conftest import REPO, write_bad_inputs
 
 # --------------------------------------------------------------------------- inputs
 
@@ -78,20 +78,9 @@ def inputs(tmp_path_factory) -> Path:
     synthetic.write_video(root / "street.mp4", synthetic.night_street(160, 90, frames=24), fps=20)
     synthetic.write_video(root / "one.mp4", iter(square[:1]), fps=10)
     clip = (root / "street.mp4").read_bytes()
-    (root / "empty.mp4").write_bytes(b"")
-    (root / "notes.mp4").write_text("not a video at all\n" * 40)
-    (root / "truncated.mp4").write_bytes(clip[: len(clip) // 3])
+    write_bad_inputs(root, clip)
     # A name whose bytes are not UTF-8 (a file from another system's encoding).
     (root / os.fsdecode(b"caf\xe9.mp4")).write_bytes(clip[: len(clip) // 3])
-    (root / "empty_dir").mkdir()
-    junk = root / "junk_dir"
-    junk.mkdir()
-    (junk / "readme.txt").write_text("hello")
-    (junk / "data.bin").write_bytes(os.urandom(100))
-    mixed = root / "mixed_sizes"
-    mixed.mkdir()
-    cv2.imwrite(str(mixed / "f1.png"), np.zeros((20, 30, 3), np.uint8))
-    cv2.imwrite(str(mixed / "f2.png"), np.zeros((22, 30, 3), np.uint8))
     (root / "huge.png").write_bytes(png_claiming(60000, 60000))
     bombs = root / "huge_frames"
     bombs.mkdir()
@@ -271,6 +260,11 @@ CASES = [
          "does not exist"),
     Case("output-is-fifo", ["render", "{in}/square.mp4", "-o", "o.jpg", "-m", "mean"], 1,
          "it is a FIFO", setup=make_fifo("o.jpg")),
+    Case("output-replaces-sharp-mask", ["render", "{in}/square.mp4", "-o", "mask.png", "-m",
+                                        "mean", "--keep-sharp", "first", "--sharp-mask",
+                                        "mask.png", "--overwrite"], 2, "is one of the inputs",
+         setup=lambda work: cv2.imwrite(str(work / "mask.png"),
+                                        np.full((64, 96, 3), 255, np.uint8))),
     Case("video-not-a-video-name", ["render", "{in}/square.mp4", "-o", "o.jpg", "--video",
                                     "v.txt"], 2, "not a video file name"),
     Case("json-and-stdout-image", ["render", "{in}/square.mp4", "-o", "-", "--json"], 2,

@@ -14,7 +14,7 @@ import pytest
 
 from lexp import media, stills
 from lexp.media import ClipSource
-from tests.conftest import assert_clean_failure, decode_rgb, run_lexp
+from tests.conftest import assert_clean_failure, decode_rgb, run_lexp, write_bad_inputs
 
 
 def first_frame(path):
@@ -118,19 +118,7 @@ def test_frame_folder_and_shell_expanded_frames(frames_dir, tmp_path):
 def bad_inputs(tmp_path, clips):
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "empty.mp4").write_bytes(b"")
-    (bad / "notes.mp4").write_text("not a video at all\n" * 40)
-    data = clips["street"].read_bytes()
-    (bad / "truncated.mp4").write_bytes(data[: len(data) // 3])
-    (bad / "empty_dir").mkdir()
-    junk = bad / "junk_dir"
-    junk.mkdir()
-    (junk / "readme.txt").write_text("hello")
-    (junk / "data.bin").write_bytes(os.urandom(100))
-    mixed = bad / "mixed_sizes"
-    mixed.mkdir()
-    cv2.imwrite(str(mixed / "f1.png"), np.zeros((20, 30, 3), np.uint8))
-    cv2.imwrite(str(mixed / "f2.png"), np.zeros((22, 30, 3), np.uint8))
+    write_bad_inputs(bad, clips["street"].read_bytes())
     return bad
 
 

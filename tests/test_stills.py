@@ -57,7 +57,10 @@ def test_quantise_rounds_and_clips():
 def test_formats_from_extensions_and_errors():
     assert stills.format_for("a.JPG", None) == "jpeg"
     assert stills.format_for("a.tiff", None) == "tiff"
-    assert stills.format_for("a.jpg", "png") == "png"
+    assert stills.format_for("a", "png") == "png"
+    assert stills.format_for("a.png", "png") == "png"
+    with pytest.raises(UsageError, match="is a JPEG name"):  # PNG bytes in a .jpg
+        stills.format_for("a.jpg", "png")
     with pytest.raises(UsageError, match="unsupported"):
         stills.format_for("a.gif", None)
     with pytest.raises(UsageError, match="format"):
