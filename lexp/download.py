@@ -29,6 +29,7 @@ place, so a folder that exists is always complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import html.parser
 import http.client
@@ -42,6 +43,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -258,12 +260,16 @@ def extract_archive(archive: Path, target: Path, *, max_bytes: int = DEFAULT_MAX
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        if zipfile.is_zipfile(archive):
-            _extract_zip(archive, staging, max_bytes, on_progress)
-        elif tarfile.is_tarfile(archive):
-            _extract_tar(archive, staging, max_bytes, on_progress)
-        else:
-            raise InputError(f"{archive.name} is neither a zip nor a tar archive")
+        try:
+            if zipfile.is_zipfile(archive):
+                _extract_zip(archive, staging, max_bytes, on_progress)
+            elif tarfile.is_tarfile(archive):
+                _extract_tar(archive, staging, max_bytes, on_progress)
+            else:
+                raise InputError(f"{archive.name} is neither a zip nor a tar archive")
+        except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError) as err:
+            raise InputError(f"{archive.name} is damaged: {err}",
+                             hint="it is truncated or corrupt; fetch it again") from None
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -328,9 +334,16 @@ def _extract_members(archive: Path, root: Path, members: list, max_bytes: int,
             raise InputError(f"refusing {archive.name}: member {name!r} is a link or a "
                              "special file", hint="the archive is damaged or malicious")
         path = _safe_member_path(root, name, archive)
-        if is_dir:
-            path.mkdir(parents=True, exist_ok=True)
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open_member() as src:
-            _copy_limited(src, path, budget, max_bytes, archive, on_progress)
+        try:
+            if is_dir:
+                path.mkdir(parents=True, exist_ok=True)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists():  # a member named twice would silently replace the first
+                raise FileExistsError(errno.EEXIST, "exists", str(path))
+            with open_member() as src:
+                _copy_limited(src, path, budget, max_bytes, archive, on_progress)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            raise InputError(f"refusing {archive.name}: member {name!r} clashes with another "
+                             "(a name given twice, or a file where a folder is)",
+                             hint="the archive is damaged or malicious") from None

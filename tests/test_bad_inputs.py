@@ -113,6 +113,8 @@ def inputs(tmp_path_factory) -> Path:
                                                      "kind": "archive"}]))
     tar_with(root / "evil.tar", {"../evil.txt": b"outside"})
     tar_with(root / "good.tar", {"sky/clip/0001.jpg": b"frame"})
+    tar_with(root / "clash.tar", {"a": b"file", "a/b": b"under a file"})
+    (root / "truncated.tar").write_bytes((root / "good.tar").read_bytes()[:700])
     return root
 
 
@@ -309,6 +311,11 @@ CASES = [
          "character device"),
     Case("download-evil-archive", ["download", "test-data", "--from", "{in}/evil.tar"], 1,
          "would land outside", env={"LEXP_REGISTRY": "{in}/archive.json"}),
+    Case("download-clashing-archive", ["download", "test-data", "--from", "{in}/clash.tar"],
+         1, "clashes", env={"LEXP_REGISTRY": "{in}/archive.json"}),
+    Case("download-truncated-archive", ["download", "test-data", "--from",
+                                        "{in}/truncated.tar"], 1, "is damaged",
+         env={"LEXP_REGISTRY": "{in}/archive.json"}),
     Case("download-unknown", ["download", "no-such-asset"], 2, "no asset called"),
     # lexp bench.
     Case("bench-sheet-type", ["bench", "--quality", "{in}/square.mp4", "--sheet", "s.xyz"], 2,
