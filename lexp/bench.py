@@ -8,7 +8,7 @@ linear-light mean of every frame over the exposure window. Two protocols:
 - ``extrapolate``: the method sees the first 5 frames; the truth is the linear mean of
   frames 0..63 (or of every frame, for a shorter clip).
 
-Each method is the product's own renderer (``render.stack_clip`` then ``render.finish``)
+Each method is the product's own renderer (``renderers.stack_clip`` then ``renderers.finish``)
 fed the protocol's frames, next to the baselines: the first frame, the 8-bit mean (code
 values averaged, as naive tools do) and the linear mean. Scores (``lexp.metrics``):
 PSNR over the frame, PSNR over the moving region, SSIM; per clip, the median over clips,
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lexp import colour, media, metrics, render
+from lexp import colour, media, metrics, renderers
 from lexp.config import RenderConfig
 from lexp.errors import InputError, UsageError
 from lexp.media import ClipSource, MemoryClip
@@ -111,10 +111,10 @@ def run_method(method: Method, frames: list[np.ndarray], fps: float | None,
             config, window=Window(end=TimeSpec(float(indices[-1] + 1), "f"),
                                   stride=steps.pop()),
             exposure=TimeSpec(float(exposure), "f") if exposure else None)
-        result = render.render_clip(MemoryClip(sparse, fps), config)
-        return render.finish(result.linear, render.for_clip(config, result.clip))
-    stacked = render.stack_clip(MemoryClip([frames[i] for i in indices], fps), config)
-    return render.finish(stacked.linear, config)
+        result = renderers.render_clip(MemoryClip(sparse, fps), config)
+        return renderers.finish(result.linear, renderers.for_clip(config, result.clip))
+    stacked = renderers.stack_clip(MemoryClip([frames[i] for i in indices], fps), config)
+    return renderers.finish(stacked.linear, config)
 
 
 # --------------------------------------------------------------------------- quality
@@ -404,7 +404,7 @@ def run_speed(spec: str, methods: list[Method], *, repeats: int = 3, max_frames:
         for m in methods:
             add(f"{'integrate' if m.config.method == 'flow' else 'stack'} {m.name} "
                 "(frames in memory)",
-                _median_time(lambda m=m: render.render_clip(MemoryClip(frames, None), m.config),
+                _median_time(lambda m=m: renderers.render_clip(MemoryClip(frames, None), m.config),
                              repeats), n)
         image = run_method(methods[0], frames, None) if methods else frames[0] / 255.0
         add("encode JPEG q95", _median_time(lambda: stills.encode_image(image, "jpeg"),

@@ -17,80 +17,14 @@ Estimators: OpenCV's DIS (Kroeger et al., ECCV 2016; presets ``ultrafast``, ``fa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from lexp.errors import UsageError
+from lexp.flow_base import FlowEstimator  # noqa: F401 (re-exported: the estimators' base)
 
 DIS_PRESETS = ("ultrafast", "fast", "medium")
-
-
-@dataclass(frozen=True)
-class FlowEstimator:
-    """Base: an estimator's name and parameters (what a cache key needs), and the
-    resizing that every estimator shares. Subclasses implement :meth:`_estimate_batch`."""
-
-    name: str  # "dis", "farneback", "raft-small", "raft-large"
-    scale: float = 1.0  # processing scale (0 < scale <= 1)
-    params: dict = field(default_factory=dict)  # the method's own settings
-
-    def __post_init__(self) -> None:
-        if not 0 < self.scale <= 1:
-            raise UsageError(f"flow scale {self.scale} must be in (0, 1]")
-
-    def key(self) -> dict:
-        """Everything that decides the result, for cache keys and metadata."""
-        return {"estimator": self.name, "scale": self.scale, **self.params}
-
-    def label(self) -> str:
-        """The name users type: ``dis-medium``, ``farneback``, ``raft-small``."""
-        preset = self.params.get("preset")
-        return f"{self.name}-{preset}" if preset else self.name
-
-    def batch_limit(self, size: tuple[int, int]) -> int:
-        """How many pairs of frames of ``size`` (w, h) :meth:`pairs` should get at once."""
-        return 1
-
-    def pair(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Flow from frame ``a`` to frame ``b`` (uint8 H×W×3 RGB): float32 (2, H, W) pixels."""
-        return self.pairs([(a, b)])[0]
-
-    def pairs(self, frames: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-        """:meth:`pair` for several pairs of one size at once (RAFT batches them)."""
-        import cv2
-
-        h, w = frames[0][0].shape[:2]
-        for a, b in frames:
-            if a.shape[:2] != (h, w) or b.shape[:2] != (h, w):
-                raise UsageError(f"frames of different sizes: {a.shape[:2]} and {b.shape[:2]}")
-        inputs = [(self._prepare(a), self._prepare(b)) for a, b in frames]
-        if self.scale != 1:
-            size = (max(8, round(w * self.scale)), max(8, round(h * self.scale)))
-            inputs = [tuple(cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in pair)
-                      for pair in inputs]
-        flows = []
-        for flow in self._estimate_batch(inputs):  # each h' × w' × 2
-            if flow.shape[:2] != (h, w):
-                sx, sy = w / flow.shape[1], h / flow.shape[0]
-                flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
-                flow[..., 0] *= sx
-                flow[..., 1] *= sy
-            flows.append(np.ascontiguousarray(flow.transpose(2, 0, 1), dtype=np.float32))
-        return flows
-
-    def _prepare(self, frame: np.ndarray) -> np.ndarray:
-        """The estimator's input image from an RGB frame (OpenCV's methods take grey)."""
-        import cv2
-
-        return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-
-    def _estimate_batch(self, inputs: list[tuple]) -> list[np.ndarray]:
-        """Flows (h × w × 2 float32) for prepared, resized pairs."""
-        return [self._estimate(a, b) for a, b in inputs]
-
-    def _estimate(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
 
 
 class DISFlow(FlowEstimator):
@@ -213,14 +147,16 @@ class FlowRun:
                           "damaged": self.cache_damaged}}
 
 
-def clip_flows(source, estimator: FlowEstimator, config, *, cache=None, backward: bool = False,
-               on_flow=None, on_progress=None) -> FlowRun:
+def clip_flows(source, estimator: FlowEstimator, config, *, clip=None, cache=None,
+               backward: bool = False, on_flow=None, on_progress=None) -> FlowRun:
     """Flow between consecutive frames of the clip's window, through the cache.
 
-    ``config`` is a RenderConfig (its window and fps are used). ``on_flow(i, j, flow)``
-    receives every flow (i -> j; backward flows have i > j) as it is produced.
-    Frames stream through: two are held at a time.
+    ``source``: a media.ClipSource to open, or None with ``clip``, a clip already open
+    (frames in memory: never cached). ``config`` is a RenderConfig (its window and fps are
+    used). ``on_flow(i, j, flow)`` receives every flow (i -> j; backward flows have
+    i > j) as it is produced. Frames stream through: two are held at a time.
     """
+    import contextlib
     import time
 
     from lexp import media
@@ -228,7 +164,8 @@ def clip_flows(source, estimator: FlowEstimator, config, *, cache=None, backward
 
     started = time.perf_counter()
     hits0 = misses0 = damaged0 = 0
-    clip_id = cache.clip_id(source) if cache is not None and source.paths else None
+    clip_id = cache.clip_id(source) if cache is not None and source is not None and \
+        source.paths else None
     if cache is not None:
         hits0, misses0, damaged0 = cache.hits, cache.misses, cache.damaged
     stats = {"motion": 0.0, "max": 0.0, "pixels": 0, "pairs": 0}
@@ -255,7 +192,9 @@ def clip_flows(source, estimator: FlowEstimator, config, *, cache=None, backward
             emit(i, j, half.astype(np.float32))
         pending.clear()
 
-    with media.open_clip(source, config.fps) as clip:
+    opened = media.open_clip(source, config.fps) if clip is None else \
+        contextlib.nullcontext(clip)
+    with opened as clip:
         info = clip.info
         previous = None
         for used, (index, frame) in enumerate(media.window_frames(clip, config.window)):
@@ -285,9 +224,9 @@ def clip_flows(source, estimator: FlowEstimator, config, *, cache=None, backward
     if pairs == 0:
         from lexp.errors import InputError
 
-        raise InputError(f"{source.name}: flow needs at least two frames in the window",
+        raise InputError(f"{info.name}: flow needs at least two frames in the window",
                          hint="check the clip and the --start/--end window")
-    return FlowRun(source.name, estimator.label(), info.width, info.height, pairs,
+    return FlowRun(info.name, estimator.label(), info.width, info.height, pairs,
                    stats["motion"] / stats["pixels"], stats["max"], time.perf_counter() - started,
                    (cache.hits - hits0) if cache else 0,
                    (cache.misses - misses0) if cache else pairs,

@@ -664,7 +664,7 @@ class _Interval:
 def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None,
                 on_progress=None, video=None, learner=None):
     """Stream the clip's window, integrating every interval along its flow; extrapolate
-    when the exposure is longer than the clip. Returns a render.StackResult (linear
+    when the exposure is longer than the clip. Returns a result.StackResult (linear
     float32 H×W×3) and FlowStats. ``cache``: a FlowCache, used when ``source`` (the
     clip's ClipSource) names files, whose content keys it. ``frames``: an iterator of
     (index, RGB frame) to use instead of reading the window (it may have been peeked at).
@@ -675,8 +675,9 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     frame period; None for the first), and ``learner.refine(linear)`` turns the flow
     render (linear, before crop and keep-sharp) into its own."""
     from lexp import flow as flows
-    from lexp import media, render
+    from lexp import media
     from lexp.prepare import FrameStream
+    from lexp.result import StackResult
     from lexp.trail_video import recording
 
     started = time.perf_counter()
@@ -803,7 +804,7 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
         linear = stream.finish(linear)
         if recorder is not None:
             recorder.commit(stream.crop_box())
-    result = render.StackResult(linear, info, used, first_used, last_used,
+    result = StackResult(linear, info, used, first_used, last_used,
                                 time.perf_counter() - started,
                                 clip.warnings() + stream.notes.warnings,
                                 about=stream.notes.about)

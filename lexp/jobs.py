@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lexp import __version__
 from lexp.config import OutputConfig, RenderConfig
 from lexp.errors import InputError, LexpError, OutputError, UsageError
 from lexp.media import STDIN, ClipSource, is_image, is_video, natural_key, refuse_special_file
@@ -528,7 +527,7 @@ def render_job(job: Job, config: RenderConfig, out: OutputConfig, overwrite: boo
 
 def _render_unlocked(job, config, out, progress_for, debug, base, started) -> JobResult:
     try:
-        data, stacked = render_image(job, config, out, progress_for)
+        data, image = render_image(job, config, out, progress_for)
         _write_output_with_video(job, data)
     except LexpError as err:
         base.error, base.hint, base.exit_code = err.message, err.hint, err.exit_code
@@ -543,10 +542,10 @@ def _render_unlocked(job, config, out, progress_for, debug, base, started) -> Jo
         base.hint = "run again with --debug and report the traceback"
         base.exit_code = 1
         return base
-    base.status, base.frames = "ok", stacked.frames_used
-    base.method = stacked.method
-    base.about = stacked.about
-    base.warnings = stacked.warnings
+    base.status, base.frames = "ok", image.frames_used
+    base.method = image.method
+    base.about = image.details
+    base.warnings = image.warnings
     base.seconds = time.perf_counter() - started
     return base
 
@@ -610,50 +609,24 @@ class OutputLock:
 
 def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for=None,
                  flow_cache: bool = True):
-    """Decode, render and encode one clip. Returns (image file bytes, StackResult).
+    """Decode, render and encode one clip. Returns (image file bytes, image.Image).
     ``flow_cache``: read and fill the flow cache (off: every flow computed, e.g. to time)."""
-    from lexp import media, render, stills
+    from lexp.image import render_source
 
     ctx = progress_for(job) if progress_for else contextlib.nullcontext(None)
-    cache = None
-    if flow_cache and config.method in ("auto", "flow", "learned"):
-        from lexp.flow_cache import FlowCache
-
-        cache = FlowCache()
     video = None
     if job.video:
         from lexp.trail_video import TrailSpec
 
         video = TrailSpec(job.video, out.comet)
-    with media.open_clip(job.source, config.fps) as clip, ctx as on_progress:
-        stacked = render.render_clip(clip, config, on_progress, cache=cache, source=job.source,
-                                     video=video)
-    config = render.for_clip(config, stacked.clip)  # auto transfer and tone, as rendered
-    if cache is not None and stacked.method in ("flow", "learned"):
-        cache.prune()
-    if cache is not None and cache.write_problem is not None:
-        stacked.warnings.append(cache.write_problem)
-    settings = {
-        "lexp_version": __version__,
-        "input": job.source.name,
-        "method": stacked.method,
-        **({"method_details": stacked.about} if stacked.about else {}),
-        "frames_used": stacked.frames_used,
-        "first_frame": stacked.first_frame,
-        "last_frame": stacked.last_frame,
-        "clip": {"width": stacked.clip.width, "height": stacked.clip.height,
-                 "fps": stacked.clip.fps},
-        "config": config.to_dict(),
-        "output": {"format": job.format, "bit_depth": job.bit_depth, "quality": out.quality,
-                   **({"video": job.video, "comet": str(out.comet) if out.comet else None}
-                      if job.video else {})},
-    }
-    encoded = render.finish(stacked.linear, config)
-    data = stills.encode_image(encoded, job.format, bit_depth=job.bit_depth,
-                               quality=out.quality, settings=settings)
-    if not data:
-        raise OutputError(f"could not encode the image as {job.format}")
-    return data, stacked
+    with ctx as on_progress:
+        image = render_source(job.source, config, on_progress=on_progress,
+                              flow_cache=flow_cache, video=video)
+    recorded = {"video": job.video, "comet": str(out.comet) if out.comet else None} \
+        if job.video else {}
+    data = image.encode(job.format, bit_depth=job.bit_depth, quality=out.quality,
+                        output=recorded)
+    return data, image
 
 
 def _write_output_with_video(job: Job, data: bytes) -> None:

@@ -250,7 +250,7 @@ def load_network(path: str | Path, device: str = "cpu"):
 def render_learned(clip, config, estimator, *, cache=None, source=None, frames=None,
                    on_progress=None):
     """``--method learned``: the flow render refined by the generator in
-    ``config.checkpoint``. Returns (render.StackResult, FlowStats)."""
+    ``config.checkpoint``. Returns (result.StackResult, FlowStats)."""
     from lexp import flow_render
     from lexp.torch_env import resolve_device
 

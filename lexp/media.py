@@ -37,6 +37,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import itertools
 import math
 import os
 import queue
@@ -151,6 +152,56 @@ class MemoryClip(Clip):
         stop = len(self._frames) if end is None else min(end, len(self._frames))
         for index in range(first, stop, stride):
             yield index, self._frames[index]
+
+
+def check_frame(frame, index: int) -> np.ndarray:
+    """A frame handed in by a caller (the Python API), checked against the data contract:
+    uint8 H×W×3 RGB. A UsageError says what is wrong with it otherwise."""
+    from lexp.errors import UsageError
+
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or \
+            min(frame.shape[:2]) < 1:
+        raise UsageError(f"frame {index} is {frame.dtype} {'x'.join(map(str, frame.shape))}; "
+                         "frames are uint8 H×W×3 RGB",
+                         hint="e.g. np.asarray(frame, np.uint8), or cv2.cvtColor(bgr, "
+                              "cv2.COLOR_BGR2RGB) for OpenCV's frames")
+    return frame
+
+
+class IteratorClip(Clip):
+    """Frames from an iterator (uint8 H×W×3 RGB, one size), read once as they come: a
+    generator of frames renders without being held in memory. The first frame is read
+    at once, for the clip's size."""
+
+    def __init__(self, frames: Iterator[np.ndarray], fps: float | None = None,
+                 name: str = "frames") -> None:
+        self._source = frames
+        try:
+            self._first = check_frame(next(frames), 0)
+        except StopIteration:
+            raise InputError("the frames given are none", hint="give at least one frame") \
+                from None
+        h, w = self._first.shape[:2]
+        self.info = ClipInfo(name, "frames", w, h, fps, None, True)
+        self._used = False
+
+    def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
+        if self._used:
+            raise RuntimeError("an IteratorClip is read once")
+        self._used = True
+        size = (self.info.height, self.info.width)
+        stream = itertools.chain([self._first], self._source)
+        for index, frame in enumerate(stream):
+            if end is not None and index >= end:
+                break
+            frame = check_frame(frame, index)
+            if frame.shape[:2] != size:
+                raise InputError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, but "
+                                 f"the frames started at {size[1]}x{size[0]}",
+                                 hint="all frames of a clip must have one size")
+            if index >= first and (index - first) % stride == 0:
+                yield index, frame
 
 
 def window_frames(clip: Clip, window, **options) -> Iterator[tuple[int, np.ndarray]]:

@@ -114,7 +114,7 @@ class TrailVideo:
         self.frames += 1
 
     def _encode(self, linear: np.ndarray) -> np.ndarray:
-        """render.finish + 8-bit quantise, through a 65536-entry table of the transfer
+        """renderers.finish + 8-bit quantise, through a 65536-entry table of the transfer
         function (finish's float power costs ~25 ms a 720p frame; this, ~4 ms; the table
         is finer than a code value everywhere, near black included)."""
         from lexp import colour, stills

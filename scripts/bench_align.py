@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lexp import metrics, render
+from lexp import metrics, renderers
 from lexp.align import Aligner
 from lexp.config import RenderConfig
 from lexp.media import ClipSource, open_clip
@@ -37,7 +37,7 @@ def rendered(path: Path, config: RenderConfig):
     source = ClipSource(str(path), "video", (path,))
     started = time.perf_counter()
     with open_clip(source) as clip:
-        result = render.render_clip(clip, config)
+        result = renderers.render_clip(clip, config)
     return result, time.perf_counter() - started
 
 
@@ -77,7 +77,7 @@ def measure(path: Path) -> dict:
            "max_shift_px": info["max_shift_px"], "crop": f"{w}x{h}",
            "static_%": round(100 * float(mask.mean()), 1)}
     for name, linear in images.items():
-        encoded = render.finish(linear, plain_cfg)
+        encoded = renderers.finish(linear, plain_cfg)
         row[f"sharpness_{name}"] = round(sharpness(encoded, mask), 1)
         row[f"psnr_{name}"] = round(metrics.psnr(encoded, truth, mask), 2)
     row["seconds_plain"], row["seconds_aligned"] = round(t_plain, 2), round(t_aligned, 2)

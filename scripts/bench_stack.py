@@ -110,7 +110,7 @@ def memory(args) -> None:
 def accuracy(args) -> None:
     import numpy as np
 
-    from lexp import colour, media, render
+    from lexp import colour, media, renderers
     from lexp.config import RenderConfig
 
     clips = sorted(Path(args.clips).glob("*.mp4"))
@@ -125,8 +125,8 @@ def accuracy(args) -> None:
                 n += 1
         want = colour.encode(total / n, "srgb").astype(np.float64)
         with media.open_clip(media.ClipSource(str(path), "video", (path,))) as clip:
-            stacked = render.stack_clip(clip, RenderConfig())
-        got = render.finish(stacked.linear, RenderConfig()).astype(np.float64)
+            stacked = renderers.stack_clip(clip, RenderConfig())
+        got = renderers.finish(stacked.linear, RenderConfig()).astype(np.float64)
         worst = float(np.abs(got - want).max() * 255)
         worst_all = max(worst_all, worst)
         print(f"{path.name:42s} {n:6d} {worst:19.5f}")

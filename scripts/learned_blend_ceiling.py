@@ -66,7 +66,7 @@ def block_oracle(errors: np.ndarray, side: int) -> float:
 def clip_scores(path: Path, network, model_config) -> dict[str, float]:
     """PSNR in dB of every candidate, the shipped blend (``network``, from
     ``lexp.learned.load_network``) and the block oracles on one clip."""
-    from lexp import colour, flow, learned, media, metrics, render
+    from lexp import colour, flow, learned, media, metrics, renderers
     from lexp.bench import PROTOCOLS
     from lexp.config import RenderConfig, TimeSpec, Window
     from lexp.flow_render import render_flow
@@ -96,10 +96,10 @@ def clip_scores(path: Path, network, model_config) -> dict[str, float]:
     render_flow(MemoryClip([frames[i] for i in inputs], clip.info.fps), config,
                 flow.make_estimator("dis"), learner=Keeper(network, model_config, "cpu"))
     names = ["flow", "mean"] + [f"blur{s:g}" for s in model_config.blur_sigmas]
-    encoded = [render.finish(c, config) for c in kept["candidates"]]
+    encoded = [renderers.finish(c, config) for c in kept["candidates"]]
     scores = {name: metrics.psnr(image, truth) for name, image in
               zip(names, encoded, strict=True)}
-    scores["shipped"] = metrics.psnr(render.finish(kept["blend"], config), truth)
+    scores["shipped"] = metrics.psnr(renderers.finish(kept["blend"], config), truth)
     errors = np.stack([((image - truth) ** 2).mean(2) for image in encoded]).astype(np.float32)
     long_side = max(truth.shape[:2])
     for fraction in BLOCKS:

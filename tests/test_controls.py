@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lexp import colour, render
+from lexp import colour, renderers
 from lexp.config import RenderConfig, Window
 from lexp.flow_render import guide_velocity
 from lexp.media import MemoryClip
@@ -34,8 +34,8 @@ def encode8(linear: np.ndarray) -> np.ndarray:
 def stacked(frames, times=None, **config) -> np.ndarray:
     """The rendered image, encoded, float in [0, 1]."""
     cfg = RenderConfig(**{"method": "mean", **config})
-    result = render.render_clip(MemoryClip(frames, 10.0, times=times), cfg)
-    return render.finish(result.linear, cfg), result
+    result = renderers.render_clip(MemoryClip(frames, 10.0, times=times), cfg)
+    return renderers.finish(result.linear, cfg), result
 
 
 # ------------------------------------------------------------------ timestamps
@@ -196,7 +196,7 @@ def test_align_makes_a_shaky_clip_sharp_and_crops_to_the_common_area():
     assert info["aligned"] == len(frames) and not info["skipped"]
     x, y, w, h = info["crop"]
     assert aligned.shape == (h, w, 3) and w < 220 and h < 160 and w > 150 and h > 100
-    first = render.finish(LUT[frames[0]], RenderConfig())[y:y + h, x:x + w]
+    first = renderers.finish(LUT[frames[0]], RenderConfig())[y:y + h, x:x + w]
     # Against the reference frame, the aligned mean is close away from the mover.
     still = np.ones((h, w), bool)
     still[max(0, 70 - y):max(0, 92 - y)] = False
@@ -264,7 +264,7 @@ def test_keep_sharp_puts_the_sharp_frame_only_where_nothing_moves():
     frames = waterfall_like()
     blur, _ = stacked(frames)
     kept, result = stacked(frames, keep_sharp="first")
-    sharp = render.finish(LUT[frames[0]], RenderConfig())
+    sharp = renderers.finish(LUT[frames[0]], RenderConfig())
     rock = (slice(5, 45), slice(2, 30))
     water = (slice(10, 45), slice(44, 52))
     assert np.abs(kept[rock] - sharp[rock]).max() < 1 / 255
@@ -278,14 +278,14 @@ def test_a_user_mask_forces_the_sharp_frame(tmp_path):
     mask = tmp_path / "mask.png"
     cv2.imwrite(str(mask), np.full((36, 48), 255, np.uint8))  # half size: resized
     kept, _ = stacked(frames, keep_sharp="last", still_below=0.0, sharp_mask=str(mask))
-    sharp = render.finish(LUT[frames[-1]], RenderConfig())
+    sharp = renderers.finish(LUT[frames[-1]], RenderConfig())
     assert np.abs(kept - sharp).max() < 1 / 255
 
 
 def test_rear_curtain_is_the_blur_plus_a_half_strength_flash():
     frames = waterfall_like()
-    blur_linear = render.render_clip(MemoryClip(frames, 10.0), RenderConfig()).linear
-    result = render.render_clip(MemoryClip(frames, 10.0),
+    blur_linear = renderers.render_clip(MemoryClip(frames, 10.0), RenderConfig()).linear
+    result = renderers.render_clip(MemoryClip(frames, 10.0),
                                 RenderConfig(method="mean", rear_curtain=True))
     expected = 0.5 * (blur_linear + LUT[frames[-1]])
     water = (slice(10, 45), slice(44, 52))

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lexp import colour, flow_render, metrics, render, stills
+from lexp import colour, flow_render, metrics, renderers, stills
 from lexp.config import RenderConfig, TimeSpec, Window
 from lexp.media import MemoryClip
 
@@ -45,10 +45,10 @@ def truth(frames: list[np.ndarray]) -> np.ndarray:
     return colour.encode(np.mean([lut[f] for f in frames], axis=0), "srgb")
 
 
-def rendered(frames, **config) -> tuple[np.ndarray, render.StackResult]:
+def rendered(frames, **config) -> tuple[np.ndarray, renderers.StackResult]:
     cfg = RenderConfig(**config)
-    result = render.render_clip(MemoryClip(frames, 30.0), cfg)
-    return render.finish(result.linear, cfg), result
+    result = renderers.render_clip(MemoryClip(frames, 30.0), cfg)
+    return renderers.finish(result.linear, cfg), result
 
 
 def score(image, reference) -> float:
@@ -186,7 +186,7 @@ def test_progress_counts_extrapolated_periods_as_frames():
     # bar must keep moving there, up to the exposure's length, never backwards.
     calls = []
     cfg = RenderConfig(method="flow", flow="dis", exposure=TimeSpec(40, "f"))
-    render.render_clip(MemoryClip(moving_square(5), 30.0), cfg,
+    renderers.render_clip(MemoryClip(moving_square(5), 30.0), cfg,
                        lambda done, total=None: calls.append((done, total)))
     done = [d for d, _ in calls]
     assert done == sorted(done) and calls[-1] == (40, 40)

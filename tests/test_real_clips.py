@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lexp import colour, media, render
+from lexp import colour, media, renderers
 from lexp.config import RenderConfig
 from lexp.media import ClipSource, VideoClip
 from tests.conftest import decode_rgb, needs_real_clips, real_clips, run_lexp
@@ -52,8 +52,8 @@ def test_mean_matches_a_float64_reference(name):
             n += 1
     want = colour.encode(total / n, "srgb").astype(np.float64)
     with media.open_clip(ClipSource(str(path), "video", (path,))) as clip:
-        stacked = render.stack_clip(clip, RenderConfig())
-    got = render.finish(stacked.linear, RenderConfig()).astype(np.float64)
+        stacked = renderers.stack_clip(clip, RenderConfig())
+    got = renderers.finish(stacked.linear, RenderConfig()).astype(np.float64)
     assert stacked.frames_used == n
     assert np.abs(got - want).max() * 255 < 0.5
 

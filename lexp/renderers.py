@@ -25,7 +25,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,6 +32,7 @@ from lexp import colour
 from lexp.config import RenderConfig
 from lexp.errors import InputError, UsageError
 from lexp.media import Clip, ClipInfo, window_frames, window_length
+from lexp.result import StackResult
 
 ProgressCallback = Callable[..., None]
 
@@ -194,21 +194,6 @@ def make_stacker(method: str, height: int, width: int, config: RenderConfig) -> 
     if method == "median":
         return MedianStacker(height, width, lut, config.median_memory_mb)
     raise ValueError(f"not a stacking method: {method}")
-
-
-@dataclass
-class StackResult:
-    """A rendered long exposure, before encoding."""
-
-    linear: np.ndarray  # float32 H×W×3 linear light
-    clip: ClipInfo  # the clip it came from
-    frames_used: int  # frames that went into the result
-    first_frame: int  # index of the first frame used
-    last_frame: int  # index of the last frame used
-    seconds: float  # wall time of decoding + stacking
-    warnings: list[str] = field(default_factory=list)  # non-fatal problems noticed
-    method: str = ""  # the method that ran (auto resolved), e.g. "flow"
-    about: dict = field(default_factory=dict)  # method details for messages and metadata
 
 
 def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback | None = None,
