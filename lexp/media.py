@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from lexp.errors import InputError
+from lexp.paths import refuse_special_file, special_file_kind  # noqa: F401 (re-exported)
 
 VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mov .mkv .avi .webm .gif .mts .m2ts .ts .mpg .mpeg .wmv .flv .3gp .y4m .ogv"
@@ -1045,31 +1046,6 @@ class ClipSource:
             return self.paths[0].stem
         base = Path(self.name.rstrip("/"))
         return base.name if base.is_dir() else (self.paths[0].parent.name or "frames")
-
-
-def refuse_special_file(path: Path, hint: str | None = None) -> None:
-    """Raise an InputError for a FIFO, device or socket named as a clip: reading a FIFO
-    waits for a writer, a device forever; the bytes belong on stdin."""
-    kind = special_file_kind(path)
-    if kind is not None:
-        raise InputError(f"{path} is a {kind}, not a file",
-                         hint=hint or f"stream it on stdin instead: lexp render - < {path}")
-
-
-def special_file_kind(path: Path) -> str | None:
-    """'FIFO', 'character device', 'block device' or 'socket' for such a path; None for
-    a regular file, a folder, or nothing."""
-    import stat
-
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return None
-    for test, kind in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
-                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
-        if test(mode):
-            return kind
-    return None
 
 
 def open_clip(source: ClipSource, fps: float | None = None) -> Clip:

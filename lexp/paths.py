@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from lexp.errors import OutputError
+from lexp.errors import InputError, OutputError
 
 TEMP_PREFIX = ".lexp-tmp-"
 
@@ -129,3 +129,28 @@ def write_bytes_atomic(path: Path | str, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
     with atomic_write(path) as fh:
         fh.write(data)
+
+
+def refuse_special_file(path: Path, hint: str | None = None) -> None:
+    """Raise an InputError for a FIFO, device or socket named as a clip: reading a FIFO
+    waits for a writer, a device forever; the bytes belong on stdin."""
+    kind = special_file_kind(path)
+    if kind is not None:
+        raise InputError(f"{path} is a {kind}, not a file",
+                         hint=hint or f"stream it on stdin instead: lexp render - < {path}")
+
+
+def special_file_kind(path: Path) -> str | None:
+    """'FIFO', 'character device', 'block device' or 'socket' for such a path; None for
+    a regular file, a folder, or nothing."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    for test, kind in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return kind
+    return None

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from lexp import download
 from lexp.errors import InputError, LexpError, UsageError
-from lexp.paths import atomic_write, cache_dir, sha256_of
+from lexp.paths import atomic_write, cache_dir, refuse_special_file, sha256_of
 
 
 @dataclass(frozen=True)
@@ -232,8 +232,6 @@ def import_file(name: str, source: Path, *, cache: Path | None = None,
     """Verify a copy of the asset made elsewhere (against the published checksum, when
     there is one: :func:`check_made`) and put it into the cache."""
     asset = get(name)
-    from lexp.media import refuse_special_file
-
     refuse_special_file(source, hint="copy it into a regular file first")
     if not source.is_file():
         raise InputError(f"no such file: {source}")

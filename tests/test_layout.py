@@ -1,0 +1,103 @@
+"""The package's shape: modules import one way, with no cycles.
+
+Every ``import lexp.x`` / ``from lexp import x`` / ``from lexp.x import y`` counts, at
+module level or inside a function (a lazy import is still a dependency), and a cycle
+anywhere in that graph fails the test with the modules that form it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO
+
+PACKAGE = REPO / "lexp"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, modules: set[str]) -> set[str]:
+    """The lexp modules that ``path`` imports (a package import counts as its __init__)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name in modules}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module in modules:
+                found.add(node.module)
+            for alias in node.names:  # from lexp import flow: the module lexp.flow
+                if f"{node.module}.{alias.name}" in modules:
+                    found.add(f"{node.module}.{alias.name}")
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    modules = set(paths)
+    graph = {}
+    for name, path in paths.items():
+        # "from lexp import x" names the package too; the package's own __init__ is
+        # not a dependency of every module that imports a sibling through it.
+        graph[name] = imports_of(path, modules) - {name, "lexp"}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_checker_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    assert "lexp.renderers" in graph and "lexp.cli" in graph
+    assert cycles(graph) == []
+
+
+def test_the_leaves_import_no_other_layer():
+    """errors, paths, config, colour, ... are what everything else stands on: they import
+    nothing but each other."""
+    graph = import_graph()
+    leaves = {"lexp.errors", "lexp.paths", "lexp.config", "lexp.colour", "lexp.timing",
+              "lexp.torch_env", "lexp.metrics", "lexp.weights", "lexp.download",
+              "lexp.stdout"}
+    for leaf in leaves:
+        assert graph[leaf] <= leaves, (leaf, graph[leaf] - leaves)
