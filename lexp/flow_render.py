@@ -107,7 +107,7 @@ looking, on average, like the last frames did. From the last K ≤ 5 frames:
 Fewer than three frames show no steady motion: their extrapolation is the unsettled
 estimate. The exponents, the filter's scale and gain and the trend's thresholds were
 chosen by measurement on the extrapolate protocol of ``lexp bench`` (DESIGN.md §3) over
-../shared/clips, validation clips of SPLITS.md included (the README has the figures); the
+../shared/clips, validation clips of SPLITS.md included (docs/results.md has the figures); the
 exponent and the gain rank the same on the training clips alone.
 """
 

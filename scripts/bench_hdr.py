@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How faithfully `lexp render` blends an HLG HDR clip (README, "Linear light").
+"""How faithfully `lexp render` blends an HLG HDR clip (docs/design.md, "Linear light").
 
     .venv/bin/python scripts/bench_hdr.py [--lexp "python -m lexp"]
 
