@@ -1,0 +1,126 @@
+"""The Typer app that every command registers on, its global options, and the entry point:
+library errors (and Click's usage errors) leave as one line on stderr and an exit code.
+
+Nothing heavy is imported at module level (no numpy, cv2 or torch), so ``lexp --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import typer
+
+from lexp import __version__
+from lexp.errors import Interrupted, LexpError, UsageError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success · 1 error · 2 usage error · 3 some inputs of a batch failed · "
+    "130 interrupted."
+)
+
+app = typer.Typer(
+    name="lexp",
+    help="Turn short clips into long-exposure photographs.\n\n" + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class _State:
+    debug = False
+    quiet = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lexp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", envvar="LEXP_QUIET",
+                               help="No progress or messages on stderr (errors and "
+                                    "warnings still show)."),
+    debug: bool = typer.Option(False, "--debug",
+                               help="Show tracebacks for errors (also LEXP_DEBUG=1)."),
+) -> None:
+    """Turn short clips into long-exposure photographs."""
+    _State.debug = debug or os.environ.get("LEXP_DEBUG", "") not in ("", "0")
+    _State.quiet = quiet
+
+
+def _on_sigterm(signum, frame):
+    # cron and job schedulers stop us with SIGTERM: unwind like Ctrl-C so temp files go.
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Entry point. Typer handles --help and usage errors (exit 2); library errors
+    become one line on stderr and their exit code."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        # Not standalone: Click's usage errors come to us, to leave as one line like ours
+        # (Typer draws them as a box of several lines).
+        code = app(prog_name="lexp", standalone_mode=False)
+    except LexpError as exc:
+        sys.exit(_report(exc))
+    except KeyboardInterrupt:
+        sys.exit(_report(Interrupted("interrupted; no partial output was left")))
+    except OSError as exc:  # what the machine refused (a full disk, a cache path that is
+        sys.exit(_report(_machine_error(exc)))  # a file, no permission): not a lexp bug
+    except Exception as exc:
+        if not _is_click_error(exc):
+            raise
+        sys.exit(_report_click_error(exc))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_click_error(exc: Exception) -> bool:
+    """A Click exception (Typer vendors Click in some releases, so by its class names)."""
+    return any(c.__name__ == "ClickException" for c in type(exc).__mro__)
+
+
+def _report_click_error(exc) -> int:
+    """A usage error from option parsing as one line: ``error: MESSAGE (hint: ...)``. With
+    no arguments at all a command shows its help, as Click does."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()
+        return exc.exit_code
+    from lexp.console import Reporter
+
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "lexp"
+    Reporter().error(exc.format_message().replace("\n", " "), f"{where} --help")
+    return exc.exit_code
+
+
+def _machine_error(exc: OSError) -> LexpError:
+    """One line for an OSError no command turned into a LexpError of its own."""
+    from lexp.errors import OutputError
+    from lexp.paths import describe_os_error
+
+    where = exc.filename or ""
+    error = describe_os_error(exc, where) if where else \
+        OutputError(str(exc.strerror or exc))
+    error.hint = "check that folder's free space and permissions; LEXP_CACHE_DIR (or " \
+        "--cache-dir) moves lexp's cache"
+    return error
+
+
+def _report(exc: LexpError) -> int:
+    debug = _State.debug or os.environ.get("LEXP_DEBUG", "") not in ("", "0")
+    if debug and not isinstance(exc, UsageError):
+        import traceback
+
+        traceback.print_exc()
+    from lexp.console import Reporter
+
+    Reporter().error(exc.message, exc.hint)
+    return exc.exit_code

@@ -1,0 +1,178 @@
+"""``lexp bench``: quality and speed, every method beside the baselines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from lexp import stdout
+from lexp.cli.app import _State, app
+from lexp.errors import UsageError
+
+BENCH_EPILOG = """\
+Examples:
+
+  lexp bench --quality ../shared/clips                   # both protocols, every clip
+
+  lexp bench --quality clips/ --sheet sheet.png --json   # numbers for scripts, and pictures
+
+  lexp bench --speed clip.mp4                            # per stage, next to the decode floor
+
+  lexp bench --speed synthetic:1280x720x300 --methods mean,max
+
+  lexp bench --quality clips/ --methods flow,learned --checkpoint runs/g1/model.pt
+
+  lexp bench --quality clips/ --protocol extrapolate --csv > scores.csv
+
+  lexp bench --speed clip.mp4 --repeats 7
+
+Quality: gap-fill = 8 frames (every 8th) against the linear mean of frames 0-56;
+extrapolate = the first 5 frames against the linear mean of frames 0-63.
+PSNR (dB) over the frame and over the moving region, and SSIM.
+"""
+
+
+@app.command(epilog=BENCH_EPILOG)
+def bench(
+    quality: list[str] = typer.Option(
+        None, "--quality", metavar="CLIPS",
+        help="Clips or folders of clips to score (repeatable)."),
+    speed: str | None = typer.Option(
+        None, "--speed", metavar="CLIP",
+        help="Time each stage on this clip (or synthetic:WxHxN)."),
+    methods: str | None = typer.Option(
+        None, "--methods", metavar="A,B",
+        help="Methods to compare: first-frame, mean-8bit, mean, median, max, flow, "
+             "learned, learned-seed "
+             "(default: first-frame,mean-8bit,mean,median,flow)."),
+    protocol: str = typer.Option(
+        "both", "--protocol", help="gap-fill, extrapolate, or both."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Timed runs per stage (median)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
+    csv_out: bool = typer.Option(False, "--csv", help="Print per-clip scores as CSV on stdout."),
+    sheet: Path | None = typer.Option(
+        None, "--sheet", metavar="PNG",
+        help="Write a contact sheet: a row per clip, a column per method, and the truth."),
+    checkpoint: str | None = typer.Option(
+        None, metavar="NAME|FILE", help="The generator for the learned method (a .pt file "
+                                        "from `lexp train`; default: the shipped one)."),
+) -> None:
+    """Measure speed and quality, every method side by side with the baselines."""
+    from lexp import bench as benchmarks
+    from lexp.console import Reporter
+
+    if not quality and not speed:
+        raise UsageError("nothing to measure", hint="give --quality CLIPS and/or --speed CLIP")
+    if json_out and csv_out:
+        raise UsageError("--json and --csv both want stdout", hint="choose one")
+    stdout.check_open("the results")
+    chosen = benchmarks.resolve_methods(methods, checkpoint)
+    if sheet is not None:
+        from lexp.paths import check_writable_dir
+
+        benchmarks.sheet_suffix(sheet)  # a name it cannot be written as: before the scoring
+        check_writable_dir(sheet.parent, sheet)
+    if protocol not in ("both", *benchmarks.PROTOCOLS):
+        raise UsageError(f"unknown protocol {protocol!r}",
+                         hint="gap-fill, extrapolate or both")
+    protocols = list(benchmarks.PROTOCOLS.values()) if protocol == "both" else \
+        [benchmarks.PROTOCOLS[protocol]]
+    reporter = Reporter(quiet=_State.quiet)
+    result: dict = {}
+    if quality:
+        with reporter.progress_or_lines("clips read") as on_progress:
+            report = benchmarks.run_quality(quality, chosen, protocols,
+                                            thumb_width=240 if sheet else 0,
+                                            on_progress=on_progress)
+        for clip, proto, why in report.skipped:
+            reporter.info(f"{clip}: skipped for {proto} ({why})")
+        scored = len({s.clip for s in report.scores})
+        reporter.info(f"clips scored: {scored} of {len(report.clips)}")
+        result["quality"] = report.to_json()
+        if sheet:
+            benchmarks.contact_sheet(report, sheet)
+            reporter.info(f"contact sheet → {sheet}")
+    if speed:
+        with reporter.progress_or_lines("stages timed") as on_progress:
+            speed_report = benchmarks.run_speed(speed, chosen, repeats=repeats,
+                                                on_progress=on_progress)
+        result["speed"] = speed_report.to_json()
+    if json_out:
+        stdout.write_text(json.dumps(result, indent=2, default=_json_number) + "\n",
+                          "the --json results")
+    elif csv_out:
+        _print_csv(result)
+    else:
+        _print_bench_tables(result)
+
+
+def _json_number(value):
+    return None if value != value else value  # NaN -> null
+
+
+def _print_csv(result: dict) -> None:
+    import csv
+    import io
+
+    text = io.StringIO()
+    writer = csv.writer(text)
+    if "quality" in result:
+        writer.writerow(["protocol", "clip", "method", "psnr", "psnr_moving", "ssim"])
+        for s in result["quality"]["scores"]:
+            writer.writerow([s["protocol"], s["clip"], s["method"], f"{s['psnr']:.3f}",
+                             f"{s['psnr_moving']:.3f}", f"{s['ssim']:.5f}"])
+    if "speed" in result:
+        writer.writerow(["stage", "seconds", "frames", "fps", "ratio_to_floor"])
+        for st in result["speed"]["stages"]:
+            ratio = st["ratio_to_floor"]
+            writer.writerow([st["stage"], f"{st['seconds']:.4f}", st["frames"],
+                             f"{st['fps']:.1f}", "" if ratio is None else f"{ratio:.3f}"])
+    stdout.write_text(text.getvalue(), "the CSV")
+
+
+def _print_bench_tables(result: dict) -> None:
+    stdout.write_text(stdout.rich_text(lambda out: _bench_tables(result, out)), "the tables")
+
+
+def _bench_tables(result: dict, out) -> None:
+    from rich.table import Table
+
+    if "quality" in result:
+        summary = result["quality"]["summary"]
+        for proto in dict.fromkeys(r["protocol"] for r in summary):
+            table = Table(title=f"quality: {proto}", box=None, header_style="bold")
+            for column in ("method", "PSNR dB", "moving PSNR", "SSIM", "worst clip", "clips"):
+                table.add_column(column, justify="left" if column in ("method", "worst clip")
+                                 else "right")
+            for r in (r for r in summary if r["protocol"] == proto):
+                table.add_row(r["method"], f"{r['psnr_median']:.2f}",
+                              f"{r['psnr_moving_median']:.2f}", f"{r['ssim_median']:.4f}",
+                              f"{r['worst_clip']} ({r['worst_psnr']:.2f})", str(r["clips"]))
+            out.print(table)
+            scores = [s for s in result["quality"]["scores"] if s["protocol"] == proto]
+            names = list(dict.fromkeys(s["method"] for s in scores))
+            per_clip = Table(title=f"{proto}: PSNR dB per clip", box=None, header_style="bold")
+            per_clip.add_column("clip")
+            for name in names:
+                per_clip.add_column(name, justify="right")
+            for clip in dict.fromkeys(s["clip"] for s in scores):
+                row = {s["method"]: s["psnr"] for s in scores if s["clip"] == clip}
+                per_clip.add_row(clip, *(f"{row[n]:.2f}" for n in names))
+            out.print(per_clip)
+    if "speed" in result:
+        sp = result["speed"]
+        table = Table(title=f"speed: {sp['clip']} ({sp['width']}x{sp['height']}, {sp['frames']} "
+                            f"frames; {sp['device']}, {sp['dtype']}; median of {sp['repeats']}; "
+                            f"peak RAM {sp['peak_rss_mb']:.0f} MB)", box=None,
+                      header_style="bold")
+        for column in ("stage", "seconds", "frames/s", "ms/frame", "vs decode floor"):
+            table.add_column(column, justify="left" if column == "stage" else "right")
+        for st in sp["stages"]:
+            ratio = st["ratio_to_floor"]
+            table.add_row(st["stage"], f"{st['seconds']:.3f}",
+                          f"{st['fps']:.0f}" if st["frames"] else "",
+                          f"{st['ms_per_frame']:.2f}" if st["frames"] else "",
+                          "" if ratio is None else f"{ratio:.2f}×")
+        out.print(table)

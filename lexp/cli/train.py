@@ -1,0 +1,198 @@
+"""``lexp train``: train the generator, and how its data building is shown."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from lexp import stdout
+from lexp.cli.app import EXIT_CODES_HELP, _State, app
+from lexp.cli.options import Arch
+from lexp.errors import Interrupted
+
+TRAIN_EPILOG = """\
+Examples:
+
+  lexp train --data synthetic:24 --steps 300 --run-dir runs/try   # no footage needed
+
+  lexp train --data clips/ --data synthetic:12 --run-dir runs/g1  # clips, recursively
+
+  lexp train --data sky_timelapse/sky_train --run-dir runs/sky    # Sky Timelapse layout
+
+  lexp train --data sky_timelapse/sky_train -j 16 --run-dir runs/sky   # 16 sample builders
+
+  lexp train --data clips/ --run-dir runs/g1 --resume             # continue where it stopped
+
+  lexp train --data clips/ --minutes 30 --run-dir runs/cpu        # a wall-clock budget
+
+  lexp train --data clips/ --arch seed --run-dir runs/seed        # the original, to compare
+
+  lexp train --data clips/ --dry-run                               # print the resolved plan
+
+  torchrun --nproc_per_node 4 -m lexp train --data clips/ --run-dir runs/ddp   # 4 GPUs
+
+  lexp render clip.mp4 -m learned --checkpoint runs/g1/model.pt -o out.jpg
+
+Every clip is training data: a few of its frames in, the linear mean of the dense frames out
+(extrapolate: 5 frames -> 64; gap-fill: every 8th of 57). Whole clips are held out for
+validation. The run directory gets last.pt (resume), best.pt, model.pt (the weights to
+render with), metrics.jsonl and config.json.
+""" + EXIT_CODES_HELP
+
+
+@app.command(epilog=TRAIN_EPILOG)
+def train(
+    data: list[str] = typer.Option(
+        ..., "--data", metavar="CLIPS",
+        help="Videos, folders of videos or frame folders (searched recursively; Sky "
+             "Timelapse's sky_train/ works as is), or synthetic:N generated scenes. "
+             "Repeatable."),
+    run_dir: Path = typer.Option(Path("runs/generator"), "--run-dir", metavar="DIR",
+                                 help="Where checkpoints and metrics go."),
+    arch: Arch = typer.Option(Arch.lexp, "--arch",
+                              help="lexp: blends over the flow render (the default); seed: "
+                                   "the original ConvLSTM with a global flow code."),
+    steps: int = typer.Option(2000, min=1, help="Optimiser steps (the budget)."),
+    minutes: float | None = typer.Option(None, help="A wall-clock budget: stop after a "
+                                                    "validation pass once it is spent."),
+    preset: str = typer.Option("auto", metavar="PRESET",
+                               help="Batch and crop: auto (from the GPU's memory), cpu, "
+                                    "gpu-small, gpu-medium, gpu-large.",
+                               rich_help_panel="Optimisation"),
+    batch: int | None = typer.Option(None, min=1, help="Samples per step per process.",
+                                     rich_help_panel="Optimisation"),
+    crop: int | None = typer.Option(None, min=16, help="Training crop (work-size pixels).",
+                                    rich_help_panel="Optimisation"),
+    lr: float = typer.Option(2e-3, help="AdamW learning rate (cosine decay).",
+                             rich_help_panel="Optimisation"),
+    weight_decay: float = typer.Option(1e-4, help="AdamW weight decay.",
+                                       rich_help_panel="Optimisation"),
+    ssim_weight: float = typer.Option(0.2, help="Weight of the structural term (1 - SSIM).",
+                                      rich_help_panel="Losses"),
+    perceptual_weight: float = typer.Option(
+        0.0, help="VGG-16 perceptual term (needs `lexp download vgg16`).",
+        rich_help_panel="Losses"),
+    adversarial_weight: float = typer.Option(0.0, help="PatchGAN adversarial term.",
+                                             rich_help_panel="Losses"),
+    clip_grad: float = typer.Option(1.0, help="Gradient norm clipping.",
+                                    rich_help_panel="Optimisation"),
+    val_fraction: float = typer.Option(0.2, help="Share of clips held out for validation.",
+                                       rich_help_panel="Validation"),
+    eval_every: int = typer.Option(100, min=1, help="Steps between validation passes.",
+                                   rich_help_panel="Validation"),
+    patience: int = typer.Option(5, min=1, help="Stop after this many passes without "
+                                               "improvement.", rich_help_panel="Validation"),
+    seed: int = typer.Option(0, help="Random seed."),
+    device: str = typer.Option("auto", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps."),
+    amp: bool = typer.Option(True, "--amp/--no-amp", help="bfloat16 autocast on CUDA."),
+    work_size: int = typer.Option(320, min=32, help="The generator's long side in pixels."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir."),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", min=1, envvar="LEXP_JOBS", metavar="N",
+        help="Processes that build the training samples not in the cache yet (each "
+             "sample is a flow render). Default: one per CPU core."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Print the resolved configuration and exit."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Train the long-exposure generator (flow encoder + ConvLSTM) from any clips."""
+    from lexp import train as training
+    from lexp.config import TrainConfig
+    from lexp.console import Reporter
+
+    config = TrainConfig(data=tuple(data), run_dir=str(run_dir), arch=arch.value, steps=steps,
+                         minutes=minutes,
+                         preset=preset, batch=batch, crop=crop, lr=lr,
+                         weight_decay=weight_decay, ssim_weight=ssim_weight,
+                         perceptual_weight=perceptual_weight,
+                         adversarial_weight=adversarial_weight, clip_grad=clip_grad,
+                         val_fraction=val_fraction, eval_every=eval_every, patience=patience,
+                         seed=seed, device=device, amp=amp, work_size=work_size)
+    if json_out or dry_run:
+        stdout.check_open("the plan" if dry_run else "the --json summary")
+    if dry_run:
+        stdout.write_text(json.dumps(training.plan(config).to_dict(), indent=2) + "\n",
+                          "the plan")
+        return
+    # Under torchrun only rank 0 speaks.
+    reporter = Reporter(quiet=_State.quiet or os.environ.get("RANK", "0") != "0")
+
+    data_report = _TrainingDataReport(reporter)
+
+    def on_event(kind: str, **f) -> None:
+        if kind == "data":
+            data_report.clip(**f)
+        elif kind == "data-done":
+            data_report.finish(**f)
+        elif kind == "skip":
+            reporter.warn(f"skipped {f['clip']}: {f['why']}")
+        elif kind == "step" and (f["step"] % (10 * training.LOG_EVERY) == 0
+                                 or f["step"] == f["total"]):
+            reporter.info(f"step {f['step']}/{f['total']}: loss {f['loss']:.4f}, "
+                          f"{f['samples_per_s']:.1f} samples/s")
+        elif kind == "eval":
+            reporter.info(f"step {f['step']}: validation loss {f['val_loss']:.4f} "
+                          f"(best {f['best']:.4f} at step {f['best_step']})")
+
+    try:
+        summary = training.train(config, resume=resume, on_event=on_event,
+                                 jobs=jobs or os.cpu_count() or 1)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; resume with --resume --run-dir {run_dir}") from None
+    finally:
+        data_report.close()
+    if json_out:
+        stdout.write_text(json.dumps(summary) + "\n", "the --json summary")
+    reporter.info(f"{summary['steps']} steps in {summary['seconds']:.0f} s "
+                  f"({summary['stopped']}); best validation loss "
+                  f"{summary['best_val_loss']:.4f} at step {summary['best_step']}; "
+                  f"weights: {summary['model']}")
+
+
+class _TrainingDataReport:
+    """How ``lexp train`` shows its samples being built. A few clips: a line each. Many
+    (a dataset such as Sky Timelapse, tens of thousands): a bar on a terminal, else a
+    line every tenth of the way, so a log stays readable. Then one line of totals,
+    naming the validation clips when they are few."""
+
+    LINE_PER_CLIP = 50  # at most this many clips get a line each
+
+    def __init__(self, reporter) -> None:
+        self.reporter = reporter
+        self.bar: contextlib.ExitStack | None = None
+        self.advance = None
+
+    def clip(self, clip: str, samples: int, done: int, total: int) -> None:
+        if total <= self.LINE_PER_CLIP:
+            self.reporter.info(f"{clip}: {samples} samples")
+            return
+        if self.bar is None:
+            self.bar = contextlib.ExitStack()
+            self.advance = self.bar.enter_context(
+                self.reporter.progress_or_lines("training data", "clips"))
+        if self.advance is None:  # --quiet
+            return
+        if self.reporter.interactive or done % max(1, total // 10) == 0 or done == total:
+            self.advance(done, total)
+
+    def finish(self, training_clips: int, training_samples: int, validation_clips: list[str],
+               validation_samples: int, skipped: int) -> None:
+        self.close()
+
+        def clips(n: int) -> str:
+            return f"{n} clip" + "s" * (n != 1)
+
+        held_out = f" ({', '.join(validation_clips)})" if 0 < len(validation_clips) <= 8 else ""
+        skipped_note = f"; {clips(skipped)} skipped" if skipped else ""
+        self.reporter.info(f"training data: {training_samples} samples from "
+                           f"{clips(training_clips)}, validation: {validation_samples} from "
+                           f"{clips(len(validation_clips))}{held_out}{skipped_note}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
