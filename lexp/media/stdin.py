@@ -1,0 +1,69 @@
+"""A video stream, or a stream of images, on standard input."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+
+from lexp.errors import InputError
+from lexp.media.clip import STDIN, Clip
+from lexp.media.ffmpeg import VideoClip, _looks_like_image, _looks_like_mp4
+from lexp.media.opencv import open_video
+
+
+class StdinClip(Clip):
+    """A video stream on standard input (see the module docstring)."""
+
+    def __init__(self, fps: float | None = None, stream=None) -> None:
+        stream = stream if stream is not None else sys.stdin.buffer
+        if hasattr(stream, "isatty") and stream.isatty():
+            raise InputError("standard input is a terminal, not a video stream",
+                             hint="pipe a video in: cat clip.mp4 | lexp render - -o out.jpg")
+        head = stream.read(64)
+        if not head:
+            raise InputError("nothing arrived on standard input",
+                             hint="pipe a video in: cat clip.mp4 | lexp render - -o out.jpg")
+        self._spool: str | None = None
+        if _looks_like_mp4(head):
+            fd, self._spool = tempfile.mkstemp(prefix="lexp-stdin-", suffix=".mp4")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(head)
+                    shutil.copyfileobj(stream, fh, 1 << 20)
+                self._video = open_video(self._spool, STDIN, fps)
+            except BaseException:
+                self.close()
+                raise
+        else:
+            options = []
+            if _looks_like_image(head):
+                options = ["-f", "image2pipe"] + (["-framerate", f"{fps:g}"] if fps else [])
+            self._video = VideoClip("pipe:0", STDIN, "stdin", fps, stdin_data=stream, head=head,
+                                    input_options=options)
+        self.info = dataclasses.replace(self._video.info, kind="stdin")
+
+    @property
+    def native_bgr(self) -> bool:
+        return self._video.native_bgr
+
+    def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
+        return self._video.frames(first, end, stride, reuse_buffer, any_channel_order)
+
+    def frame_time(self, index):
+        return self._video.frame_time(index)
+
+    def warnings(self) -> list[str]:
+        return self._video.warnings()
+
+    def close(self) -> None:
+        video = getattr(self, "_video", None)
+        if video is not None:
+            video.close()
+        if self._spool:
+            with contextlib.suppress(OSError):
+                os.unlink(self._spool)
+            self._spool = None
