@@ -129,11 +129,11 @@ def _open(source: Source, fps: float | None):
     """(ClipSource, None) for a path, or (None, an open Clip) for frames in memory."""
     import numpy as np
 
-    from lexp import jobs, media
+    from lexp import inputs, media
     from lexp.errors import UsageError
 
     if isinstance(source, (str, Path)):
-        sources = jobs.resolve_inputs([str(source)])
+        sources = inputs.resolve_inputs([str(source)])
         if len(sources) != 1:
             raise UsageError(f"{source} holds {len(sources)} clips; render takes one",
                              hint="name one video (or one folder of frames)")

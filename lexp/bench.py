@@ -369,7 +369,7 @@ def run_speed(spec: str, methods: list[Method], *, repeats: int = 3, max_frames:
               on_progress: ProgressCallback | None = None) -> SpeedReport:
     import resource
 
-    from lexp import jobs, stills
+    from lexp import batch, jobs, stills
     from lexp.config import OutputConfig, Window
 
     methods = [m for m in methods if m.config is not None]
@@ -413,7 +413,7 @@ def run_speed(spec: str, methods: list[Method], *, repeats: int = 3, max_frames:
             job = jobs.Job(source, os.path.join(tmp, "out.jpg"), "jpeg", 8)
             cfg = dataclasses.replace(m.config, window=Window(max_frames=n))
             add(f"render {m.name} (decode → jpeg)",
-                _median_time(lambda cfg=cfg, job=job: jobs.render_image(
+                _median_time(lambda cfg=cfg, job=job: batch.render_image(
                     job, cfg, OutputConfig(), flow_cache=False), repeats), n)
     floor_fps = n / stages[0].seconds
     for s in stages:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lexp import jobs, stills, synthetic
+from lexp import batch, jobs, stills, synthetic
 from lexp.config import OutputConfig, RenderConfig
 from lexp.errors import UsageError
 from lexp.media import ClipSource, ffmpeg_exe
@@ -90,7 +90,7 @@ def test_batch_killed_halfway_then_rerun_finishes_the_rest(twenty_clips, tmp_pat
 
 def test_an_output_being_rendered_elsewhere_is_skipped(clips, tmp_path):
     target = tmp_path / "out.jpg"
-    with jobs.OutputLock(str(target)) as locked:
+    with batch.OutputLock(str(target)) as locked:
         assert locked
         proc = run_lexp("render", str(clips["square"]), "-o", str(target), "--json")
     assert proc.returncode == 0

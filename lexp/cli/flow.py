@@ -68,7 +68,7 @@ def flow(
 ) -> None:
     """Estimate optical flow between consecutive frames, cached on disk and exportable."""
     from lexp import flow as flows
-    from lexp import jobs
+    from lexp import inputs, jobs
     from lexp.config import RenderConfig, Window
     from lexp.console import Reporter
     from lexp.flow_cache import FlowCache
@@ -81,7 +81,7 @@ def flow(
         estimator = flows.auto_estimator(scale=scale, device=device, cache=cache)
     else:
         estimator = flows.make_estimator(method.value, scale=scale, device=device, cache=cache)
-    sources = jobs.resolve_inputs([str(clip)])
+    sources = inputs.resolve_inputs([str(clip)])
     if len(sources) != 1:
         raise UsageError(f"{clip} holds {len(sources)} clips; lexp flow takes one",
                          hint="name one video (or one folder of frames)")

@@ -295,15 +295,16 @@ def render(
 def _render_batch(inputs, output, config, out, *, video, shard, workers, overwrite,
                   json_lines) -> None:
     """Resolve the inputs, plan the outputs and render them, reporting each result."""
-    from lexp import jobs
+    from lexp import batch, jobs
     from lexp.console import Reporter
+    from lexp.inputs import resolve_inputs
 
     reporter = Reporter(quiet=_State.quiet)
     # With several inputs, one that is missing (or a folder of junk) is one failed input,
     # reported with the rest; a single input that cannot be found is the run's error.
     unresolved: list = []
     names = [str(p) for p in inputs]
-    sources = jobs.resolve_inputs(names, problems=unresolved if len(names) > 1 else None)
+    sources = resolve_inputs(names, problems=unresolved if len(names) > 1 else None)
     plan = jobs.plan_jobs(sources, output, config, out,
                           shard=jobs.parse_shard(shard) if shard else None,
                           video=video) if sources else []
@@ -341,7 +342,7 @@ def _render_batch(inputs, output, config, out, *, video, shard, workers, overwri
         on_result(results[-1])
     try:
         with batch_bar as advance:
-            results += jobs.render_jobs(plan, config, out, overwrite=overwrite,
+            results += batch.render_jobs(plan, config, out, overwrite=overwrite,
                                         workers=workers, progress_for=progress_for,
                                         on_result=on_result, debug=_State.debug)
     except KeyboardInterrupt:

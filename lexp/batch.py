@@ -1,0 +1,335 @@
+"""Rendering a plan of jobs (:mod:`lexp.jobs`): one after another, or N at a time in worker
+processes (``python -m lexp.batch``), never stopping at a failed clip: every failure is
+reported in its result. Each output is locked while it is rendered and written
+atomically, the trail video with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lexp.config import OutputConfig, RenderConfig
+from lexp.errors import LexpError
+from lexp.jobs import NAME_MAX, STDOUT, Job, JobResult
+
+
+def render_jobs(jobs: list[Job], config: RenderConfig, out: OutputConfig, *,
+                overwrite: bool = False, workers: int = 1,
+                progress_for: Callable[[Job], Any] | None = None,
+                on_result: Callable[[JobResult], None] | None = None,
+                debug: bool = False) -> list[JobResult]:
+    """Render every job; a failed clip is reported in its result and the rest go on.
+
+    ``workers > 1`` renders that many clips at once, in worker processes (results then
+    arrive in the order they finish). ``progress_for(job)`` may return a context
+    manager yielding an ``on_progress(done, total)`` callback (one process only);
+    ``on_result`` is called after each job. Each output is locked while it is rendered,
+    so a second lexp run over the same outputs (an overlapping cron job) skips it.
+    KeyboardInterrupt/SIGTERM stop the whole batch; nothing half-written is left.
+    """
+    results: list[JobResult] = []
+
+    def report(result: JobResult) -> None:
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+
+    if workers > 1 and len(jobs) > 1:
+        _render_in_pool(jobs, config, out, overwrite, workers, debug, report)
+    else:
+        for job in jobs:
+            report(render_job(job, config, out, overwrite, progress_for, debug))
+    return results
+
+
+def _render_in_pool(jobs, config, out, overwrite, workers, debug, report) -> None:
+    """Render jobs in worker processes (``python -m lexp.batch``), one job at a time each.
+
+    Plain subprocesses rather than a multiprocessing pool: they share no locks or
+    queues with us, so stopping one (Ctrl-C reaches them all; SIGTERM we forward) can
+    never wedge the others, and each unwinds like a single lexp run: temp and lock files
+    go. Jobs and results travel pickled over the worker's stdin/stdout, and this loop is
+    single-threaded (a selector over the workers' stdout) because an interrupt raised
+    inside a thread-shared lock could leave it held.
+    """
+    import pickle
+    import selectors
+    import subprocess
+
+    pending = list(reversed(jobs))
+    busy: dict = {}  # worker -> the job it is rendering
+    selector = selectors.DefaultSelector()
+    procs = [subprocess.Popen([sys.executable, "-m", "lexp.batch"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE) for _ in range(min(workers, len(jobs)))]
+
+    def failed(job: Job, why: str) -> JobResult:
+        return JobResult(job.source.name, job.output, "failed", method=config.method,
+                         error=why, hint="run again; --debug shows the worker's traceback",
+                         exit_code=1)
+
+    def hand_out(proc) -> None:
+        if not pending:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()  # no more work: the worker exits on EOF
+            return
+        job = pending.pop()
+        try:
+            pickle.dump((job, config, out, overwrite, debug), proc.stdin)
+            proc.stdin.flush()
+        except (OSError, ValueError):  # the worker is gone: the job waits for another one
+            pending.append(job)
+            if proc in alive:
+                alive.remove(proc)
+            return
+        busy[proc] = job
+        selector.register(proc.stdout, selectors.EVENT_READ, proc)
+
+    def collect(proc) -> tuple[JobResult, bool]:
+        """The worker's result, and whether the worker is still alive."""
+        selector.unregister(proc.stdout)
+        job = busy.pop(proc)
+        try:
+            return pickle.load(proc.stdout), True
+        except (OSError, EOFError, pickle.UnpicklingError):
+            # Killed (OOM killer, kill -9) or crashed: its job failed. Remove what it
+            # could not: its lock, and its temp file (named after its pid).
+            with contextlib.suppress(LexpError):
+                OutputLock.remove_if_stale(job.output)
+            from lexp.paths import TEMP_PREFIX
+
+            for leftover in Path(job.output).parent.glob(f"{TEMP_PREFIX}{proc.pid}-*"):
+                leftover.unlink(missing_ok=True)
+            return failed(job, "the worker process stopped"), False
+
+    alive = list(procs)
+    try:
+        for proc in procs:
+            hand_out(proc)
+        while busy:
+            for key, _ in selector.select():
+                proc = key.data
+                result, ok = collect(proc)
+                report(result)
+                if ok:
+                    hand_out(proc)
+                elif proc in alive:
+                    alive.remove(proc)
+            for proc in list(alive):  # work that a dead worker could not take
+                if proc not in busy and pending and not proc.stdin.closed:
+                    hand_out(proc)
+        while pending:  # every worker died: the rest cannot be rendered
+            report(failed(pending.pop(), "no worker process left"))
+        for proc in procs:
+            proc.wait()
+    except BaseException:
+        for proc in procs:  # SIGTERM reached only us: pass it on
+            with contextlib.suppress(OSError):
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        # Clips that finished meanwhile are done: say so, so the log matches the disk.
+        for key, _ in selector.select(timeout=0):
+            result, _ = collect(key.data)
+            if result.status == "ok":
+                report(result)
+        # A worker stopped at the wrong instant may leave its lock file; none of ours is
+        # held any more, and another run's held locks are left alone.
+        for job in jobs:
+            with contextlib.suppress(LexpError):
+                OutputLock.remove_if_stale(job.output)
+        raise
+
+
+def _serve_jobs() -> int:
+    """Worker loop (``python -m lexp.batch``): pickled jobs in on stdin, results out."""
+    import pickle
+    import signal
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    source = sys.stdin.buffer
+    # Keep the pipe to the parent on a private descriptor and point fd 1 at stderr:
+    # whatever a C library prints can then never corrupt the stream of results.
+    sys.stdout.flush()
+    sink = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        while True:
+            try:
+                job, config, out, overwrite, debug = pickle.load(source)
+            except EOFError:
+                return 0
+            pickle.dump(render_job(job, config, out, overwrite, None, debug), sink)
+            sink.flush()
+    except (KeyboardInterrupt, BrokenPipeError):
+        return 130
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def render_job(job: Job, config: RenderConfig, out: OutputConfig, overwrite: bool = False,
+               progress_for=None, debug: bool = False) -> JobResult:
+    """Render one job, holding its output's lock; never raises for a bad clip."""
+    started = time.perf_counter()
+    base = JobResult(job.source.name, job.output, "failed", method=config.method)
+    if job.output == STDOUT:
+        return _render_unlocked(job, config, out, progress_for, debug, base, started)
+    with OutputLock(job.output) as locked:
+        if not locked:
+            base.status, base.error = "skipped", "another lexp run is rendering it"
+            return base
+        # Checked under the lock: a run that just finished this output is not redone.
+        if not overwrite and Path(job.output).exists():
+            base.status, base.error = "skipped", f"{job.output} exists"
+            base.hint = "use --overwrite to replace it"
+            return base
+        if not overwrite and job.video and Path(job.video).exists():
+            base.error, base.hint = f"{job.video} exists", "use --overwrite to replace it"
+            base.exit_code = 1
+            return base
+        return _render_unlocked(job, config, out, progress_for, debug, base, started)
+
+
+def _render_unlocked(job, config, out, progress_for, debug, base, started) -> JobResult:
+    try:
+        data, image = render_image(job, config, out, progress_for)
+        _write_output_with_video(job, data)
+    except LexpError as err:
+        base.error, base.hint, base.exit_code = err.message, err.hint, err.exit_code
+        base.seconds = time.perf_counter() - started
+        return base
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as err:  # a bug: report it as such, keep the batch going
+        if debug:
+            raise
+        base.error = f"internal error: {type(err).__name__}: {err}"
+        base.hint = "run again with --debug and report the traceback"
+        base.exit_code = 1
+        return base
+    base.status, base.frames = "ok", image.frames_used
+    base.method = image.method
+    base.about = image.details
+    base.warnings = image.warnings
+    base.seconds = time.perf_counter() - started
+    return base
+
+
+
+
+class OutputLock:
+    """An exclusive, non-blocking lock on one output, held while it is rendered.
+
+    A hidden ``.NAME.lexp-lock`` file beside the output, locked with flock: the kernel
+    releases it when the process dies, however it dies, so a stale file never blocks.
+    The file is removed when the render ends.
+    """
+
+    def __init__(self, output: str) -> None:
+        target = Path(output)
+        self.output = output
+        name = f".{target.name}.lexp-lock"
+        if len(os.fsencode(name)) > NAME_MAX:  # the output's own name may be up to NAME_MAX
+            import hashlib
+
+            name = f".lexp-lock-{hashlib.sha256(os.fsencode(target.name)).hexdigest()[:32]}"
+        self.path = target.with_name(name)
+        self.fd: int | None = None
+
+    def __enter__(self) -> bool:
+        import fcntl
+
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:  # the lock sits beside the output: name the output
+            from lexp.paths import describe_os_error
+
+            raise describe_os_error(err, self.output) from err
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
+            return False
+        except BaseException:  # interrupted between open and lock: leave nothing behind
+            self.__exit__()
+            raise
+        return True
+
+    @classmethod
+    def remove_if_stale(cls, output: str) -> None:
+        """Remove the output's lock file if no process holds it (e.g. a killed worker's)."""
+        lock = cls(output)
+        if lock.path.exists() and lock.__enter__():
+            lock.__exit__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:  # we hold the lock: the file is ours to remove
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            os.close(self.fd)
+            self.fd = None
+
+
+def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for=None,
+                 flow_cache: bool = True):
+    """Decode, render and encode one clip. Returns (image file bytes, image.Image).
+    ``flow_cache``: read and fill the flow cache (off: every flow computed, e.g. to time)."""
+    from lexp.image import render_source
+
+    ctx = progress_for(job) if progress_for else contextlib.nullcontext(None)
+    video = None
+    if job.video:
+        from lexp.trail_video import TrailSpec
+
+        video = TrailSpec(job.video, out.comet)
+    with ctx as on_progress:
+        image = render_source(job.source, config, on_progress=on_progress,
+                              flow_cache=flow_cache, video=video)
+    recorded = {"video": job.video, "comet": str(out.comet) if out.comet else None} \
+        if job.video else {}
+    data = image.encode(job.format, bit_depth=job.bit_depth, quality=out.quality,
+                        output=recorded)
+    return data, image
+
+
+def _write_output_with_video(job: Job, data: bytes) -> None:
+    """Write the image; the trail video (already in place) goes if the image cannot be
+    written: a failed run leaves no outputs, not half of them."""
+    try:
+        _write_output(job.output, data)
+    except BaseException:
+        if job.video:
+            Path(job.video).unlink(missing_ok=True)
+        raise
+
+
+def _write_output(output: str, data: bytes) -> None:
+    if output == STDOUT:
+        from lexp import stdout
+
+        stdout.write_bytes(data, "the image")
+        return
+    from lexp.paths import write_bytes_atomic
+
+    write_bytes_atomic(output, data)
+
+
+if __name__ == "__main__":
+    # Run the loop from the importable module, not this __main__ copy, so that the
+    # results pickle as lexp.jobs.JobResult for the parent.
+    from lexp.batch import _serve_jobs as serve
+
+    sys.exit(serve())

@@ -1,0 +1,107 @@
+"""From what the user typed to clips: :func:`resolve_inputs`.
+
+- ``-``: a video stream on stdin.
+- a video file: one clip. A file with an unknown extension is tried as a video.
+- image files (typically a shell-expanded glob ``frames/*.png``): together, one clip
+  whose frames are those files in natural order.
+- a folder: every video in it is a clip (a batch); a folder of images and no videos is
+  one clip of frames (images lexp itself wrote there left out, with a warning).
+- a quoted glob (``'shots/*.jpg'``): expanded by lexp with the same rules.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+from lexp.errors import InputError, UsageError
+from lexp.media import STDIN, ClipSource, is_image, is_video, natural_key, refuse_special_file
+
+_GLOB_CHARS = set("*?[")
+
+
+def resolve_inputs(args: list[str], problems: list | None = None) -> list[ClipSource]:
+    """The clips named by the command line, in order (see the module docstring).
+    ``problems``: when given, an argument that names nothing usable (missing, a FIFO, a
+    folder of junk) is appended to it as (argument, InputError) and the rest go on;
+    otherwise the first such argument raises."""
+    if not args:
+        raise UsageError("no input given", hint="e.g. lexp render clip.mp4 -o out.jpg")
+    sources: list[ClipSource] = []
+    pending_images: list[Path] = []
+
+    def flush_images() -> None:
+        if pending_images:
+            name = str(pending_images[0].parent / "*") if len(pending_images) > 1 \
+                else str(pending_images[0])
+            # Natural order, as for a folder: a shell glob passes frame10 before frame2,
+            # and order matters to flow.
+            files = sorted(pending_images, key=natural_key)
+            frames, notes = _without_lexp_outputs(name, files) if len(files) > 1 \
+                else (files, ())
+            sources.append(ClipSource(name, "frames", tuple(frames), notes))
+            pending_images.clear()
+
+    if STDIN in args:
+        if len(args) > 1:
+            raise UsageError("'-' (stdin) cannot be mixed with other inputs")
+        return [ClipSource(STDIN, "stdin")]
+    for arg in args:
+        try:
+            path = Path(arg)
+            refuse_special_file(path)
+            if path.is_dir():
+                flush_images()
+                sources.extend(_sources_in(arg, sorted(path.iterdir(), key=natural_key)))
+            elif path.exists():
+                if is_image(path):
+                    pending_images.append(path)
+                else:
+                    flush_images()
+                    sources.append(ClipSource(arg, "video", (path,)))
+            elif _GLOB_CHARS & set(arg):
+                flush_images()
+                matches = [Path(p) for p in sorted(glob.glob(arg), key=natural_key)]
+                if not matches:
+                    raise InputError(f"no files match {arg}")
+                sources.extend(_sources_in(arg, matches))
+            else:
+                raise InputError(f"no such file or folder: {arg}",
+                                 hint="check the name; quote a glob for lexp to expand it")
+        except InputError as err:
+            if problems is None:
+                raise
+            problems.append((arg, err))
+    flush_images()
+    return sources
+
+
+def _sources_in(name: str, entries: list[Path]) -> list[ClipSource]:
+    files = [p for p in entries if p.is_file() and not p.name.startswith(".")]
+    videos = [p for p in files if is_video(p)]
+    if videos:
+        return [ClipSource(str(p), "video", (p,)) for p in videos]
+    images = [p for p in files if is_image(p)]
+    if images:
+        frames, notes = _without_lexp_outputs(name, images)
+        if frames:
+            return [ClipSource(name, "frames", tuple(frames), notes)]
+    raise InputError(f"no videos or images in {name}",
+                     hint="lexp reads video files (mp4, mov, mkv, ...) and image frames "
+                          "(jpg, png, tif)")
+
+
+def _without_lexp_outputs(name: str, images: list[Path]) -> tuple[list[Path], tuple]:
+    """The frames of a folder (or glob) without the images lexp itself wrote there (``-o
+    frames/out.png`` run twice would take the first result for a frame), and a warning
+    naming what was left out."""
+    from lexp.stills import is_lexp_output
+
+    ours = [p for p in images if is_lexp_output(p)]
+    if not ours:
+        return images, ()
+    shown = ", ".join(p.name for p in ours[:3]) + (f" and {len(ours) - 3} more"
+                                                    if len(ours) > 3 else "")
+    note = (f"{name}: left out {shown}: lexp wrote {'it' if len(ours) == 1 else 'them'} "
+            "(the embedded settings say so), so not a frame of the clip")
+    return [p for p in images if p not in ours], (note,)
