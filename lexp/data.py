@@ -268,7 +268,7 @@ def make_sample(dense: list[np.ndarray], case: str, config, estimator) -> dict:
 def _blurs(render: np.ndarray, sigmas) -> np.ndarray:
     """The flow render (3×H×W, float16, work size) blurred by each sigma: the lexp
     candidates after the render and the mean (``lexp.learned.candidates``), S×3×H×W."""
-    from lexp.flow_render import gaussian_blur
+    from lexp.extrapolate import gaussian_blur
 
     image = np.ascontiguousarray(render.transpose(1, 2, 0), dtype=np.float32)
     return np.stack([gaussian_blur(image, s).transpose(2, 0, 1) for s in sigmas]

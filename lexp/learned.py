@@ -59,7 +59,7 @@ def candidates(flow_render: np.ndarray, mean: np.ndarray, sigmas, scale: float
     """The lexp generator's K candidates (linear H×W×3): the flow render, the linear mean
     of the inputs, and the flow render blurred by each sigma (work-size pixels, so
     ``sigma / scale`` at this resolution)."""
-    from lexp.flow_render import gaussian_blur
+    from lexp.extrapolate import gaussian_blur
 
     return [flow_render, mean] + [gaussian_blur(flow_render, s / scale) for s in sigmas]
 

@@ -12,7 +12,7 @@ import pytest
 
 from lexp import colour, renderers
 from lexp.config import RenderConfig, Window
-from lexp.flow_render import guide_velocity
+from lexp.extrapolate import guide_velocity
 from lexp.media import MemoryClip
 
 from .conftest import assert_clean_failure, decode_rgb, run_lexp

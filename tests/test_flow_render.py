@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lexp import colour, flow_render, metrics, renderers, stills
+from lexp import colour, extrapolate, flow_render, metrics, renderers, stills
 from lexp.config import RenderConfig, TimeSpec, Window
 from lexp.media import MemoryClip
 
@@ -126,7 +126,7 @@ def test_carried_light_draws_a_continuous_trail():
     share[4, 5] = 1.0
     velocity = np.zeros((2, 9, 40), np.float32)
     velocity[0, 4, 5] = 4.0
-    light, coverage = flow_render._CarriedLight(last, share, velocity).at(2.0)
+    light, coverage = extrapolate._CarriedLight(last, share, velocity).at(2.0)
     row = light[4, :, 0]
     assert np.all(row[11:16] > 0.1) and abs(row.sum() - 1) < 1e-5
     assert light.sum() == pytest.approx(3.0) and np.allclose(coverage, light[..., 0])
@@ -143,10 +143,10 @@ def test_carried_light_skips_movers_that_left_the_frame_without_changing_the_lig
     share = (rng.random((h, w)) > 0.3).astype(np.float32)
     velocity = rng.uniform(-9, 9, (2, h, w)).astype(np.float32)
     velocity[:, :2] = rng.uniform(-0.02, 0.02, (2, 2, w))  # slow ones stay for a while
-    carried = flow_render._CarriedLight(last, share, velocity)
+    carried = extrapolate._CarriedLight(last, share, velocity)
     for t in (1.0, 2.0, 3.0, 5.0, 8.0, 40.0, 400.0):
         tau = np.float32(t) + carried.offset
-        every, mass = flow_render._splat(carried.light, carried.mass,
+        every, mass = extrapolate._splat(carried.light, carried.mass,
                                          carried.x + tau * carried.vx,
                                          carried.y + tau * carried.vy, h, w)
         coverage = np.minimum(mass, 1)
@@ -169,8 +169,8 @@ def test_the_summed_extrapolation_is_the_sum_of_its_periods():
              for x in history]
     estimator = flow.make_estimator("dis")
     flows = [estimator.pair(a, b) for a, b in zip(shown, shown[1:], strict=False)]
-    assert flow_render.brightness_trend(history) is not None
-    assert flow_render.camera_wander(flows) is None
+    assert extrapolate.brightness_trend(history) is not None
+    assert extrapolate.camera_wander(flows) is None
     parts = []
     whole, steady = flow_render.extrapolate(history, flows, 40.5,
                                             on_period=lambda part, w: parts.append(part))
@@ -242,7 +242,7 @@ def test_a_shaking_camera_keeps_wandering_past_the_last_frame(monkeypatch):
         exposure = TimeSpec(48, "f")
         image, _ = rendered(frames[:5], method="flow", flow="dis", exposure=exposure)
         with monkeypatch.context() as patch:
-            patch.setattr(flow_render, "WANDER_FLOOR", math.inf)
+            patch.setattr(extrapolate, "WANDER_FLOOR", math.inf)
             steady, _ = rendered(frames[:5], method="flow", flow="dis", exposure=exposure)
         gains.append(score(image, want) - score(steady, want))
     assert np.mean(gains) > 1.0, gains
@@ -253,12 +253,12 @@ def test_camera_wander_is_the_spread_of_the_global_motion():
         return [np.stack([np.full((H, W), x, np.float32), np.full((H, W), y, np.float32)])
                 for x, y in steps]
 
-    assert flow_render.camera_wander(flows([(2, 0), (2, 0), (2, 0), (2, 0)])) is None  # a pan
-    x, y = flow_render.camera_wander(flows([(0, 0), (3, 0), (0, 0), (-3, 0.4)]))
+    assert extrapolate.camera_wander(flows([(2, 0), (2, 0), (2, 0), (2, 0)])) is None  # a pan
+    x, y = extrapolate.camera_wander(flows([(0, 0), (3, 0), (0, 0), (-3, 0.4)]))
     assert x == pytest.approx(np.std([0, 3, 0, -3], ddof=1), rel=1e-4)
     assert y == 0  # its spread, 0.2, is under the floor
-    assert flow_render.camera_wander(flows([(0.1, 0), (-0.1, 0), (0.2, 0)])) is None
-    assert flow_render.camera_wander(flows([(0, 0), (3, 3)])) is None  # 2 flows tell nothing
+    assert extrapolate.camera_wander(flows([(0.1, 0), (-0.1, 0), (0.2, 0)])) is None
+    assert extrapolate.camera_wander(flows([(0, 0), (3, 3)])) is None  # 2 flows tell nothing
 
 
 @pytest.mark.parametrize("sigmas", [(0.0, 0.0), (2.5, 0.7), (9.0, 30.0)])
@@ -268,7 +268,7 @@ def test_wide_gaussian_blur_matches_the_full_size_one(sigmas):
     image[90, 120] = 50.0  # an impulse: its spread is the blur's
     exact = cv2.GaussianBlur(image, (0, 0), sigmaX=max(sigmas[0], 1e-3),
                              sigmaY=max(sigmas[1], 1e-3), borderType=cv2.BORDER_REFLECT)
-    fast = flow_render.gaussian_blur(image, *sigmas)
+    fast = extrapolate.gaussian_blur(image, *sigmas)
     assert fast.shape == image.shape and fast.dtype == np.float32
     assert np.abs(fast - exact)[40:-40, 40:-40].max() < 0.02 * exact.max()
 
@@ -293,11 +293,11 @@ def test_a_steady_change_of_light_is_carried_on():
     held, _ = rendered(frames[:5], method="mean")
     assert score(image, want) > score(held, want) + 8
     lut = colour.decode_lut("srgb").astype(np.float32)
-    assert flow_render.brightness_trend([lut[f] for f in frames[:5]]) is not None
+    assert extrapolate.brightness_trend([lut[f] for f in frames[:5]]) is not None
     flicker = [lut[f] for f in brightening(5, 0.01, flicker=True)]
-    assert flow_render.brightness_trend(flicker) is None
+    assert extrapolate.brightness_trend(flicker) is None
     fireworks = [lut[f] for f in brightening(5, 0.2)]  # 20 % a frame: content, not light
-    assert flow_render.brightness_trend(fireworks) is None
+    assert extrapolate.brightness_trend(fireworks) is None
 
 
 def test_exposure_shorter_than_the_clip_selects_a_window():
