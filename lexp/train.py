@@ -240,7 +240,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
     Returns a summary: steps run, best validation loss and step, seconds, paths."""
     import torch
 
-    from lexp import data
+    from lexp import data, sample_cache
     from lexp.learned import read_checkpoint
     from lexp.model import GeneratorConfig, build, encode_srgb
 
@@ -303,7 +303,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
         if main:
             emit("skip", clip=source.name, why=error.message)
 
-    everything = data.build_samples(sources, model_config, cache_root,
+    everything = sample_cache.build_samples(sources, model_config, cache_root,
                                     jobs=jobs if main else 1, on_source=built,
                                     on_skip=skipped)
     # Whole clips are held out, chosen among those that gave samples: an unreadable or

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from lexp import colour, data, learned, train
+from lexp import colour, data, learned, sample_cache, train
 from lexp.config import TrainConfig
 from lexp.errors import InputError
 from lexp.model import Evidence, GeneratorConfig, build, encode_srgb
@@ -51,7 +51,7 @@ def test_shapes_and_the_untrained_lexp_model_is_the_flow_render():
 @pytest.fixture(scope="module")
 def synthetic_samples():
     sources = data.find_sources(["synthetic:3"])
-    return [s for source in sources for s in data.clip_samples(source, SMALL)]
+    return [s for source in sources for s in sample_cache.clip_samples(source, SMALL)]
 
 
 def test_samples_hold_what_the_protocols_ask(synthetic_samples):
@@ -76,11 +76,11 @@ def test_sample_cache_is_reused_and_older_versions_are_pruned(tmp_path):
     keep = tmp_path / "notes.txt"
     keep.write_text("not a cache entry")
     source = data.find_sources(["synthetic:1"])[0]
-    first = data.clip_samples(source, SMALL, cache_root=tmp_path)
+    first = sample_cache.clip_samples(source, SMALL, cache_root=tmp_path)
     entries = sorted(p.name for p in tmp_path.glob("*.npz"))
     assert len(entries) == 1 and entries[0].startswith(f"v{data.DATA_VERSION}-")
     assert keep.exists() and not any(path.exists() for path in old)
-    again = data.clip_samples(source, SMALL, cache_root=tmp_path)
+    again = sample_cache.clip_samples(source, SMALL, cache_root=tmp_path)
     assert len(again) == len(first)
     assert all(np.array_equal(a["truth"], b["truth"].astype(a["truth"].dtype))
                for a, b in zip(first, again, strict=True))
@@ -88,12 +88,12 @@ def test_sample_cache_is_reused_and_older_versions_are_pruned(tmp_path):
 
 def test_cached_samples_are_read_when_a_batch_needs_them(tmp_path, synthetic_samples,
                                                          monkeypatch):
-    monkeypatch.setattr(data, "_recent", data._RecentSamples())
+    monkeypatch.setattr(sample_cache, "_recent", sample_cache._RecentSamples())
     source = data.find_sources(["synthetic:1"])[0]
-    stored = data.clip_samples(source, SMALL, cache_root=tmp_path)
+    stored = sample_cache.clip_samples(source, SMALL, cache_root=tmp_path)
     built = [s for s in synthetic_samples if s["clip"] == source.name]
-    assert all(isinstance(s, data.StoredSample) for s in stored)
-    assert len(stored) == len(built) and not data._recent.arrays  # nothing read yet
+    assert all(isinstance(s, sample_cache.StoredSample) for s in stored)
+    assert len(stored) == len(built) and not sample_cache._recent.arrays  # nothing read yet
     for a, b in zip(stored, built, strict=True):
         assert (a["case"], a["clip"]) == (b["case"], b["clip"])
         assert all(np.array_equal(a[k], b[k]) and a.shapes[k] == b[k].shape
@@ -109,18 +109,18 @@ def test_cached_samples_are_read_when_a_batch_needs_them(tmp_path, synthetic_sam
     # A damaged entry is built again, not a crash in the middle of training.
     entry = next(tmp_path.glob("*.npz"))
     entry.write_bytes(entry.read_bytes()[:5000])
-    again = data.clip_samples(source, SMALL, cache_root=tmp_path)
-    assert not data._recent.arrays and not data._recent.entries  # none of the old entry
+    again = sample_cache.clip_samples(source, SMALL, cache_root=tmp_path)
+    assert not sample_cache._recent.arrays and not sample_cache._recent.entries  # none old
     assert np.array_equal(again[-1]["truth"], built[-1]["truth"])
 
 
 def test_cache_entries_keep_only_what_cannot_be_derived(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_recent", data._RecentSamples())
+    monkeypatch.setattr(sample_cache, "_recent", sample_cache._RecentSamples())
     # The network sees 5 of the 8 gap-fill frames: their mean is not the render's mean.
     config = GeneratorConfig(work_size=64, max_frames=5)
     source = data.find_sources(["synthetic:1"])[0]
-    built = data.clip_samples(source, config)
-    stored = data.clip_samples(source, config, cache_root=tmp_path)
+    built = sample_cache.clip_samples(source, config)
+    stored = sample_cache.clip_samples(source, config, cache_root=tmp_path)
     assert all(np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype
                for a, b in zip(stored, built, strict=True) for k in data.ARRAYS)
     entry = np.load(stored[0].path)
@@ -133,8 +133,8 @@ def test_cache_entries_keep_only_what_cannot_be_derived(tmp_path, monkeypatch):
 
 
 def test_a_cache_entry_removed_during_training_is_one_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_recent", data._RecentSamples())
-    stored = data.clip_samples(data.find_sources(["synthetic:1"])[0], SMALL,
+    monkeypatch.setattr(sample_cache, "_recent", sample_cache._RecentSamples())
+    stored = sample_cache.clip_samples(data.find_sources(["synthetic:1"])[0], SMALL,
                                cache_root=tmp_path)
     stored[0].path.write_bytes(b"half an archive")  # rewritten by another lexp, say
     with pytest.raises(InputError, match="synthetic-lights-0 .* changed during the run"):
@@ -142,28 +142,28 @@ def test_a_cache_entry_removed_during_training_is_one_clear_error(tmp_path, monk
     stored[0].path.unlink()  # or pruned
     with pytest.raises(InputError, match="changed during the run"):
         stored[1]["frames"]
-    assert not data._recent.entries
+    assert not sample_cache._recent.entries
 
 
 def test_samples_kept_in_memory_stay_within_the_budget(tmp_path, monkeypatch):
-    stored = data.clip_samples(data.find_sources(["synthetic:1"])[0], SMALL,
+    stored = sample_cache.clip_samples(data.find_sources(["synthetic:1"])[0], SMALL,
                                cache_root=tmp_path)
     size = sum(stored[0][k].nbytes for k in data.ARRAYS)
-    recent = data._RecentSamples()
+    recent = sample_cache._RecentSamples()
     recent.budget = int(2.5 * size)
-    monkeypatch.setattr(data, "_recent", recent)
+    monkeypatch.setattr(sample_cache, "_recent", recent)
     for sample in stored:
         sample["truth"]
         assert recent.bytes <= recent.budget and len(recent.arrays) <= 2
     first = stored[0]["frames"]  # read again from disk: the same
     assert np.array_equal(first, data._SRGB16[np.load(stored[0].path)["0/frames"]])
-    assert 0 < data.memory_budget() < 2 ** 50
+    assert 0 < sample_cache.memory_budget() < 2 ** 50
 
 
 def test_samples_built_by_several_processes_are_the_same(tmp_path, synthetic_samples):
     sources = data.find_sources(["synthetic:3"])
     heard = []
-    built = data.build_samples(sources, SMALL, tmp_path, jobs=2,
+    built = sample_cache.build_samples(sources, SMALL, tmp_path, jobs=2,
                                on_source=lambda source, count: heard.append((source, count)))
     assert sorted(heard, key=lambda h: h[0].name) == sorted(
         [(s, 20) for s in sources], key=lambda h: h[0].name)  # each once, as it is ready
@@ -192,7 +192,7 @@ def test_interrupting_the_sample_builders_leaves_no_half_entries(tmp_path):
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     assert not list(entries.glob(".lexp-tmp-*"))
     for entry in entries.glob("*.npz"):  # whatever was finished is whole
-        assert data.stored_samples(entry, "x")
+        assert sample_cache.stored_samples(entry, "x")
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -425,7 +425,7 @@ def test_a_short_clip_gives_shorter_extrapolate_samples(tmp_path):
     frames = data.synthetic_scene("drift", 0, frames=32, size=64)
     for i, frame in enumerate(frames):
         cv2.imwrite(str(clip / f"{i:04d}.png"), frame[..., ::-1])
-    samples = data.clip_samples(data.find_sources([str(clip)])[0], SMALL)
+    samples = sample_cache.clip_samples(data.find_sources([str(clip)])[0], SMALL)
     assert [s["case"] for s in samples] == ["extrapolate", "extrapolate"]
     lut = colour.decode_lut("srgb")
     truth = np.mean([lut[f] for f in frames], axis=0).transpose(2, 0, 1)
