@@ -101,3 +101,12 @@ def test_the_leaves_import_no_other_layer():
               "lexp.stdout"}
     for leaf in leaves:
         assert graph[leaf] <= leaves, (leaf, graph[leaf] - leaves)
+
+
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_is_over_500_lines():
+    """A module past ~400 lines usually holds two concepts: split it before it grows."""
+    sizes = {module_name(p): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert {m: n for m, n in sizes.items() if n > MAX_MODULE_LINES} == {}

@@ -18,6 +18,7 @@ import torch
 from lexp import colour, data, learned, sample_cache, train
 from lexp.config import TrainConfig
 from lexp.errors import InputError
+from lexp.losses import reconstruction_loss
 from lexp.model import Evidence, GeneratorConfig, build, encode_srgb
 
 from .conftest import REPO, assert_clean_failure, run_lexp
@@ -299,7 +300,7 @@ def test_a_few_steps_reduce_the_loss(synthetic_samples):
     losses = []
     for _ in range(30):
         out = network(evidence)
-        loss = train.reconstruction_loss(out, target, 0.2)
+        loss = reconstruction_loss(out, target, 0.2)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

@@ -1,0 +1,80 @@
+"""The generator's training losses: a Charbonnier reconstruction term with a structural
+(1 − SSIM) one, the optional VGG-16 perceptual term, and the PatchGAN discriminator for
+the optional adversarial term. Images are N×3×H×W linear-light tensors.
+"""
+
+from __future__ import annotations
+
+
+def ssim_loss(a, b):
+    """1 − mean SSIM of N×3×H×W images in [0, 1] (Gaussian window, σ = 1.5)."""
+    import torch
+    import torch.nn.functional as F
+
+    radius = 5
+    x = torch.arange(-radius, radius + 1, dtype=a.dtype, device=a.device)
+    g = torch.exp(-x ** 2 / (2 * 1.5 ** 2))
+    g = (g / g.sum())
+    kernel = (g[:, None] * g[None, :]).expand(a.shape[1], 1, -1, -1).contiguous()
+
+    def blur(t):
+        return F.conv2d(F.pad(t, [radius] * 4, mode="reflect"), kernel, groups=a.shape[1])
+
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    ma, mb = blur(a), blur(b)
+    va, vb, cov = blur(a * a) - ma ** 2, blur(b * b) - mb ** 2, blur(a * b) - ma * mb
+    s = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2))
+    return 1 - s.mean()
+
+
+CHARBONNIER_EPS = 0.01  # about 2.5 code values: quadratic below, L1 above
+
+
+def reconstruction_loss(out, target, ssim_weight: float):
+    """Charbonnier (a smooth L1) + ssim_weight·(1 − SSIM), on sRGB-encoded images.
+
+    Why not plain L1: its gradient keeps full strength however small the error, so the
+    many pixels where the flow render is already right (static scenery) keep pushing the
+    blend onto it until the softmax saturates and training stalls (it did: a constant
+    validation loss from step 100 on). Below ~2.5 code values this loss is quadratic, so
+    pixels that are right stop pushing, and it is PSNR's own (squared) error there."""
+    import torch
+
+    error = out - target
+    charbonnier = (torch.sqrt(error * error + CHARBONNIER_EPS ** 2) - CHARBONNIER_EPS).mean()
+    return charbonnier + ssim_weight * ssim_loss(out, target)
+
+
+class Perceptual:
+    """L1 between VGG-16 features (up to relu3_3) of two sRGB images."""
+
+    def __init__(self, device) -> None:
+        import torch
+
+        from lexp import weights
+        from lexp.torch_env import torchvision
+
+        path, _ = weights.verified("vgg16")
+        vgg = torchvision().models.vgg16()
+        vgg.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.net = vgg.features[:16].to(device).eval().requires_grad_(False)
+        self.mean = torch.tensor([0.485, 0.456, 0.406], device=device)[:, None, None]
+        self.std = torch.tensor([0.229, 0.224, 0.225], device=device)[:, None, None]
+
+    def __call__(self, a, b):
+        return (self.net((a - self.mean) / self.std) -
+                self.net((b - self.mean) / self.std)).abs().mean()
+
+
+def patch_discriminator():
+    """pix2pix's PatchGAN, three strided layers (70×70-style receptive field, smaller)."""
+    from torch import nn
+
+    def block(i, o, norm=True):
+        layers = [nn.Conv2d(i, o, 4, stride=2, padding=1)]
+        if norm:
+            layers.append(nn.InstanceNorm2d(o))
+        return layers + [nn.LeakyReLU(0.2, inplace=True)]
+
+    return nn.Sequential(*block(3, 32, norm=False), *block(32, 64), *block(64, 128),
+                         nn.Conv2d(128, 1, 4, padding=1))
