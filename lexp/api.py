@@ -87,7 +87,7 @@ def optical_flow(source: Source, *, method: str = "auto", start: Time = None, en
     """
     from lexp import flow as flows
     from lexp.config import RenderConfig, Window
-    from lexp.flow_cache import FlowCache
+    from lexp.flow.cache import FlowCache
 
     config = RenderConfig(fps=fps, window=Window.from_options(_time(start), _time(end),
                                                               stride, max_frames))

@@ -115,7 +115,7 @@ def render_source(source: ClipSource | None, config: RenderConfig, *, clip=None,
     cache = None
     if flow_cache and source is not None and source.paths and \
             config.method in ("auto", "flow", "learned"):
-        from lexp.flow_cache import FlowCache
+        from lexp.flow.cache import FlowCache
 
         cache = FlowCache()
     opened = media.open_clip(source, config.fps) if clip is None else \

@@ -183,7 +183,7 @@ def test_cache_survives_kill_9_and_concurrent_runs(tmp_path):
     import time
 
     from lexp import synthetic
-    from lexp.flow_cache import FlowCache
+    from lexp.flow.cache import FlowCache
 
     clip = synthetic.write_video(tmp_path / "c.mp4", synthetic.night_street(320, 180, 90))
     cmd = [sys.executable, "-m", "lexp", "flow", str(clip), "--json"]

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lexp import flow_cache
-from lexp.flow_cache import FlowCache
+from lexp.flow import cache as flow_cache
+from lexp.flow.cache import FlowCache
 from lexp.media import ClipSource
 
 EST = {"estimator": "dis", "scale": 1.0, "preset": "medium"}

@@ -71,7 +71,7 @@ def flow(
     from lexp import inputs, jobs
     from lexp.config import RenderConfig, Window
     from lexp.console import Reporter
-    from lexp.flow_cache import FlowCache
+    from lexp.flow.cache import FlowCache
 
     if json_out:
         stdout.check_open("the --json summary")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from lexp.errors import InputError
-from lexp.flow_base import FlowEstimator
+from lexp.flow.base import FlowEstimator
 
 VARIANTS = {"raft-small": "raft_small", "raft-large": "raft_large"}
 DEFAULT_ITERATIONS = 12  # torchvision's default number of flow updates

@@ -1,5 +1,5 @@
 """The interface every optical-flow estimator implements (see :mod:`lexp.flow` for the
-data contract). Its own module so that estimators kept elsewhere (RAFT, :mod:`lexp.raft`)
+data contract). Its own module so that estimators kept elsewhere (RAFT, :mod:`lexp.flow.raft`)
 subclass it without importing the registry in :mod:`lexp.flow`, which imports them.
 """
 
