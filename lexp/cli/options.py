@@ -1,67 +1,30 @@
-"""The choices that command-line options take, shared by the commands."""
+"""The choices that command-line options take, shared by the commands.
+
+Each is a ``str`` Enum, which Typer turns into a checked choice (and TAB completion);
+members are named after their values, ``-`` spelled ``_`` (``FlowMethod.dis_fast`` is
+``"dis-fast"``).
+"""
 
 from __future__ import annotations
 
 from enum import Enum
 
 
-class Method(str, Enum):
-    auto = "auto"
-    flow = "flow"
-    learned = "learned"
-    mean = "mean"
-    max = "max"
-    min = "min"
-    median = "median"
-    lighten = "lighten"
-    darken = "darken"
+def choices(name: str, *values: str) -> type[Enum]:
+    """A ``str`` Enum called ``name`` whose members are ``values``."""
+    return Enum(name, {value.replace("-", "_"): value for value in values}, type=str,
+                module=__name__)
 
 
-class FlowMethod(str, Enum):
-    auto = "auto"
-    dis = "dis"
-    dis_fast = "dis-fast"
-    dis_ultrafast = "dis-ultrafast"
-    farneback = "farneback"
-    raft_small = "raft-small"
-    raft_large = "raft-large"
-
-
-class Transfer(str, Enum):
-    auto = "auto"
-    srgb = "srgb"
-    rec709 = "rec709"
-    hlg = "hlg"
-    pq = "pq"
-    none = "none"
-
-
-class Tone(str, Enum):
-    auto = "auto"
-    clip = "clip"
-    soft = "soft"
-    reinhard = "reinhard"
-
+Method = choices("Method", "auto", "flow", "learned", "mean", "max", "min", "median",
+                 "lighten", "darken")
+FlowMethod = choices("FlowMethod", "auto", "dis", "dis-fast", "dis-ultrafast", "farneback",
+                     "raft-small", "raft-large")
+Transfer = choices("Transfer", "auto", "srgb", "rec709", "hlg", "pq", "none")
+Tone = choices("Tone", "auto", "clip", "soft", "reinhard")
+Arch = choices("Arch", "lexp", "seed")
+AlignModel = choices("AlignModel", "similarity", "homography")
+AlignBorder = choices("AlignBorder", "crop", "fill")
+ImageFormat = choices("ImageFormat", "jpeg", "png", "tiff")
 
 CONTROLS = "Photographer's controls"  # the --help panel of align, keep-sharp, video, ...
-
-
-class Arch(str, Enum):
-    lexp = "lexp"
-    seed = "seed"
-
-
-class AlignModel(str, Enum):
-    similarity = "similarity"
-    homography = "homography"
-
-
-class AlignBorder(str, Enum):
-    crop = "crop"
-    fill = "fill"
-
-
-class ImageFormat(str, Enum):
-    jpeg = "jpeg"
-    png = "png"
-    tiff = "tiff"
