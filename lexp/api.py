@@ -65,10 +65,6 @@ def render(source: Source, *, method: str = "auto", exposure: Time = None,
         flow=flow, device=device, align="similarity" if align else None,
         deflicker=deflicker, keep_sharp=_time(keep_sharp), motion_guide=motion_guide,
         checkpoint=checkpoint)
-    if config.method == "learned":
-        from lexp import learned
-
-        learned.load_network(learned.resolve_checkpoint(checkpoint))  # fail before any work
     clip_source, clip = _open(source, fps)
     return render_source(clip_source, config, clip=clip, on_progress=on_progress,
                          flow_cache=cache)

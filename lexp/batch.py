@@ -227,8 +227,6 @@ def _render_unlocked(job, config, out, progress_for, debug, base, started) -> Jo
     return base
 
 
-
-
 class OutputLock:
     """An exclusive, non-blocking lock on one output, held while it is rendered.
 

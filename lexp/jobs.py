@@ -187,7 +187,7 @@ def _ready_folder(folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"cannot create output folder {folder}: {err.strerror}") from err
-    check_writable_dir(folder, folder / "...")
+    check_writable_dir(folder)
 
 
 def _fill(template: str, source: ClipSource, config: RenderConfig) -> str:

@@ -43,8 +43,13 @@ def sha256_of(path: Path | str) -> hashlib._Hash:
     return digest
 
 
-def check_writable_dir(directory: Path, for_output: Path) -> None:
-    """Fail early (before any decoding) if ``for_output`` could not be written."""
+def check_writable_dir(directory: Path, for_output: Path | None = None) -> None:
+    """Fail early (before any decoding) if ``for_output`` could not be written in
+    ``directory`` (without ``for_output``: if nothing could)."""
+    if for_output is None:
+        for_output = directory / "..."  # for the messages only
+    elif for_output.exists():
+        check_replaceable(for_output)
     if not directory.is_dir():
         raise OutputError(
             f"cannot write {for_output}: directory {directory} does not exist",
@@ -55,8 +60,6 @@ def check_writable_dir(directory: Path, for_output: Path) -> None:
             f"cannot write {for_output}: no permission to write in {directory}",
             hint="choose another -o",
         )
-    if for_output.name != "...":  # (a folder check, not a file's)
-        check_replaceable(for_output)
 
 
 def replace_into(source: Path | str, target: Path | str) -> None:
@@ -69,16 +72,10 @@ def replace_into(source: Path | str, target: Path | str) -> None:
 def check_replaceable(target: Path | str) -> None:
     """An OutputError if ``target`` exists and is not a regular file (a device, a FIFO,
     a socket, a folder): lexp writes results by renaming a finished file onto them."""
-    import stat
-
-    try:
-        mode = os.stat(target).st_mode
-    except OSError:
-        return  # nothing there (or a dangling link, which the rename replaces)
-    if stat.S_ISREG(mode):
-        return
-    kind = "folder" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode) else \
-        "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file"
+    target = Path(target)
+    kind = "folder" if target.is_dir() else special_file_kind(target)
+    if kind is None:
+        return  # a regular file, nothing (or a dangling link, which the rename replaces)
     raise OutputError(f"cannot write {target}: it is a {kind}, and lexp only replaces "
                       "regular files", hint="choose another output name (stdout: -o -)")
 

@@ -59,7 +59,7 @@ def write_text(text: str, what: str = "the result") -> None:
         _fail(err, what)
 
 
-def rich_text(render, width: int | None = None) -> str:
+def rich_text(render) -> str:
     """What ``render(console)`` prints on a Rich console, as text for stdout: styled when
     stdout is a terminal (and NO_COLOR is unset), plain otherwise."""
     import shutil
@@ -70,7 +70,7 @@ def rich_text(render, width: int | None = None) -> str:
     no_colour = os.environ.get("NO_COLOR", "") != ""
     buffer = io.StringIO()
     console = Console(file=buffer, highlight=False, force_terminal=terminal and not no_colour,
-                      width=width or (shutil.get_terminal_size().columns if terminal else 200),
+                      width=shutil.get_terminal_size().columns if terminal else 200,
                       **({"color_system": None} if no_colour or not terminal else {}))
     render(console)
     return buffer.getvalue()

@@ -9,6 +9,7 @@ import typer
 
 from lexp import stdout
 from lexp.cli.app import _State, app
+from lexp.cli.options import CacheDir
 from lexp.errors import UsageError
 
 DOWNLOAD_EPILOG = """\
@@ -37,9 +38,7 @@ def download(
     from_file: Path | None = typer.Option(
         None, "--from", metavar="FILE",
         help="Import a copy made elsewhere (verified first) instead of downloading."),
-    cache: Path | None = typer.Option(
-        None, "--cache-dir", envvar="LEXP_CACHE_DIR", metavar="DIR",
-        help="The lexp cache (default: the user cache folder)."),
+    cache: CacheDir = None,
     mirror: str | None = typer.Option(
         None, "--mirror", envvar="LEXP_MIRROR", metavar="URL",
         help="Fetch MIRROR/FILENAME instead of the published URL; checksums still come "

@@ -9,7 +9,7 @@ import typer
 
 from lexp import stdout
 from lexp.cli.app import _State, app
-from lexp.cli.options import FlowMethod
+from lexp.cli.options import CacheDir, FlowMethod
 from lexp.errors import Interrupted, UsageError
 
 FLOW_EPILOG = """\
@@ -62,8 +62,7 @@ def flow(
     export_video: Path | None = typer.Option(
         None, metavar="MP4", help="Write the colour-coded forward flow as a video."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor fill the cache."),
-    cache: Path | None = typer.Option(None, "--cache-dir", envvar="LEXP_CACHE_DIR", metavar="DIR",
-                                      help="The lexp cache (default: the user cache folder)."),
+    cache: CacheDir = None,
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Estimate optical flow between consecutive frames, cached on disk and exportable."""

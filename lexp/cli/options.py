@@ -8,6 +8,10 @@ members are named after their values, ``-`` spelled ``_`` (``FlowMethod.dis_fast
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
 
 
 def choices(name: str, *values: str) -> type[Enum]:
@@ -26,5 +30,10 @@ Arch = choices("Arch", "lexp", "seed")
 AlignModel = choices("AlignModel", "similarity", "homography")
 AlignBorder = choices("AlignBorder", "crop", "fill")
 ImageFormat = choices("ImageFormat", "jpeg", "png", "tiff")
+
+# --cache-dir, the same for every command that uses the cache.
+CacheDir = Annotated[Path | None, typer.Option(
+    "--cache-dir", envvar="LEXP_CACHE_DIR", metavar="DIR",
+    help="The lexp cache: flows, weights and datasets (default: the user cache folder).")]
 
 CONTROLS = "Photographer's controls"  # the --help panel of align, keep-sharp, video, ...

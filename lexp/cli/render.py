@@ -15,6 +15,7 @@ from lexp.cli.options import (
     CONTROLS,
     AlignBorder,
     AlignModel,
+    CacheDir,
     FlowMethod,
     ImageFormat,
     Method,
@@ -58,6 +59,8 @@ Examples:
   lexp render clips/ -o 'out/{parent}/{stem}.png' -j 2  # a name template; two clips at a time
 
   lexp render clips/ -o renders/ --shard 3/8           # the 3rd of 8 parts, for a job array
+
+  lexp render clips/ -o renders/ --cache-dir /scratch/lexp-cache   # flows cached elsewhere
 
   cat clip.mp4 | lexp render - -o - > out.jpg          # stdin to stdout
 
@@ -175,10 +178,7 @@ def render(
     json_lines: bool = typer.Option(False, "--json",
                                     help="Print one JSON line per input on stdout.",
                                     rich_help_panel="Output"),
-    cache: Path | None = typer.Option(
-        None, "--cache-dir", envvar="LEXP_CACHE_DIR", metavar="DIR",
-        help="The lexp cache: flows, weights (default: the user cache folder).",
-        rich_help_panel="Flow"),
+    cache: CacheDir = None,
     align: bool = typer.Option(
         False, "--align",
         help="Steady a handheld clip: register every frame to the first (ORB features + "

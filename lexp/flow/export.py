@@ -3,6 +3,8 @@ direction, strength = speed) and a colour video, written whole or not at all."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -72,8 +74,6 @@ class FlowExporter:
     """
 
     def __init__(self, flo_dir=None, image_dir=None, video=None, fps: float = 10.0) -> None:
-        from pathlib import Path
-
         from lexp.media import VideoWriter
 
         self.flo_dir = Path(flo_dir) if flo_dir else None
@@ -96,8 +96,7 @@ class FlowExporter:
 
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            return type(folder)(tempfile.mkdtemp(prefix=f".lexp-partial-{os.getpid()}-",
-                                                 dir=folder))
+            return Path(tempfile.mkdtemp(prefix=f".lexp-partial-{os.getpid()}-", dir=folder))
         except OSError as err:
             raise describe_os_error(err, folder) from err
 

@@ -56,7 +56,7 @@ from lexp.media.ffmpeg import (
     ffmpeg_exe,
 )
 from lexp.media.images import FrameFolderClip, read_image_rgb8
-from lexp.media.opencv import CvVideoClip, is_utf8_name, open_video, path_bytes
+from lexp.media.opencv import CvVideoClip, is_utf8_name, open_video
 from lexp.media.sources import ClipSource, open_clip
 from lexp.media.stdin import StdinClip
 from lexp.media.writer import VideoWriter
@@ -67,6 +67,6 @@ __all__ = [
     "CvVideoClip", "FrameFolderClip", "IteratorClip", "MemoryClip", "StdinClip", "VideoClip",
     "VideoWriter", "_deep_pixels", "_input_pixel_format", "_parse_header", "_transfer_tag",
     "check_frame", "ffmpeg_exe", "is_image", "is_utf8_name", "is_video", "natural_key",
-    "open_clip", "open_video", "path_bytes", "read_image_rgb8", "refuse_special_file",
+    "open_clip", "open_video", "read_image_rgb8", "refuse_special_file",
     "special_file_kind", "window_frames", "window_length",
 ]

@@ -178,12 +178,8 @@ def open_video(path: str, name: str, fps: float | None = None) -> Clip:
 def is_utf8_name(path: str | os.PathLike) -> bool:
     """True when the path's bytes are valid UTF-8 (what C++ libraries such as OpenCV take)."""
     try:
-        os.fsdecode(os.fsencode(path)).encode("utf-8")
+        os.fsdecode(path).encode("utf-8")
     except UnicodeError:
         return False
     return True
 
-
-def path_bytes(path: str | os.PathLike) -> bytes:
-    """The path's own bytes, whatever their encoding: for hashing names."""
-    return os.fsencode(path)

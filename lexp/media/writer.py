@@ -10,7 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from lexp.errors import OutputError
 from lexp.media.ffmpeg import ffmpeg_exe
+from lexp.paths import (
+    TEMP_PREFIX,
+    check_replaceable,
+    describe_os_error,
+    replace_into,
+)
 
 
 class VideoWriter:
@@ -27,13 +34,12 @@ class VideoWriter:
 
     def __init__(self, path: str | Path, fps: float = 30.0, crf: int = 18,
                  preset: str = "medium") -> None:
-        from lexp.paths import check_replaceable
-
         self.path = Path(path)
         check_replaceable(self.path)  # before any frame is encoded
         self.fps, self.crf, self.preset = fps, crf, preset
         # A short hidden name: the target's own name may already be near the 255-byte limit.
-        self._tmp = self.path.with_name(f".lexp-tmp-{os.getpid()}-{id(self):x}.mp4")
+        # (TEMP_PREFIX and the pid: a batch cleans up after a worker that was killed.)
+        self._tmp = self.path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{id(self):x}.mp4")
         self._proc: subprocess.Popen | None = None
         self._log = None
         self._size: tuple[int, int] | None = None
@@ -48,8 +54,8 @@ class VideoWriter:
                              f"{self._size[1]}")
         try:
             self._proc.stdin.write(np.ascontiguousarray(frame, np.uint8).data)
-        except (BrokenPipeError, OSError):  # ffmpeg has stopped: say why
-            self._raise_failure()
+        except OSError:  # ffmpeg has stopped (a broken pipe): say why
+            self._raise_failure(self._stop(kill=False))
 
     def _start(self, w: int, h: int) -> None:
         self._size = (w, h)
@@ -66,15 +72,12 @@ class VideoWriter:
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                       stderr=self._log, start_new_session=True)
 
-    def _raise_failure(self) -> None:
-        """Stop ffmpeg, remove the temp file, and raise an OutputError with its reason."""
+    def _raise_failure(self, status: int | None) -> None:
+        """Remove the temp file and raise an OutputError with the reason ffmpeg (stopped,
+        with exit ``status``) gave."""
         import errno
         import signal
 
-        from lexp.errors import OutputError
-        from lexp.paths import describe_os_error
-
-        status = self._stop(kill=False)
         self._log.seek(0)
         said = self._log.read().decode("utf-8", "replace").strip().splitlines()
         self._log.close()
@@ -106,21 +109,13 @@ class VideoWriter:
         """Wait for ffmpeg; raise (temp file removed) unless it wrote the whole file."""
         if self._proc is None:
             return
-        proc = self._proc
-        try:
-            proc.stdin.close()
-        except OSError:
-            pass
-        if proc.wait() != 0:
-            self._proc = proc
-            self._raise_failure()
-        self._proc = None
+        status = self._stop(kill=False)
+        if status != 0:
+            self._raise_failure(status)
         self._log.close()
 
     def commit(self) -> Path:
         """Finish the file and move it into place."""
-        from lexp.paths import replace_into
-
         if self._size is not None:
             self._finish()
             try:
