@@ -8,7 +8,6 @@ import contextlib
 import math
 import os
 import re
-import shutil
 import subprocess
 import threading
 
@@ -54,6 +53,24 @@ def _looks_like_image(head: bytes) -> bool:
 def _looks_like_mp4(head: bytes) -> bool:
     """ISO-BMFF (mp4/mov/m4v/3gp): boxes, with ftyp/moov/mdat/wide/free near the start."""
     return head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
+
+
+_PNG_END = b"IEND\xaeB`\x82"  # a PNG's last chunk, with its CRC
+_JPEG_END = b"\xff\xd9"
+
+
+def _ends_in_junk(ends: tuple[bytes, bytes] | None) -> bool:
+    """True when a stream of PNG or JPEG images (its first and last bytes) does not end
+    where an image does. ffmpeg decodes such junk as a broken frame only when it arrives
+    in a read of its own; appended to the last image's read, it is dropped silently."""
+    if ends is None:
+        return False
+    head, tail = ends
+    if head.startswith(b"\x89PNG"):
+        return not tail.endswith(_PNG_END)
+    if head.startswith(b"\xff\xd8\xff"):
+        return not tail.endswith(_JPEG_END)
+    return False
 
 
 def ffmpeg_exe() -> str:
@@ -211,6 +228,7 @@ class VideoClip(Clip):
         self._name = name
         self._warnings: list[str] = []
         self._image_stream = "image2pipe" in input_options  # stdin carries still images
+        self._stream_end: tuple[bytes, bytes] | None = None  # (first, last bytes) once fed
         read_fd, write_fd = os.pipe()
         with contextlib.suppress(OSError):  # Linux only; a smaller pipe just costs more reads
             import fcntl
@@ -271,7 +289,11 @@ class VideoClip(Clip):
         try:
             if head:
                 sink.write(head)
-            shutil.copyfileobj(source, sink, 1 << 20)
+            tail = head[-16:]
+            while block := source.read(1 << 20):
+                sink.write(block)
+                tail = (tail + block)[-16:]
+            self._stream_end = (head, tail)  # the stream's first and last bytes, whole
         except (BrokenPipeError, ValueError, OSError):
             pass
         finally:
@@ -324,7 +346,10 @@ class VideoClip(Clip):
             raise InputError(f"a frame is {other[0]}x{other[1]}, but the "
                              f"frames started at {size[0]}x{size[1]}",
                              hint="all frames of a clip must have one size")
-        if self._log.decode_errors and self._image_stream:
+        if self._feeder is not None:
+            self._feeder.join(timeout=2)
+        if self._image_stream and (self._log.decode_errors or
+                                   _ends_in_junk(self._stream_end)):
             raise InputError(f"after {decoded} images came data that is not "
                              "an image", hint="send only whole images (or one video) on stdin")
         warning = _ended_early(self._name, decoded, self.info.frame_count, failed=code != 0)
