@@ -101,13 +101,13 @@ def load_generator(checkpoint: str | Path = "lexp", device: str = "cpu"):
     """The learned generator (a ``torch.nn.Module`` in eval mode) and its
     ``model.GeneratorConfig``, from a shipped name (``lexp``, ``seed``) or a ``.pt``
     file written by ``lexp train``. The checkpoint is read as data, never as code."""
-    from lexp import learned
+    from lexp import checkpoint as checkpoints
     from lexp.config import check_device
     from lexp.torch_env import resolve_device
 
     check_device(device)
-    return learned.load_network(learned.resolve_checkpoint(str(checkpoint)),
-                                resolve_device(device))
+    return checkpoints.load_network(checkpoints.resolve(str(checkpoint)),
+                                    resolve_device(device))
 
 
 def _time(value: Time) -> str | None:

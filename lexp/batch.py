@@ -221,7 +221,7 @@ def _render_unlocked(job, config, out, progress_for, debug, base, started) -> Jo
         return base
     base.status, base.frames = "ok", image.frames_used
     base.method = image.method
-    base.about = image.details
+    base.details = image.details
     base.warnings = image.warnings
     base.seconds = time.perf_counter() - started
     return base
@@ -290,7 +290,7 @@ def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for
     ctx = progress_for(job) if progress_for else contextlib.nullcontext(None)
     video = None
     if job.video:
-        from lexp.trail_video import TrailSpec
+        from lexp.renderers.trail_video import TrailSpec
 
         video = TrailSpec(job.video, out.comet)
     with ctx as on_progress:

@@ -58,9 +58,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("mean", RenderConfig(method="mean")),
     Method("median", RenderConfig(method="median")),
     Method("max", RenderConfig(method="max")),
-    # Flow-guided integration (lexp.flow_render) with DIS medium, no flow cache.
+    # Flow-guided integration (lexp.renderers.flow) with DIS medium, no flow cache.
     Method("flow", RenderConfig(method="flow", flow="dis")),
-    # The generator (lexp.learned) on that flow render: the shipped lexp checkpoint, and
+    # The generator (lexp.renderers.learned) on that flow render: the shipped lexp checkpoint, and
     # the seed architecture trained with the same data and budget.
     Method("learned", RenderConfig(method="learned", flow="dis")),
     Method("learned-seed", RenderConfig(method="learned", flow="dis", checkpoint="seed")),
@@ -80,9 +80,9 @@ def resolve_methods(names: str | None, checkpoint: str | None = None) -> list[Me
         if "learned" not in chosen:
             raise UsageError("--checkpoint is for the learned method",
                              hint="add learned to --methods")
-        from lexp import learned
+        from lexp import checkpoint as checkpoints
 
-        learned.load_network(learned.resolve_checkpoint(checkpoint))
+        checkpoints.load_network(checkpoints.resolve(checkpoint))  # fail before any work
         methods = [Method(m.name, dataclasses.replace(m.config, checkpoint=checkpoint))
                    if m.name == "learned" else m for m in methods]
     return methods

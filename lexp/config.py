@@ -15,8 +15,8 @@ from typing import Any
 from lexp.errors import UsageError
 
 STACK_METHODS: tuple[str, ...] = ("mean", "max", "min", "median")
-# flow: integration along optical flow (lexp.flow_render); learned: the flow render refined
-# by the trained generator (lexp.learned); auto: chosen per clip.
+# flow: integration along optical flow (lexp.renderers.flow); learned: the flow render refined
+# by the trained generator (lexp.renderers.learned); auto: chosen per clip.
 RENDER_METHODS: tuple[str, ...] = ("auto", "flow", "learned") + STACK_METHODS
 # Photographers' names for the same operations.
 METHOD_ALIASES = {"lighten": "max", "darken": "min", "average": "mean"}
@@ -247,7 +247,7 @@ TRAIN_PRESETS: dict[str, tuple[int, int]] = {  # preset: (batch size, crop in wo
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run of the generator (lexp.train); saved in its checkpoints."""
+    """One training run of the generator (lexp.training.train); saved in its checkpoints."""
 
     data: tuple[str, ...] = ("synthetic:12",)  # clips, folders of clips or frames, synthetic:N
     run_dir: str = "runs/generator"  # checkpoints, metrics.jsonl and config.json go here

@@ -19,6 +19,7 @@ from lexp import __version__
 from lexp.config import RenderConfig
 from lexp.errors import OutputError
 from lexp.media import ClipInfo, ClipSource
+from lexp.renderers.result import RenderDetails
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Image:
     first_frame: int  # index of the first frame used
     last_frame: int  # index of the last frame used
     seconds: float  # wall time of decoding and rendering
-    details: dict = field(default_factory=dict)  # the method's details (flow estimator, ...)
+    details: RenderDetails = field(default_factory=RenderDetails)  # what each step did, and why
     warnings: list[str] = field(default_factory=list)  # problems that did not stop it
 
     @property
@@ -50,7 +51,7 @@ class Image:
             "lexp_version": __version__,
             "input": self.input,
             "method": self.method,
-            **({"method_details": self.details} if self.details else {}),
+            **({"method_details": details} if (details := self.details.to_dict()) else {}),
             "frames_used": self.frames_used,
             "first_frame": self.first_frame,
             "last_frame": self.last_frame,
@@ -121,13 +122,13 @@ def render_source(source: ClipSource | None, config: RenderConfig, *, clip=None,
     opened = media.open_clip(source, config.fps) if clip is None else \
         contextlib.nullcontext(clip)
     with opened as clip:
-        stacked = renderers.render_clip(clip, config, on_progress, cache=cache, source=source,
+        rendered = renderers.render_clip(clip, config, on_progress, cache=cache, source=source,
                                         video=video)
-    if cache is not None and stacked.method in ("flow", "learned"):
+    if cache is not None and rendered.method in ("flow", "learned"):
         cache.prune()
     if cache is not None and cache.write_problem is not None:
-        stacked.warnings.append(cache.write_problem)
-    return Image(stacked.linear, renderers.for_clip(config, stacked.clip), stacked.method,
-                 source.name if source is not None else stacked.clip.name, stacked.clip,
-                 stacked.frames_used, stacked.first_frame, stacked.last_frame,
-                 stacked.seconds, dict(stacked.about), list(stacked.warnings))
+        rendered.warnings.append(cache.write_problem)
+    return Image(rendered.linear, rendered.config, rendered.method,
+                 source.name if source is not None else rendered.clip.name, rendered.clip,
+                 rendered.frames_used, rendered.first_frame, rendered.last_frame,
+                 rendered.seconds, rendered.details, list(rendered.warnings))

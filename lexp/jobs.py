@@ -17,6 +17,7 @@ from lexp.config import OutputConfig, RenderConfig
 from lexp.errors import OutputError, UsageError
 from lexp.media import ClipSource
 from lexp.paths import check_writable_dir
+from lexp.renderers.result import RenderDetails
 
 STDOUT = "-"
 NAME_MAX = 255  # bytes in one file name, on every file system lexp writes to
@@ -43,7 +44,7 @@ class JobResult:
     frames: int = 0  # frames stacked
     seconds: float = 0.0  # wall time for this clip
     method: str = ""  # the method that ran (what auto chose, for auto)
-    about: dict = field(default_factory=dict)  # the method's details (flow estimator, ...)
+    details: RenderDetails = field(default_factory=RenderDetails)  # what each step did
     error: str | None = None  # one-line reason, when failed or skipped
     hint: str | None = None  # what to do about it
     warnings: list[str] = field(default_factory=list)  # non-fatal problems
@@ -55,8 +56,8 @@ class JobResult:
         for key in ("error", "hint"):
             if getattr(self, key):
                 d[key] = getattr(self, key)
-        if self.about:
-            d["details"] = self.about
+        if details := self.details.to_dict():
+            d["details"] = details
         if self.warnings:
             d["warnings"] = self.warnings
         return d

@@ -38,21 +38,29 @@ def ssim(image: np.ndarray, reference: np.ndarray) -> float:
 
     x = np.asarray(image, np.float64)
     y = np.asarray(reference, np.float64)
-    c1, c2 = (SSIM_K1 * 1.0) ** 2, (SSIM_K2 * 1.0) ** 2
 
     def blur(a: np.ndarray) -> np.ndarray:
         return cv2.GaussianBlur(a, (SSIM_WINDOW, SSIM_WINDOW), SSIM_SIGMA,
                                 borderType=cv2.BORDER_REFLECT)
 
+    s = ssim_map(x, y, blur)
+    # Like scikit-image, leave out the border where the window does not fit.
+    pad = SSIM_WINDOW // 2
+    return float(s[pad:-pad, pad:-pad].mean())
+
+
+def ssim_map(x, y, blur):
+    """SSIM at every pixel (eq. 13, data range 1) of ``x`` and ``y``: numpy arrays or torch
+    tensors alike, with ``blur`` the Gaussian window (σ = ``SSIM_SIGMA``, ``SSIM_WINDOW``
+    wide) in that array library. The one SSIM: :func:`ssim` scores with it and the
+    training loss (``lexp.training.losses``) descends on it."""
+    c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2
     mu_x, mu_y = blur(x), blur(y)
     var_x = blur(x * x) - mu_x * mu_x
     var_y = blur(y * y) - mu_y * mu_y
     cov = blur(x * y) - mu_x * mu_y
     numerator = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
-    s = numerator / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
-    # Like scikit-image, leave out the border where the window does not fit.
-    pad = SSIM_WINDOW // 2
-    return float(s[pad:-pad, pad:-pad].mean())
+    return numerator / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
 
 
 def moving_mask(truth: np.ndarray, first: np.ndarray,

@@ -1,6 +1,6 @@
 """The generator networks (nn.Module only): the seed system's ConvLSTM, and lexp's own.
 
-Both read one batch of evidence (see :class:`Evidence`), made by ``lexp.learned`` from the
+Both read one batch of evidence (see :class:`Evidence`), made by ``lexp.renderers.learned`` from the
 input frames at the *work size* (long side ``GeneratorConfig.work_size``), and both return
 the long exposure at the work size, sRGB-encoded in [0, 1] (the space the scores and the
 loss are measured in).
@@ -16,8 +16,8 @@ scratch, and one global code cannot say which part of the image moves where — 
 known weakness (fast motion comes out as small non-directional blur).
 
 ``lexp`` — designed to beat it by starting from the physics. It never paints pixels: it
-predicts, per pixel, a softmax blend of K candidate exposures that ``lexp.learned`` builds
-in linear light at full resolution: the flow-guided render (``lexp.flow_render``), the
+predicts, per pixel, a softmax blend of K candidate exposures that ``lexp.renderers.learned`` builds
+in linear light at full resolution: the flow-guided render (``lexp.renderers.flow``), the
 plain linear mean of the inputs, and the flow render blurred at three scales (random
 motion — water, leaves, a shaking hand — averages over 64 frames into a blur whose size
 the frames hint at but the flow cannot follow). Inputs are linear light (log-encoded),

@@ -24,10 +24,10 @@ import cv2
 import numpy as np
 
 from lexp import metrics, renderers
-from lexp.align import Aligner
 from lexp.config import RenderConfig
 from lexp.media import ClipSource, open_clip
-from lexp.sharp import MotionMeter
+from lexp.renderers.align import Aligner
+from lexp.renderers.sharp import MotionMeter
 
 CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "clips"
 DEFAULT = ["handheld_shaky_park_360p.mp4", "pine_branch_wind_handheld_720p.mp4"]
@@ -67,7 +67,7 @@ def measure(path: Path) -> dict:
                                                                       align="similarity")
     plain, t_plain = rendered(path, plain_cfg)
     aligned, t_aligned = rendered(path, aligned_cfg)
-    info = aligned.about["align"]
+    info = aligned.details.align.to_dict()
     box = info["crop"] or (0, 0, plain.linear.shape[1], plain.linear.shape[0])
     x, y, w, h = box
     mask, reference = static_region(path, box)

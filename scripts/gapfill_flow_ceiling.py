@@ -4,7 +4,7 @@
     .venv/bin/python scripts/gapfill_flow_ceiling.py [CLIPS_DIR]   (default ../shared/clips)
 
 For every clip of at least 57 frames, the 8 key frames 0, 8, …, 56 are integrated with
-``lexp.flow_render.interval_sum`` (as ``lexp render -m flow`` does, paths bent by the
+``lexp.renderers.flow.interval_sum`` (as ``lexp render -m flow`` does, paths bent by the
 neighbouring intervals) twice:
 
 - ``keyframes``: DIS (medium) between consecutive key frames — what lexp sees;
@@ -59,7 +59,8 @@ def gapfill(frames: list[np.ndarray], flows) -> np.ndarray:
     """The flow render of the 8 key frames (linear H×W×3); ``flows(i, j)`` gives i→j."""
     from functools import cache
 
-    from lexp import colour, flow_render
+    from lexp import colour
+    from lexp.renderers import flow as flow_render
 
     flows = cache(flows)
     lut = colour.decode_lut("srgb").astype(np.float32)

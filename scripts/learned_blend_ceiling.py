@@ -65,12 +65,13 @@ def block_oracle(errors: np.ndarray, side: int) -> float:
 
 def clip_scores(path: Path, network, model_config) -> dict[str, float]:
     """PSNR in dB of every candidate, the shipped blend (``network``, from
-    ``lexp.learned.load_network``) and the block oracles on one clip."""
-    from lexp import colour, flow, learned, media, metrics, renderers
+    ``lexp.checkpoint.load_network``) and the block oracles on one clip."""
+    from lexp import colour, flow, media, metrics, renderers
     from lexp.bench import PROTOCOLS
     from lexp.config import RenderConfig, TimeSpec, Window
-    from lexp.flow_render import render_flow
     from lexp.media import MemoryClip
+    from lexp.renderers import learned
+    from lexp.renderers.flow import render_flow
 
     protocol = PROTOCOLS["extrapolate"]  # as `lexp bench` runs it
     clip = media.open_video(str(path), path.name)
@@ -113,9 +114,9 @@ def main() -> int:
     if not paths:
         print(f"no clips given and no {CLIPS / 'SPLITS.md'}", file=sys.stderr)
         return 2
-    from lexp import learned
+    from lexp import checkpoint
 
-    network, model_config = learned.load_network(learned.resolve_checkpoint(None))
+    network, model_config = checkpoint.load_network(checkpoint.resolve(None))
     rows = {}
     for path in paths:
         rows[path.name] = clip_scores(path, network, model_config)

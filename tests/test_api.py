@@ -54,7 +54,7 @@ def test_render_frames_in_memory_or_streamed(square_frames):
     listed = lexp.render(square_frames, method="flow", fps=10)
     streamed = lexp.render(iter(square_frames), method="flow", fps=10)
     stacked = lexp.render(np.stack(square_frames), method="flow", fps=10)
-    assert listed.details["flow"] == "dis-medium"
+    assert listed.details.flow.estimator == "dis-medium"
     assert np.array_equal(listed.linear, streamed.linear)
     assert np.array_equal(listed.linear, stacked.linear)
     mean = lexp.render(square_frames, method="mean")
@@ -67,7 +67,7 @@ def test_render_frames_in_memory_or_streamed(square_frames):
 def test_render_takes_the_clis_times(square_frames):
     image = lexp.render(square_frames, method="flow", fps=10, end="5f", exposure=2.0)
     assert image.frames_used == 5
-    assert image.details["extrapolated_frames"] == 15  # 2 s at 10 fps, past 5 frames
+    assert image.details.flow.extrapolated == 15  # 2 s at 10 fps, past 5 frames
     assert image.settings["config"]["exposure"] == "2s"
 
 

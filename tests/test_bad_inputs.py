@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lexp import download, stills, synthetic
+from lexp import checkpoint, download, stills, synthetic
 from tests.conftest import REPO, write_bad_inputs
 
 # --------------------------------------------------------------------------- inputs
@@ -61,9 +61,8 @@ def checkpoint_with(path: Path, **model) -> None:
     None-valued key ``_whole`` replaces the description itself)."""
     import torch
 
-    from lexp import learned
 
-    data = learned.read_checkpoint(learned.resolve_checkpoint("lexp"))
+    data = checkpoint.read(checkpoint.resolve("lexp"))
     whole = model.pop("_whole", None)
     data["model"] = whole if whole is not None else {**data["model"], **model}
     torch.save(data, path)

@@ -12,8 +12,8 @@ import pytest
 
 from lexp import colour, renderers
 from lexp.config import RenderConfig, Window
-from lexp.extrapolate import guide_velocity
 from lexp.media import MemoryClip
+from lexp.renderers.extrapolate import guide_velocity
 
 from .conftest import assert_clean_failure, decode_rgb, run_lexp
 
@@ -146,7 +146,7 @@ def test_deflicker_matches_the_steady_clip():
     raw, _ = stacked(flicker)
     assert np.abs(fixed - truth).max() <= 1 / 255, np.abs(fixed - truth).max() * 255
     assert np.abs(raw - truth).max() > 5 / 255
-    assert result.about["deflicker"]["corrected_frames"] >= 8
+    assert result.details.deflicker.corrected_frames >= 8
 
 
 @pytest.mark.parametrize("method", ["max", "median", "flow"])
@@ -192,7 +192,7 @@ def test_align_makes_a_shaky_clip_sharp_and_crops_to_the_common_area():
     frames = shaky()
     plain, _ = stacked(frames)
     aligned, result = stacked(frames, align="similarity")
-    info = result.about["align"]
+    info = result.details.align.to_dict()
     assert info["aligned"] == len(frames) and not info["skipped"]
     x, y, w, h = info["crop"]
     assert aligned.shape == (h, w, 3) and w < 220 and h < 160 and w > 150 and h > 100
@@ -209,13 +209,13 @@ def test_align_makes_a_shaky_clip_sharp_and_crops_to_the_common_area():
 def test_align_fill_keeps_the_full_frame():
     frames = shaky(6)
     filled, result = stacked(frames, align="homography", align_border="fill")
-    assert filled.shape == frames[0].shape and result.about["align"]["crop"] is None
+    assert filled.shape == frames[0].shape and result.details.align.crop is None
 
 
 def test_frames_that_cannot_be_registered_are_skipped_and_reported():
     frames = shaky(10, junk_at=4)
     _, result = stacked(frames, align="similarity")
-    assert result.about["align"]["skipped"] == [4]
+    assert result.details.align.skipped == [4]
     assert result.frames_used == 9
     assert any("skipped 1 frame" in w and ": 4" in w for w in result.warnings)
 
@@ -270,7 +270,7 @@ def test_keep_sharp_puts_the_sharp_frame_only_where_nothing_moves():
     assert np.abs(kept[rock] - sharp[rock]).max() < 1 / 255
     assert np.abs(kept[water] - blur[water]).max() < 2 / 255
     assert np.abs(kept[60, 5:20] - blur[60, 5:20]).max() < 2 / 255  # the block's trail
-    assert result.about["keep_sharp"]["frame"] == 0
+    assert result.details.keep_sharp.frame == 0
 
 
 def test_a_user_mask_forces_the_sharp_frame(tmp_path):

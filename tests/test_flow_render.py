@@ -9,9 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from lexp import colour, extrapolate, flow_render, metrics, renderers, stills
+from lexp import colour, metrics, renderers, stills
 from lexp.config import RenderConfig, TimeSpec, Window
 from lexp.media import MemoryClip
+from lexp.renderers import extrapolate
+from lexp.renderers import flow as flow_render
 
 from .conftest import run_lexp
 
@@ -45,7 +47,7 @@ def truth(frames: list[np.ndarray]) -> np.ndarray:
     return colour.encode(np.mean([lut[f] for f in frames], axis=0), "srgb")
 
 
-def rendered(frames, **config) -> tuple[np.ndarray, renderers.StackResult]:
+def rendered(frames, **config) -> tuple[np.ndarray, renderers.RenderResult]:
     cfg = RenderConfig(**config)
     result = renderers.render_clip(MemoryClip(frames, 30.0), cfg)
     return renderers.finish(result.linear, cfg), result
@@ -62,7 +64,7 @@ def test_gaps_are_filled_along_the_flow():
     flow_image, result = rendered(frames, method="flow", flow="dis", window=window)
     mean_image, _ = rendered(frames, method="mean", window=window)
     assert result.method == "flow" and result.frames_used == 9
-    assert result.about["samples"] >= 8 * 4  # at least one sample per skipped frame
+    assert result.details.flow.samples >= 8 * 4  # at least one sample per skipped frame
     assert score(flow_image, want) > score(mean_image, want) + 6
 
 
@@ -70,7 +72,7 @@ def test_a_still_scene_is_the_plain_mean():
     frames = [drifting(1)[0]] * 6
     flow_image, result = rendered(frames, method="flow", flow="dis")
     mean_image, _ = rendered(frames, method="mean")
-    assert result.about["samples"] == 5  # one per period: nothing to integrate
+    assert result.details.flow.samples == 5  # one per period: nothing to integrate
     assert np.abs(flow_image - mean_image).max() < 1e-5
 
 
@@ -80,8 +82,8 @@ def test_steady_motion_is_extrapolated_past_the_last_frame():
     image, result = rendered(frames[:5], method="flow", flow="dis",
                              exposure=TimeSpec(24, "f"))
     held, _ = rendered(frames[:5], method="mean")
-    assert result.about["extrapolated_frames"] == 19
-    assert result.about["steady"] > 0.8
+    assert result.details.flow.extrapolated == 19
+    assert result.details.flow.steady > 0.8
     assert score(image, want) > score(held, want) + 3
 
 
@@ -208,7 +210,7 @@ def test_unsteady_motion_is_not_extrapolated_but_averaged():
     want = truth(frames)
     image, result = rendered(frames[:5], method="flow", flow="dis", exposure=TimeSpec(40, "f"))
     held, _ = rendered(frames[:5], method="mean")
-    assert result.about["steady"] < 0.3
+    assert result.details.flow.steady < 0.3
     assert score(image, want) > score(held, want) + 2
 
 
@@ -311,7 +313,7 @@ def test_exposure_shorter_than_the_clip_selects_a_window():
 def test_fewer_than_three_frames_extrapolate_as_stationary():
     frames = drifting(2)
     image, result = rendered(frames, method="flow", flow="dis", exposure=TimeSpec(10, "f"))
-    assert result.about["steady"] == 0.0 and np.isfinite(image).all()
+    assert result.details.flow.steady == 0.0 and np.isfinite(image).all()
 
 
 def test_samples_follow_the_motion():
@@ -372,7 +374,7 @@ def test_the_exposure_is_centred_on_the_frames():
     frames = [stills.quantise(colour.encode(lut[f] * (0.4 + 0.05 * t), "srgb"), 8)
               for t, f in enumerate(drifting(13, velocity=3.0))]
     image, result = rendered(frames, method="flow", flow="dis")
-    assert result.about["samples"] >= 12 * 3
+    assert result.details.flow.samples >= 12 * 3
     want = truth(frames)
     assert abs(float(image.mean()) - float(want.mean())) < 1e-3
     assert score(image, want) > 50  # (a late sum: 44 dB, and 0.005 too bright)

@@ -27,11 +27,10 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name in modules}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module in modules:
-                found.add(node.module)
-            for alias in node.names:  # from lexp import flow: the module lexp.flow
-                if f"{node.module}.{alias.name}" in modules:
-                    found.add(f"{node.module}.{alias.name}")
+            submodules = {f"{node.module}.{a.name}" for a in node.names} & modules
+            found |= submodules  # from lexp.renderers import flow: the module lexp.flow
+            if node.module in modules and len(submodules) < len(node.names):
+                found.add(node.module)  # a name defined in (or re-exported by) the package
     return found
 
 
@@ -40,8 +39,8 @@ def import_graph() -> dict[str, set[str]]:
     modules = set(paths)
     graph = {}
     for name, path in paths.items():
-        # "from lexp import x" names the package too; the package's own __init__ is
-        # not a dependency of every module that imports a sibling through it.
+        # The top package's __init__ (the lazy public API) is not a dependency of the
+        # modules it re-exports.
         graph[name] = imports_of(path, modules) - {name, "lexp"}
     return graph
 
@@ -101,6 +100,38 @@ def test_the_leaves_import_no_other_layer():
               "lexp.stdout"}
     for leaf in leaves:
         assert graph[leaf] <= leaves, (leaf, graph[leaf] - leaves)
+
+
+# The layers, bottom first: a module imports only from its own layer and the ones below.
+# A module not named here (nor under a package named here) fails the test: place it.
+LAYERS = [
+    # leaves: what everything stands on
+    {"errors", "paths", "config", "colour", "timing", "torch_env", "metrics", "weights",
+     "download", "stdout", "console", "stills", "model", "checkpoint"},
+    {"media", "synthetic"},  # reading and writing clips
+    {"inputs", "flow"},  # what the user named, as clips; optical flow
+    {"renderers"},  # frames to a linear-light long exposure
+    {"image", "jobs", "training"},  # a finished image; planned outputs; the generator's training
+    {"batch", "bench", "api", ""},  # many clips at once; measurements; the Python API
+    {"cli", "__main__"},  # the command line
+]
+
+
+def layer_of(module: str) -> int:
+    parts = module.split(".")[1:]  # lexp.renderers.flow -> renderers
+    top = parts[0] if parts else ""
+    for number, layer in enumerate(LAYERS):
+        if top in layer:
+            return number
+    raise AssertionError(f"{module} is in no layer of tests/test_layout.py: place it")
+
+
+def test_layers_import_one_way():
+    """media never imports flow, renderers never import batch or the CLI, ..."""
+    graph = import_graph()
+    upward = sorted((module, other) for module, others in graph.items() for other in others
+                    if layer_of(other) > layer_of(module))
+    assert upward == []
 
 
 MAX_MODULE_LINES = 500

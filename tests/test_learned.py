@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from lexp import colour, data, learned, sample_cache, train
+from lexp import checkpoint, colour
 from lexp.config import TrainConfig
 from lexp.errors import InputError
-from lexp.losses import reconstruction_loss
 from lexp.model import Evidence, GeneratorConfig, build, encode_srgb
+from lexp.training import dataset, sample_cache, train
+from lexp.training import samples as data
+from lexp.training.losses import reconstruction_loss
 
 from .conftest import REPO, assert_clean_failure, run_lexp
 
@@ -100,9 +102,9 @@ def test_cached_samples_are_read_when_a_batch_needs_them(tmp_path, synthetic_sam
         assert all(np.array_equal(a[k], b[k]) and a.shapes[k] == b[k].shape
                    for k in data.ARRAYS)
     # The same batches, and the same validation passes, as from samples in memory.
-    for x, y in [(data.SampleSet(stored).batch(np.random.default_rng(4), 3, 24),
-                  data.SampleSet(built).batch(np.random.default_rng(4), 3, 24)),
-                 *zip(data.SampleSet(stored).batches(4), data.SampleSet(built).batches(4),
+    for x, y in [*zip(dataset.training_loader(stored, 3, 24, seed=4),
+                      dataset.training_loader(built, 3, 24, seed=4), strict=True),
+                 *zip(dataset.validation_loader(stored), dataset.validation_loader(built),
                       strict=True)]:
         assert all(torch.equal(u, v) for u, v in zip([*x[0].__dict__.values(), x[1]],
                                                     [*y[0].__dict__.values(), y[1]],
@@ -294,7 +296,7 @@ def test_a_few_steps_reduce_the_loss(synthetic_samples):
     torch.manual_seed(0)
     network = build(SMALL)
     optimiser = torch.optim.AdamW(network.parameters(), lr=5e-3)
-    evidence, _ = data.SampleSet(synthetic_samples).batch(np.random.default_rng(0), 6, 32)
+    evidence, _ = next(iter(dataset.training_loader(synthetic_samples, 6, 32, seed=0)))
     # A truth the flow render misses: the widest blur. The network must learn to pick it.
     target = encode_srgb(evidence.candidates[:, 4])
     losses = []
@@ -315,10 +317,11 @@ def test_flips_negate_the_flow(synthetic_samples):
     frames = sample["frames"].copy()
     frames[:, :, :, :32] = 0  # the left half dark: a left-right flip shows on the right
     sample.update(flows=flows, frames=frames)
-    rng = np.random.default_rng(3)
+    loader = dataset.training_loader([sample], 1, 64, seed=3)
     seen = set()
-    for _ in range(12):
-        ev, _ = data.SampleSet([sample]).batch(rng, 1, 64)
+    for epoch in range(12):  # one sample: an epoch is one batch, flipped as its seed says
+        dataset.set_epoch(loader, epoch)
+        [(ev, _)] = list(loader)
         fx, fy = float(ev.flows[0, 1, 0, 0, 0]), float(ev.flows[0, 1, 1, 0, 0])
         mirrored = bool(ev.frames[0, 0, :, :, -1].abs().max() == 0)  # dark half on the right
         assert abs(fx) == 1.5 and abs(fy) == 0.5
@@ -333,8 +336,8 @@ def test_checkpoint_round_trip(tmp_path):
         for p in network.parameters():
             p.add_(0.01 * torch.randn_like(p))
     path = tmp_path / "g.pt"
-    train.save_checkpoint(path, train.export_payload(SMALL, network.state_dict()))
-    loaded, config = learned.load_network(path)
+    checkpoint.save(path, checkpoint.export_payload(SMALL, network.state_dict()))
+    loaded, config = checkpoint.load_network(path)
     assert config == SMALL
     ev = random_evidence()
     with torch.no_grad():
@@ -343,7 +346,7 @@ def test_checkpoint_round_trip(tmp_path):
 
 def test_damaged_and_foreign_checkpoints_are_clear_errors(tmp_path, clips):
     good = tmp_path / "good.pt"
-    train.save_checkpoint(good, train.export_payload(SMALL, build(SMALL).state_dict()))
+    checkpoint.save(good, checkpoint.export_payload(SMALL, build(SMALL).state_dict()))
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[:2000])
     junk = tmp_path / "junk.pt"
@@ -376,12 +379,12 @@ def test_training_writes_a_run_and_resume_continues_it(tmp_path, monkeypatch):
         _train(tmp_path, 4, run="split", on_event=_interrupt_at_step_2)
     resumed = _train(tmp_path, 4, resume=True, run="split")
     assert straight["steps"] == resumed["steps"] == 4
-    a = learned.read_checkpoint(tmp_path / "straight" / "last.pt")["state"]
-    b = learned.read_checkpoint(tmp_path / "split" / "last.pt")["state"]
+    a = checkpoint.read(tmp_path / "straight" / "last.pt")["state"]
+    b = checkpoint.read(tmp_path / "split" / "last.pt")["state"]
     assert all(torch.equal(a[k], b[k]) for k in a)  # the same run, bit for bit
     lines = [json.loads(x) for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines if "val_loss" in r] == [2, 4]
-    assert learned.load_network(tmp_path / "straight" / "model.pt")[1] == SMALL
+    assert checkpoint.load_network(tmp_path / "straight" / "model.pt")[1] == SMALL
     # A run directory is never overwritten by a fresh run.
     with pytest.raises(Exception, match="already holds a run"):
         _train(tmp_path, 2, run="straight")
@@ -465,8 +468,8 @@ def test_two_process_ddp_run(tmp_path):
            "--batch", "2", "--crop", "32", "--work-size", "64", "--val-fraction", "0.34"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    state = learned.read_checkpoint(tmp_path / "ddp" / "last.pt")
-    assert state["step"] == 4 and len(state["rng"]) == 2  # both processes' RNG states
+    state = checkpoint.read(tmp_path / "ddp" / "last.pt")
+    assert state["step"] == 4 and state["scheduler"]["last_epoch"] == 4
     assert (tmp_path / "ddp" / "model.pt").is_file()
 
 

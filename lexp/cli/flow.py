@@ -9,7 +9,7 @@ import typer
 
 from lexp import stdout
 from lexp.cli.app import _State, app
-from lexp.cli.options import CacheDir, FlowMethod
+from lexp.cli.options import CacheDir, Device, End, FlowMethod, Fps, JsonSummary, Start, Stride
 from lexp.errors import Interrupted, UsageError
 
 FLOW_EPILOG = """\
@@ -47,14 +47,10 @@ def flow(
                                      "flow is returned in full-frame pixels."),
     backward: bool = typer.Option(False, "--backward",
                                   help="Also compute the flow from each frame to the one before."),
-    device: str = typer.Option("auto", metavar="DEVICE",
-                               help="For RAFT: auto (CUDA, else MPS, else CPU), cpu, cuda, "
-                                    "cuda:N or mps."),
-    start: str | None = typer.Option(None, help="Start of the window: 2.5 (s) or 48f."),
-    end: str | None = typer.Option(None, help="End of the window (exclusive)."),
-    stride: int = typer.Option(1, min=1, help="Flow between every N-th frame."),
-    max_frames: int | None = typer.Option(None, min=2, help="Use at most N frames."),
-    fps: float | None = typer.Option(None, help="Frame rate for clips without one."),
+    device: Device = "auto", start: Start = None, end: End = None, stride: Stride = 1,
+    max_frames: int | None = typer.Option(None, min=2, help="Use at most N frames.",
+                                          rich_help_panel="Frames"),
+    fps: Fps = None,
     export_flo: Path | None = typer.Option(None, metavar="DIR",
                                            help="Write Middlebury .flo files into DIR."),
     export_images: Path | None = typer.Option(None, metavar="DIR",
@@ -63,7 +59,7 @@ def flow(
         None, metavar="MP4", help="Write the colour-coded forward flow as a video."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor fill the cache."),
     cache: CacheDir = None,
-    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    json_out: JsonSummary = False,
 ) -> None:
     """Estimate optical flow between consecutive frames, cached on disk and exportable."""
     from lexp import flow as flows

@@ -37,3 +37,24 @@ CacheDir = Annotated[Path | None, typer.Option(
     help="The lexp cache: flows, weights and datasets (default: the user cache folder).")]
 
 CONTROLS = "Photographer's controls"  # the --help panel of align, keep-sharp, video, ...
+
+# Options that several commands take, declared once (the default sits in each signature).
+Device = Annotated[str, typer.Option(
+    metavar="DEVICE", help="The torch device (RAFT, the generator): auto (CUDA, else MPS, "
+                           "else CPU), cpu, cuda, cuda:N or mps.", rich_help_panel="Flow")]
+Start = Annotated[str | None, typer.Option(
+    help="Start of the window: 2.5 (s) or 48f.", rich_help_panel="Frames")]
+End = Annotated[str | None, typer.Option(
+    help="End of the window (exclusive): 6 or 180f.", rich_help_panel="Frames")]
+Stride = Annotated[int, typer.Option(
+    min=1, help="Use every N-th frame of the window.", rich_help_panel="Frames")]
+Fps = Annotated[float | None, typer.Option(
+    help="Frame rate for clips without one (image folders); overrides the video's rate "
+         "for --start/--end in seconds.", rich_help_panel="Frames")]
+JsonSummary = Annotated[bool, typer.Option(
+    "--json", help="Print the summary as JSON on stdout.")]
+Checkpoint = Annotated[str | None, typer.Option(
+    metavar="NAME|FILE",
+    help="For -m learned: the generator, a shipped name (lexp: the default; seed: the "
+         "original system, for comparison) or a .pt file from `lexp train`.",
+    rich_help_panel="Flow")]

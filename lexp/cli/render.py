@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -16,9 +17,15 @@ from lexp.cli.options import (
     AlignBorder,
     AlignModel,
     CacheDir,
+    Checkpoint,
+    Device,
+    End,
     FlowMethod,
+    Fps,
     ImageFormat,
     Method,
+    Start,
+    Stride,
     Tone,
     Transfer,
 )
@@ -84,164 +91,140 @@ Times are seconds (2.5 or 2.5s) or frame numbers (48f); the window is [start, en
 """ + EXIT_CODES_HELP
 
 
+# The options of `lexp render`, declared once here so the command's signature reads as a
+# list (the shared ones are in lexp.cli.options).
+Inputs = Annotated[list[Path], typer.Argument(
+    metavar="INPUT...",
+    help="Video files, folders (of videos, or of image frames), image files, quoted globs, "
+         "or - for a video on stdin.")]
+Output = Annotated[str | None, typer.Option(
+    "--output", "-o",
+    help="Output image (.jpg/.png/.tif); a folder (several inputs; created if it ends in /); "
+         "a name template with {stem} {name} {parent} {method}; or - for stdout. Default: "
+         "{stem}_{method}.jpg in the current folder.", rich_help_panel="Output")]
+MethodOption = Annotated[Method, typer.Option(
+    "--method", "-m",
+    help="flow: integrate along the optical flow (continuous trails from few frames; "
+         "extrapolates past the clip's end); learned: the flow render refined by the "
+         "trained generator (see --checkpoint), best past the clip's end; mean: a long "
+         "exposure by stacking; max/lighten: light trails; min/darken: remove bright "
+         "movers; median: remove transient objects (memory-bounded: see --median-memory). "
+         "auto: flow when the exposure outlasts the clip, frames are strided, or the first "
+         "two frames move more than 1 px, else mean; it says which and why.")]
+Exposure = Annotated[str | None, typer.Option(
+    metavar="TIME",
+    help="Exposure length: 2s, 1.5 or 48f. Shorter than the clip: the first TIME of the "
+         "window. Longer (flow): the motion is extrapolated past the last frame, assuming "
+         "what moved steadily in the last 5 frames keeps its speed and direction, a steady "
+         "change of light keeps its pace, a shaking camera keeps wandering (--align: it "
+         "holds still), and everything else keeps its average look.",
+    rich_help_panel="Frames")]
+Estimator = Annotated[FlowMethod, typer.Option(
+    "--flow", metavar="ESTIMATOR",
+    help="Flow estimator for --method flow: auto (RAFT on a GPU when its weights are cached, "
+         "else DIS medium), dis, dis-fast, dis-ultrafast, farneback, raft-small, raft-large. "
+         "Flows are cached (see lexp flow).", rich_help_panel="Flow")]
+MaxFrames = Annotated[int | None, typer.Option(
+    min=1, help="Use at most N frames.", rich_help_panel="Frames")]
+TransferOption = Annotated[Transfer, typer.Option(
+    help="Transfer curve of the clip, undone before blending. auto: the video's own HDR "
+         "curve (hlg, pq: phones' HDR, HDR10) when it is tagged so, else srgb. An HDR clip "
+         "is blended in scene light, highlights and all, and written as an sRGB picture. "
+         "'none' blends code values (the naive 8-bit mean).", rich_help_panel="Light")]
+Ev = Annotated[float, typer.Option(
+    help="Exposure compensation in stops (+1 = twice the light).", rich_help_panel="Light")]
+ToneOption = Annotated[Tone, typer.Option(
+    help="Tone curve for highlights above white (after --ev): clip, soft shoulder, or "
+         "reinhard. auto: soft for HDR clips, clip otherwise.", rich_help_panel="Light")]
+Format = Annotated[ImageFormat | None, typer.Option(
+    "--format", help="Image format; default from the -o extension (jpeg for -o -).",
+    rich_help_panel="Output")]
+BitDepth = Annotated[int | None, typer.Option(
+    help="8 or 16 (PNG, TIFF). Default: 16 for TIFF, 8 otherwise.", rich_help_panel="Output")]
+Quality = Annotated[int, typer.Option(
+    min=1, max=100, help="JPEG quality.", rich_help_panel="Output")]
+MedianMemory = Annotated[int, typer.Option(
+    min=16, metavar="MB", rich_help_panel="Light",
+    help="Median keeps at most this many MB of frames; longer windows are sampled evenly.")]
+Overwrite = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace outputs that already exist (default: skip them).",
+    rich_help_panel="Output")]
+Workers = Annotated[int, typer.Option(
+    "--jobs", "-j", min=1, envvar="LEXP_JOBS", metavar="N",
+    help="Render N clips at once, in N processes.", rich_help_panel="Batch")]
+Shard = Annotated[str | None, typer.Option(
+    metavar="I/N", rich_help_panel="Batch",
+    help="Render only the I-th of N disjoint parts of the inputs (1-based), for job arrays: "
+         "every machine runs the same command with its own I.")]
+JsonLines = Annotated[bool, typer.Option(
+    "--json", help="Print one JSON line per input on stdout.", rich_help_panel="Output")]
+
+
+def _control(*names: str, help: str, **more):  # noqa: A002 (Typer's own name)
+    """An option of the photographer's controls panel."""
+    return typer.Option(*names, help=help, rich_help_panel=CONTROLS, **more)
+
+
+Align = Annotated[bool, _control(
+    "--align", help="Steady a handheld clip: register every frame to the first (ORB features "
+    "+ RANSAC, which ignores moving things) before blending; frames that cannot be "
+    "registered are skipped and reported. e.g. --align --align-model homography")]
+AlignModelOption = Annotated[AlignModel, _control(
+    help="similarity: shift, rotation, zoom (hand shake); homography: also tilt (wide "
+         "lenses, close scenes).")]
+AlignBorderOption = Annotated[AlignBorder, _control(
+    help="crop: cut to the area every frame covers; fill: keep the full frame, borders "
+         "filled from the first frame.")]
+KeepSharp = Annotated[str | None, _control(
+    metavar="FRAME", help="Blend one sharp frame (first, last, or a time: 2s, 48f) in where "
+    "the scene barely moves, so rocks stay crisp and water goes silky. e.g. --keep-sharp "
+    "first --still-below 1")]
+StillBelow = Annotated[float, _control(
+    metavar="PX", min=0.0, help="With --keep-sharp: still means moving less than PX pixels "
+    "per frame (measured by optical flow; the mask is feathered). 0: use --sharp-mask only.")]
+SharpMask = Annotated[Path | None, _control(
+    metavar="IMAGE", help="With --keep-sharp: an image, white where the sharp frame shows "
+    "(added to the still areas). e.g. --keep-sharp last --sharp-mask subject.png")]
+RearCurtain = Annotated[bool, _control(
+    "--rear-curtain", help="The rear-curtain flash look: the blur plus the last frame at "
+    "half strength (a sharp subject at the head of its trail). e.g. -m flow --rear-curtain")]
+Video = Annotated[str | None, _control(
+    metavar="VIDEO", help="Also write the exposure building up, one video frame per input "
+    "frame (star-trail video; .mp4). Takes the -o template fields. e.g. -m max --video "
+    "trails.mp4")]
+Comet = Annotated[str | None, _control(
+    metavar="TIME", help="With --video: comet mode, old light fades with this half-life "
+    "(1s, 30f). e.g. -m max --video comets.mp4 --comet 15f")]
+Timestamps = Annotated[bool, _control(
+    "--timestamps/--no-timestamps", help="Weigh each frame by the time it covers (video "
+    "presentation times; EXIF capture times in image folders), so skipped or unevenly "
+    "spaced frames do not bias the result. Used by mean and flow.")]
+Deflicker = Annotated[bool, _control(
+    "--deflicker", help="Match every frame's exposure (one gain per frame, in linear light) "
+    "before blending: for flickering time-lapses. e.g. --deflicker -m mean")]
+MotionGuide = Annotated[str, _control(
+    metavar="GUIDE", help="Direction of extrapolated motion (--exposure longer than the "
+    "clip): flow (as measured), 4way or 8way (snapped to 4 or 8 directions), or an angle in "
+    "degrees (0 right, 90 up, 270 down) for all motion. e.g. --motion-guide 270")]
+
+
 @app.command(epilog=RENDER_EPILOG)
 def render(
-    inputs: list[Path] = typer.Argument(
-        ..., metavar="INPUT...",
-        help="Video files, folders (of videos, or of image frames), image files, quoted "
-             "globs, or - for a video on stdin."),
-    output: str | None = typer.Option(
-        None, "--output", "-o",
-        help="Output image (.jpg/.png/.tif); a folder (several inputs; created if it ends "
-             "in /); a name template with {stem} {name} {parent} {method}; or - for stdout. "
-             "Default: {stem}_{method}.jpg in the current folder.",
-        rich_help_panel="Output"),
-    method: Method = typer.Option(
-        Method.auto, "--method", "-m",
-        help="flow: integrate along the optical flow (continuous trails from few frames; "
-             "extrapolates past the clip's end); learned: the flow render refined by the "
-             "trained generator (see --checkpoint), best past the clip's end; mean: a long "
-             "exposure by stacking; "
-             "max/lighten: light trails; min/darken: remove bright movers; median: remove "
-             "transient objects (memory-bounded: see --median-memory). auto: flow when the "
-             "exposure outlasts the clip, frames are strided, or the first two frames move "
-             "more than 1 px, else mean; it says which and why."),
-    exposure: str | None = typer.Option(
-        None, metavar="TIME",
-        help="Exposure length: 2s, 1.5 or 48f. Shorter than the clip: the first TIME of the "
-             "window. Longer (flow): the motion is extrapolated past the last frame, "
-             "assuming what moved steadily in the last 5 frames keeps its speed and "
-             "direction, a steady change of light keeps its pace, a shaking camera keeps "
-             "wandering (--align: it holds still), and everything else keeps its average "
-             "look.",
-        rich_help_panel="Frames"),
-    flow_method: FlowMethod = typer.Option(
-        FlowMethod.auto, "--flow", metavar="ESTIMATOR",
-        help="Flow estimator for --method flow: auto (RAFT on a GPU when its weights are "
-             "cached, else DIS medium), dis, dis-fast, dis-ultrafast, farneback, "
-             "raft-small, raft-large. Flows are cached (see lexp flow).",
-        rich_help_panel="Flow"),
-    device: str = typer.Option("auto", metavar="DEVICE",
-                               help="For RAFT and the generator: auto, cpu, cuda, cuda:N or "
-                                    "mps.",
-                               rich_help_panel="Flow"),
-    checkpoint: str | None = typer.Option(
-        None, metavar="NAME|FILE",
-        help="For -m learned: the generator, a shipped name (lexp: the default; seed: the "
-             "original system, for comparison) or a .pt file from `lexp train`.",
-        rich_help_panel="Flow"),
-    start: str | None = typer.Option(None, help="Start of the window: 2.5 (s) or 48f.",
-                                 rich_help_panel="Frames"),
-    end: str | None = typer.Option(None, help="End of the window (exclusive): 6 or 180f.",
-                               rich_help_panel="Frames"),
-    stride: int = typer.Option(1, min=1, help="Use every N-th frame of the window.",
-                              rich_help_panel="Frames"),
-    max_frames: int | None = typer.Option(None, min=1, help="Use at most N frames.",
-                                               rich_help_panel="Frames"),
-    fps: float | None = typer.Option(
-        None, help="Frame rate for clips without one (image folders); overrides the "
-                   "video's rate for --start/--end in seconds.", rich_help_panel="Frames"),
-    transfer: Transfer = typer.Option(
-        Transfer.auto, help="Transfer curve of the clip, undone before blending. auto: the "
-                            "video's own HDR curve (hlg, pq: phones' HDR, HDR10) when it is "
-                            "tagged so, else srgb. An HDR clip is blended in scene light, "
-                            "highlights and all, and written as an sRGB picture. 'none' "
-                            "blends code values (the naive 8-bit mean).",
-        rich_help_panel="Light"),
-    ev: float = typer.Option(0.0, help="Exposure compensation in stops (+1 = twice the light).",
-                            rich_help_panel="Light"),
-    tone: Tone = typer.Option(
-        Tone.auto, help="Tone curve for highlights above white (after --ev): clip, soft "
-                        "shoulder, or reinhard. auto: soft for HDR clips, clip otherwise.",
-        rich_help_panel="Light"),
-    image_format: ImageFormat | None = typer.Option(
-        None, "--format", help="Image format; default from the -o extension (jpeg for -o -).",
-        rich_help_panel="Output"),
-    bit_depth: int | None = typer.Option(
-        None, help="8 or 16 (PNG, TIFF). Default: 16 for TIFF, 8 otherwise.",
-        rich_help_panel="Output"),
-    quality: int = typer.Option(95, min=1, max=100, help="JPEG quality.",
-                              rich_help_panel="Output"),
-    median_memory: int = typer.Option(
-        512, min=16, metavar="MB",
-        help="Median keeps at most this many MB of frames; longer windows are sampled evenly.",
-        rich_help_panel="Light"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that already exist "
-                                                "(default: skip them).", rich_help_panel="Output"),
-    workers: int = typer.Option(
-        1, "--jobs", "-j", min=1, envvar="LEXP_JOBS", metavar="N",
-        help="Render N clips at once, in N processes.", rich_help_panel="Batch"),
-    shard: str | None = typer.Option(
-        None, metavar="I/N", rich_help_panel="Batch",
-        help="Render only the I-th of N disjoint parts of the inputs (1-based), for job "
-             "arrays: every machine runs the same command with its own I."),
-    json_lines: bool = typer.Option(False, "--json",
-                                    help="Print one JSON line per input on stdout.",
-                                    rich_help_panel="Output"),
-    cache: CacheDir = None,
-    align: bool = typer.Option(
-        False, "--align",
-        help="Steady a handheld clip: register every frame to the first (ORB features + "
-             "RANSAC, which ignores moving things) before blending; frames that cannot be "
-             "registered are skipped and reported. e.g. --align --align-model homography",
-        rich_help_panel=CONTROLS),
-    align_model: AlignModel = typer.Option(
-        AlignModel.similarity, help="similarity: shift, rotation, zoom (hand shake); "
-                                    "homography: also tilt (wide lenses, close scenes).",
-        rich_help_panel=CONTROLS),
-    align_border: AlignBorder = typer.Option(
-        AlignBorder.crop, help="crop: cut to the area every frame covers; fill: keep the "
-                               "full frame, borders filled from the first frame.",
-        rich_help_panel=CONTROLS),
-    keep_sharp: str | None = typer.Option(
-        None, metavar="FRAME",
-        help="Blend one sharp frame (first, last, or a time: 2s, 48f) in where the scene "
-             "barely moves, so rocks stay crisp and water goes silky. "
-             "e.g. --keep-sharp first --still-below 1",
-        rich_help_panel=CONTROLS),
-    still_below: float = typer.Option(
-        STILL_BELOW_PX, metavar="PX", min=0.0,
-        help="With --keep-sharp: still means moving less than PX pixels per frame "
-             "(measured by optical flow; the mask is feathered). 0: use --sharp-mask only.",
-        rich_help_panel=CONTROLS),
-    sharp_mask: Path | None = typer.Option(
-        None, metavar="IMAGE",
-        help="With --keep-sharp: an image, white where the sharp frame shows (added to "
-             "the still areas). e.g. --keep-sharp last --sharp-mask subject.png",
-        rich_help_panel=CONTROLS),
-    rear_curtain: bool = typer.Option(
-        False, "--rear-curtain",
-        help="The rear-curtain flash look: the blur plus the last frame at half strength "
-             "(a sharp subject at the head of its trail). e.g. -m flow --rear-curtain",
-        rich_help_panel=CONTROLS),
-    video: str | None = typer.Option(
-        None, metavar="VIDEO",
-        help="Also write the exposure building up, one video frame per input frame "
-             "(star-trail video; .mp4). Takes the -o template fields. "
-             "e.g. -m max --video trails.mp4",
-        rich_help_panel=CONTROLS),
-    comet: str | None = typer.Option(
-        None, metavar="TIME",
-        help="With --video: comet mode, old light fades with this half-life (1s, 30f). "
-             "e.g. -m max --video comets.mp4 --comet 15f",
-        rich_help_panel=CONTROLS),
-    timestamps: bool = typer.Option(
-        True, "--timestamps/--no-timestamps",
-        help="Weigh each frame by the time it covers (video presentation times; EXIF "
-             "capture times in image folders), so skipped or unevenly spaced frames do "
-             "not bias the result. Used by mean and flow.",
-        rich_help_panel=CONTROLS),
-    deflicker: bool = typer.Option(
-        False, "--deflicker",
-        help="Match every frame's exposure (one gain per frame, in linear light) before "
-             "blending: for flickering time-lapses. e.g. --deflicker -m mean",
-        rich_help_panel=CONTROLS),
-    motion_guide: str = typer.Option(
-        "flow", metavar="GUIDE",
-        help="Direction of extrapolated motion (--exposure longer than the clip): flow "
-             "(as measured), 4way or 8way (snapped to 4 or 8 directions), or an angle in "
-             "degrees (0 right, 90 up, 270 down) for all motion. e.g. --motion-guide 270",
-        rich_help_panel=CONTROLS),
+    inputs: Inputs, output: Output = None, method: MethodOption = Method.auto,
+    exposure: Exposure = None, flow_method: Estimator = FlowMethod.auto,
+    device: Device = "auto", checkpoint: Checkpoint = None,
+    start: Start = None, end: End = None, stride: Stride = 1, max_frames: MaxFrames = None,
+    fps: Fps = None, transfer: TransferOption = Transfer.auto, ev: Ev = 0.0,
+    tone: ToneOption = Tone.auto, image_format: Format = None, bit_depth: BitDepth = None,
+    quality: Quality = 95, median_memory: MedianMemory = 512, overwrite: Overwrite = False,
+    workers: Workers = 1, shard: Shard = None, json_lines: JsonLines = False,
+    cache: CacheDir = None, align: Align = False,
+    align_model: AlignModelOption = AlignModel.similarity,
+    align_border: AlignBorderOption = AlignBorder.crop, keep_sharp: KeepSharp = None,
+    still_below: StillBelow = STILL_BELOW_PX, sharp_mask: SharpMask = None,
+    rear_curtain: RearCurtain = False, video: Video = None, comet: Comet = None,
+    timestamps: Timestamps = True, deflicker: Deflicker = False,
+    motion_guide: MotionGuide = "flow",
 ) -> None:
     """Render a long exposure from a clip, in linear light: stacked, or integrated along
     the optical flow."""
@@ -249,30 +232,25 @@ def render(
         raise UsageError("--json and -o - both want stdout", hint="write the image to a file")
     if json_lines:
         stdout.check_open("the --json lines")
-    try:
+    with _json_line_on_failure(json_lines, output):
         if cache is not None:  # every cache user (and each -j worker) reads it from here
             os.environ["LEXP_CACHE_DIR"] = str(cache)
         from lexp.config import OutputConfig, RenderConfig, TimeSpec, Window
 
-        window = Window.from_options(start, end, stride, max_frames)
-        config = RenderConfig(method=method.value, window=window, fps=fps,
-                              transfer=transfer.value, ev=ev, tone=tone.value,
-                              median_memory_mb=median_memory,
-                              exposure=TimeSpec.parse(exposure, "--exposure") if exposure
-                              else None,
-                              flow=flow_method.value, device=device,
-                              align=align_model.value if align else None,
-                              align_border=align_border.value, deflicker=deflicker,
-                              timestamps=timestamps, keep_sharp=keep_sharp,
-                              still_below=still_below,
-                              sharp_mask=str(sharp_mask) if sharp_mask else None,
-                              rear_curtain=rear_curtain, motion_guide=motion_guide,
-                              checkpoint=checkpoint)
+        config = RenderConfig(
+            method=method.value, window=Window.from_options(start, end, stride, max_frames),
+            fps=fps, transfer=transfer.value, ev=ev, tone=tone.value,
+            median_memory_mb=median_memory,
+            exposure=TimeSpec.parse(exposure, "--exposure") if exposure else None,
+            flow=flow_method.value, device=device, align=align_model.value if align else None,
+            align_border=align_border.value, deflicker=deflicker, timestamps=timestamps,
+            keep_sharp=keep_sharp, still_below=still_below,
+            sharp_mask=str(sharp_mask) if sharp_mask else None, rear_curtain=rear_curtain,
+            motion_guide=motion_guide, checkpoint=checkpoint)
         if config.method == "learned":
-            from lexp import learned
+            from lexp import checkpoint as checkpoints
 
-            # Fail before any work.
-            learned.load_network(learned.resolve_checkpoint(checkpoint))
+            checkpoints.load_network(checkpoints.resolve(checkpoint))  # fail before any work
         if comet is not None and video is None:
             raise UsageError("--comet shapes the trail video", hint="add --video trails.mp4")
         out = OutputConfig(format=image_format.value if image_format else None,
@@ -280,9 +258,16 @@ def render(
                            comet=TimeSpec.parse(comet, "--comet") if comet else None)
         _render_batch(inputs, output, config, out, video=video, shard=shard, workers=workers,
                       overwrite=overwrite, json_lines=json_lines)
+
+
+@contextlib.contextmanager
+def _json_line_on_failure(json_lines: bool, output: str | None):
+    """Under --json, a failure before or around the batch still prints a JSON line, so a
+    script reading the lines learns why there are none. (Not for an interrupted batch:
+    its lines are the clips that finished, and the exit code says the rest.)"""
+    try:
+        yield
     except LexpError as err:
-        # A script reading the lines learns why there are none. (Not for an interrupted
-        # batch: its lines are the clips that finished, and the exit code says the rest.)
         if json_lines and not isinstance(err, Interrupted):
             with contextlib.suppress(LexpError):
                 stdout.write_text(json.dumps({"input": None, "output": output,
@@ -361,26 +346,5 @@ def _render_batch(inputs, output, config, out, *, video, shard, workers, overwri
 
 def describe_method(result) -> str:
     """'flow (dis-medium, chosen by auto: ...)' for messages."""
-    details = []
-    one_frame = result.about.get("pairs") == 0  # no flow was estimated: nothing moves
-    if result.about.get("flow") and not one_frame:
-        details.append(result.about["flow"])
-    if result.about.get("extrapolated_frames"):
-        count = result.about["extrapolated_frames"]
-        frames = f"{count:g} frame{'' if count == 1 else 's'}"
-        details.append(f"held still for {frames} more" if one_frame else f"{frames} extrapolated")
-    align = result.about.get("align")
-    if align:
-        details.append(f"aligned {align['aligned']} frames"
-                       + (f", cropped to {align['crop'][2]}×{align['crop'][3]}"
-                          if align.get("crop") else ""))
-    if result.about.get("deflicker"):
-        details.append(f"deflickered {result.about['deflicker']['corrected_frames']} frames")
-    if result.about.get("keep_sharp"):
-        details.append(f"frame {result.about['keep_sharp']['frame']} kept sharp")
-    hdr = result.about.get("hdr")
-    if hdr:
-        details.append(f"{hdr['transfer'].upper()} HDR to sRGB, tone {hdr['tone']}")
-    if result.about.get("auto"):
-        details.append(f"chosen by auto: {result.about['auto']}")
+    details = result.details.summary()
     return result.method + (f" ({'; '.join(details)})" if details else "")

@@ -11,7 +11,7 @@ import typer
 
 from lexp import stdout
 from lexp.cli.app import EXIT_CODES_HELP, _State, app
-from lexp.cli.options import Arch
+from lexp.cli.options import Arch, JsonSummary
 from lexp.errors import Interrupted
 
 TRAIN_EPILOG = """\
@@ -97,12 +97,13 @@ def train(
              "sample is a flow render). Default: one per CPU core."),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="Print the resolved configuration and exit."),
-    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    json_out: JsonSummary = False,
 ) -> None:
     """Train the long-exposure generator (flow encoder + ConvLSTM) from any clips."""
-    from lexp import train as training
     from lexp.config import TrainConfig
     from lexp.console import Reporter
+    from lexp.training import setup
+    from lexp.training import train as training
 
     config = TrainConfig(data=tuple(data), run_dir=str(run_dir), arch=arch.value, steps=steps,
                          minutes=minutes,
@@ -115,31 +116,15 @@ def train(
     if json_out or dry_run:
         stdout.check_open("the plan" if dry_run else "the --json summary")
     if dry_run:
-        stdout.write_text(json.dumps(training.plan(config).to_dict(), indent=2) + "\n",
+        stdout.write_text(json.dumps(setup.plan(config).to_dict(), indent=2) + "\n",
                           "the plan")
         return
     # Under torchrun only rank 0 speaks.
     reporter = Reporter(quiet=_State.quiet or os.environ.get("RANK", "0") != "0")
 
     data_report = _TrainingDataReport(reporter)
-
-    def on_event(kind: str, **f) -> None:
-        if kind == "data":
-            data_report.clip(**f)
-        elif kind == "data-done":
-            data_report.finish(**f)
-        elif kind == "skip":
-            reporter.warn(f"skipped {f['clip']}: {f['why']}")
-        elif kind == "step" and (f["step"] % (10 * training.LOG_EVERY) == 0
-                                 or f["step"] == f["total"]):
-            reporter.info(f"step {f['step']}/{f['total']}: loss {f['loss']:.4f}, "
-                          f"{f['samples_per_s']:.1f} samples/s")
-        elif kind == "eval":
-            reporter.info(f"step {f['step']}: validation loss {f['val_loss']:.4f} "
-                          f"(best {f['best']:.4f} at step {f['best_step']})")
-
     try:
-        summary = training.train(config, resume=resume, on_event=on_event,
+        summary = training.train(config, resume=resume, on_event=data_report.event,
                                  jobs=jobs or os.cpu_count() or 1)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; resume with --resume --run-dir {run_dir}") from None
@@ -165,6 +150,24 @@ class _TrainingDataReport:
         self.reporter = reporter
         self.bar: contextlib.ExitStack | None = None
         self.advance = None
+
+    def event(self, kind: str, **f) -> None:
+        """``train``'s ``on_event``: every event of a run, shown (training's own lines
+        too: they follow the data's)."""
+        from lexp.training.train import LOG_EVERY
+
+        if kind == "data":
+            self.clip(**f)
+        elif kind == "data-done":
+            self.finish(**f)
+        elif kind == "skip":
+            self.reporter.warn(f"skipped {f['clip']}: {f['why']}")
+        elif kind == "step" and (f["step"] % (10 * LOG_EVERY) == 0 or f["step"] == f["total"]):
+            self.reporter.info(f"step {f['step']}/{f['total']}: loss {f['loss']:.4f}, "
+                               f"{f['samples_per_s']:.1f} samples/s")
+        elif kind == "eval":
+            self.reporter.info(f"step {f['step']}: validation loss {f['val_loss']:.4f} "
+                               f"(best {f['best']:.4f} at step {f['best_step']})")
 
     def clip(self, clip: str, samples: int, done: int, total: int) -> None:
         if total <= self.LINE_PER_CLIP:

@@ -3,9 +3,9 @@ touches that need the whole clip (keep-sharp, exposure level, crop).
 
 Every renderer (stacking and flow) reads its frames through a :class:`FrameStream`:
 
-1. ``--align``: each frame is warped onto the reference (lexp.align); frames that cannot
+1. ``--align``: each frame is warped onto the reference (lexp.renderers.align); frames that cannot
    be registered are dropped and reported.
-2. ``--deflicker``: each frame gets a gain in linear light (lexp.deflicker).
+2. ``--deflicker``: each frame gets a gain in linear light (lexp.renderers.deflicker).
 3. timestamps: each frame gets its time in frame periods and the span of time it stands
    for (lexp.timing). With evenly spaced frames, time = index and weight = the stride.
 4. ``--keep-sharp``: the chosen sharp frame is kept, and a motion map is measured.
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lexp.config import RenderConfig
+from lexp.renderers.result import RenderDetails, SharpStats
 
 
 @dataclass
@@ -43,7 +44,7 @@ class StreamNotes:
     """What the stream did, for messages and metadata."""
 
     warnings: list[str] = field(default_factory=list)
-    about: dict = field(default_factory=dict)
+    details: RenderDetails = field(default_factory=RenderDetails)
 
 
 class FrameStream:
@@ -60,19 +61,19 @@ class FrameStream:
         self.notes = StreamNotes()
         self.aligner = None
         if config.align:
-            from lexp.align import Aligner
+            from lexp.renderers.align import Aligner
 
             self.aligner = Aligner(config.align, config.align_border)
         self.deflicker = None
         if config.deflicker:
-            from lexp.deflicker import Deflicker
+            from lexp.renderers.deflicker import Deflicker
 
             self.deflicker = Deflicker(lut)
         self.motion = None
         self.sharp: tuple[int, np.ndarray, float] | None = None  # index, frame, gain
         self._sharp_target: int | str | None = None
         if config.keep_sharp:
-            from lexp.sharp import MotionMeter
+            from lexp.renderers.sharp import MotionMeter
 
             self.motion = MotionMeter() if config.still_below > 0 else None
             self._sharp_target = (config.keep_sharp if config.keep_sharp in ("first", "last")
@@ -80,7 +81,7 @@ class FrameStream:
                                                                          "--keep-sharp"))
         self.user_mask = None  # read before any frame, so a bad mask costs no render
         if config.sharp_mask:
-            from lexp.sharp import user_mask
+            from lexp.renderers.sharp import user_mask
 
             self.user_mask = user_mask(config.sharp_mask, clip.info.height, clip.info.width)
         self.broken_times: list[int] = []  # frames whose timestamp went backwards
@@ -174,7 +175,7 @@ class FrameStream:
                     f"--align skipped {len(stats.skipped)} frame(s) that could not be "
                     f"registered: {shown}")
         if self.deflicker is not None:
-            self.notes.about["deflicker"] = self.deflicker.describe()
+            self.notes.details.deflicker = self.deflicker.describe()
 
     # ------------------------------------------------------------- after the render
 
@@ -194,14 +195,14 @@ class FrameStream:
             if box is not None:
                 x, y, w, h = box
                 linear = np.ascontiguousarray(linear[y:y + h, x:x + w])
-            self.notes.about["align"] = self.aligner.stats.to_dict()
+            self.notes.details.align = self.aligner.stats
         return linear
 
     def crop_box(self) -> tuple[int, int, int, int] | None:
         return self.aligner.stats.crop if self.aligner is not None else None
 
     def _keep_sharp(self, linear: np.ndarray, level: float) -> np.ndarray:
-        from lexp import sharp
+        from lexp.renderers import sharp
 
         if self.sharp is None:
             from lexp.errors import InputError
@@ -223,5 +224,5 @@ class FrameStream:
             mask = np.maximum(mask, self.user_mask)
         if self.config.rear_curtain:
             mask = np.maximum(mask, np.float32(sharp.REAR_CURTAIN_FLASH))
-        self.notes.about["keep_sharp"] = {"frame": index, "mask_mean": round(float(mask.mean()), 3)}
+        self.notes.details.keep_sharp = SharpStats(index, round(float(mask.mean()), 3))
         return sharp.composite(linear, frame, mask)

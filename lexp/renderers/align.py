@@ -29,11 +29,11 @@ borders.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from lexp.errors import InputError
+from lexp.renderers.result import AlignStats
 
 ALIGN_MODELS = ("similarity", "homography")
 ALIGN_BORDERS = ("crop", "fill")
@@ -43,22 +43,6 @@ MIN_INLIERS = 15  # matched features that must agree on the camera's motion
 RANSAC_PX = 2.0  # work-image pixels: a feature within this of the fit agrees with it
 MAX_ZOOM = 1.25  # a frame more than this much larger/smaller than the reference is wrong
 IDENTITY_PX = 0.05  # a transform moving no corner more than this is the identity
-
-
-@dataclass
-class AlignStats:
-    """What alignment did, for messages and metadata."""
-
-    model: str
-    aligned: int = 0  # frames registered (the reference included)
-    skipped: list[int] = field(default_factory=list)  # indices that could not be registered
-    max_shift_px: float = 0.0  # the largest corner displacement corrected
-    crop: tuple[int, int, int, int] | None = None  # x, y, width, height of the kept area
-
-    def to_dict(self) -> dict:
-        return {"model": self.model, "aligned": self.aligned, "skipped": self.skipped,
-                "max_shift_px": round(self.max_shift_px, 1),
-                "crop": list(self.crop) if self.crop else None}
 
 
 class Aligner:

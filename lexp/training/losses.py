@@ -7,24 +7,23 @@ from __future__ import annotations
 
 
 def ssim_loss(a, b):
-    """1 − mean SSIM of N×3×H×W images in [0, 1] (Gaussian window, σ = 1.5)."""
+    """1 − mean SSIM (``lexp.metrics.ssim_map``, the score's own) of N×3×H×W images in
+    [0, 1]. Unlike the score it keeps the border (reflected), so edge pixels learn too."""
     import torch
     import torch.nn.functional as F
 
-    radius = 5
+    from lexp.metrics import SSIM_SIGMA, SSIM_WINDOW, ssim_map
+
+    radius = SSIM_WINDOW // 2
     x = torch.arange(-radius, radius + 1, dtype=a.dtype, device=a.device)
-    g = torch.exp(-x ** 2 / (2 * 1.5 ** 2))
+    g = torch.exp(-x ** 2 / (2 * SSIM_SIGMA ** 2))
     g = (g / g.sum())
     kernel = (g[:, None] * g[None, :]).expand(a.shape[1], 1, -1, -1).contiguous()
 
     def blur(t):
         return F.conv2d(F.pad(t, [radius] * 4, mode="reflect"), kernel, groups=a.shape[1])
 
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    ma, mb = blur(a), blur(b)
-    va, vb, cov = blur(a * a) - ma ** 2, blur(b * b) - mb ** 2, blur(a * b) - ma * mb
-    s = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2))
-    return 1 - s.mean()
+    return 1 - ssim_map(a, b, blur).mean()
 
 
 CHARBONNIER_EPS = 0.01  # about 2.5 code values: quadratic below, L1 above

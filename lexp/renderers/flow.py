@@ -51,7 +51,7 @@ The warp wins where it explains the change between the frames better than no mot
 (Measured on the gap-fill protocol: this keeps every clip at or above its linear-mean
 score, where forward-backward consistency masks lost 0.6–3.8 dB on fireworks.)
 
-Beyond the clip, the exposure goes on in :mod:`lexp.extrapolate`, whose docstring says
+Beyond the clip, the exposure goes on in :mod:`lexp.renderers.extrapolate`, whose docstring says
 how (extrapolation).
 """
 
@@ -59,14 +59,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 
 from lexp import colour
 from lexp.errors import InputError
-from lexp.extrapolate import (  # noqa: F401 (re-exported: the extrapolation's parts)
+from lexp.renderers.extrapolate import (  # noqa: F401 (re-exported: the extrapolation's parts)
     brightness_trend,
     camera_wander,
     check_extrapolation,
@@ -74,7 +73,7 @@ from lexp.extrapolate import (  # noqa: F401 (re-exported: the extrapolation's p
     gaussian_blur,
     guide_velocity,
 )
-from lexp.warp import (  # noqa: F401 (re-exported)
+from lexp.renderers.warp import (  # noqa: F401 (re-exported)
     ERROR_BLUR_SIGMA,
     SAMPLE_STEP_PX,
     _grid,
@@ -84,23 +83,6 @@ from lexp.warp import (  # noqa: F401 (re-exported)
 
 MAX_SAMPLES_PER_PAIR = 96  # cost cap for a pair with huge motion
 HISTORY = 5  # frames kept for extrapolation
-@dataclass
-class FlowStats:
-    """What the flow renderer did, for messages and metadata."""
-
-    estimator: str  # e.g. "dis-medium"
-    pairs: int = 0  # intervals integrated
-    samples: int = 0  # in-between instants synthesised
-    extrapolated: float = 0.0  # frame periods added after the last frame
-    steady: float = 0.0  # mean extrapolation weight (0 = stationary, 1 = all moving)
-    cache_hits: int = 0
-    cache_misses: int = 0
-
-    def to_dict(self) -> dict:
-        return {"flow": self.estimator, "pairs": self.pairs, "samples": self.samples,
-                "extrapolated_frames": round(self.extrapolated, 3),
-                "steady": round(self.steady, 3), "cache_hits": self.cache_hits,
-                "cache_misses": self.cache_misses}
 
 
 def samples_for(forward: np.ndarray, gap: int) -> int:
@@ -248,21 +230,22 @@ class _Interval:
 def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None,
                 on_progress=None, video=None, learner=None):
     """Stream the clip's window, integrating every interval along its flow; extrapolate
-    when the exposure is longer than the clip. Returns a result.StackResult (linear
-    float32 H×W×3) and FlowStats. ``cache``: a FlowCache, used when ``source`` (the
-    clip's ClipSource) names files, whose content keys it. ``frames``: an iterator of
-    (index, RGB frame) to use instead of reading the window (it may have been peeked at).
+    when the exposure is longer than the clip. Returns a result.RenderResult (linear
+    float32 H×W×3; ``details.flow``: the FlowStats). ``cache``: a FlowCache, used when
+    ``source`` (the clip's ClipSource) names files, whose content keys it. ``frames``: an
+    iterator of (index, RGB frame) to use instead of reading the window (it may have been
+    peeked at).
     ``video``: a trail_video.TrailSpec. Frames come through a prepare.FrameStream, so
     --align, --deflicker, timestamps and --keep-sharp apply as for stacking.
-    ``learner`` (the learned generator, lexp.learned): ``learner.observe(linear, flow,
+    ``learner`` (the learned generator, lexp.renderers.learned): ``learner.observe(linear, flow,
     time)`` sees every linear frame with the flow into it from the previous frame (per
     frame period; None for the first), and ``learner.refine(linear)`` turns the flow
     render (linear, before crop and keep-sharp) into its own."""
     from lexp import flow as flows
     from lexp import media
-    from lexp.prepare import FrameStream
-    from lexp.result import StackResult
-    from lexp.trail_video import recording
+    from lexp.renderers.prepare import FrameStream
+    from lexp.renderers.result import FlowStats, RenderResult
+    from lexp.renderers.trail_video import recording
 
     started = time.perf_counter()
     info = clip.info
@@ -388,11 +371,11 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
         linear = stream.finish(linear)
         if recorder is not None:
             recorder.commit(stream.crop_box())
-    result = StackResult(linear, info, used, first_used, last_used,
-                                time.perf_counter() - started,
-                                clip.warnings() + stream.notes.warnings,
-                                about=stream.notes.about)
-    return result, stats
+    stream.notes.details.flow = stats
+    result = RenderResult(linear, info, used, first_used, last_used,
+                          time.perf_counter() - started, clip.warnings() + stream.notes.warnings,
+                          details=stream.notes.details)
+    return result
 
 
 def window_for(config, fps: float | None):

@@ -1,6 +1,6 @@
 """Training samples on disk: building a clip's samples once (in builder processes), caching
 them under ``<cache>/train-data``, and reading them back when a batch needs them, the
-most recent kept in memory up to a budget (see :mod:`lexp.data` for what a sample is).
+most recent kept in memory up to a budget (see :mod:`lexp.training.samples` for what a sample is).
 
 
 An entry (one clip's samples, an uncompressed .npz) keeps only what cannot be derived:
@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from lexp import media
-from lexp.data import (
+from lexp.errors import InputError, LexpError, OutputError
+from lexp.training.samples import (
     _SRGB16,
     ARRAYS,
     CASES,
@@ -43,7 +44,6 @@ from lexp.data import (
     read_frames,
     windows,
 )
-from lexp.errors import InputError, LexpError, OutputError
 
 
 def _packed(sample: dict) -> dict[str, np.ndarray]:
@@ -71,7 +71,7 @@ def _unpacked(entry, index: int, sigmas) -> dict[str, np.ndarray]:
 
 def _mean_of(linear: np.ndarray) -> np.ndarray:
     """The mean of T×3×H×W linear float32 frames, float16, summed frame after frame as
-    ``lexp.learned.Capture`` does (so it is the same to the bit)."""
+    ``lexp.renderers.learned.Capture`` does (so it is the same to the bit)."""
     total = np.zeros(linear.shape[1:], np.float32)
     for frame in linear:
         total += frame

@@ -1,6 +1,6 @@
 """The learned renderer: the flow-guided render, refined by a trained generator.
 
-``--method learned`` runs ``lexp.flow_render.render_flow`` with a :class:`Learner` riding
+``--method learned`` runs ``lexp.renderers.flow.render_flow`` with a :class:`Learner` riding
 along. It acts only on exposures longer than the frames (extrapolation): between real
 frames the flow render is kept as it is, because there it is the physics, and a blend
 learned at 320 px measured 0.8–3.4 dB below it at 720p on the gap-fill protocol. When
@@ -12,30 +12,18 @@ candidates in linear light at full resolution, runs the network at the work size
 blends (``lexp`` architecture: per-pixel weights, upsampled; ``seed``: its own image,
 upsampled). Crop, keep-sharp and the level then apply as for every method.
 
-Training uses the same code: ``lexp.data`` renders clips that are already at the work size
-through the same path with a :class:`Capture`, which keeps the evidence and leaves the
+Training uses the same code: ``lexp.training.samples`` renders clips that are already at
+the work size through the same path with a :class:`Capture`, which keeps the evidence and leaves the
 flow render as it is. So what the network sees in training is what it sees in a render.
 
-Checkpoints (``lexp.train`` writes them) are dictionaries of tensors and plain values,
-loaded with ``torch.load(weights_only=True)``: ``format`` = ``lexp-generator``,
-``version``, ``model`` (the GeneratorConfig), ``state`` (the weights), and for training
-runs the optimiser, step and RNG state too.
+Checkpoints are read (and written, by training) in :mod:`lexp.checkpoint`.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
-
-from lexp.errors import InputError
-
-CHECKPOINT_FORMAT = "lexp-generator"
-CHECKPOINT_VERSION = 1
-SHIPPED = {"lexp": "lexp-generator.pt", "seed": "seed-generator.pt"}  # in lexp/checkpoints/
-DEFAULT_CHECKPOINT = "lexp"
-
 
 # --------------------------------------------------------------------------- candidates
 
@@ -59,7 +47,7 @@ def candidates(flow_render: np.ndarray, mean: np.ndarray, sigmas, scale: float
     """The lexp generator's K candidates (linear H×W×3): the flow render, the linear mean
     of the inputs, and the flow render blurred by each sigma (work-size pixels, so
     ``sigma / scale`` at this resolution)."""
-    from lexp.extrapolate import gaussian_blur
+    from lexp.renderers.extrapolate import gaussian_blur
 
     return [flow_render, mean] + [gaussian_blur(flow_render, s / scale) for s in sigmas]
 
@@ -186,83 +174,23 @@ class Learner(Capture):
         return colour.decode(resize(np.ascontiguousarray(image), (w, h)), "srgb")
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-def shipped_dir() -> Path:
-    return Path(__file__).resolve().parent / "checkpoints"
-
-
-def resolve_checkpoint(spec: str | None) -> Path:
-    """A checkpoint name (``lexp``, ``seed``: shipped with the package) or a file path."""
-    spec = spec or DEFAULT_CHECKPOINT
-    if spec in SHIPPED:
-        path = shipped_dir() / SHIPPED[spec]
-        if not path.is_file():
-            raise InputError(f"the shipped checkpoint {spec!r} is missing from {path.parent}",
-                             hint="reinstall lexp, or give a file with --checkpoint")
-        return path
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        raise InputError(f"no such checkpoint: {spec}",
-                         hint="give a .pt file made by `lexp train`, or one of: "
-                              + ", ".join(SHIPPED))
-    return path
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """A checkpoint's dictionary, checked: a damaged or foreign file is a LexpError."""
-    import torch
-
-    path = Path(path)
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # any failure to decode the file means it is damaged: the
-        # weights-only unpickler raises KeyError, UnpicklingError, RuntimeError, ...
-        raise InputError(f"{path.name} is not a readable lexp checkpoint",
-                         hint="the file is damaged or is not a checkpoint; train or "
-                              "download it again") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path.name} is not a lexp generator checkpoint",
-                         hint="give a .pt file written by `lexp train`")
-    if data.get("version") != CHECKPOINT_VERSION:
-        raise InputError(f"{path.name} is checkpoint version {data.get('version')}; this "
-                         f"lexp reads version {CHECKPOINT_VERSION}",
-                         hint="retrain it with this lexp, or use a matching lexp")
-    return data
-
-
-def load_network(path: str | Path, device: str = "cpu"):
-    """(network in eval mode, GeneratorConfig) from a checkpoint file."""
-    from lexp.model import GeneratorConfig, build
-
-    data = read_checkpoint(path)
-    try:
-        config = GeneratorConfig.from_dict(data["model"])
-        network = build(config)
-        network.load_state_dict(data["state"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise InputError(f"{Path(path).name} does not fit the generator: "
-                         f"{str(exc).splitlines()[0][:120]}",
-                         hint="the checkpoint is damaged or from another lexp") from None
-    return network.to(device).eval(), config
-
-
 def render_learned(clip, config, estimator, *, cache=None, source=None, frames=None,
                    on_progress=None):
     """``--method learned``: the flow render refined by the generator in
-    ``config.checkpoint``. Returns (result.StackResult, FlowStats)."""
-    from lexp import flow_render
+    ``config.checkpoint``. Returns a result.RenderResult."""
+    from lexp import checkpoint
+    from lexp.renderers import flow as flow_render
+    from lexp.renderers.result import GeneratorStats
     from lexp.torch_env import resolve_device
 
     device = resolve_device(config.device)
-    path = resolve_checkpoint(config.checkpoint)
-    network, model_config = load_network(path, device)
+    path = checkpoint.resolve(config.checkpoint)
+    network, model_config = checkpoint.load_network(path, device)
     learner = Learner(network, model_config, device)  # runs under torch.inference_mode
-    result, stats = flow_render.render_flow(clip, config, estimator, cache=cache,
+    result = flow_render.render_flow(clip, config, estimator, cache=cache,
                                             source=source, frames=frames,
                                             on_progress=on_progress, learner=learner)
-    result.about = {**result.about, "checkpoint": path.name, "arch": model_config.arch}
-    if learner.weights_mean is not None:
-        result.about["blend"] = learner.weights_mean
-    return result, stats
+    result.details.generator = GeneratorStats(path.name, model_config.arch,
+                                              learner.weights_mean)
+    return result
 

@@ -66,7 +66,7 @@ import math
 
 import numpy as np
 
-from lexp.warp import SAMPLE_STEP_PX, _grid, _local_error
+from lexp.renderers.warp import SAMPLE_STEP_PX, _grid, _local_error
 
 TRUST_EXPONENT = 3  # extrapolation: how sharply the steadiness test decides
 UNSETTLED_SIGMA = 6.0  # pixels: the Wiener filter's neighbourhood

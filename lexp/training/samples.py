@@ -23,8 +23,8 @@ folder of at least ``MIN_FRAMES`` images is one clip); and ``synthetic:N`` — N
 project generates with known motion (:func:`synthetic_scene`: moving lights, drifting
 textures, water-like noise).
 
-Each clip is read at the generator's work size, and its samples (``lexp.learned.Capture``
-evidence plus the truth) are cached on disk (:mod:`lexp.sample_cache`) under
+Each clip is read at the generator's work size, and its samples (``lexp.renderers.learned.Capture``
+evidence plus the truth) are cached on disk (:mod:`lexp.training.sample_cache`) under
 ``<cache>/train-data`` keyed
 by the file's name, size and mtime and the build settings, so a second run starts at once.
 Entries are named by ``DATA_VERSION``; writing one deletes those of other versions. A
@@ -125,7 +125,7 @@ def read_frames(source: Source, work_size: int, limit: int) -> tuple[list[np.nda
     """At most ``limit`` uint8 RGB frames at the work size, and the frame rate."""
     import cv2
 
-    from lexp.learned import work_scale
+    from lexp.renderers.learned import work_scale
 
     if source.kind == "synthetic":  # 160 frames: 16 samples, enough for one scene
         return synthetic_scene(SYNTHETIC_KINDS[source.seed % 3], source.seed,
@@ -236,10 +236,10 @@ def windows(count: int) -> Iterator[tuple[str, int, int, int, bool]]:
 def make_sample(dense: list[np.ndarray], case: str, config, estimator) -> dict:
     """One sample from the dense frames of a window (already at the work size): the case's
     input frames in, the linear mean of all ``len(dense)`` frames out."""
-    from lexp import flow_render
     from lexp.config import RenderConfig, TimeSpec, Window
-    from lexp.learned import Capture
     from lexp.media import MemoryClip
+    from lexp.renderers import flow as flow_render
+    from lexp.renderers.learned import Capture
 
     offsets, truth_frames = CASES[case][0], len(dense)
     step = offsets[1] - offsets[0]
@@ -264,8 +264,8 @@ def make_sample(dense: list[np.ndarray], case: str, config, estimator) -> dict:
 
 def _blurs(render: np.ndarray, sigmas) -> np.ndarray:
     """The flow render (3×H×W, float16, work size) blurred by each sigma: the lexp
-    candidates after the render and the mean (``lexp.learned.candidates``), S×3×H×W."""
-    from lexp.extrapolate import gaussian_blur
+    candidates after the render and the mean (``lexp.renderers.learned.candidates``), S×3×H×W."""
+    from lexp.renderers.extrapolate import gaussian_blur
 
     image = np.ascontiguousarray(render.transpose(1, 2, 0), dtype=np.float32)
     return np.stack([gaussian_blur(image, s).transpose(2, 0, 1) for s in sigmas]
@@ -293,74 +293,6 @@ def _sha256_text(text: str) -> str:
 
 
 ARRAYS = ("frames", "flows", "candidates", "context", "truth")  # a sample's arrays
-
-
-# --------------------------------------------------------------------------- batches
-
-class SampleSet:
-    """Samples in memory, drawn as batches of random crops (grouped by frame count, so a
-    batch stacks)."""
-
-    def __init__(self, samples: list[dict]) -> None:
-        self.samples = samples
-        self.groups: dict[int, list[int]] = {}
-        for i, s in enumerate(samples):
-            self.groups.setdefault(_shape(s, "frames")[0], []).append(i)
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def batch(self, rng: np.random.Generator, size: int, crop: int):
-        """(model.Evidence, truth N×3×h×w linear) of ``size`` random crops and flips."""
-        keys = sorted(self.groups)
-        group = self.groups[keys[int(rng.integers(len(keys)))]]
-        chosen = [self.samples[group[int(rng.integers(len(group)))]] for _ in range(size)]
-        crop = min([crop] + [min(_shape(s, "truth")[1:]) for s in chosen])
-        parts = [_augment(s, rng, crop) for s in chosen]
-        return _stack(parts)
-
-    def batches(self, size: int):
-        """Every sample once, whole (no crop), in batches of samples of one shape."""
-        shapes: dict[tuple, list[dict]] = {}
-        for s in self.samples:
-            shapes.setdefault((_shape(s, "frames"), _shape(s, "truth")), []).append(s)
-        for group in shapes.values():
-            for i in range(0, len(group), size):
-                yield _stack([{k: s[k] for k in ARRAYS} for s in group[i:i + size]])
-
-
-def _shape(sample, key: str) -> tuple[int, ...]:
-    """An array's shape, without reading a stored sample's arrays."""
-    shapes = getattr(sample, "shapes", None)  # a sample_cache.StoredSample's, unread
-    return shapes[key] if shapes is not None else sample[key].shape
-
-
-def _augment(sample, rng: np.random.Generator, crop: int) -> dict:
-    h, w = sample["truth"].shape[1:]
-    y, x = int(rng.integers(h - crop + 1)), int(rng.integers(w - crop + 1))
-    part = {k: sample[k][..., y:y + crop, x:x + crop] for k in
-            ("frames", "flows", "candidates", "truth")}
-    part["context"] = sample["context"]
-    if rng.random() < 0.5:  # mirror left-right: x flow changes sign
-        part = {k: (v[..., ::-1] if k != "context" else v) for k, v in part.items()}
-        part["flows"] = part["flows"] * np.float16([-1, 1])[:, None, None]
-    if rng.random() < 0.5:  # upside down: y flow changes sign
-        part = {k: (v[..., ::-1, :] if k != "context" else v) for k, v in part.items()}
-        part["flows"] = part["flows"] * np.float16([1, -1])[:, None, None]
-    return part
-
-
-def _stack(parts: list[dict]):
-    import torch
-
-    from lexp.model import Evidence
-
-    def tensor(key):
-        return torch.from_numpy(np.stack([np.ascontiguousarray(p[key]) for p in parts])).float()
-
-    evidence = Evidence(tensor("frames"), tensor("flows"), tensor("candidates"),
-                        tensor("context"))
-    return evidence, tensor("truth")
 
 
 def split_by_clip(sources: list[Source], fraction: float) -> tuple[list[Source], list[Source]]:

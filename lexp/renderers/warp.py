@@ -1,6 +1,6 @@
 """Looking images up along flows: the pixel grid, bilinear sampling, and how well two
-images agree locally. Shared by the flow render's interpolation (:mod:`lexp.flow_render`)
-and its extrapolation (:mod:`lexp.extrapolate`).
+images agree locally. Shared by the flow render's interpolation (:mod:`lexp.renderers.flow`)
+and its extrapolation (:mod:`lexp.renderers.extrapolate`).
 """
 
 from __future__ import annotations

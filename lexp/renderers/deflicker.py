@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from lexp.renderers.result import DeflickerStats
+
 SAMPLES = 40_000  # pixels measured per frame (a regular subsample): plenty for a median
 DARK, BRIGHT = 0.004, 0.85  # linear: usable pixels lie between these, in both images
 REFERENCE_RATE = 0.25  # how fast the reference follows the (corrected) frames
@@ -57,8 +59,7 @@ class Deflicker:
             return 1.0
         return float(np.median([1.0 / g for g in self.gains]))
 
-    def describe(self) -> dict:
+    def describe(self) -> DeflickerStats:
         stops = [abs(math.log2(g)) for g in self.gains]
-        return {"frames": len(self.gains),
-                "max_correction_stops": round(max(stops, default=0.0), 2),
-                "corrected_frames": sum(s > 0.05 for s in stops)}
+        return DeflickerStats(len(self.gains), round(max(stops, default=0.0), 2),
+                              sum(s > 0.05 for s in stops))

@@ -1,0 +1,163 @@
+"""What every renderer returns — a long exposure in linear light, before encoding — and a
+typed account of how it was made: :class:`RenderResult` and its :class:`RenderDetails`.
+
+Its own module so that the renderers (stacking, flow, the generator), the frame
+preparation steps (align, deflicker, keep-sharp) and the dispatcher over them share these
+types without importing each other. ``RenderDetails.to_dict`` is the one place their JSON
+shape (``--json`` "details", the settings embedded in image files) is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lexp.config import RenderConfig
+from lexp.media import ClipInfo
+
+
+@dataclass
+class FlowStats:
+    """What the flow renderer (and the generator riding on it) did."""
+
+    estimator: str  # e.g. "dis-medium"
+    pairs: int = 0  # intervals integrated
+    samples: int = 0  # in-between instants synthesised
+    extrapolated: float = 0.0  # frame periods added after the last frame
+    steady: float = 0.0  # mean extrapolation weight (0 = stationary, 1 = all moving)
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+    def to_dict(self) -> dict:
+        return {"flow": self.estimator, "pairs": self.pairs, "samples": self.samples,
+                "extrapolated_frames": round(self.extrapolated, 3),
+                "steady": round(self.steady, 3), "cache_hits": self.cache_hits,
+                "cache_misses": self.cache_misses}
+
+
+@dataclass(frozen=True)
+class GeneratorStats:
+    """What ``-m learned``'s generator did."""
+
+    checkpoint: str  # the checkpoint file's name
+    arch: str  # "lexp" or "seed"
+    blend: list[float] | None = None  # lexp: the mean weight of each candidate; None when
+    # the generator was not needed (nothing to extrapolate)
+
+    def to_dict(self) -> dict:
+        return {"checkpoint": self.checkpoint, "arch": self.arch,
+                **({"blend": self.blend} if self.blend is not None else {})}
+
+
+@dataclass
+class AlignStats:
+    """What ``--align`` did."""
+
+    model: str
+    aligned: int = 0  # frames registered (the reference included)
+    skipped: list[int] = field(default_factory=list)  # indices that could not be registered
+    max_shift_px: float = 0.0  # the largest corner displacement corrected
+    crop: tuple[int, int, int, int] | None = None  # x, y, width, height of the kept area
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "aligned": self.aligned, "skipped": self.skipped,
+                "max_shift_px": round(self.max_shift_px, 1),
+                "crop": list(self.crop) if self.crop else None}
+
+
+@dataclass(frozen=True)
+class DeflickerStats:
+    """What ``--deflicker`` did."""
+
+    frames: int  # frames given a gain
+    max_correction_stops: float  # the largest gain, in stops (log2)
+    corrected_frames: int  # frames corrected by more than 0.05 stop
+
+    def to_dict(self) -> dict:
+        return {"frames": self.frames, "max_correction_stops": self.max_correction_stops,
+                "corrected_frames": self.corrected_frames}
+
+
+@dataclass(frozen=True)
+class SharpStats:
+    """What ``--keep-sharp`` did."""
+
+    frame: int  # the frame kept sharp
+    mask_mean: float  # the share of the image taken from it, in [0, 1]
+
+    def to_dict(self) -> dict:
+        return {"frame": self.frame, "mask_mean": self.mask_mean}
+
+
+@dataclass
+class RenderDetails:
+    """How a render was made, beyond its settings: what each step did, and why ``auto``
+    chose the method it chose. ``None`` for a step that did not run."""
+
+    flow: FlowStats | None = None  # flow and learned renders
+    generator: GeneratorStats | None = None  # learned renders
+    align: AlignStats | None = None
+    deflicker: DeflickerStats | None = None
+    keep_sharp: SharpStats | None = None
+    hdr: tuple[str, str] | None = None  # (transfer, tone) of an HDR clip's conversion
+    auto: str = ""  # auto's reason for its choice ("" when the method was asked for)
+
+    def to_dict(self) -> dict:
+        """The JSON shape: the flow figures at the top level, one key per other step."""
+        out: dict = self.flow.to_dict() if self.flow is not None else {}
+        if self.generator is not None:
+            out.update(self.generator.to_dict())
+        for key in ("align", "deflicker", "keep_sharp"):
+            step = getattr(self, key)
+            if step is not None:
+                out[key] = step.to_dict()
+        if self.hdr is not None:
+            out["hdr"] = {"transfer": self.hdr[0], "tone": self.hdr[1]}
+        if self.auto:
+            out["auto"] = self.auto
+        return out
+
+    def summary(self) -> list[str]:
+        """The details in words, for the one line a render prints: ['dis-medium',
+        '15 frames extrapolated', 'chosen by auto: ...']."""
+        parts = []
+        one_frame = self.flow is not None and self.flow.pairs == 0  # nothing was estimated
+        if self.flow is not None and not one_frame:
+            parts.append(self.flow.estimator)
+        extrapolated = round(self.flow.extrapolated, 3) if self.flow is not None else 0
+        if extrapolated:
+            frames = f"{extrapolated:g} frame{'' if extrapolated == 1 else 's'}"
+            parts.append(f"held still for {frames} more" if one_frame
+                         else f"{frames} extrapolated")
+        if self.align is not None:
+            parts.append(f"aligned {self.align.aligned} frames" + (
+                f", cropped to {self.align.crop[2]}×{self.align.crop[3]}"
+                if self.align.crop else ""))
+        if self.deflicker is not None:
+            parts.append(f"deflickered {self.deflicker.corrected_frames} frames")
+        if self.keep_sharp is not None:
+            parts.append(f"frame {self.keep_sharp.frame} kept sharp")
+        if self.hdr is not None:
+            parts.append(f"{self.hdr[0].upper()} HDR to sRGB, tone {self.hdr[1]}")
+        if self.auto:
+            parts.append(f"chosen by auto: {self.auto}")
+        return parts
+
+
+@dataclass
+class RenderResult:
+    """A rendered long exposure, before encoding."""
+
+    linear: np.ndarray  # float32 H×W×3 linear light
+    clip: ClipInfo  # the clip it came from
+    frames_used: int  # frames that went into the result
+    first_frame: int  # index of the first frame used
+    last_frame: int  # index of the last frame used
+    seconds: float  # wall time of decoding + rendering
+    warnings: list[str] = field(default_factory=list)  # non-fatal problems noticed
+    method: str = ""  # the method that ran (auto resolved), e.g. "flow"
+    details: RenderDetails = field(default_factory=RenderDetails)
+    # The settings it was made with: ``auto`` transfer and tone resolved for the clip, the
+    # method as asked (``method`` says what ran). Set by render_clip.
+    config: RenderConfig | None = None
