@@ -58,42 +58,62 @@ def _render_in_pool(jobs, config, out, overwrite, workers, debug, report) -> Non
     single-threaded (a selector over the workers' stdout) because an interrupt raised
     inside a thread-shared lock could leave it held.
     """
-    import pickle
-    import selectors
-    import subprocess
+    pool = _WorkerPool(jobs, (config, out, overwrite, debug), min(workers, len(jobs)))
+    try:
+        pool.run(report)
+    except BaseException:
+        pool.stop(report)
+        raise
 
-    pending = list(reversed(jobs))
-    busy: dict = {}  # worker -> the job it is rendering
-    selector = selectors.DefaultSelector()
-    procs = [subprocess.Popen([sys.executable, "-m", "lexp.batch"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE) for _ in range(min(workers, len(jobs)))]
 
-    def failed(job: Job, why: str) -> JobResult:
-        return JobResult(job.source.name, job.output, "failed", method=config.method,
+class _WorkerPool:
+    """Worker processes, each rendering one job at a time (see :func:`_render_in_pool`)."""
+
+    def __init__(self, jobs: list[Job], settings: tuple, workers: int) -> None:
+        import selectors
+        import subprocess
+
+        self.jobs, self.settings = jobs, settings  # settings: (config, out, overwrite, debug)
+        self.pending = list(reversed(jobs))
+        self.busy: dict = {}  # worker -> the job it is rendering
+        self.selector = selectors.DefaultSelector()
+        self.procs = [subprocess.Popen([sys.executable, "-m", "lexp.batch"],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                      for _ in range(workers)]
+        self.alive = list(self.procs)
+
+    def failed(self, job: Job, why: str) -> JobResult:
+        return JobResult(job.source.name, job.output, "failed", method=self.settings[0].method,
                          error=why, hint="run again; --debug shows the worker's traceback",
                          exit_code=1)
 
-    def hand_out(proc) -> None:
-        if not pending:
+    def hand_out(self, proc) -> None:
+        """Give ``proc`` the next job, or close its stdin when there is none (it exits)."""
+        import pickle
+        import selectors
+
+        if not self.pending:
             with contextlib.suppress(OSError):
                 proc.stdin.close()  # no more work: the worker exits on EOF
             return
-        job = pending.pop()
+        job = self.pending.pop()
         try:
-            pickle.dump((job, config, out, overwrite, debug), proc.stdin)
+            pickle.dump((job, *self.settings), proc.stdin)
             proc.stdin.flush()
         except (OSError, ValueError):  # the worker is gone: the job waits for another one
-            pending.append(job)
-            if proc in alive:
-                alive.remove(proc)
+            self.pending.append(job)
+            if proc in self.alive:
+                self.alive.remove(proc)
             return
-        busy[proc] = job
-        selector.register(proc.stdout, selectors.EVENT_READ, proc)
+        self.busy[proc] = job
+        self.selector.register(proc.stdout, selectors.EVENT_READ, proc)
 
-    def collect(proc) -> tuple[JobResult, bool]:
+    def collect(self, proc) -> tuple[JobResult, bool]:
         """The worker's result, and whether the worker is still alive."""
-        selector.unregister(proc.stdout)
-        job = busy.pop(proc)
+        import pickle
+
+        self.selector.unregister(proc.stdout)
+        job = self.busy.pop(proc)
         try:
             return pickle.load(proc.stdout), True
         except (OSError, EOFError, pickle.UnpicklingError):
@@ -105,49 +125,51 @@ def _render_in_pool(jobs, config, out, overwrite, workers, debug, report) -> Non
 
             for leftover in Path(job.output).parent.glob(f"{TEMP_PREFIX}{proc.pid}-*"):
                 leftover.unlink(missing_ok=True)
-            return failed(job, "the worker process stopped"), False
+            return self.failed(job, "the worker process stopped"), False
 
-    alive = list(procs)
-    try:
-        for proc in procs:
-            hand_out(proc)
-        while busy:
-            for key, _ in selector.select():
+    def run(self, report) -> None:
+        for proc in self.procs:
+            self.hand_out(proc)
+        while self.busy:
+            for key, _ in self.selector.select():
                 proc = key.data
-                result, ok = collect(proc)
+                result, ok = self.collect(proc)
                 report(result)
                 if ok:
-                    hand_out(proc)
-                elif proc in alive:
-                    alive.remove(proc)
-            for proc in list(alive):  # work that a dead worker could not take
-                if proc not in busy and pending and not proc.stdin.closed:
-                    hand_out(proc)
-        while pending:  # every worker died: the rest cannot be rendered
-            report(failed(pending.pop(), "no worker process left"))
-        for proc in procs:
+                    self.hand_out(proc)
+                elif proc in self.alive:
+                    self.alive.remove(proc)
+            for proc in list(self.alive):  # work that a dead worker could not take
+                if proc not in self.busy and self.pending and not proc.stdin.closed:
+                    self.hand_out(proc)
+        while self.pending:  # every worker died: the rest cannot be rendered
+            report(self.failed(self.pending.pop(), "no worker process left"))
+        for proc in self.procs:
             proc.wait()
-    except BaseException:
-        for proc in procs:  # SIGTERM reached only us: pass it on
+
+    def stop(self, report) -> None:
+        """After an interrupt or an error: stop every worker and clean up after them."""
+        import subprocess
+
+        for proc in self.procs:  # SIGTERM reached only us: pass it on
             with contextlib.suppress(OSError):
                 proc.terminate()
-        for proc in procs:
+        for proc in self.procs:
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
         # Clips that finished meanwhile are done: say so, so the log matches the disk.
-        for key, _ in selector.select(timeout=0):
-            result, _ = collect(key.data)
+        for key, _ in self.selector.select(timeout=0):
+            result, _ = self.collect(key.data)
             if result.status == "ok":
                 report(result)
         # A worker stopped at the wrong instant may leave its lock file; none of ours is
         # held any more, and another run's held locks are left alone.
-        for job in jobs:
+        for job in self.jobs:
             with contextlib.suppress(LexpError):
                 OutputLock.remove_if_stale(job.output)
-        raise
 
 
 def _serve_jobs() -> int:

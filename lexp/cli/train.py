@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -44,59 +45,70 @@ render with), metrics.jsonl and config.json.
 """ + EXIT_CODES_HELP
 
 
+OPTIMISATION, LOSSES, VALIDATION = "Optimisation", "Losses", "Validation"  # --help panels
+Data = Annotated[list[str], typer.Option(
+    "--data", metavar="CLIPS",
+    help="Videos, folders of videos or frame folders (searched recursively; Sky Timelapse's "
+         "sky_train/ works as is), or synthetic:N generated scenes. Repeatable.")]
+RunDir = Annotated[Path, typer.Option("--run-dir", metavar="DIR",
+                                      help="Where checkpoints and metrics go.")]
+ArchOption = Annotated[Arch, typer.Option(
+    "--arch", help="lexp: blends over the flow render (the default); seed: the original "
+                   "ConvLSTM with a global flow code.")]
+Steps = Annotated[int, typer.Option(min=1, help="Optimiser steps (the budget).")]
+Minutes = Annotated[float | None, typer.Option(
+    help="A wall-clock budget: stop after a validation pass once it is spent.")]
+Preset = Annotated[str, typer.Option(
+    metavar="PRESET", rich_help_panel=OPTIMISATION,
+    help="Batch and crop: auto (from the GPU's memory), cpu, gpu-small, gpu-medium, "
+         "gpu-large.")]
+Batch = Annotated[int | None, typer.Option(min=1, help="Samples per step per process.",
+                                           rich_help_panel=OPTIMISATION)]
+Crop = Annotated[int | None, typer.Option(min=16, help="Training crop (work-size pixels).",
+                                          rich_help_panel=OPTIMISATION)]
+Lr = Annotated[float, typer.Option(help="AdamW learning rate (cosine decay).",
+                                   rich_help_panel=OPTIMISATION)]
+WeightDecay = Annotated[float, typer.Option(help="AdamW weight decay.",
+                                            rich_help_panel=OPTIMISATION)]
+SsimWeight = Annotated[float, typer.Option(help="Weight of the structural term (1 - SSIM).",
+                                           rich_help_panel=LOSSES)]
+PerceptualWeight = Annotated[float, typer.Option(
+    help="VGG-16 perceptual term (needs `lexp download vgg16`).", rich_help_panel=LOSSES)]
+AdversarialWeight = Annotated[float, typer.Option(help="PatchGAN adversarial term.",
+                                                  rich_help_panel=LOSSES)]
+ClipGrad = Annotated[float, typer.Option(help="Gradient norm clipping.",
+                                         rich_help_panel=OPTIMISATION)]
+ValFraction = Annotated[float, typer.Option(help="Share of clips held out for validation.",
+                                            rich_help_panel=VALIDATION)]
+EvalEvery = Annotated[int, typer.Option(min=1, help="Steps between validation passes.",
+                                        rich_help_panel=VALIDATION)]
+Patience = Annotated[int, typer.Option(
+    min=1, help="Stop after this many passes without improvement.",
+    rich_help_panel=VALIDATION)]
+Seed = Annotated[int, typer.Option(help="Random seed.")]
+TrainDevice = Annotated[str, typer.Option(metavar="DEVICE",
+                                          help="auto, cpu, cuda, cuda:N or mps.")]
+Amp = Annotated[bool, typer.Option("--amp/--no-amp", help="bfloat16 autocast on CUDA.")]
+WorkSize = Annotated[int, typer.Option(min=32, help="The generator's long side in pixels.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --run-dir.")]
+Jobs = Annotated[int | None, typer.Option(
+    "--jobs", "-j", min=1, envvar="LEXP_JOBS", metavar="N",
+    help="Processes that build the training samples not in the cache yet (each sample is "
+         "a flow render). Default: one per CPU core.")]
+DryRun = Annotated[bool, typer.Option("--dry-run",
+                                      help="Print the resolved configuration and exit.")]
+
+
 @app.command(epilog=TRAIN_EPILOG)
 def train(
-    data: list[str] = typer.Option(
-        ..., "--data", metavar="CLIPS",
-        help="Videos, folders of videos or frame folders (searched recursively; Sky "
-             "Timelapse's sky_train/ works as is), or synthetic:N generated scenes. "
-             "Repeatable."),
-    run_dir: Path = typer.Option(Path("runs/generator"), "--run-dir", metavar="DIR",
-                                 help="Where checkpoints and metrics go."),
-    arch: Arch = typer.Option(Arch.lexp, "--arch",
-                              help="lexp: blends over the flow render (the default); seed: "
-                                   "the original ConvLSTM with a global flow code."),
-    steps: int = typer.Option(2000, min=1, help="Optimiser steps (the budget)."),
-    minutes: float | None = typer.Option(None, help="A wall-clock budget: stop after a "
-                                                    "validation pass once it is spent."),
-    preset: str = typer.Option("auto", metavar="PRESET",
-                               help="Batch and crop: auto (from the GPU's memory), cpu, "
-                                    "gpu-small, gpu-medium, gpu-large.",
-                               rich_help_panel="Optimisation"),
-    batch: int | None = typer.Option(None, min=1, help="Samples per step per process.",
-                                     rich_help_panel="Optimisation"),
-    crop: int | None = typer.Option(None, min=16, help="Training crop (work-size pixels).",
-                                    rich_help_panel="Optimisation"),
-    lr: float = typer.Option(2e-3, help="AdamW learning rate (cosine decay).",
-                             rich_help_panel="Optimisation"),
-    weight_decay: float = typer.Option(1e-4, help="AdamW weight decay.",
-                                       rich_help_panel="Optimisation"),
-    ssim_weight: float = typer.Option(0.2, help="Weight of the structural term (1 - SSIM).",
-                                      rich_help_panel="Losses"),
-    perceptual_weight: float = typer.Option(
-        0.0, help="VGG-16 perceptual term (needs `lexp download vgg16`).",
-        rich_help_panel="Losses"),
-    adversarial_weight: float = typer.Option(0.0, help="PatchGAN adversarial term.",
-                                             rich_help_panel="Losses"),
-    clip_grad: float = typer.Option(1.0, help="Gradient norm clipping.",
-                                    rich_help_panel="Optimisation"),
-    val_fraction: float = typer.Option(0.2, help="Share of clips held out for validation.",
-                                       rich_help_panel="Validation"),
-    eval_every: int = typer.Option(100, min=1, help="Steps between validation passes.",
-                                   rich_help_panel="Validation"),
-    patience: int = typer.Option(5, min=1, help="Stop after this many passes without "
-                                               "improvement.", rich_help_panel="Validation"),
-    seed: int = typer.Option(0, help="Random seed."),
-    device: str = typer.Option("auto", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps."),
-    amp: bool = typer.Option(True, "--amp/--no-amp", help="bfloat16 autocast on CUDA."),
-    work_size: int = typer.Option(320, min=32, help="The generator's long side in pixels."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir."),
-    jobs: int | None = typer.Option(
-        None, "--jobs", "-j", min=1, envvar="LEXP_JOBS", metavar="N",
-        help="Processes that build the training samples not in the cache yet (each "
-             "sample is a flow render). Default: one per CPU core."),
-    dry_run: bool = typer.Option(False, "--dry-run",
-                                 help="Print the resolved configuration and exit."),
+    data: Data, run_dir: RunDir = Path("runs/generator"), arch: ArchOption = Arch.lexp,
+    steps: Steps = 2000, minutes: Minutes = None, preset: Preset = "auto",
+    batch: Batch = None, crop: Crop = None, lr: Lr = 2e-3, weight_decay: WeightDecay = 1e-4,
+    ssim_weight: SsimWeight = 0.2, perceptual_weight: PerceptualWeight = 0.0,
+    adversarial_weight: AdversarialWeight = 0.0, clip_grad: ClipGrad = 1.0,
+    val_fraction: ValFraction = 0.2, eval_every: EvalEvery = 100, patience: Patience = 5,
+    seed: Seed = 0, device: TrainDevice = "auto", amp: Amp = True, work_size: WorkSize = 320,
+    resume: Resume = False, jobs: Jobs = None, dry_run: DryRun = False,
     json_out: JsonSummary = False,
 ) -> None:
     """Train the long-exposure generator (flow encoder + ConvLSTM) from any clips."""

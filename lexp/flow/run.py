@@ -69,7 +69,6 @@ def clip_flows(source, estimator: FlowEstimator, config, *, clip=None, cache=Non
     import time
 
     from lexp import media
-    from lexp.flow.cache import to_half
 
     started = time.perf_counter()
     hits0 = misses0 = damaged0 = 0
@@ -77,30 +76,7 @@ def clip_flows(source, estimator: FlowEstimator, config, *, clip=None, cache=Non
         source.paths else None
     if cache is not None:
         hits0, misses0, damaged0 = cache.hits, cache.misses, cache.damaged
-    stats = {"motion": 0.0, "max": 0.0, "pixels": 0, "pairs": 0}
-    pending: list[tuple] = []  # pairs to compute: (i, j, a, b, cache key or None)
-    batch = None  # pairs per estimator call, decided at the first miss
-
-    def emit(i: int, j: int, flow: np.ndarray) -> None:
-        magnitude = np.sqrt(flow[0] ** 2 + flow[1] ** 2)
-        stats["motion"] += float(magnitude.sum())
-        stats["max"] = max(stats["max"], float(magnitude.max()))
-        stats["pixels"] += magnitude.size
-        stats["pairs"] += 1
-        if on_flow is not None:
-            on_flow(i, j, flow)
-
-    def compute_pending() -> None:
-        if not pending:
-            return
-        flows = estimator.pairs([(a, b) for _, _, a, b, _ in pending])
-        for (i, j, _, _, key), flow in zip(pending, flows, strict=True):
-            half = to_half(flow)  # as the cache keeps it: a warm run exports the same
-            if key is not None:
-                cache.put(key, half, {"estimator": estimator.key(), "pair": [i, j]})
-            emit(i, j, half.astype(np.float32))
-        pending.clear()
-
+    queue = _PairQueue(estimator, cache, on_flow)
     opened = media.open_clip(source, config.fps) if clip is None else \
         contextlib.nullcontext(clip)
     with opened as clip:
@@ -112,23 +88,12 @@ def clip_flows(source, estimator: FlowEstimator, config, *, clip=None, cache=Non
                 if backward:
                     directions.append((index, previous[0], frame, previous[1]))
                 for i, j, a, b in directions:
-                    key = None
-                    if clip_id is not None:
-                        key = cache.key(clip_id, i, j, estimator.key(), (a.shape[1], a.shape[0]))
-                        flow = cache.get(key)
-                        if flow is not None:
-                            compute_pending()  # keep flows in order for on_flow
-                            emit(i, j, flow)
-                            continue
-                    pending.append((i, j, a, b, key))
-                    if batch is None:
-                        batch = estimator.batch_limit((a.shape[1], a.shape[0]))
-                    if len(pending) >= batch:
-                        compute_pending()
+                    queue.add(clip_id, i, j, a, b)
                 if on_progress is not None:
                     on_progress(used, None)
             previous = (index, frame)
-        compute_pending()
+        queue.compute()
+    stats = queue.stats
     pairs = stats["pairs"]
     if pairs == 0:
         from lexp.errors import InputError
@@ -141,6 +106,56 @@ def clip_flows(source, estimator: FlowEstimator, config, *, clip=None, cache=Non
                    (cache.misses - misses0) if cache else pairs,
                    (cache.damaged - damaged0) if cache else 0,
                    getattr(estimator, "device_used", None))
+
+
+class _PairQueue:
+    """Flows in the order asked: a cached one is read, the others are estimated in
+    batches (as many pairs per estimator call as ``batch_limit`` allows) and cached;
+    each reaches ``on_flow(i, j, flow)`` and the motion statistics."""
+
+    def __init__(self, estimator: FlowEstimator, cache, on_flow) -> None:
+        self.estimator, self.cache, self.on_flow = estimator, cache, on_flow
+        self.stats = {"motion": 0.0, "max": 0.0, "pixels": 0, "pairs": 0}
+        self.pending: list[tuple] = []  # pairs to compute: (i, j, a, b, cache key or None)
+        self.batch: int | None = None  # pairs per estimator call, decided at the first miss
+
+    def add(self, clip_id: str | None, i: int, j: int, a: np.ndarray, b: np.ndarray) -> None:
+        key = None
+        if clip_id is not None:
+            key = self.cache.key(clip_id, i, j, self.estimator.key(), (a.shape[1], a.shape[0]))
+            flow = self.cache.get(key)
+            if flow is not None:
+                self.compute()  # keep flows in order for on_flow
+                self.emit(i, j, flow)
+                return
+        self.pending.append((i, j, a, b, key))
+        if self.batch is None:
+            self.batch = self.estimator.batch_limit((a.shape[1], a.shape[0]))
+        if len(self.pending) >= self.batch:
+            self.compute()
+
+    def emit(self, i: int, j: int, flow: np.ndarray) -> None:
+        magnitude = np.sqrt(flow[0] ** 2 + flow[1] ** 2)
+        self.stats["motion"] += float(magnitude.sum())
+        self.stats["max"] = max(self.stats["max"], float(magnitude.max()))
+        self.stats["pixels"] += magnitude.size
+        self.stats["pairs"] += 1
+        if self.on_flow is not None:
+            self.on_flow(i, j, flow)
+
+    def compute(self) -> None:
+        """Estimate the pending pairs (one batch), cache and emit them."""
+        from lexp.flow.cache import to_half
+
+        if not self.pending:
+            return
+        flows = self.estimator.pairs([(a, b) for _, _, a, b, _ in self.pending])
+        for (i, j, _, _, key), flow in zip(self.pending, flows, strict=True):
+            half = to_half(flow)  # as the cache keeps it: a warm run exports the same
+            if key is not None:
+                self.cache.put(key, half, {"estimator": self.estimator.key(), "pair": [i, j]})
+            self.emit(i, j, half.astype(np.float32))
+        self.pending.clear()
 
 
 def cached_pair(estimator: FlowEstimator, cache, clip_id: str | None, i: int, j: int,

@@ -288,8 +288,6 @@ def extrapolate(history: list[np.ndarray], flows: list[np.ndarray], periods: flo
     ``on_progress(done, total)``: with the count of periods done (a long exposure of a
     short clip spends most of its time here). Returns (sum float32 H×W×3, mean weight of
     the moving estimate)."""
-    import cv2
-
     last = history[-1]
     count = len(history)
     stationary = np.mean(history, axis=0, dtype=np.float32)
@@ -311,17 +309,7 @@ def extrapolate(history: list[np.ndarray], flows: list[np.ndarray], periods: flo
         return unsettled * np.float32(periods), 0.0
     h, w = last.shape[:2]
     xs, ys = _grid(h, w)
-    middle = (count - 1) // 2
-    early = np.mean(flows[:middle], axis=0)
-    ahead = count - 1 - middle
-    # Forward: each pixel of the middle frame goes where its own early velocity takes it
-    # (looked up backwards, a small mover's front half would be judged by the still
-    # background it covers, and fail).
-    predicted = _forward_warp(history[middle], ahead * early[0], ahead * early[1])
-    moving_error = _local_error(predicted, last)
-    still_error = _local_error(np.mean(history[:middle + 1], axis=0), last)
-    trust = (still_error / (moving_error + still_error + 1e-8)) ** TRUST_EXPONENT
-
+    trust = motion_trust(history, flows)
     velocity = guide_velocity(np.mean(flows, axis=0), guide)
     carried_share = np.where((trust >= CARRY_TRUST) &
                              (np.hypot(velocity[0], velocity[1]) > 0.1), trust, 0)
@@ -344,38 +332,16 @@ def extrapolate(history: list[np.ndarray], flows: list[np.ndarray], periods: flo
     still_sum = np.zeros((h, w), np.float32)  # Σ weight·c_still
     outside_sum = np.zeros((h, w), np.float32)  # Σ weight·c_moving·(1 − inside)
     for t, weight in enumerate(weights, start=1):
-        map_x, map_y = xs - t * velocity[0], ys - t * velocity[1]
-        looked = cv2.remap(last, map_x, map_y, cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        # Where the sample came from outside the frame (inside < 1) the content is
-        # unknown: that share takes the stationary estimate. (Separate contiguous
-        # images: strided channel views cost several times as much per pass.)
-        outside = 1 - cv2.remap(ones, map_x, map_y, cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        still_gain, moving_gain = gain(t, mean_level), gain(t, last_level)
-        arriving = None
-        if not carried:  # (the formula below, with nothing arriving)
-            c_still, c_moving = still_gain, left_share * moving_gain
-        else:
-            light, coverage = carried.at(t)
-            # What the arriving movers do not cover: the still share, the moving share
-            # looked up backwards, and, where this pixel's own movers have left and
-            # nothing came in their place (a hole), what lies behind them.
-            hole = np.maximum(carried_share - coverage, 0)
-            uncovered = (1 - coverage) / np.maximum(fixed_share + hole, 1e-6)
-            c_still = uncovered * still_gain
-            c_moving = uncovered * (left_share + hole) * moving_gain
-            arriving = light * moving_gain
+        looked, outside = _looked_up(last, ones, xs - t * velocity[0], ys - t * velocity[1])
+        c_still, c_moving, arriving = _period_coefficients(
+            carried, t, carried_share, left_share, fixed_share, gain(t, mean_level),
+            gain(t, last_level))
         if whole_periods:
             part = still_part * (c_still[..., None] if np.ndim(c_still) else c_still)
             part += c_moving[..., None] * (looked + outside[..., None] * stationary)
             if arriving is not None:
                 part += arriving
-            if wander is not None:
-                reach = (t - 1 + 0.5 * weight) ** WANDER_EXPONENT  # the period's middle
-                part = gaussian_blur(part, wander[0] * reach, wander[1] * reach)
-            if weight != 1.0:
-                part *= np.float32(weight)
+            part = _blurred_and_weighted(part, wander, t, weight)
             total += part
             if on_period is not None:
                 on_period(part, weight)
@@ -392,6 +358,64 @@ def extrapolate(history: list[np.ndarray], flows: list[np.ndarray], periods: flo
     if not whole_periods:
         total += still_sum[..., None] * still_part + outside_sum[..., None] * stationary
     return total, float(trust.mean())
+
+
+def _looked_up(last: np.ndarray, ones: np.ndarray, map_x, map_y):
+    """``last`` sampled at (map_x, map_y) (H×W×3, 0 outside the frame), and the share of
+    each sample that came from outside the frame (H×W): there the content is unknown and
+    the stationary estimate takes that share. (Separate contiguous images: strided
+    channel views cost several times as much per pass.)"""
+    import cv2
+
+    looked = cv2.remap(last, map_x, map_y, cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    outside = 1 - cv2.remap(ones, map_x, map_y, cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return looked, outside
+
+
+def _blurred_and_weighted(part: np.ndarray, wander, t: int, weight: float) -> np.ndarray:
+    """A whole period's light, blurred by the camera's wander (growing with time, taken
+    at the period's middle) and scaled to the share of the period it stands for."""
+    if wander is not None:
+        reach = (t - 1 + 0.5 * weight) ** WANDER_EXPONENT
+        part = gaussian_blur(part, wander[0] * reach, wander[1] * reach)
+    if weight != 1.0:
+        part *= np.float32(weight)
+    return part
+
+
+def motion_trust(history: list[np.ndarray], flows: list[np.ndarray]) -> np.ndarray:
+    """H×W in [0, 1]: how much better than standing still the early frames' motion
+    predicts the last frame, pixel by pixel (1: it moves as it did; 0: it stays)."""
+    count = len(history)
+    middle = (count - 1) // 2
+    early = np.mean(flows[:middle], axis=0)
+    ahead = count - 1 - middle
+    # Forward: each pixel of the middle frame goes where its own early velocity takes it
+    # (looked up backwards, a small mover's front half would be judged by the still
+    # background it covers, and fail).
+    predicted = _forward_warp(history[middle], ahead * early[0], ahead * early[1])
+    moving_error = _local_error(predicted, history[-1])
+    still_error = _local_error(np.mean(history[:middle + 1], axis=0), history[-1])
+    return (still_error / (moving_error + still_error + 1e-8)) ** TRUST_EXPONENT
+
+
+def _period_coefficients(carried: _CarriedLight, t: int, carried_share, left_share,
+                         fixed_share, still_gain, moving_gain):
+    """(c_still, c_moving, arriving) of period ``t``: the per-pixel (H×W) weights of the
+    still share's light and of the moving share looked up backwards, and the light the
+    carried movers bring (H×W×3, or None)."""
+    if not carried:  # (the formula below, with nothing arriving)
+        return still_gain, left_share * moving_gain, None
+    light, coverage = carried.at(t)
+    # What the arriving movers do not cover: the still share, the moving share looked up
+    # backwards, and, where this pixel's own movers have left and nothing came in their
+    # place (a hole), what lies behind them.
+    hole = np.maximum(carried_share - coverage, 0)
+    uncovered = (1 - coverage) / np.maximum(fixed_share + hole, 1e-6)
+    return (uncovered * still_gain, uncovered * (left_share + hole) * moving_gain,
+            light * moving_gain)
 
 
 def guide_velocity(velocity: np.ndarray, guide: str) -> np.ndarray:

@@ -227,6 +227,66 @@ class _Interval:
         return self._backward if self._backward is not None else -self.forward
 
 
+class _Exposure:
+    """The exposure's running sum: float64 H×W×3, linear light × frame periods, plus the
+    trail video's frames when one is recorded. Each frame contributes half a period
+    before and after it at the ends (``open``/``close``) and each interval its
+    integral along the flow (``settle``)."""
+
+    def __init__(self, recorder, stats) -> None:
+        self.recorder, self.stats = recorder, stats
+        self.total: np.ndarray | None = None
+        self.head: np.ndarray | None = None  # the first half period, until the video shows it
+
+    def open(self, linear: np.ndarray) -> None:
+        self.total = np.zeros(linear.shape, np.float64)
+        self.head = linear * np.float32(0.5)  # the first frame's half period before it
+        self.total += self.head
+
+    def settle(self, before: _Interval | None, interval: _Interval,
+               after: _Interval | None) -> None:
+        """Integrate ``interval`` between its neighbours (None at the ends): its paths
+        bend the way the motion either side of it goes."""
+        def bends(backward):
+            return path_bends(interval.forward, backward, interval.gap,
+                              None if before is None else (before.backward_estimate(),
+                                                           before.gap),
+                              None if after is None else (after.forward, after.gap))
+
+        part, n = interval_sum(interval.a, interval.b, interval.forward, interval.gap,
+                               interval.backward, bends)
+        self.total += part
+        if self.recorder is not None:
+            if self.head is None:
+                self.recorder.add(part, interval.gap, interval.level)
+            else:  # the video's first frame holds the first half period too
+                self.recorder.add(part + self.head, interval.gap + 0.5, interval.level)
+                self.head = None
+        self.stats.pairs += 1
+        self.stats.samples += n
+
+    def close(self, linear: np.ndarray, level: float) -> None:
+        tail = linear * np.float32(0.5)  # the last frame's half period after it
+        self.total += tail
+        if self.recorder is not None:
+            if self.head is not None:  # a single frame
+                self.recorder.add(self.head + tail, 1.0, level)
+            else:
+                self.recorder.add(tail, 0.5, level)
+
+
+def _flow_clip_id(cache, source, config, first: int) -> str | None:
+    """The flow cache's key for the clip (its content; hashed here, once flow is sure to
+    run), or None when flows are not cached."""
+    clip_id = cache.clip_id(source) if cache is not None and source and source.paths else None
+    if clip_id is not None and config.align:  # aligned frames have flows of their own
+        import hashlib
+
+        clip_id = hashlib.sha256(f"{clip_id}|align={config.align}|reference={first}"
+                                 .encode()).hexdigest()
+    return clip_id
+
+
 def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None,
                 on_progress=None, video=None, learner=None):
     """Stream the clip's window, integrating every interval along its flow; extrapolate
@@ -234,13 +294,13 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     float32 H×W×3; ``details.flow``: the FlowStats). ``cache``: a FlowCache, used when
     ``source`` (the clip's ClipSource) names files, whose content keys it. ``frames``: an
     iterator of (index, RGB frame) to use instead of reading the window (it may have been
-    peeked at).
-    ``video``: a trail_video.TrailSpec. Frames come through a prepare.FrameStream, so
-    --align, --deflicker, timestamps and --keep-sharp apply as for stacking.
-    ``learner`` (the learned generator, lexp.renderers.learned): ``learner.observe(linear, flow,
-    time)`` sees every linear frame with the flow into it from the previous frame (per
-    frame period; None for the first), and ``learner.refine(linear)`` turns the flow
-    render (linear, before crop and keep-sharp) into its own."""
+    peeked at). ``video``: a trail_video.TrailSpec. Frames come through a
+    prepare.FrameStream, so --align, --deflicker, timestamps and --keep-sharp apply as for
+    stacking. ``learner`` (the learned generator, lexp.renderers.learned):
+    ``learner.observe(linear, flow, time)`` sees every linear frame with the flow into it
+    from the previous frame (per frame period; None for the first), and
+    ``learner.refine(linear)`` turns the flow render (linear, before crop and keep-sharp)
+    into its own."""
     from lexp import flow as flows
     from lexp import media
     from lexp.renderers.prepare import FrameStream
@@ -251,13 +311,7 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     info = clip.info
     first, _ = config.window.frame_range(info.fps)
     exposure = exposure_periods(config, info.fps)
-    # Hashing the clip (for the cache key) happens here, only once flow is sure to run.
-    clip_id = cache.clip_id(source) if cache is not None and source and source.paths else None
-    if clip_id is not None and config.align:  # aligned frames have flows of their own
-        import hashlib
-
-        clip_id = hashlib.sha256(f"{clip_id}|align={config.align}|reference={first}"
-                                 .encode()).hexdigest()
+    clip_id = _flow_clip_id(cache, source, config, first)
     if exposure is not None:  # known before any work when the window's length is
         length = media.window_length(info, config.window)
         if length is not None:
@@ -269,62 +323,31 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     stream = FrameStream(clip, config, frames, lut)
     stats = FlowStats(estimator.label())
     hits0, misses0 = (cache.hits, cache.misses) if cache is not None else (0, 0)
-
-    total = head = None
     history: list[np.ndarray] = []  # linear frames, newest last
     velocities: list[np.ndarray] = []  # flows between them, per frame period
     previous = None  # (Frame, linear)
     earlier = pending = None  # the last two intervals read; pending is not yet integrated
     used = first_used = last_used = 0
-
-    def settle(before, interval, after) -> None:
-        """Integrate ``interval`` (an _Interval) between its neighbours (or None)."""
-        nonlocal total, head
-
-        def bends(backward):
-            return path_bends(interval.forward, backward, interval.gap,
-                              None if before is None else (before.backward_estimate(),
-                                                           before.gap),
-                              None if after is None else (after.forward, after.gap))
-
-        part, n = interval_sum(interval.a, interval.b, interval.forward, interval.gap,
-                               interval.backward, bends)
-        total += part
-        if recorder is not None:
-            if head is None:
-                recorder.add(part, interval.gap, interval.level)
-            else:  # the video's first frame holds the first half period too
-                recorder.add(part + head, interval.gap + 0.5, interval.level)
-                head = None
-        stats.pairs += 1
-        stats.samples += n
-
     with recording(video, config, "flow", info.fps) as recorder:
+        exposed = _Exposure(recorder, stats)
         for frame in stream:
-            index, rgb = frame.index, frame.rgb
-            linear = lut[rgb] if frame.gain == 1.0 else lut[rgb] * np.float32(frame.gain)
-            if total is None:
-                total = np.zeros(linear.shape, np.float64)
-                first_used, first_time = index, frame.time
-                head = linear * np.float32(0.5)  # the first frame's half period before it
-                total += head
-            elif linear.shape != previous[1].shape:
-                raise InputError(f"{info.name}: frame {index} is {rgb.shape[1]}×"
-                                 f"{rgb.shape[0]}, the clip started at "
-                                 f"{previous[0].rgb.shape[1]}×{previous[0].rgb.shape[0]}",
-                                 hint="frames must share one size")
-            if previous is not None:
+            linear = lut[frame.rgb] if frame.gain == 1.0 else \
+                lut[frame.rgb] * np.float32(frame.gain)
+            if previous is None:
+                exposed.open(linear)
+                first_used, first_time = frame.index, frame.time
+            else:
+                _check_size(info.name, frame, previous[0])
                 before, a = previous
                 gap = frame.time - before.time  # frame periods (timestamps may be uneven)
-                forward = flows.cached_pair(estimator, cache, clip_id, before.index, index,
-                                            before.rgb, rgb)
-                backward = partial(flows.cached_pair, estimator, cache, clip_id, index,
-                                   before.index, rgb, before.rgb)
+                forward = flows.cached_pair(estimator, cache, clip_id, before.index,
+                                            frame.index, before.rgb, frame.rgb)
+                backward = partial(flows.cached_pair, estimator, cache, clip_id, frame.index,
+                                   before.index, frame.rgb, before.rgb)
                 current = _Interval(a, linear, forward, backward, gap, stream.level())
-                # An interval is integrated once the next one's flow is known: its paths
-                # bend the way the motion either side of it goes.
+                # An interval is integrated once the next one's flow is known.
                 if pending is not None:
-                    settle(earlier, pending, current)
+                    exposed.settle(earlier, pending, current)
                 earlier, pending = pending, current
                 velocities = (velocities + [forward / np.float32(gap)])[-(HISTORY - 1):]
             if learner is not None:
@@ -333,49 +356,58 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
             history = (history + [linear])[-HISTORY:]
             previous = (frame, linear)
             used += 1
-            last_used, last_time = index, frame.time
+            last_used, last_time = frame.index, frame.time
             if on_progress is not None:
                 on_progress(used, None)
-        if total is None:
+        if previous is None:
             raise InputError(f"no frames to render in {info.name}",
                              hint="check the clip and the --start/--end window")
         if pending is not None:
-            settle(earlier, pending, None)
-        tail = previous[1] * np.float32(0.5)  # the last frame's half period after it
-        total += tail
-        if recorder is not None:
-            if head is not None:  # a single frame
-                recorder.add(head + tail, 1.0, stream.level())
-            else:
-                recorder.add(tail, 0.5, stream.level())
-        covered = last_time - first_time + 1
-        periods = covered
+            exposed.settle(earlier, pending, None)
+        exposed.close(previous[1], stream.level())
+        periods = covered = last_time - first_time + 1
         if exposure is not None and exposure > covered:
             check_extrapolation(exposure, covered, used, config)
-            on_period = None if recorder is None else (
-                lambda part, weight: recorder.add(part, weight, stream.level()))
-            # The bar goes on counting: each extrapolated period is a frame more.
-            advance = None if on_progress is None else (
-                lambda done, total: on_progress(used + done, used + total))
-            extra, stats.steady = extrapolate(history, velocities, exposure - covered,
-                                              guide=config.motion_guide, on_period=on_period,
-                                              on_progress=advance)
-            total += extra
-            stats.extrapolated = exposure - covered
+            _extrapolate_into(exposed, history, velocities, exposure - covered, config,
+                              stream, on_progress, used)
             periods = exposure
         if cache is not None:
             stats.cache_hits, stats.cache_misses = cache.hits - hits0, cache.misses - misses0
-        linear = (total / periods).astype(np.float32)
+        linear = (exposed.total / periods).astype(np.float32)
         if learner is not None:
             linear = learner.refine(linear, periods)
         linear = stream.finish(linear)
         if recorder is not None:
             recorder.commit(stream.crop_box())
     stream.notes.details.flow = stats
-    result = RenderResult(linear, info, used, first_used, last_used,
-                          time.perf_counter() - started, clip.warnings() + stream.notes.warnings,
-                          details=stream.notes.details)
-    return result
+    return RenderResult(linear, info, used, first_used, last_used,
+                        time.perf_counter() - started, clip.warnings() + stream.notes.warnings,
+                        details=stream.notes.details)
+
+
+def _check_size(name: str, frame, before) -> None:
+    if frame.rgb.shape != before.rgb.shape:
+        raise InputError(f"{name}: frame {frame.index} is {frame.rgb.shape[1]}×"
+                         f"{frame.rgb.shape[0]}, the clip started at "
+                         f"{before.rgb.shape[1]}×{before.rgb.shape[0]}",
+                         hint="frames must share one size")
+
+
+def _extrapolate_into(exposed: _Exposure, history, velocities, periods: float, config,
+                      stream, on_progress, used: int) -> None:
+    """Add ``periods`` frame periods of light carried past the last frame (see
+    lexp.renderers.extrapolate) to the exposure, and to its video."""
+    recorder = exposed.recorder
+    on_period = None if recorder is None else (
+        lambda part, weight: recorder.add(part, weight, stream.level()))
+    # The bar goes on counting: each extrapolated period is a frame more.
+    advance = None if on_progress is None else (
+        lambda done, total: on_progress(used + done, used + total))
+    extra, exposed.stats.steady = extrapolate(history, velocities, periods,
+                                              guide=config.motion_guide, on_period=on_period,
+                                              on_progress=advance)
+    exposed.total += extra
+    exposed.stats.extrapolated = periods
 
 
 def window_for(config, fps: float | None):

@@ -293,6 +293,22 @@ def _agreed(flag: bool, device) -> bool:
 
 # --------------------------------------------------------------------------- train
 
+def restore(state: dict, parts: Parts, saver: CheckpointSaver, run_dir: Path) -> Progress:
+    """Load a last.pt's ``state`` into the run: weights, optimisers, schedule, the
+    early-stopping count and the torch RNG; returns where the run stood."""
+    import torch
+
+    try:
+        parts.load(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise InputError(f"{run_dir / 'last.pt'} does not fit this run: "
+                         f"{str(exc).splitlines()[0][:120]}",
+                         hint="start a new run (another --run-dir)") from None
+    saver.restore(state)
+    torch.set_rng_state(state["torch_rng"])
+    return Progress(state["step"], state["epoch"], state["batch_in_epoch"])
+
+
 def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback | None = None,
           jobs: int = 1) -> dict:
     """Run (or resume) a training run. ``on_event(kind, **fields)`` hears about
@@ -328,17 +344,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
                                                     emit=emit)
     parts = build_parts(config, model_config, device, world_size > 1)
     saver = CheckpointSaver(run_dir, model_config, config, write=main)
-    progress = Progress()
-    if state is not None:
-        try:
-            parts.load(state)
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise InputError(f"{run_dir / 'last.pt'} does not fit this run: "
-                             f"{str(exc).splitlines()[0][:120]}",
-                             hint="start a new run (another --run-dir)") from None
-        progress = Progress(state["step"], state["epoch"], state["batch_in_epoch"])
-        saver.restore(state)
-        torch.set_rng_state(state["torch_rng"])
+    progress = Progress() if state is None else restore(state, parts, saver, run_dir)
     loader = dataset.training_loader(train_samples, the_plan.batch, the_plan.crop,
                                      config.seed, rank=rank, world_size=world_size)
     validation = dataset.validation_loader(val_samples)
