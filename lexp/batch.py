@@ -252,9 +252,9 @@ def _render_unlocked(job, config, out, progress_for, debug, base, started) -> Jo
 class OutputLock:
     """An exclusive, non-blocking lock on one output, held while it is rendered.
 
-    A hidden ``.NAME.lexp-lock`` file beside the output, locked with flock: the kernel
-    releases it when the process dies, however it dies, so a stale file never blocks.
-    The file is removed when the render ends.
+    A hidden ``.NAME.lexp-lock`` file beside the output, locked through ``filelock``
+    (flock underneath): the kernel releases it when the process dies, however it dies,
+    so a stale file never blocks. The file is removed when the render ends.
     """
 
     def __init__(self, output: str) -> None:
@@ -266,26 +266,22 @@ class OutputLock:
 
             name = f".lexp-lock-{hashlib.sha256(os.fsencode(target.name)).hexdigest()[:32]}"
         self.path = target.with_name(name)
-        self.fd: int | None = None
+        self.lock = None  # a filelock.FileLock while we hold it
 
     def __enter__(self) -> bool:
-        import fcntl
+        """True when the lock is ours; False when another process holds it."""
+        from filelock import FileLock, Timeout
 
+        lock = FileLock(self.path, thread_local=False)
         try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            lock.acquire(timeout=0)
+        except Timeout:
+            return False
         except OSError as err:  # the lock sits beside the output: name the output
             from lexp.paths import describe_os_error
 
             raise describe_os_error(err, self.output) from err
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            self.fd = None
-            return False
-        except BaseException:  # interrupted between open and lock: leave nothing behind
-            self.__exit__()
-            raise
+        self.lock = lock
         return True
 
     @classmethod
@@ -296,11 +292,11 @@ class OutputLock:
             lock.__exit__()
 
     def __exit__(self, *exc: object) -> None:
-        if self.fd is not None:  # we hold the lock: the file is ours to remove
+        if self.lock is not None:  # we hold the lock: the file is ours to remove
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
-            os.close(self.fd)
-            self.fd = None
+            self.lock.release()
+            self.lock = None
 
 
 def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for=None,

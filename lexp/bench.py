@@ -175,20 +175,12 @@ class QualityReport:
                 "skipped": [{"clip": c, "protocol": p, "why": w} for c, p, w in self.skipped]}
 
 
-def clips_in(paths: list[str]) -> list[Path]:
-    """Every video named, or found (not recursively) in the folders named."""
-    found: list[Path] = []
-    for p in map(Path, paths):
-        media.refuse_special_file(p)
-        if p.is_dir():
-            found += sorted((q for q in p.iterdir() if media.is_video(q)), key=media.natural_key)
-        elif p.is_file():
-            found.append(p)
-        else:
-            raise InputError(f"no such file or folder: {p}")
-    if not found:
-        raise InputError("no video clips to benchmark", hint="give clips or a folder of them")
-    return found
+def clips_in(paths: list[str]) -> list[ClipSource]:
+    """The clips named, as ``lexp render`` reads its inputs (lexp.inputs): videos,
+    folders of videos or of frames, globs."""
+    from lexp.inputs import resolve_inputs
+
+    return resolve_inputs(paths)
 
 
 def run_quality(paths: list[str], methods: list[Method], protocols: list[Protocol], *,
@@ -197,22 +189,23 @@ def run_quality(paths: list[str], methods: list[Method], protocols: list[Protoco
     report = QualityReport()
     clips = clips_in(paths)
     lut = colour.decode_lut("srgb")
-    for number, path in enumerate(clips):
-        report.clips.append(path.name)
+    for number, source in enumerate(clips):
+        name = Path(source.name).name
+        report.clips.append(name)
         needed = max(p.frames_needed for p in protocols)
         try:
-            with media.open_clip(ClipSource(str(path), "video", (path,))) as clip:
+            with media.open_clip(source) as clip:
                 frames = [f for _, f in clip.frames(0, needed)]
                 fps = clip.info.fps
         except InputError as err:  # one unreadable clip does not void the others' scores
-            report.skipped += [(path.name, p.name, err.message) for p in protocols]
+            report.skipped += [(name, p.name, err.message) for p in protocols]
             if on_progress is not None:
                 on_progress(number + 1, len(clips))
             continue
         for protocol in protocols:
             indices = protocol.inputs(len(frames))
             if not frames or indices is None:
-                report.skipped.append((path.name, protocol.name,
+                report.skipped.append((name, protocol.name,
                                        f"{len(frames)} frames is too short"))
                 continue
             window = frames[:protocol.truth_end(len(frames))]
@@ -223,7 +216,7 @@ def run_quality(paths: list[str], methods: list[Method], protocols: list[Protoco
             shown = {}
             for method in methods:
                 image = run_method(method, frames, fps, indices, len(window))
-                report.scores.append(Score(path.name, protocol.name, method.name,
+                report.scores.append(Score(name, protocol.name, method.name,
                                            metrics.psnr(image, truth),
                                            metrics.psnr(image, truth, moving),
                                            metrics.ssim(image, truth)))
@@ -232,7 +225,7 @@ def run_quality(paths: list[str], methods: list[Method], protocols: list[Protoco
             if thumb_width:
                 lead = {} if "first-frame" in shown else {
                     "first frame": _thumbnail(first, thumb_width)}
-                report.thumbnails[(path.name, protocol.name)] = {
+                report.thumbnails[(name, protocol.name)] = {
                     **lead, **shown, "truth": _thumbnail(truth, thumb_width)}
         if on_progress is not None:
             on_progress(number + 1, len(clips))

@@ -14,7 +14,7 @@ the part into place only once the whole file is there and its hash matches. Alon
   ``NO_ANSWER_TRIES`` such tries in a row (a mirror that hangs fails in about a
   minute, not after every retry's timeout). Each retry is announced (``on_retry``), so
   a wait is never silent.
-- **One at a time.** A lock file (flock) serialises processes fetching the same
+- **One at a time.** A lock file (``filelock``) serialises processes fetching the same
   destination: the second waits, then finds the file already there.
 - **Google Drive.** Large files answer with a "can't scan for viruses" page; we follow
   its form (the ``confirm``/``uuid`` fields) to the file itself, as gdown does, rather
@@ -37,6 +37,7 @@ import os
 import shutil
 import socket
 import stat
+import sys
 import tarfile
 import time
 import urllib.error
@@ -76,15 +77,13 @@ def check_digest(actual: str, expected: str, what: str) -> None:
 
 @contextlib.contextmanager
 def _exclusive(lock_path: Path) -> Iterator[None]:
-    import fcntl
+    """Hold ``lock_path`` (filelock: flock underneath, released by the kernel if we die),
+    waiting for another process fetching the same file."""
+    from filelock import FileLock
 
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # waits for another process fetching the same file
+    with FileLock(lock_path, thread_local=False):
         yield
-    finally:
-        os.close(fd)
 
 
 class _Transient(Exception):
@@ -318,15 +317,52 @@ def _extract_zip(archive: Path, root: Path, max_bytes: int, on_progress) -> None
 
 
 def _extract_tar(archive: Path, root: Path, max_bytes: int, on_progress) -> None:
+    """Through tarfile's ``data`` filter (PEP 706): no member lands outside ``root``, no
+    absolute or escaping link, no device, no setuid bit. A tar member's size is what is
+    read, so the budget is checked on the sizes before anything is written."""
+    if not hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+, 3.12+
+        raise InputError(f"cannot unpack {archive.name} safely with this Python "
+                         f"({sys.version.split()[0]}): its tarfile has no data filter",
+                         hint="use Python 3.10.12, 3.11.4 or newer")
     with tarfile.open(archive) as tf:
-        members = [(m.name, m.isdir(), m.isfile() or m.isdir(), m.size if m.isfile() else 0,
-                    (lambda m=m: tf.extractfile(m))) for m in tf.getmembers()]
-        _extract_members(archive, root, members, max_bytes, on_progress)
+        members = tf.getmembers()
+        _check_total(sum(m.size for m in members if m.isfile()), max_bytes, archive)
+        written, current = [0], [""]
+
+        def checked(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+            try:
+                if member.name.startswith("/"):  # the filter would strip the "/": refuse,
+                    raise tarfile.AbsolutePathError(member)  # as for a zip
+                member = tarfile.data_filter(member, path)
+            except (tarfile.AbsoluteLinkError, tarfile.LinkOutsideDestinationError):
+                raise InputError(f"refusing {archive.name}: member {member.name!r} is a link "
+                                 "out of the target folder",
+                                 hint="the archive is damaged or malicious") from None
+            except (tarfile.AbsolutePathError, tarfile.OutsideDestinationError):
+                raise InputError(f"refusing {archive.name}: member {member.name!r} would land "
+                                 "outside the target folder",
+                                 hint="the archive is damaged or malicious") from None
+            except tarfile.FilterError as err:
+                raise InputError(f"refusing {archive.name}: member {member.name!r}: {err}",
+                                 hint="the archive is damaged or malicious") from None
+            current[0] = member.name  # extractall writes it next
+            written[0] += member.size if member.isfile() else 0
+            if on_progress is not None:
+                on_progress(written[0], None)
+            return member
+
+        try:
+            tf.extractall(root, filter=checked)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            raise InputError(f"refusing {archive.name}: member {current[0]!r} clashes with "
+                             "another (a file where a folder is)",
+                             hint="the archive is damaged or malicious") from None
 
 
 def _extract_members(archive: Path, root: Path, members: list, max_bytes: int,
                      on_progress) -> None:
-    """Members are (name, is_dir, is_plain, size, open): links and devices are refused."""
+    """A zip's members, (name, is_dir, is_plain, size, open): links and devices are
+    refused, and the bytes written count against the budget (a zip's sizes can lie)."""
     _check_total(sum(size for *_, size, _ in members), max_bytes, archive)
     budget = [0]
     for name, is_dir, is_plain, _, open_member in members:

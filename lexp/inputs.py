@@ -1,4 +1,5 @@
-"""From what the user typed to clips: :func:`resolve_inputs`.
+"""From what the user typed to clips, for every command: :func:`resolve_inputs` (render,
+flow, bench) and :func:`clips_under` (train's folders, searched recursively).
 
 - ``-``: a video stream on stdin.
 - a video file: one clip. A file with an unknown extension is tried as a video.
@@ -74,6 +75,26 @@ def resolve_inputs(args: list[str], problems: list | None = None) -> list[ClipSo
             problems.append((arg, err))
     flush_images()
     return sources
+
+
+def clips_under(folder: Path, min_frames: int) -> list[ClipSource]:
+    """Every clip in a folder tree, folders in sorted order: each video (named by its
+    stem), and each folder of at least ``min_frames`` images, one clip of frames in
+    natural order, named by its path under ``folder`` (a dataset such as Sky Timelapse
+    keeps ``<video>/<clip>/*.jpg``)."""
+    import os
+
+    found: list[ClipSource] = []
+    for directory, _, files in sorted(os.walk(folder)):
+        here = Path(directory)
+        images = sorted((here / f for f in files if is_image(Path(f))), key=natural_key)
+        if len(images) >= min_frames:
+            relative = str(here.relative_to(folder))
+            found.append(ClipSource(relative if relative != "." else folder.name, "frames",
+                                    tuple(images)))
+        found += [ClipSource(Path(f).stem, "video", (here / f,))
+                  for f in sorted(files, key=natural_key) if is_video(Path(f))]
+    return found
 
 
 def _sources_in(name: str, entries: list[Path]) -> list[ClipSource]:

@@ -5,13 +5,14 @@ through the transfer function, see ``colour``). Quantised with rounding to 8 or 
 
 Formats and where the settings (a JSON object) live:
 
-- JPEG (8-bit): a COM segment right after SOI, ``lexp:`` + JSON (exiftool shows it as
-  Comment). OpenCV (libjpeg-turbo) encodes, with 4:4:4 chroma at quality 90 and up.
-- PNG (8 or 16-bit): an iTXt chunk with keyword ``lexp`` before IEND. OpenCV encodes.
-- TIFF (16-bit by default, or 8): the ImageDescription tag, via tifffile (deflate).
+- JPEG (8-bit): a COM segment, ``lexp:`` + JSON (exiftool shows it as Comment). Pillow
+  (libjpeg-turbo) encodes, with 4:4:4 chroma at quality 90 and up.
+- PNG: an iTXt chunk with keyword ``lexp`` before the image data. Pillow encodes 8-bit;
+  it writes no 16-bit RGB, so OpenCV encodes those and the chunk is added here.
+- TIFF (16-bit by default, or 8): the ImageDescription tag, via tifffile (deflate):
+  neither Pillow nor OpenCV writes that tag for 16-bit RGB.
 
-The chunk surgery below follows the file format specs (JPEG ITU T.81 B.2.4.5; PNG
-ISO 15948 §11.3.4.5) and is a few lines, so we need no metadata library for it.
+Reading back goes through the same libraries, headers only where they allow.
 """
 
 from __future__ import annotations
@@ -70,8 +71,6 @@ def quantise(encoded: np.ndarray, bit_depth: int) -> np.ndarray:
 def encode_image(encoded: np.ndarray, fmt: str, *, bit_depth: int | None = None,
                  quality: int = 95, settings: dict[str, Any] | None = None) -> bytes:
     """Encode an H×W×3 float image in [0, 1] to file bytes, with ``settings`` embedded."""
-    import cv2
-
     depth = resolve_bit_depth(fmt, bit_depth)
     pixels = quantise(encoded, depth)
     text = json.dumps(settings or {}, sort_keys=True, separators=(",", ":"))
@@ -82,118 +81,92 @@ def encode_image(encoded: np.ndarray, fmt: str, *, bit_depth: int | None = None,
         tifffile.imwrite(buf, pixels, photometric="rgb", compression="zlib",
                          description=f"{METADATA_KEY}:{text}", metadata=None)
         return buf.getvalue()
-    bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    if fmt == "png" and depth == 16:
+        return _png16_with_itxt(pixels, text)
+    if fmt not in ("jpeg", "png"):
+        raise UsageError(f"unknown image format {fmt!r}", hint="choose jpeg, png or tiff")
+    from PIL import Image, PngImagePlugin
+
+    buf = io.BytesIO()
     if fmt == "jpeg":
-        params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+        comment = f"{METADATA_KEY}:{text}".encode()
         # Light trails are thin and saturated: 4:2:0 chroma would halve their colour
-        # resolution. Keep full chroma at high quality, as photo editors do.
-        if quality >= 90 and hasattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR"):
-            params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
-        ok, data = cv2.imencode(".jpg", bgr, params)
-        return _jpeg_with_comment(data.tobytes(), f"{METADATA_KEY}:{text}") if ok else b""
-    if fmt == "png":
-        ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 6])
-        return _png_with_itxt(data.tobytes(), METADATA_KEY, text) if ok else b""
-    raise UsageError(f"unknown image format {fmt!r}", hint="choose jpeg, png or tiff")
+        # resolution. Keep full chroma (subsampling 0) at high quality, as photo editors do.
+        Image.fromarray(pixels).save(buf, "JPEG", quality=quality,
+                                     subsampling=0 if quality >= 90 else 2,
+                                     comment=comment[:65533])  # a COM length is 16 bits
+    else:
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt(METADATA_KEY, text)
+        Image.fromarray(pixels).save(buf, "PNG", pnginfo=info, compress_level=6)
+    return buf.getvalue()
 
 
-def _jpeg_with_comment(jpeg: bytes, comment: str) -> bytes:
-    payload = comment.encode("utf-8")
-    if len(payload) > 65533:
-        payload = payload[:65533]  # a COM segment's length field is 16 bits
-    segment = b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload
-    return jpeg[:2] + segment + jpeg[2:]  # right after SOI (FF D8)
+def _png16_with_itxt(pixels: np.ndarray, text: str) -> bytes:
+    """A 16-bit RGB PNG (OpenCV encodes it: Pillow writes no 16-bit RGB) with the
+    settings in an iTXt chunk before the image data, where Pillow's header read finds
+    it. iTXt: keyword, NUL, compression flag, method, language tag NUL, translated
+    keyword NUL, UTF-8 text (ISO 15948 §11.3.4.5)."""
+    import cv2
 
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _png_with_itxt(png: bytes, keyword: str, text: str) -> bytes:
-    # iTXt: keyword, NUL, compression flag, method, language tag NUL, translated kw NUL, text
-    data = keyword.encode("latin-1") + b"\x00\x00\x00\x00\x00" + text.encode("utf-8")
-    iend = png.rfind(b"IEND") - 4
-    return png[:iend] + _png_chunk(b"iTXt", data) + png[iend:]
+    ok, data = cv2.imencode(".png", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    if not ok:
+        return b""
+    png = data.tobytes()
+    body = METADATA_KEY.encode("latin-1") + b"\x00\x00\x00\x00\x00" + text.encode("utf-8")
+    chunk = struct.pack(">I", len(body)) + b"iTXt" + body + \
+        struct.pack(">I", zlib.crc32(b"iTXt" + body))
+    idat = png.find(b"IDAT") - 4
+    return png[:idat] + chunk + png[idat:]
 
 
 def is_lexp_output(path: str | Path) -> bool:
     """True when the image carries the settings lexp embeds in what it writes. Cheap: it
-    reads where lexp puts them (a JPEG's first segment, a PNG's last 64 KiB, a TIFF's
-    first page's description), not the whole file, so a folder of frames can be
-    screened before it is read."""
+    reads the header (where lexp puts them), not the pixels, so a folder of frames can
+    be screened before it is read."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(16)
-            if head[:4] == b"\xff\xd8\xff\xfe":
-                return head[6:6 + len(METADATA_KEY) + 1] == f"{METADATA_KEY}:".encode()
-            if head[:8] == b"\x89PNG\r\n\x1a\n":
-                fh.seek(0, 2)
-                fh.seek(max(0, fh.tell() - (64 << 10)))
-                return b"iTXt" + METADATA_KEY.encode() + b"\x00" in fh.read()
-            if head[:4] in (b"II*\x00", b"MM\x00*"):
-                import tifffile
-
-                fh.seek(0)
-                with tifffile.TiffFile(fh) as tif:
-                    text = tif.pages[0].description or ""
-                return text.startswith(f"{METADATA_KEY}:")
+        return _embedded_text(path, header_only=True) is not None
     except Exception:  # noqa: BLE001 - unreadable or damaged: not ours; reading says why
         return False
-    return False
 
 
 def read_settings(path: str | Path) -> dict[str, Any] | None:
     """The settings lexp embedded in an image it wrote, or None if there are none."""
-    data = Path(path).read_bytes()
-    text = None
-    if data[:2] == b"\xff\xd8":
-        text = _jpeg_comment(data)
-    elif data[:8] == b"\x89PNG\r\n\x1a\n":
-        text = _png_itxt(data, METADATA_KEY)
-        text = None if text is None else f"{METADATA_KEY}:{text}"
-    elif data[:4] in (b"II*\x00", b"MM\x00*"):
-        import tifffile
-
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            text = tif.pages[0].description
-    prefix = f"{METADATA_KEY}:"
-    if not text or not text.startswith(prefix):
+    text = _embedded_text(path, header_only=False)
+    if text is None:
         return None
     try:
-        return json.loads(text[len(prefix):])
+        return json.loads(text)
     except json.JSONDecodeError:
         return None
 
 
-def _jpeg_comment(data: bytes) -> str | None:
-    pos = 2
-    while pos + 4 <= len(data) and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        if marker == 0xDA:  # start of scan: no more header segments
-            return None
-        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
-        if marker == 0xFE:
-            body = data[pos + 4:pos + 2 + length].decode("utf-8", "replace")
-            if body.startswith(f"{METADATA_KEY}:"):
-                return body
-        pos += 2 + length
-    return None
+def _embedded_text(path: str | Path, header_only: bool) -> str | None:
+    """The settings' JSON text in a lexp image: a JPEG comment or PNG iTXt (Pillow reads
+    the header; ``header_only=False`` also reads text chunks after the pixels, where
+    earlier versions of lexp put them), or the TIFF ImageDescription (tifffile)."""
+    prefix = f"{METADATA_KEY}:"
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+        fh.seek(0)
+        if magic in (b"II*\x00", b"MM\x00*"):
+            import tifffile
 
+            with tifffile.TiffFile(fh) as tif:
+                text = tif.pages[0].description or ""
+            return text[len(prefix):] if text.startswith(prefix) else None
+        from PIL import Image
 
-def _png_itxt(data: bytes, keyword: str) -> str | None:
-    pos = 8
-    while pos + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
-        if kind == b"iTXt" and body.startswith(keyword.encode("latin-1") + b"\x00"):
-            rest = body[len(keyword) + 1:]
-            compressed = rest[0] == 1
-            rest = rest[2:]
-            rest = rest[rest.index(b"\x00") + 1:]  # language tag
-            rest = rest[rest.index(b"\x00") + 1:]  # translated keyword
-            return (zlib.decompress(rest) if compressed else rest).decode("utf-8")
-        if kind == b"IEND":
-            break
-        pos += 12 + length
+        with Image.open(fh) as image:
+            if image.format == "JPEG":
+                comment = image.info.get("comment", b"")
+                comment = comment.decode("utf-8", "replace") if isinstance(comment, bytes) \
+                    else str(comment)
+                return comment[len(prefix):] if comment.startswith(prefix) else None
+            if image.format == "PNG":
+                text = image.info.get(METADATA_KEY)
+                if text is None and not header_only:
+                    text = image.text.get(METADATA_KEY)  # reads to the end of the file
+                return None if text is None else str(text)
     return None

@@ -263,3 +263,12 @@ def test_a_full_disk_leaves_nothing(clips, tmp_path):
         assert list(mount.iterdir()) == []
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_help_states_the_keep_sharp_default_that_config_holds():
+    """render --help writes --still-below's default out (importing lexp.config for it
+    would slow every --help): it must say what the config uses."""
+    from lexp.config import STILL_BELOW_PX
+
+    proc = run_lexp("render", "--help", env={"COLUMNS": "400"})
+    assert f"Default {STILL_BELOW_PX:g}.".encode() in proc.stdout

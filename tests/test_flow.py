@@ -3,6 +3,7 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from lexp import flow
 from lexp.errors import UsageError
@@ -79,12 +80,26 @@ def test_bad_parameters():
                                                     "preset": "fast"}
 
 
+def read_flo(path) -> np.ndarray:
+    """OpenCV's reader, the reference: (2, H, W) float32."""
+    return cv2.readOpticalFlow(str(path)).transpose(2, 0, 1)
+
+
 def test_flo_files_round_trip(tmp_path):
     f = np.random.default_rng(1).normal(0, 5, (2, 7, 9)).astype(np.float32)
     path = tmp_path / "a.flo"
     path.write_bytes(flow.flo_bytes(f))
     assert path.read_bytes()[:4] == b"PIEH" and path.stat().st_size == 12 + 7 * 9 * 8
-    assert np.array_equal(flow.read_flo(path), f)
+    assert np.array_equal(read_flo(path), f)
+
+
+def test_colours_are_torchvisions():
+    from lexp.torch_env import torchvision
+
+    f = np.random.default_rng(2).normal(0, 4, (2, 16, 16)).astype(np.float32)
+    ours = flow.flow_to_rgb(f).astype(int)
+    theirs = torchvision().utils.flow_to_image(torch.from_numpy(f)).permute(1, 2, 0).numpy().astype(int)
+    assert np.abs(ours - theirs).max() <= 1  # they floor where we round
 
 
 def test_colour_coding():
@@ -114,7 +129,7 @@ def test_lexp_flow_cli_cache_and_exports(clips, tmp_path):
     assert 2.5 < summary["max_motion_px"] < 6  # the square moves (3, 1) px a frame
     assert "(dis-medium, chosen by auto)" in first.stderr
     flos = sorted((tmp_path / "flo").iterdir())
-    assert len(flos) == 11 and flow.read_flo(flos[0]).shape == (2, 64, 96)
+    assert len(flos) == 11 and read_flo(flos[0]).shape == (2, 64, 96)
     assert (tmp_path / "flow.mp4").stat().st_size > 0
     again = json.loads(run_lexp(*args, env=env).stdout)
     assert again["cache"] == {"hits": 11, "misses": 0, "damaged": 0}

@@ -29,7 +29,6 @@ from lexp.cli.options import (
     Tone,
     Transfer,
 )
-from lexp.config import STILL_BELOW_PX
 from lexp.errors import EXIT_ERROR, EXIT_SOME_FAILED, Interrupted, LexpError, UsageError
 
 RENDER_EPILOG = """\
@@ -179,9 +178,12 @@ KeepSharp = Annotated[str | None, _control(
     metavar="FRAME", help="Blend one sharp frame (first, last, or a time: 2s, 48f) in where "
     "the scene barely moves, so rocks stay crisp and water goes silky. e.g. --keep-sharp "
     "first --still-below 1")]
-StillBelow = Annotated[float, _control(
+# (No [default] shown by Typer: the default is config.STILL_BELOW_PX, and importing
+# lexp.config here would cost every `lexp --help` 15 ms. A test keeps the text true.)
+StillBelow = Annotated[float | None, _control(
     metavar="PX", min=0.0, help="With --keep-sharp: still means moving less than PX pixels "
-    "per frame (measured by optical flow; the mask is feathered). 0: use --sharp-mask only.")]
+    "per frame (measured by optical flow; the mask is feathered). 0: use --sharp-mask "
+    "only. Default 0.5.")]
 SharpMask = Annotated[Path | None, _control(
     metavar="IMAGE", help="With --keep-sharp: an image, white where the sharp frame shows "
     "(added to the still areas). e.g. --keep-sharp last --sharp-mask subject.png")]
@@ -221,7 +223,7 @@ def render(
     cache: CacheDir = None, align: Align = False,
     align_model: AlignModelOption = AlignModel.similarity,
     align_border: AlignBorderOption = AlignBorder.crop, keep_sharp: KeepSharp = None,
-    still_below: StillBelow = STILL_BELOW_PX, sharp_mask: SharpMask = None,
+    still_below: StillBelow = None, sharp_mask: SharpMask = None,
     rear_curtain: RearCurtain = False, video: Video = None, comet: Comet = None,
     timestamps: Timestamps = True, deflicker: Deflicker = False,
     motion_guide: MotionGuide = "flow",
@@ -244,9 +246,10 @@ def render(
             exposure=TimeSpec.parse(exposure, "--exposure") if exposure else None,
             flow=flow_method.value, device=device, align=align_model.value if align else None,
             align_border=align_border.value, deflicker=deflicker, timestamps=timestamps,
-            keep_sharp=keep_sharp, still_below=still_below,
+            keep_sharp=keep_sharp,
             sharp_mask=str(sharp_mask) if sharp_mask else None, rear_curtain=rear_curtain,
-            motion_guide=motion_guide, checkpoint=checkpoint)
+            motion_guide=motion_guide, checkpoint=checkpoint,
+            **({} if still_below is None else {"still_below": still_below}))
         if config.method == "learned":
             from lexp import checkpoint as checkpoints
 

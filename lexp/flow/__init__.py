@@ -25,14 +25,14 @@ from __future__ import annotations
 
 from lexp.errors import UsageError
 from lexp.flow.base import FlowEstimator
-from lexp.flow.export import FlowExporter, flo_bytes, flow_to_rgb, read_flo
+from lexp.flow.export import FlowExporter, flo_bytes, flow_to_rgb
 from lexp.flow.opencv import DIS_PRESETS, DISFlow, FarnebackFlow
 from lexp.flow.run import FlowRun, cached_pair, clip_flows, endpoint_error, warp_backward
 
 __all__ = [
     "DIS_PRESETS", "ESTIMATORS", "DISFlow", "FarnebackFlow", "FlowEstimator", "FlowExporter",
     "FlowRun", "auto_estimator", "cached_pair", "clip_flows", "endpoint_error", "flo_bytes",
-    "flow_to_rgb", "make_estimator", "read_flo", "warp_backward",
+    "flow_to_rgb", "make_estimator", "warp_backward",
 ]
 
 

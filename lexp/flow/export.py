@@ -9,19 +9,15 @@ import numpy as np
 
 
 def flo_bytes(flow: np.ndarray) -> bytes:
-    """Middlebury .flo: 'PIEH', width, height (int32), then u, v interleaved (float32)."""
+    """Middlebury .flo: 'PIEH', width, height (int32), then u, v interleaved (float32).
+
+    Bytes, not ``cv2.writeOpticalFlow``: exports are staged and renamed in whole, and
+    OpenCV's writer takes a path, which crashes the process (SIGSEGV, measured with
+    OpenCV 4.x) when the name is not valid UTF-8. ``cv2.readOpticalFlow`` reads these
+    files back exactly (tests/test_flow.py)."""
     h, w = flow.shape[1:]
     header = np.array([202021.25], "<f4").tobytes() + np.array([w, h], "<i4").tobytes()
     return header + np.ascontiguousarray(flow.transpose(1, 2, 0), "<f4").tobytes()
-
-
-def read_flo(path) -> np.ndarray:
-    """A Middlebury .flo file as float32 (2, H, W)."""
-    data = np.fromfile(path, np.uint8)
-    if data[:4].tobytes() != b"PIEH":
-        raise ValueError(f"{path} is not a .flo file")
-    w, h = np.frombuffer(data[4:12].tobytes(), "<i4")
-    return np.frombuffer(data[12:].tobytes(), "<f4").reshape(h, w, 2).transpose(2, 0, 1).copy()
 
 
 def _colour_wheel() -> np.ndarray:
@@ -45,6 +41,11 @@ def flow_to_rgb(flow: np.ndarray, max_motion: float | None = None) -> np.ndarray
     Magnitudes are divided by ``max_motion`` (default: this flow's largest, as in the
     Middlebury benchmark's images, but at least 1 px, so that a nearly static frame
     stays white instead of showing its noise at full colour).
+
+    The colours are ``torchvision.utils.flow_to_image``'s (the same wheel; tested to
+    agree within a code value), but not its call: it always stretches the largest
+    motion to full colour (no 1-px floor), and it would import torch (about a second)
+    into ``lexp flow --export-images`` with DIS, which needs none.
     """
     global _WHEEL
     if _WHEEL is None:

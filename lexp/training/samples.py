@@ -40,7 +40,6 @@ see "cache entries" below), and reading a sample back gives the same arrays to t
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ import numpy as np
 
 from lexp import colour, media
 from lexp.errors import InputError, UsageError
+from lexp.inputs import clips_under
 
 DATA_VERSION = 7  # bump when the samples' content changes (invalidates the cache)
 MIN_FRAMES = 24  # a frame folder with fewer images is not a clip; nor is a shorter window
@@ -94,7 +94,8 @@ def find_sources(specs: list[str]) -> list[Source]:
                 raise InputError(f"{path} is not a video", hint="give videos or folders")
             found.append(Source(path.stem, "video", path))
         elif path.is_dir():
-            found += _sources_in(path)
+            found += [Source(c.name, c.kind, c.paths[0] if c.kind == "video" else
+                             c.paths[0].parent) for c in clips_under(path, MIN_FRAMES)]
         else:
             raise InputError(f"no such file or folder: {spec}")
     if not found:
@@ -104,19 +105,6 @@ def find_sources(specs: list[str]) -> list[Source]:
     if len(set(names)) != len(names):  # names pick the validation split: keep them unique
         found = [Source(f"{s.name}#{i}", s.kind, s.path, s.seed) for i, s in enumerate(found)]
     return found
-
-
-def _sources_in(folder: Path) -> list[Source]:
-    out: list[Source] = []
-    for directory, _, files in sorted(os.walk(folder)):
-        images = [f for f in files if media.is_image(Path(f))]
-        if len(images) >= MIN_FRAMES:
-            rel = Path(directory).relative_to(folder)
-            out.append(Source(str(rel) if str(rel) != "." else folder.name, "frames",
-                              Path(directory)))
-        out += [Source(Path(f).stem, "video", Path(directory) / f)
-                for f in sorted(files, key=media.natural_key) if media.is_video(Path(f))]
-    return out
 
 
 # --------------------------------------------------------------------------- frames
