@@ -177,6 +177,12 @@ def _pad_even(x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
     return x, h, w
 
 
+def conv_relu(inputs: int, outputs: int, stride: int = 1) -> tuple[nn.Module, nn.Module]:
+    """A 3×3 convolution (padded: stride 1 keeps the size, 2 halves it) and a ReLU, as two
+    Sequential entries (so checkpoints keep their keys: ``encode.0``, ``encode.2``)."""
+    return nn.Conv2d(inputs, outputs, 3, stride=stride, padding=1), nn.ReLU(inplace=True)
+
+
 class LexpGenerator(nn.Module):
     """Per-pixel blend weights over physics candidates (see the module docstring)."""
 
@@ -184,14 +190,10 @@ class LexpGenerator(nn.Module):
         super().__init__()
         self.config = config
         hidden, k = config.hidden, config.candidates
-        self.encode = nn.Sequential(
-            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(16, hidden, 3, padding=1), nn.ReLU(inplace=True))
+        self.encode = nn.Sequential(*conv_relu(8, 16, stride=2), *conv_relu(16, hidden))
         self.lstm1 = ConvLSTMCell(hidden, hidden)
         self.lstm2 = ConvLSTMCell(hidden, hidden)
-        self.decode = nn.Sequential(
-            nn.Conv2d(hidden + 3 * k, 32, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(inplace=True))
+        self.decode = nn.Sequential(*conv_relu(hidden + 3 * k, 32), *conv_relu(32, 32))
         self.logits = nn.Conv2d(32, k, 1)
         # Start as the flow render: the prior puts the weight on candidate 0, the learned
         # part starts at zero and is bounded (±LOGIT_RANGE), so the softmax can never
@@ -241,10 +243,9 @@ class SeedGenerator(nn.Module):
         self.config = config
         nf, code = config.seed_features, config.seed_code
         self.motion = nn.Sequential(
-            nn.Conv2d(2, 16, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, code))
+            *conv_relu(2, 16, stride=2), *conv_relu(16, 32, stride=2),
+            *conv_relu(32, 32, stride=2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(32, code))
         self.e1 = ConvLSTMCell(3 + code, nf)
         self.e2 = ConvLSTMCell(nf, nf)
         self.d1 = ConvLSTMCell(nf, nf)
