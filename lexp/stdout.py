@@ -11,7 +11,6 @@ print "Exception ignored" over the error line.
 from __future__ import annotations
 
 import errno
-import io
 import os
 import sys
 
@@ -57,23 +56,6 @@ def write_text(text: str, what: str = "the result") -> None:
         sys.stdout.flush()
     except (OSError, ValueError) as err:
         _fail(err, what)
-
-
-def rich_text(render) -> str:
-    """What ``render(console)`` prints on a Rich console, as text for stdout: styled when
-    stdout is a terminal (and NO_COLOR is unset), plain otherwise."""
-    import shutil
-
-    from rich.console import Console
-
-    terminal = is_terminal()
-    no_colour = os.environ.get("NO_COLOR", "") != ""
-    buffer = io.StringIO()
-    console = Console(file=buffer, highlight=False, force_terminal=terminal and not no_colour,
-                      width=shutil.get_terminal_size().columns if terminal else 200,
-                      **({"color_system": None} if no_colour or not terminal else {}))
-    render(console)
-    return buffer.getvalue()
 
 
 def _fail(err: Exception, what: str) -> None:

@@ -270,7 +270,7 @@ def test_clips_are_held_out_among_those_that_give_samples(tmp_path, monkeypatch)
 
 def test_training_data_is_told_clip_by_clip_or_in_tenths(capsys):
     from lexp.cli import _TrainingDataReport
-    from lexp.console import Reporter
+    from lexp.cli.show import Reporter
 
     few = _TrainingDataReport(Reporter())
     for i in range(3):

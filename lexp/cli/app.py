@@ -93,7 +93,7 @@ def _report_click_error(exc) -> int:
     if type(exc).__name__ == "NoArgsIsHelpError":
         exc.show()
         return exc.exit_code
-    from lexp.console import Reporter
+    from lexp.cli.show import Reporter
 
     ctx = getattr(exc, "ctx", None)
     where = ctx.command_path if ctx is not None else "lexp"
@@ -120,7 +120,7 @@ def _report(exc: LexpError) -> int:
         import traceback
 
         traceback.print_exc()
-    from lexp.console import Reporter
+    from lexp.cli.show import Reporter
 
     Reporter().error(exc.message, exc.hint)
     return exc.exit_code

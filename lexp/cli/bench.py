@@ -61,7 +61,7 @@ def bench(
 ) -> None:
     """Measure speed and quality, every method side by side with the baselines."""
     from lexp import bench as benchmarks
-    from lexp.console import Reporter
+    from lexp.cli.show import Reporter
 
     if not quality and not speed:
         raise UsageError("nothing to measure", hint="give --quality CLIPS and/or --speed CLIP")
@@ -133,46 +133,8 @@ def _print_csv(result: dict) -> None:
 
 
 def _print_bench_tables(result: dict) -> None:
-    stdout.write_text(stdout.rich_text(lambda out: _bench_tables(result, out)), "the tables")
+    from lexp.cli import show
+
+    stdout.write_text(show.rich_text(lambda out: show.bench_tables(result, out)), "the tables")
 
 
-def _bench_tables(result: dict, out) -> None:
-    from rich.table import Table
-
-    if "quality" in result:
-        summary = result["quality"]["summary"]
-        for proto in dict.fromkeys(r["protocol"] for r in summary):
-            table = Table(title=f"quality: {proto}", box=None, header_style="bold")
-            for column in ("method", "PSNR dB", "moving PSNR", "SSIM", "worst clip", "clips"):
-                table.add_column(column, justify="left" if column in ("method", "worst clip")
-                                 else "right")
-            for r in (r for r in summary if r["protocol"] == proto):
-                table.add_row(r["method"], f"{r['psnr_median']:.2f}",
-                              f"{r['psnr_moving_median']:.2f}", f"{r['ssim_median']:.4f}",
-                              f"{r['worst_clip']} ({r['worst_psnr']:.2f})", str(r["clips"]))
-            out.print(table)
-            scores = [s for s in result["quality"]["scores"] if s["protocol"] == proto]
-            names = list(dict.fromkeys(s["method"] for s in scores))
-            per_clip = Table(title=f"{proto}: PSNR dB per clip", box=None, header_style="bold")
-            per_clip.add_column("clip")
-            for name in names:
-                per_clip.add_column(name, justify="right")
-            for clip in dict.fromkeys(s["clip"] for s in scores):
-                row = {s["method"]: s["psnr"] for s in scores if s["clip"] == clip}
-                per_clip.add_row(clip, *(f"{row[n]:.2f}" for n in names))
-            out.print(per_clip)
-    if "speed" in result:
-        sp = result["speed"]
-        table = Table(title=f"speed: {sp['clip']} ({sp['width']}x{sp['height']}, {sp['frames']} "
-                            f"frames; {sp['device']}, {sp['dtype']}; median of {sp['repeats']}; "
-                            f"peak RAM {sp['peak_rss_mb']:.0f} MB)", box=None,
-                      header_style="bold")
-        for column in ("stage", "seconds", "frames/s", "ms/frame", "vs decode floor"):
-            table.add_column(column, justify="left" if column == "stage" else "right")
-        for st in sp["stages"]:
-            ratio = st["ratio_to_floor"]
-            table.add_row(st["stage"], f"{st['seconds']:.3f}",
-                          f"{st['fps']:.0f}" if st["frames"] else "",
-                          f"{st['ms_per_frame']:.2f}" if st["frames"] else "",
-                          "" if ratio is None else f"{ratio:.2f}×")
-        out.print(table)

@@ -46,7 +46,7 @@ def download(
 ) -> None:
     """Fetch model weights and datasets into the lexp cache, verified and resumable."""
     from lexp import weights
-    from lexp.console import Reporter
+    from lexp.cli.show import Reporter
 
     reporter = Reporter(quiet=_State.quiet)
     if list_assets:
@@ -78,17 +78,10 @@ def _say_retry(reporter, name: str, why: str) -> None:
 
 
 def _print_assets(reporter, cache) -> None:
-    from rich.table import Table
-
     from lexp import weights
+    from lexp.cli import show
 
-    table = Table(box=None, header_style="bold")
-    for column in ("name", "size", "cached", "used by", "licence", "source"):
-        table.add_column(column)
-    for asset in weights.registry().values():
-        size = f"{asset.size / 1e6:,.1f} MB" if asset.size else "?"
-        table.add_row(asset.name, size, "yes" if weights.is_cached(asset, cache) else "no",
-                      asset.used_by, asset.licence, asset.description)
     # The listing is the result the user asked for: it goes to stdout.
-    stdout.write_text(stdout.rich_text(lambda console: console.print(table)), "the list")
+    stdout.write_text(show.rich_text(lambda console: show.assets_table(console, cache)),
+                      "the list")
     reporter.info(f"cache: {weights.location(weights.BUILTIN[0], cache).parent.parent}")

@@ -64,8 +64,8 @@ def flow(
     """Estimate optical flow between consecutive frames, cached on disk and exportable."""
     from lexp import flow as flows
     from lexp import inputs, jobs
+    from lexp.cli.show import Reporter
     from lexp.config import RenderConfig, Window
-    from lexp.console import Reporter
     from lexp.flow.cache import FlowCache
 
     if json_out:

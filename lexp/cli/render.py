@@ -284,7 +284,7 @@ def _render_batch(inputs, output, config, out, *, video, shard, workers, overwri
                   json_lines) -> None:
     """Resolve the inputs, plan the outputs and render them, reporting each result."""
     from lexp import batch, jobs
-    from lexp.console import Reporter
+    from lexp.cli.show import Reporter
     from lexp.inputs import resolve_inputs
 
     reporter = Reporter(quiet=_State.quiet)

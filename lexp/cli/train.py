@@ -112,8 +112,8 @@ def train(
     json_out: JsonSummary = False,
 ) -> None:
     """Train the long-exposure generator (flow encoder + ConvLSTM) from any clips."""
+    from lexp.cli.show import Reporter
     from lexp.config import TrainConfig
-    from lexp.console import Reporter
     from lexp.training import setup
     from lexp.training import train as training
 

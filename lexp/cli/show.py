@@ -1,7 +1,9 @@
-"""The one stderr console: messages, warnings, errors and progress bars.
+"""All of the command line's Rich output: the stderr console (messages, warnings, errors
+and progress bars: :class:`Reporter`) and the result tables printed on stdout
+(:func:`rich_text` with :func:`bench_tables`, :func:`assets_table`).
 
-stdout carries results only (image bytes for ``-o -``, ``--json`` lines). Everything
-for people goes to stderr through :class:`Reporter`. Bars appear only when stderr is a
+stdout carries results only (image bytes for ``-o -``, ``--json`` lines, tables).
+Everything for people goes to stderr through :class:`Reporter`. Bars appear only when stderr is a
 terminal and ``--quiet`` is off. Rich leaves colour out for non-TTY output on its own;
 ``NO_COLOR`` (https://no-color.org) turns every escape code off, bold and dim included
 (Rich's own reading of it drops colours only).
@@ -121,3 +123,82 @@ class Reporter:
                       console=self.console, transient=True) as bar:
             task = bar.add_task("clips", total=total)
             yield lambda: bar.advance(task)
+
+
+# --------------------------------------------------------------------------- stdout
+
+def rich_text(render) -> str:
+    """What ``render(console)`` prints on a Rich console, as text for stdout: styled when
+    stdout is a terminal (and NO_COLOR is unset), plain otherwise."""
+    import io
+    import shutil
+
+    from lexp.stdout import is_terminal
+
+    terminal = is_terminal()
+    no_colour = os.environ.get("NO_COLOR", "") != ""
+    buffer = io.StringIO()
+    console = Console(file=buffer, highlight=False, force_terminal=terminal and not no_colour,
+                      width=shutil.get_terminal_size().columns if terminal else 200,
+                      **({"color_system": None} if no_colour or not terminal else {}))
+    render(console)
+    return buffer.getvalue()
+
+
+def bench_tables(result: dict, out) -> None:
+    """``lexp bench``'s results as tables on the console ``out``."""
+    from rich.table import Table
+
+    if "quality" in result:
+        summary = result["quality"]["summary"]
+        for proto in dict.fromkeys(r["protocol"] for r in summary):
+            table = Table(title=f"quality: {proto}", box=None, header_style="bold")
+            for column in ("method", "PSNR dB", "moving PSNR", "SSIM", "worst clip", "clips"):
+                table.add_column(column, justify="left" if column in ("method", "worst clip")
+                                 else "right")
+            for r in (r for r in summary if r["protocol"] == proto):
+                table.add_row(r["method"], f"{r['psnr_median']:.2f}",
+                              f"{r['psnr_moving_median']:.2f}", f"{r['ssim_median']:.4f}",
+                              f"{r['worst_clip']} ({r['worst_psnr']:.2f})", str(r["clips"]))
+            out.print(table)
+            scores = [s for s in result["quality"]["scores"] if s["protocol"] == proto]
+            names = list(dict.fromkeys(s["method"] for s in scores))
+            per_clip = Table(title=f"{proto}: PSNR dB per clip", box=None, header_style="bold")
+            per_clip.add_column("clip")
+            for name in names:
+                per_clip.add_column(name, justify="right")
+            for clip in dict.fromkeys(s["clip"] for s in scores):
+                row = {s["method"]: s["psnr"] for s in scores if s["clip"] == clip}
+                per_clip.add_row(clip, *(f"{row[n]:.2f}" for n in names))
+            out.print(per_clip)
+    if "speed" in result:
+        sp = result["speed"]
+        table = Table(title=f"speed: {sp['clip']} ({sp['width']}x{sp['height']}, {sp['frames']} "
+                            f"frames; {sp['device']}, {sp['dtype']}; median of {sp['repeats']}; "
+                            f"peak RAM {sp['peak_rss_mb']:.0f} MB)", box=None,
+                      header_style="bold")
+        for column in ("stage", "seconds", "frames/s", "ms/frame", "vs decode floor"):
+            table.add_column(column, justify="left" if column == "stage" else "right")
+        for st in sp["stages"]:
+            ratio = st["ratio_to_floor"]
+            table.add_row(st["stage"], f"{st['seconds']:.3f}",
+                          f"{st['fps']:.0f}" if st["frames"] else "",
+                          f"{st['ms_per_frame']:.2f}" if st["frames"] else "",
+                          "" if ratio is None else f"{ratio:.2f}×")
+        out.print(table)
+
+
+def assets_table(out, cache) -> None:
+    """``lexp download --list``: the registry's assets, and whether each is cached."""
+    from rich.table import Table
+
+    from lexp import weights
+
+    table = Table(box=None, header_style="bold")
+    for column in ("name", "size", "cached", "used by", "licence", "source"):
+        table.add_column(column)
+    for asset in weights.registry().values():
+        size = f"{asset.size / 1e6:,.1f} MB" if asset.size else "?"
+        table.add_row(asset.name, size, "yes" if weights.is_cached(asset, cache) else "no",
+                      asset.used_by, asset.licence, asset.description)
+    out.print(table)
