@@ -5,6 +5,7 @@ from lexp import colour, renderers
 from lexp.config import RenderConfig, TimeSpec, Window
 from lexp.errors import InputError
 from lexp.media import MemoryClip
+from lexp.renderers.stack import MedianStacker
 
 
 class ListClip(MemoryClip):
@@ -59,7 +60,7 @@ def test_median_in_linear_light(n):
 
 def test_median_memory_is_bounded_by_sampling():
     frames = random_frames(40, h=64, w=64)  # 12 KiB a frame
-    stacker = renderers.MedianStacker(64, 64, colour.decode_lut("srgb"), memory_mb=0)
+    stacker = MedianStacker(64, 64, colour.decode_lut("srgb"), memory_mb=0)
     assert stacker.capacity == 3  # at least three frames, whatever the budget
     for f in frames:
         stacker.add(f)
