@@ -208,11 +208,14 @@ def exposure_periods(config, fps: float | None) -> float | None:
 
 
 class _Interval:
-    """Two consecutive linear frames ``a`` and ``b`` (H×W×3), the flow a→b (2, H, W) and
+    """Two consecutive linear frames ``a`` and ``b`` (H×W×3 at the working size; ``a_full``,
+    ``b_full`` at full size, the same arrays at scale 1), the flow a→b (2, H, W) and
     ``gap`` frame periods between them; the flow b→a is fetched on demand, once."""
 
-    def __init__(self, a, b, forward, fetch_backward, gap: float, level: float) -> None:
+    def __init__(self, a, b, a_full, b_full, forward, fetch_backward, gap: float,
+                 level: float) -> None:
         self.a, self.b, self.forward, self.gap, self.level = a, b, forward, gap, level
+        self.a_full, self.b_full = a_full, b_full
         self._fetch_backward = fetch_backward
         self._backward = None
 
@@ -228,25 +231,41 @@ class _Interval:
 
 
 class _Exposure:
-    """The exposure's running sum: float64 H×W×3, linear light × frame periods, plus the
-    trail video's frames when one is recorded. Each frame contributes half a period
-    before and after it at the ends (``open``/``close``) and each interval its
-    integral along the flow (``settle``)."""
+    """The exposure's running sum: linear light × frame periods, float64 H×W×3 at full
+    size, plus the trail video's frames when one is recorded. Each frame contributes half
+    a period before and after it at the ends (``open``/``close``) and each interval its
+    integral along the flow (``settle``). At a working scale over 1 the intervals are
+    integrated at the working size and composed with the full-size frames
+    (lexp.renderers.resolution)."""
 
-    def __init__(self, recorder, stats) -> None:
-        self.recorder, self.stats = recorder, stats
-        self.total: np.ndarray | None = None
+    def __init__(self, recorder, stats, full_shape: tuple[int, ...], scale: float) -> None:
+        from lexp.renderers.resolution import Composer
+
+        self.recorder, self.stats, self.scale = recorder, stats, scale
+        self.composer = Composer(full_shape, scale) if scale > 1 else None
+        self.sum = np.zeros(full_shape, np.float64) if scale == 1 else None
         self.head: np.ndarray | None = None  # the first half period, until the video shows it
 
+    def add(self, part: np.ndarray) -> None:
+        """Light that needs no composing (full size): the ends, the extrapolated part."""
+        if self.composer is None:
+            self.sum += part
+        else:
+            self.composer.full += part
+
+    def total(self) -> np.ndarray:
+        return self.sum if self.composer is None else self.composer.total()
+
     def open(self, linear: np.ndarray) -> None:
-        self.total = np.zeros(linear.shape, np.float64)
         self.head = linear * np.float32(0.5)  # the first frame's half period before it
-        self.total += self.head
+        self.add(self.head)
 
     def settle(self, before: _Interval | None, interval: _Interval,
                after: _Interval | None) -> None:
         """Integrate ``interval`` between its neighbours (None at the ends): its paths
         bend the way the motion either side of it goes."""
+        from lexp.renderers.resolution import moving_mask
+
         def bends(backward):
             return path_bends(interval.forward, backward, interval.gap,
                               None if before is None else (before.backward_estimate(),
@@ -255,7 +274,13 @@ class _Exposure:
 
         part, n = interval_sum(interval.a, interval.b, interval.forward, interval.gap,
                                interval.backward, bends)
-        self.total += part
+        if self.composer is None:
+            self.sum += part
+        else:
+            mask = None if n == 1 else moving_mask(interval.forward, interval.gap, self.scale)
+            part = self.composer.add_interval(interval.a_full, interval.b_full, interval.a,
+                                              interval.b, part, interval.gap, mask,
+                                              want_part=self.recorder is not None)
         if self.recorder is not None:
             if self.head is None:
                 self.recorder.add(part, interval.gap, interval.level)
@@ -267,7 +292,7 @@ class _Exposure:
 
     def close(self, linear: np.ndarray, level: float) -> None:
         tail = linear * np.float32(0.5)  # the last frame's half period after it
-        self.total += tail
+        self.add(tail)
         if self.recorder is not None:
             if self.head is not None:  # a single frame
                 self.recorder.add(self.head + tail, 1.0, level)
@@ -296,12 +321,12 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     iterator of (index, RGB frame) to use instead of reading the window (it may have been
     peeked at). ``video``: a trail_video.TrailSpec. Frames come through a
     prepare.FrameStream, so --align, --deflicker, timestamps and --keep-sharp apply as for
-    stacking. ``learner`` (the learned generator, lexp.renderers.learned):
+    stacking. Fast motion is worked on at a reduced size (lexp.renderers.resolution).
+    ``learner`` (the learned generator, lexp.renderers.learned):
     ``learner.observe(linear, flow, time)`` sees every linear frame with the flow into it
-    from the previous frame (per frame period; None for the first), and
+    from the previous frame (per frame period, on its own grid; None for the first), and
     ``learner.refine(linear)`` turns the flow render (linear, before crop and keep-sharp)
     into its own."""
-    from lexp import flow as flows
     from lexp import media
     from lexp.renderers.prepare import FrameStream
     from lexp.renderers.result import FlowStats, RenderResult
@@ -323,66 +348,125 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     stream = FrameStream(clip, config, frames, lut)
     stats = FlowStats(estimator.label())
     hits0, misses0 = (cache.hits, cache.misses) if cache is not None else (0, 0)
-    history: list[np.ndarray] = []  # linear frames, newest last
-    velocities: list[np.ndarray] = []  # flows between them, per frame period
-    previous = None  # (Frame, linear)
-    earlier = pending = None  # the last two intervals read; pending is not yet integrated
-    used = first_used = last_used = 0
     with recording(video, config, "flow", info.fps) as recorder:
-        exposed = _Exposure(recorder, stats)
-        for frame in stream:
-            linear = lut[frame.rgb] if frame.gain == 1.0 else \
-                lut[frame.rgb] * np.float32(frame.gain)
-            if previous is None:
-                exposed.open(linear)
-                first_used, first_time = frame.index, frame.time
-            else:
-                _check_size(info.name, frame, previous[0])
-                before, a = previous
-                gap = frame.time - before.time  # frame periods (timestamps may be uneven)
-                forward = flows.cached_pair(estimator, cache, clip_id, before.index,
-                                            frame.index, before.rgb, frame.rgb)
-                backward = partial(flows.cached_pair, estimator, cache, clip_id, frame.index,
-                                   before.index, frame.rgb, before.rgb)
-                current = _Interval(a, linear, forward, backward, gap, stream.level())
-                # An interval is integrated once the next one's flow is known.
-                if pending is not None:
-                    exposed.settle(earlier, pending, current)
-                earlier, pending = pending, current
-                velocities = (velocities + [forward / np.float32(gap)])[-(HISTORY - 1):]
-            if learner is not None:
-                learner.observe(linear, velocities[-1] if previous is not None else None,
-                                frame.time)
-            history = (history + [linear])[-HISTORY:]
-            previous = (frame, linear)
-            used += 1
-            last_used, last_time = frame.index, frame.time
-            if on_progress is not None:
-                on_progress(used, None)
-        if previous is None:
-            raise InputError(f"no frames to render in {info.name}",
-                             hint="check the clip and the --start/--end window")
-        if pending is not None:
-            exposed.settle(earlier, pending, None)
-        exposed.close(previous[1], stream.level())
-        periods = covered = last_time - first_time + 1
+        # The frame count, when the container says it: the progress bar's ETA.
+        total = media.window_length(info, window_for(config, info.fps))
+        walk = _Walk(info.name, estimator, cache, clip_id, lut, stats, recorder, learner,
+                     stream, on_progress, total)
+        walk.run()
+        exposed = walk.exposed
+        periods = covered = walk.last_time - walk.first_time + 1
         if exposure is not None and exposure > covered:
-            check_extrapolation(exposure, covered, used, config)
-            _extrapolate_into(exposed, history, velocities, exposure - covered, config,
-                              stream, on_progress, used)
+            check_extrapolation(exposure, covered, walk.used, config)
+            _extrapolate_into(exposed, walk.history, walk.full_velocities(),
+                              exposure - covered, config, stream, on_progress, walk.used)
             periods = exposure
         if cache is not None:
             stats.cache_hits, stats.cache_misses = cache.hits - hits0, cache.misses - misses0
-        linear = (exposed.total / periods).astype(np.float32)
+        linear = (exposed.total() / periods).astype(np.float32)
         if learner is not None:
             linear = learner.refine(linear, periods)
         linear = stream.finish(linear)
         if recorder is not None:
             recorder.commit(stream.crop_box())
     stream.notes.details.flow = stats
-    return RenderResult(linear, info, used, first_used, last_used,
+    return RenderResult(linear, info, walk.used, walk.first_used, walk.last_used,
                         time.perf_counter() - started, clip.warnings() + stream.notes.warnings,
                         details=stream.notes.details)
+
+
+class _Walk:
+    """One pass over the clip's frames: each interval's flow, integrated once the next
+    one's flow is known (its paths bend the way the motion either side goes), into an
+    :class:`_Exposure`; and the last frames and flows, kept for extrapolation."""
+
+    def __init__(self, name, estimator, cache, clip_id, lut, stats, recorder, learner,
+                 stream, on_progress, total: int | None = None) -> None:
+        self.name, self.estimator, self.cache, self.clip_id = name, estimator, cache, clip_id
+        self.lut, self.stats, self.recorder, self.learner = lut, stats, recorder, learner
+        self.stream, self.on_progress, self.total = stream, on_progress, total
+        self.exposed: _Exposure | None = None
+        self.history: list[np.ndarray] = []  # full-size linear frames, newest last
+        self.velocities: list[np.ndarray] = []  # working-size flows between them, per period
+        self.used = self.first_used = self.last_used = 0
+        self.first_time = self.last_time = 0.0
+        self.size: tuple[int, int] | None = None  # the working size (width, height)
+
+    def run(self) -> None:
+        import itertools
+
+        from lexp.renderers import resolution
+
+        frames = iter(self.stream)
+        peeked = list(itertools.islice(frames, 2))
+        if not peeked:
+            raise InputError(f"no frames to render in {self.name}",
+                             hint="check the clip and the --start/--end window")
+        first = peeked[0].rgb
+        scale = resolution.choose_scale(
+            first, peeked[1].rgb if len(peeked) > 1 else None,
+            peeked[1].time - peeked[0].time if len(peeked) > 1 else 1.0)
+        h, w = first.shape[:2]
+        self.size = resolution.work_size(h, w, scale) if scale > 1 else (w, h)
+        if scale > 1:
+            self.stats.work_size = self.size
+        self.exposed = _Exposure(self.recorder, self.stats, (h, w, 3), scale)
+        previous = None  # (Frame, linear full, linear work, rgb work)
+        earlier = pending = None  # the last two intervals read; pending is not integrated
+        for frame in itertools.chain(peeked, frames):
+            current, previous = self._step(frame, previous, scale)
+            if current is not None:
+                if pending is not None:
+                    self.exposed.settle(earlier, pending, current)
+                earlier, pending = pending, current
+        if pending is not None:
+            self.exposed.settle(earlier, pending, None)
+        self.exposed.close(previous[1], self.stream.level())
+
+    def _step(self, frame, previous, scale: float):
+        """Read one frame: (the interval it closes or None, the new ``previous``)."""
+        from lexp import flow as flows
+        from lexp.renderers import resolution
+
+        linear = self.lut[frame.rgb] if frame.gain == 1.0 else \
+            self.lut[frame.rgb] * np.float32(frame.gain)
+        work, rgb = linear, frame.rgb
+        if scale > 1:
+            work = resolution.downscale(linear, self.size)
+            rgb = resolution.downscale(frame.rgb, self.size)
+        current = None
+        if previous is None:
+            self.exposed.open(linear)
+            self.first_used, self.first_time = frame.index, frame.time
+        else:
+            _check_size(self.name, frame, previous[0])
+            before, a_full, a, a_rgb = previous
+            gap = frame.time - before.time  # frame periods (timestamps may be uneven)
+            forward = flows.cached_pair(self.estimator, self.cache, self.clip_id,
+                                        before.index, frame.index, a_rgb, rgb)
+            backward = partial(flows.cached_pair, self.estimator, self.cache, self.clip_id,
+                               frame.index, before.index, rgb, a_rgb)
+            current = _Interval(a, work, a_full, linear, forward, backward, gap,
+                                self.stream.level())
+            self.velocities = (self.velocities + [forward / np.float32(gap)])[-(HISTORY - 1):]
+        if self.learner is not None:
+            self.learner.observe(linear, self.velocities[-1] if previous is not None
+                                 else None, frame.time)
+        self.history = (self.history + [linear])[-HISTORY:]
+        self.used += 1
+        self.last_used, self.last_time = frame.index, frame.time
+        if self.on_progress is not None:
+            self.on_progress(self.used, self.total)
+        return current, (frame, linear, work, rgb)
+
+    def full_velocities(self) -> list[np.ndarray]:
+        """The kept flows at full size, in full-size pixels (what extrapolation reads)."""
+        from lexp.renderers.resolution import velocity_at_full_size
+
+        h, w = self.history[-1].shape[:2]
+        if self.size == (w, h):
+            return self.velocities
+        return [velocity_at_full_size(v, (w, h)) for v in self.velocities]
 
 
 def _check_size(name: str, frame, before) -> None:
@@ -406,7 +490,7 @@ def _extrapolate_into(exposed: _Exposure, history, velocities, periods: float, c
     extra, exposed.stats.steady = extrapolate(history, velocities, periods,
                                               guide=config.motion_guide, on_period=on_period,
                                               on_progress=advance)
-    exposed.total += extra
+    exposed.add(extra)
     exposed.stats.extrapolated = periods
 
 

@@ -80,8 +80,8 @@ class Capture:
         self.frames.append(resize(linear, size))
         if flow is None:
             self.flows.append(np.zeros((2, size[1], size[0]), np.float32))
-        else:
-            sx, sy = size[0] / w, size[1] / h
+        else:  # the flow's own grid: the flow render's working size, or the frame's
+            sx, sy = size[0] / flow.shape[2], size[1] / flow.shape[1]
             self.flows.append(np.stack([
                 cv2.resize(flow[0], size, interpolation=cv2.INTER_AREA) * sx,
                 cv2.resize(flow[1], size, interpolation=cv2.INTER_AREA) * sy]))

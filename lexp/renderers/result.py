@@ -28,12 +28,15 @@ class FlowStats:
     steady: float = 0.0  # mean extrapolation weight (0 = stationary, 1 = all moving)
     cache_hits: int = 0
     cache_misses: int = 0
+    work_size: tuple[int, int] | None = None  # (width, height) motion was worked on at,
+    # when smaller than the frames (lexp.renderers.resolution)
 
     def to_dict(self) -> dict:
         return {"flow": self.estimator, "pairs": self.pairs, "samples": self.samples,
                 "extrapolated_frames": round(self.extrapolated, 3),
                 "steady": round(self.steady, 3), "cache_hits": self.cache_hits,
-                "cache_misses": self.cache_misses}
+                "cache_misses": self.cache_misses,
+                **({"work_size": list(self.work_size)} if self.work_size else {})}
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,8 @@ class RenderDetails:
         one_frame = self.flow is not None and self.flow.pairs == 0  # nothing was estimated
         if self.flow is not None and not one_frame:
             parts.append(self.flow.estimator)
+            if self.flow.work_size:
+                parts.append("motion at {}×{}".format(*self.flow.work_size))
         extrapolated = round(self.flow.extrapolated, 3) if self.flow is not None else 0
         if extrapolated:
             frames = f"{extrapolated:g} frame{'' if extrapolated == 1 else 's'}"
