@@ -28,30 +28,31 @@ def square(velocity, frames=6, width=320, height=160):
     return list(synthetic.moving_square(width, height, frames, size=40, velocity=velocity))
 
 
-def test_the_scale_follows_the_motion_and_the_size():
-    slow = square((2.0, 0.0))
-    assert resolution.choose_scale(slow[0], slow[1], 1.0) == 1.0  # full size, as before
-    fast = square((40.0, 0.0))
-    scale = resolution.choose_scale(fast[0], fast[1], 1.0)
-    assert 40 / resolution.MAX_STEPS_PER_PERIOD * 0.7 < scale < 40 / 8 * 1.3  # ~5
-    # Strided frames (a gap of 4 periods) move 4× as far for the same speed.
-    assert resolution.choose_scale(fast[0], fast[1], 4.0) < scale
-    wide = np.zeros((100, 4000, 3), np.uint8)
-    assert resolution.choose_scale(wide, None, 1.0) == pytest.approx(4000 / 1920)
+def test_the_level_follows_the_motion_and_flow_the_size():
+    flow = np.zeros((2, 720, 1280), np.float32)
+    assert resolution.level_for(flow, 1.0) == 0
+    flow[0] = 6.0  # under 8 px a period: full size
+    assert resolution.level_for(flow, 1.0) == 0
+    flow[0] = 40.0  # 40 px a period: 2^3 = 8 times smaller keeps it under 8
+    assert resolution.level_for(flow, 1.0) == 3
+    assert resolution.level_for(flow, 4.0) == 1  # over 4 periods, 10 px a period
+    flow[0] = 4000.0  # never smaller than MIN_WORK_SIDE
+    assert 1280 / 2 ** resolution.level_for(flow, 1.0) >= resolution.MIN_WORK_SIDE
+    assert resolution.flow_scale(720, 1280) == 1.0
+    assert resolution.flow_scale(2160, 3840) == pytest.approx(3840 / resolution.FLOW_SIDE)
 
 
 def test_a_still_clip_at_a_reduced_scale_is_still_its_mean(monkeypatch):
-    monkeypatch.setattr(resolution, "MAX_WORK_SIDE", 40)  # force s = 128 / 40
+    monkeypatch.setattr(resolution, "FLOW_SIDE", 40)  # flow at 40×30
     frames = [texture(96, 128, seed=3)] * 4
     result = render(frames)
-    assert result.details.flow.work_size == (40, 30)
+    assert result.details.flow.work_size is None  # nothing moved: nothing worked on small
     assert np.abs(result.linear - linear_mean(frames)).max() < 1e-6
 
 
 def test_fast_motion_at_a_reduced_scale_stays_close_and_the_still_part_exact(monkeypatch):
     frames = square((24.0, 0.0), frames=5)
     monkeypatch.setattr(resolution, "MAX_STEPS_PER_PERIOD", 1e9)  # full size: the reference
-    monkeypatch.setattr(resolution, "MAX_WORK_SIDE", 10 ** 6)
     reference = render(frames, flow="dis")
     assert reference.details.flow.work_size is None
     monkeypatch.setattr(resolution, "MAX_STEPS_PER_PERIOD", 6.0)
@@ -70,15 +71,15 @@ def test_fast_motion_at_a_reduced_scale_stays_close_and_the_still_part_exact(mon
 def test_the_composer_keeps_plain_intervals_at_full_size():
     rng = np.random.default_rng(0)
     a, b = rng.random((2, 12, 16, 3)).astype(np.float32)
-    composer = resolution.Composer(a.shape, 4.0)
-    small = [resolution.downscale(x, composer.size) for x in (a, b)]
+    composer = resolution.Composer(a.shape)
+    small = [resolution.downscale(x, (4, 3)) for x in (a, b)]
     part = composer.add_interval(a, b, *small, None, 2.0, None, want_part=True)
     assert np.array_equal(part, (a + b) * np.float32(1.0))
     assert np.allclose(composer.total(), (a + b) * 1.0, atol=1e-6)
 
 
 def test_the_cli_says_where_motion_was_worked_on(tmp_path, monkeypatch):
-    monkeypatch.setattr(resolution, "MAX_WORK_SIDE", 64)
+    monkeypatch.setattr(resolution, "FLOW_SIDE", 64)  # flow and motion at 64×48
     result = render(drifting(4, velocity=3.0))
     assert any(part.startswith("motion at 64×") for part in result.details.summary())
     assert result.details.to_dict()["work_size"][0] == 64
