@@ -141,3 +141,19 @@ def test_no_module_is_over_500_lines():
     """A module past ~400 lines usually holds two concepts: split it before it grows."""
     sizes = {module_name(p): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert {m: n for m, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_is_over_80_lines():
+    """A function past ~80 lines (a command's option list included) does several things:
+    name them. The shared options are Annotated aliases (lexp.cli.options)."""
+    long = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long[f"{module_name(path)}.{node.name}"] = lines
+    assert long == {}

@@ -31,18 +31,19 @@ def square(velocity, frames=6, width=320, height=160):
 def test_the_level_follows_the_motion_and_flow_the_size():
     flow = np.zeros((2, 720, 1280), np.float32)
     assert resolution.level_for(flow, 1.0) == 0
-    flow[0] = 6.0  # under 8 px a period: full size
+    flow[0] = 10.0  # under 12 px a period: full size
     assert resolution.level_for(flow, 1.0) == 0
-    flow[0] = 40.0  # 40 px a period: 2^3 = 8 times smaller keeps it under 8
+    flow[0] = 80.0  # 80 px a period: 2^3 = 8 times smaller keeps it under 12
     assert resolution.level_for(flow, 1.0) == 3
-    assert resolution.level_for(flow, 4.0) == 1  # over 4 periods, 10 px a period
+    assert resolution.level_for(flow, 4.0) == 1  # over 4 periods, 20 px a period
     flow[0] = 4000.0  # never smaller than MIN_WORK_SIDE
     assert 1280 / 2 ** resolution.level_for(flow, 1.0) >= resolution.MIN_WORK_SIDE
-    assert resolution.flow_scale(720, 1280) == 1.0
+    assert resolution.flow_scale(720, 1280) == 1.0  # up to FULL_FLOW_SIDE: at full size
     assert resolution.flow_scale(2160, 3840) == pytest.approx(3840 / resolution.FLOW_SIDE)
 
 
 def test_a_still_clip_at_a_reduced_scale_is_still_its_mean(monkeypatch):
+    monkeypatch.setattr(resolution, "FULL_FLOW_SIDE", 40)
     monkeypatch.setattr(resolution, "FLOW_SIDE", 40)  # flow at 40×30
     frames = [texture(96, 128, seed=3)] * 4
     result = render(frames)
@@ -79,6 +80,7 @@ def test_the_composer_keeps_plain_intervals_at_full_size():
 
 
 def test_the_cli_says_where_motion_was_worked_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(resolution, "FULL_FLOW_SIDE", 64)
     monkeypatch.setattr(resolution, "FLOW_SIDE", 64)  # flow and motion at 64×48
     result = render(drifting(4, velocity=3.0))
     assert any(part.startswith("motion at 64×") for part in result.details.summary())

@@ -6,12 +6,16 @@ costs its pixels. At the sizes phones film both are large: 1080p traffic at 25 p
 frame was 2 Mpx × 25 instants a frame, four minutes for 120 frames. But motion fields
 are smooth, and a trail 25 px long keeps no detail along it finer than the trail.
 
-- **Flow** is estimated on frames at most ``FLOW_SIDE`` pixels long (``s_flow`` = long
-  side / FLOW_SIDE, at least 1): a 4K clip's flow costs what a 960×540 one's does.
+- **Flow** is estimated at full size on frames up to ``FULL_FLOW_SIDE`` (1280) pixels
+  long, and on copies ``FLOW_SIDE`` (960) pixels long of larger ones (``s_flow`` = long
+  side / FLOW_SIDE): a 4K clip's flow costs what a 960×540 one's does. (Not 960 for
+  all: on 1280-px clips that cost the star-field time-lapse 7 dB of gap-fill, its stars
+  being a pixel or two across.)
 - **Each interval** is integrated at a level of a pyramid over those frames: level k is
   2^k times smaller, the smallest whose trail stays under ``MAX_STEPS_PER_PERIOD``
-  pixels a frame period (so at most ~8 instants a period, however fast), and never
-  under ``MIN_WORK_SIDE`` pixels. A still or slow interval (under a pixel a period: no
+  pixels a frame period (so at most ~12 instants a period, however fast), and never
+  under ``MIN_WORK_SIDE`` pixels. (12, not 8: at 8 the sunrise time-lapse's clouds,
+  8–9 px a period, went to the next level and lost 0.9 dB of gap-fill.) A still or slow interval (under a pixel a period: no
   in-between instant) is the plain blend of its frames, kept at full size.
 
 Composition (:class:`Composer`): each interval's plain blend of its two frames (the
@@ -19,7 +23,7 @@ trapezoid rule's ends) is summed at full size, and the flow render replaces it o
 where that interval moves (``moving_mask``, from its flow), by its working-size
 difference, upsampled. A still clip is still exactly its mean; an interval's still
 parts are exact at full size; moving parts are as sharp as their level. Clips up to
-FLOW_SIDE whose motion stays under the limit render exactly as at full size.
+FULL_FLOW_SIDE whose motion stays under the limit render exactly as at full size.
 """
 
 from __future__ import annotations
@@ -28,16 +32,18 @@ import math
 
 import numpy as np
 
-FLOW_SIDE = 960  # pixels: flow is estimated on frames at most this long (DIS medium:
-# 51 ms a pair at 960×540 on this 2-core machine, 96 at 1280×720, 270 at 1920×1080)
-MAX_STEPS_PER_PERIOD = 8.0  # working pixels of trail per frame period, at most
+FULL_FLOW_SIDE = 1280  # pixels: frames up to this long have their flow at full size
+FLOW_SIDE = 960  # pixels: larger frames have it on copies this long (DIS medium: 51 ms a
+# pair at 960×540 on this 2-core machine, 96 at 1280×720, 270 at 1920×1080)
+MAX_STEPS_PER_PERIOD = 12.0  # working pixels of trail per frame period, at most
 MIN_WORK_SIDE = 96  # pixels: no level is smaller
 MOVING_FROM_PX, MOVING_FULL_PX = 0.5, 1.5  # full-size px per period: the mask's ramp
 
 
 def flow_scale(height: int, width: int) -> float:
     """s_flow: full-size pixels per flow pixel (1: flow at full size)."""
-    return max(1.0, max(height, width) / FLOW_SIDE)
+    side = max(height, width)
+    return 1.0 if side <= FULL_FLOW_SIDE else side / FLOW_SIDE
 
 
 def work_size(height: int, width: int, scale: float) -> tuple[int, int]:

@@ -1,0 +1,149 @@
+"""The flow render between two frames: an interval's in-between instants, synthesised
+along the flow and summed (the driver, and time, are :mod:`lexp.renderers.flow`'s).
+
+In-between frames (both directions, occlusion-safe)
+---------------------------------------------------
+With the forward flow F (A→B) and the backward flow G (B→A), the flows from time s back to
+A and on to B are approximated as in Super SloMo (Jiang et al., CVPR 2018)::
+
+    F_s→A = −(1−s)·s·F + s²·G          F_s→B = (1−s)²·F − s·(1−s)·G
+
+A and B are sampled along them (backward warping: every output pixel gets a value, no
+holes) and blended by time, (1−s)·A' + s·B', so each end of the interval is exact.
+
+Paths are curved where the neighbouring intervals say so. A straight line from A to B
+cuts the corners of a shaking camera's wander, a thrown ball's arc or a star's circle
+round the pole, and the curve is seen in the flows either side: the path from A is a
+cubic (Hermite) through A and B whose tangents are the Catmull-Rom ones, the motion
+from the frame before A to B at A and from A to the frame after B at B (scaled for
+uneven gaps). Its bend away from the chord is added to the flows above, for A's pixels
+and, in reverse time, for B's. Without a neighbour (the window's ends) that tangent is
+the chord, and a path whose neighbours continue it is exactly the straight line.
+(Gap-fill: +1.9 dB on the handheld clip, +0.1 on crowd, river and pine, median
+43.15 → 43.23 dB.)
+
+Where the flow is wrong (occlusions, things appearing, fireworks) A' and B' disagree. Each
+pixel then leans towards the plain time blend (1−s)·A + s·B, which can ghost but never
+smears: the weight of the warped blend is e_plain / (e_warp + e_plain), where e_warp is the
+local (Gaussian-blurred) squared difference of A' and B', and e_plain that of A and B.
+The warp wins where it explains the change between the frames better than no motion does.
+(Measured on the gap-fill protocol: this keeps every clip at or above its linear-mean
+score, where forward-backward consistency masks lost 0.6–3.8 dB on fireworks.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lexp.renderers.warp import SAMPLE_STEP_PX, _grid, _local_error, _sample
+
+MAX_SAMPLES_PER_PAIR = 96  # cost cap for a pair with huge motion
+
+
+def samples_for(forward: np.ndarray, gap: int) -> int:
+    """n: instants to sample in an interval of ``gap`` frame periods (not always whole:
+    timestamps) with this flow."""
+    sparse = forward[:, ::4, ::4]  # a 1-in-16 subsample is plenty for a percentile
+    magnitude = np.sqrt(sparse[0] ** 2 + sparse[1] ** 2).ravel()
+    per_period = float(np.partition(magnitude, int(0.995 * (magnitude.size - 1)))[
+        int(0.995 * (magnitude.size - 1))]) / gap
+    refine = max(1, math.ceil(per_period / SAMPLE_STEP_PX))
+    refine = min(refine, max(1, int(MAX_SAMPLES_PER_PAIR // gap)))
+    return max(1, round(gap * refine))
+
+
+def _hermite_bend(s: float) -> tuple[float, float]:
+    """The cubic Hermite basis weights of the start and end tangents at s ∈ [0, 1]."""
+    return s * (1 - s) ** 2, s * s * (s - 1)
+
+
+def path_bends(forward: np.ndarray, backward: np.ndarray, gap: float, before=None,
+               after=None) -> tuple[np.ndarray, ...] | None:
+    """How the paths through an interval bend away from the chord (module docstring).
+
+    ``forward``/``backward``: (2, H, W) flows A→B and B→A in pixels over ``gap`` frame
+    periods. ``before``: (flow A→frame before A on A's grid, its gap) or None;
+    ``after``: (flow B→frame after B on B's grid, its gap) or None. Returns the four
+    (2, H, W) float32 tangent-minus-chord terms (A's path at A, at B; B's path at B, at
+    A), or None when there is no neighbour."""
+    if before is None and after is None:
+        return None
+    zero = np.zeros_like(forward)
+    a_start = a_end = b_start = b_end = zero
+    if before is not None:
+        back, g0 = before  # A → the frame before, on A's grid
+        a_start = -(gap * back + g0 * forward) / (g0 + gap)
+        beyond = _sample_flow(back, backward)  # where B's pixels were one interval earlier
+        b_end = (gap * beyond - g0 * backward) / (gap + g0)
+    if after is not None:
+        on, g2 = after  # B → the frame after, on B's grid
+        b_start = -(gap * on + g2 * backward) / (g2 + gap)
+        beyond = _sample_flow(on, forward)
+        a_end = (gap * beyond - g2 * forward) / (gap + g2)
+    return tuple(np.asarray(x, np.float32) for x in (a_start, a_end, b_start, b_end))
+
+
+def _sample_flow(flow: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """(2, H, W) ``flow`` looked up at each pixel displaced by ``at`` (2, H, W)."""
+    xs, ys = _grid(*flow.shape[1:])
+    return np.stack([_sample(channel, xs + at[0], ys + at[1]) for channel in flow])
+
+
+def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
+                       backward: np.ndarray, n: int, bends=None) -> np.ndarray:
+    """Sum of the n instants s = k/n (k = 0 … n−1) between linear frames ``a`` (s = 0)
+    and ``b`` (s = 1): float32 H×W×3. ``forward``/``backward``: (2, H, W) flows a→b, b→a.
+    ``bends``: path_bends' four terms, or None for straight paths."""
+    total = a.copy()
+    if n == 1:
+        return total
+    h, w = a.shape[:2]
+    # Where each instant looks A and B up is a weighted sum of these (2, H, W) fields —
+    # the pixel grid, the two flows, the bends — one matrix product a instant.
+    fields = [np.stack(_grid(h, w)), forward, backward, *(bends or ())]
+    basis = np.stack(fields).reshape(len(fields), -1)
+    plain_error = _local_error(a, b)
+    # Each instant is its plain blend (1−s)·a + s·b plus, where the warps agree, the
+    # warped blend's departure from it. The plain blends sum to (n−1)/2·(a + b) (the
+    # s_k and the 1 − s_k each add up to (n−1)/2): added once, not per instant.
+    total += np.float32((n - 1) / 2) * (a + b)
+    for k in range(1, n):
+        s = k / n
+        to_a = [1, -(1 - s) * s, s * s]  # Super SloMo's flows from time s to A and to B
+        to_b = [1, (1 - s) ** 2, -s * (1 - s)]
+        if bends is not None:  # the content at x at time s lies off the chord
+            start, end = _hermite_bend(s)
+            to_a += [-start, -end, 0, 0]
+            start, end = _hermite_bend(1 - s)  # B's path runs back in time
+            to_b += [0, 0, -start, -end]
+        (ax, ay), (bx, by) = (np.float32([to_a, to_b]) @ basis).reshape(2, 2, h, w)
+        from_a, from_b = _sample(a, ax, ay), _sample(b, bx, by)
+        trust = plain_error / (_local_error(from_a, from_b) + plain_error + 1e-8)
+        # trust · (warped − plain) = trust · ((1−s)·(A' − a) + s·(B' − b)), in place
+        from_a -= a
+        from_a *= np.float32(1 - s)
+        from_b -= b
+        from_b *= np.float32(s)
+        from_a += from_b
+        from_a *= trust[..., None]
+        total += from_a
+    return total
+
+
+def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,
+                 backward, bends=None) -> tuple[np.ndarray, int]:
+    """(the ``gap`` frame periods from linear frame ``a`` to ``b``, summed by the
+    trapezoid rule — ``a`` and ``b`` weigh half a sample each, see the module docstring:
+    float32 H×W×3; the instants sampled between them). ``forward``: the flow a→b;
+    ``backward()`` gives b→a, asked for only when the motion needs more than one sample
+    per period; so is ``bends(backward)`` (path_bends' terms, or None: straight paths)."""
+    n = samples_for(forward, gap)
+    weight = np.float32(gap / n)
+    ends = (b - a) * np.float32(0.5)  # turns the left-endpoint sum into the trapezoid
+    if n == 1:  # under a pixel per frame: no in-between instants
+        return (a + ends) * weight, n
+    back = backward()
+    curve = bends(back) if bends is not None else None
+    return (integrate_interval(a, b, forward, back, n, curve) + ends) * weight, n
