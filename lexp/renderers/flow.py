@@ -120,7 +120,7 @@ class _Exposure:
 
     def add(self, part: np.ndarray) -> None:
         """Light that needs no composing (full size): the ends, the extrapolated part."""
-        self.composer.full += part
+        self.composer.add_full(part)
 
     def total(self) -> np.ndarray:
         return self.composer.total()
