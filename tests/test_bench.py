@@ -3,6 +3,7 @@ import io
 import json
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -127,3 +128,19 @@ def test_bench_speed_reports_every_stage_against_the_floor():
                                   ["--quality", "x", "--protocol", "sideways"]])
 def test_bench_usage_errors(args):
     assert_clean_failure(run_lexp("bench", *args), 2)
+
+
+def test_a_folder_of_frames_is_scored_like_its_video(tmp_path):
+    """bench reads its inputs as render does (lexp.inputs): a frame folder is a clip."""
+    frames = list(synthetic.night_street(96, 64, 60))
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(frames):  # PNG: lossless, so the same pixels as the list
+        cv2.imwrite(str(folder / f"f{i:03d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    methods = bench.resolve_methods("mean")
+    report = bench.run_quality([str(folder)], methods, [bench.PROTOCOLS["gap-fill"]])
+    assert report.clips == ["frames"] and len(report.scores) == 1
+    lut = colour.decode_lut("srgb")
+    truth = colour.encode(np.mean([lut[f] for f in frames[:57]], axis=0), "srgb")
+    mean = colour.encode(np.mean([lut[f] for f in frames[0:57:8]], axis=0), "srgb")
+    assert report.scores[0].psnr == pytest.approx(metrics.psnr(mean, truth), abs=1e-6)
