@@ -272,3 +272,26 @@ def test_help_states_the_keep_sharp_default_that_config_holds():
 
     proc = run_lexp("render", "--help", env={"COLUMNS": "400"})
     assert f"Default {STILL_BELOW_PX:g}.".encode() in proc.stdout
+
+
+def test_a_long_job_says_how_long_it_expects_once_without_a_terminal(monkeypatch, capsys):
+    """In a log there is no bar: after 2 s a job that will take over 10 s says what is
+    left, once; a short one says nothing."""
+    from lexp.cli import show
+
+    clock = [100.0]
+    monkeypatch.setattr(show.time, "monotonic", lambda: clock[0])
+    reporter = show.Reporter()
+    assert not reporter.interactive  # pytest captures stderr: not a terminal
+    with reporter.progress("clip.mp4") as on_progress:
+        for done in range(1, 101):
+            clock[0] += 0.5  # half a second a frame: 50 s in all
+            on_progress(done, 100)
+    with reporter.progress("short.mp4") as on_progress:
+        for done in range(1, 11):
+            clock[0] += 0.5  # 5 s in all
+            on_progress(done, 10)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["clip.mp4: about 48 s to go (4 of 100 frames in 2 s)"]
+    with show.Reporter(quiet=True).progress("x") as on_progress:
+        assert on_progress is None

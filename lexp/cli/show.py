@@ -50,29 +50,56 @@ class Reporter:
             line += f" [dim](hint: {escape(hint)})[/]"
         self.console.print(line, soft_wrap=True)
 
+    # Without a terminal (logs, cron), a long job says once how long it expects to take:
+    # after EXPECT_AFTER_S, when the whole would take over EXPECT_OVER_S.
+    EXPECT_AFTER_S, EXPECT_OVER_S = 2.0, 10.0
+
     @contextlib.contextmanager
     def progress(self, description: str, unit: str = "frames") -> Iterator:
-        """Yield an ``on_progress(done, total)`` callback (counting ``unit``), or None when
-        not interactive."""
+        """Yield an ``on_progress(done, total)`` callback (counting ``unit``): a bar with an
+        ETA on a terminal; elsewhere one line saying how long is left, once, when the job
+        is long (None with --quiet)."""
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
+        if not self.interactive:
+            yield None if self.quiet else self._expected_time(description, unit)
+            return
         with self._bar(description, None, BarColumn(), MofNCompleteColumn(),
                        TextColumn(unit), TimeRemainingColumn()) as on_progress:
             yield on_progress
 
+    def _expected_time(self, description: str, unit: str):
+        started = time.monotonic()
+        said = False
+
+        def on_progress(done: int, total: int | None = None, **_: object) -> None:
+            nonlocal said
+            if said or not total or done < 1:
+                return
+            elapsed = time.monotonic() - started
+            if elapsed < self.EXPECT_AFTER_S:
+                return
+            said = True
+            left = elapsed / done * max(0, total - done)
+            if elapsed + left > self.EXPECT_OVER_S:
+                self.info(f"{description}: about {left:.0f} s to go ({done} of {total} "
+                          f"{unit} in {elapsed:.0f} s)")
+
+        return on_progress
+
     @contextlib.contextmanager
     def progress_or_lines(self, description: str, unit: str = "") -> Iterator:
         """A bar on a terminal; elsewhere one line per step (long jobs in logs, CI)."""
-        with self.progress(description, unit) as on_progress:
-            if on_progress is not None or self.quiet:
+        if self.interactive or self.quiet:
+            with self.progress(description, unit) as on_progress:
                 yield on_progress
-                return
+            return
 
-            def line(done: int, total: int | None = None, **_: object) -> None:
-                count = f"{done}/{total}" if total else f"{done}"
-                self.info(f"{description}: {count} {unit}".rstrip())
+        def line(done: int, total: int | None = None, **_: object) -> None:
+            count = f"{done}/{total}" if total else f"{done}"
+            self.info(f"{description}: {count} {unit}".rstrip())
 
-            yield line
+        yield line
 
     @contextlib.contextmanager
     def progress_bytes(self, description: str, size: int | None) -> Iterator:
