@@ -228,15 +228,16 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
         if length is not None:
             check_extrapolation(exposure, (length - 1) * config.window.stride + 1, length,
                                 config)
+    window = window_for(config, info.fps)
     if frames is None:
-        frames = media.window_frames(clip, window_for(config, info.fps))
+        frames = media.window_frames(clip, window)
     lut = colour.decode_lut(config.transfer).astype(np.float32)
     stream = FrameStream(clip, config, frames, lut)
     stats = FlowStats(estimator.label())
     hits0, misses0 = (cache.hits, cache.misses) if cache is not None else (0, 0)
     with recording(video, config, "flow", info.fps) as recorder:
         # The frame count, when the container says it: the progress bar's ETA.
-        total = media.window_length(info, window_for(config, info.fps))
+        total = media.window_length(info, window)
         walk = _Walk(info.name, estimator, cache, clip_id, lut, stats, recorder, learner,
                      stream, on_progress, total)
         walk.run()
@@ -273,10 +274,10 @@ class _Walk:
         self.stream, self.on_progress, self.total = stream, on_progress, total
         self.exposed: _Exposure | None = None
         self.history: list[np.ndarray] = []  # full-size linear frames, newest last
-        self.velocities: list[np.ndarray] = []  # working-size flows between them, per period
+        self.velocities: list[np.ndarray] = []  # flows between them (flow size), per period
         self.used = self.first_used = self.last_used = 0
         self.first_time = self.last_time = 0.0
-        self.size: tuple[int, int] | None = None  # the working size (width, height)
+        self.size: tuple[int, int] | None = None  # the flow size (width, height)
 
     def run(self) -> None:
         from lexp.renderers import resolution

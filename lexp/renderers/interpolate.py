@@ -42,13 +42,19 @@ from lexp.renderers.warp import SAMPLE_STEP_PX, _grid, _local_error, _sample
 MAX_SAMPLES_PER_PAIR = 96  # cost cap for a pair with huge motion
 
 
+def fast_motion(forward: np.ndarray) -> float:
+    """How far the fast pixels of a (2, H, W) flow move: the 99.5th percentile of its
+    length, in its own pixels (what sampling and the working size are both set by)."""
+    sparse = forward[:, ::4, ::4]  # a 1-in-16 subsample is plenty for a percentile
+    magnitude = np.sqrt(sparse[0] ** 2 + sparse[1] ** 2).ravel()
+    rank = int(0.995 * (magnitude.size - 1))
+    return float(np.partition(magnitude, rank)[rank])
+
+
 def samples_for(forward: np.ndarray, gap: int) -> int:
     """n: instants to sample in an interval of ``gap`` frame periods (not always whole:
     timestamps) with this flow."""
-    sparse = forward[:, ::4, ::4]  # a 1-in-16 subsample is plenty for a percentile
-    magnitude = np.sqrt(sparse[0] ** 2 + sparse[1] ** 2).ravel()
-    per_period = float(np.partition(magnitude, int(0.995 * (magnitude.size - 1)))[
-        int(0.995 * (magnitude.size - 1))]) / gap
+    per_period = fast_motion(forward) / gap
     refine = max(1, math.ceil(per_period / SAMPLE_STEP_PX))
     refine = min(refine, max(1, int(MAX_SAMPLES_PER_PAIR // gap)))
     return max(1, round(gap * refine))

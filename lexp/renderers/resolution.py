@@ -64,8 +64,9 @@ def level_for(forward: np.ndarray, gap: float) -> int:
     """The pyramid level to integrate an interval at, from its flow (2, h, w) at the flow
     size over ``gap`` periods: its fast pixels (99.5th percentile) under
     MAX_STEPS_PER_PERIOD a period there, the level at least MIN_WORK_SIDE long."""
-    sparse = forward[:, ::4, ::4]
-    speed = float(np.percentile(np.sqrt(sparse[0] ** 2 + sparse[1] ** 2), 99.5)) / gap
+    from lexp.renderers.interpolate import fast_motion
+
+    speed = fast_motion(forward) / gap
     wanted = max(0, math.ceil(math.log2(max(speed, 1e-9) / MAX_STEPS_PER_PERIOD)))
     most = max(0, int(math.log2(max(forward.shape[1:]) / MIN_WORK_SIDE)))
     return min(wanted, most)

@@ -91,9 +91,7 @@ class GroupedBatchSampler(Sampler[list[int]]):
         yield from batches[self.skip:]
 
     def __len__(self) -> int:
-        count = self._every_shard_count() if self.sampler.num_replicas > 1 else \
-            len(self._batches(self.sampler))
-        return max(0, count - self.skip)
+        return sum(1 for _ in self)
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         self.sampler.set_epoch(epoch)
