@@ -7,6 +7,7 @@ Imported only by the code that needs torch, so stacking never pays torch's start
   not match the installed torch (see below).
 - :func:`resolve_device` turns ``--device auto|cpu|cuda[:n]|mps`` into a checked
   ``torch.device``.
+- :func:`gpu_possible` says, without importing torch, whether a GPU could be there.
 - :func:`autocast` is mixed precision where it pays (CUDA), and nothing elsewhere.
 """
 
@@ -92,6 +93,23 @@ def resolve_device(spec: str = "auto"):
     elif device.type not in ("cpu", "cuda", "mps"):
         raise UsageError(f"unsupported device {spec!r}", hint="auto, cpu, cuda, cuda:N or mps")
     return device
+
+
+def gpu_possible() -> bool:
+    """Whether this machine could have a GPU torch can use, judged without importing
+    torch (a second's start-up that a DIS render on a laptop should not pay just to
+    learn there is none): an NVIDIA or AMD (ROCm) driver's device node on Linux, Apple
+    silicon on macOS; elsewhere (Windows) only torch can tell, so True."""
+    import os
+    import platform
+
+    system = platform.system()
+    if system == "Linux":
+        return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0",
+                                                "/proc/driver/nvidia/version", "/dev/kfd"))
+    if system == "Darwin":
+        return platform.machine() == "arm64"
+    return True
 
 
 def _mps_available() -> bool:

@@ -40,8 +40,9 @@ CONTROLS = "Photographer's controls"  # the --help panel of align, keep-sharp, v
 
 # Options that several commands take, declared once (the default sits in each signature).
 Device = Annotated[str, typer.Option(
-    metavar="DEVICE", help="The torch device (RAFT, the generator): auto (CUDA, else MPS, "
-                           "else CPU), cpu, cuda, cuda:N or mps.", rich_help_panel="Flow")]
+    metavar="DEVICE", help="The torch device (RAFT, the generator, a render's in-between "
+                           "frames): auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or "
+                           "mps.", rich_help_panel="Flow")]
 Start = Annotated[str | None, typer.Option(
     help="Start of the window: 2.5 (s) or 48f.", rich_help_panel="Frames")]
 End = Annotated[str | None, typer.Option(

@@ -59,9 +59,12 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
                                             source=source, frames=frames,
                                             on_progress=on_progress)
         else:
+            from lexp.renderers.interpolate_torch import integrator_for
+
             result = flow_render.render_flow(clip, config, estimator, cache=cache,
                                              source=source, frames=frames,
-                                             on_progress=on_progress, video=video)
+                                             on_progress=on_progress, video=video,
+                                             integrator=integrator_for(config.device))
     else:
         if config.exposure is not None:
             from dataclasses import replace

@@ -110,10 +110,12 @@ class _Exposure:
     frames, at a working size composed with the full-size frames
     (lexp.renderers.resolution)."""
 
-    def __init__(self, recorder, stats, full_shape: tuple[int, ...], exact: bool) -> None:
+    def __init__(self, recorder, stats, full_shape: tuple[int, ...], exact: bool,
+                 integrate=None) -> None:
         from lexp.renderers.resolution import Composer
 
         self.recorder, self.stats = recorder, stats
+        self.integrate = integrate  # interval_sum's: None for OpenCV on the CPU
         self.exact = exact  # flow at full size: level-0 intervals are integrated there
         self.composer = Composer(full_shape)
         self.head: np.ndarray | None = None  # the first half period, until the video shows it
@@ -144,7 +146,7 @@ class _Exposure:
         level = resolution.level_for(interval.forward, interval.gap)
         if self.exact and level == 0:  # the full-size render, as it always was
             part, n = interval_sum(interval.a.full, interval.b.full, interval.forward,
-                                   interval.gap, interval.backward, bends)
+                                   interval.gap, interval.backward, bends, self.integrate)
             self.add(part)
         else:
             a, b = interval.a.at(level), interval.b.at(level)
@@ -158,7 +160,7 @@ class _Exposure:
             forward = resolution.flow_at(interval.forward, size)
             part, n = interval_sum(a, b, forward, interval.gap,
                                    lambda: resolution.flow_at(interval.backward(), size),
-                                   bends_here)
+                                   bends_here, self.integrate)
             full_width = interval.a.full.shape[1]
             mask = None if n == 1 else resolution.moving_mask(forward, interval.gap,
                                                               full_width / size[0])
@@ -199,7 +201,7 @@ def _flow_clip_id(cache, source, config, first: int) -> str | None:
 
 
 def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None,
-                on_progress=None, video=None, learner=None):
+                on_progress=None, video=None, learner=None, integrator=None):
     """Stream the clip's window, integrating every interval along its flow; extrapolate
     when the exposure is longer than the clip. Returns a result.RenderResult (linear
     float32 H×W×3; ``details.flow``: the FlowStats). ``cache``: a FlowCache, used when
@@ -212,7 +214,8 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     ``learner.observe(linear, flow, time)`` sees every linear frame with the flow into it
     from the previous frame (per frame period, on its own grid; None for the first), and
     ``learner.refine(linear)`` turns the flow render (linear, before crop and keep-sharp)
-    into its own."""
+    into its own. ``integrator``: a interpolate_torch.TorchIntegrator to synthesise the
+    instants with (a GPU: see ``integrator_for``); None: OpenCV on the CPU."""
     from lexp import media
     from lexp.renderers.prepare import FrameStream
     from lexp.renderers.result import FlowStats, RenderResult
@@ -234,12 +237,15 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     lut = colour.decode_lut(config.transfer).astype(np.float32)
     stream = FrameStream(clip, config, frames, lut)
     stats = FlowStats(estimator.label())
+    if integrator is not None and integrator.device.type != "cpu":
+        stats.integrated_on = integrator.device.type
     hits0, misses0 = (cache.hits, cache.misses) if cache is not None else (0, 0)
     with recording(video, config, "flow", info.fps) as recorder:
         # The frame count, when the container says it: the progress bar's ETA.
         total = media.window_length(info, window)
         walk = _Walk(info.name, estimator, cache, clip_id, lut, stats, recorder, learner,
-                     stream, on_progress, total)
+                     stream, on_progress, total,
+                     integrator.integrate if integrator is not None else None)
         walk.run()
         exposed = walk.exposed
         periods = covered = walk.last_time - walk.first_time + 1
@@ -268,10 +274,11 @@ class _Walk:
     :class:`_Exposure`; and the last frames and flows, kept for extrapolation."""
 
     def __init__(self, name, estimator, cache, clip_id, lut, stats, recorder, learner,
-                 stream, on_progress, total: int | None = None) -> None:
+                 stream, on_progress, total: int | None = None, integrate=None) -> None:
         self.name, self.estimator, self.cache, self.clip_id = name, estimator, cache, clip_id
         self.lut, self.stats, self.recorder, self.learner = lut, stats, recorder, learner
         self.stream, self.on_progress, self.total = stream, on_progress, total
+        self.integrate = integrate  # _Exposure's
         self.exposed: _Exposure | None = None
         self.history: list[np.ndarray] = []  # full-size linear frames, newest last
         self.velocities: list[np.ndarray] = []  # flows between them (flow size), per period
@@ -289,7 +296,8 @@ class _Walk:
                 h, w = frame.rgb.shape[:2]
                 scale = resolution.flow_scale(h, w)
                 self.size = resolution.work_size(h, w, scale) if scale > 1 else (w, h)
-                self.exposed = _Exposure(self.recorder, self.stats, (h, w, 3), scale == 1)
+                self.exposed = _Exposure(self.recorder, self.stats, (h, w, 3), scale == 1,
+                                         self.integrate)
             current, previous = self._step(frame, previous)
             if current is not None:
                 if pending is not None:

@@ -65,6 +65,19 @@ def _hermite_bend(s: float) -> tuple[float, float]:
     return s * (1 - s) ** 2, s * s * (s - 1)
 
 
+def instant_weights(s: float, bent: bool) -> list[list[float]]:
+    """Where instant s looks A and B up, as weights of the fields [grid, forward,
+    backward] (+ path_bends' four terms when ``bent``): [to A, to B], each F long."""
+    to_a = [1, -(1 - s) * s, s * s]  # Super SloMo's flows from time s to A and to B
+    to_b = [1, (1 - s) ** 2, -s * (1 - s)]
+    if bent:  # the content at x at time s lies off the chord
+        start, end = _hermite_bend(s)
+        to_a += [-start, -end, 0, 0]
+        start, end = _hermite_bend(1 - s)  # B's path runs back in time
+        to_b += [0, 0, -start, -end]
+    return [to_a, to_b]
+
+
 def path_bends(forward: np.ndarray, backward: np.ndarray, gap: float, before=None,
                after=None) -> tuple[np.ndarray, ...] | None:
     """How the paths through an interval bend away from the chord (module docstring).
@@ -117,14 +130,8 @@ def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
     total += np.float32((n - 1) / 2) * (a + b)
     for k in range(1, n):
         s = k / n
-        to_a = [1, -(1 - s) * s, s * s]  # Super SloMo's flows from time s to A and to B
-        to_b = [1, (1 - s) ** 2, -s * (1 - s)]
-        if bends is not None:  # the content at x at time s lies off the chord
-            start, end = _hermite_bend(s)
-            to_a += [-start, -end, 0, 0]
-            start, end = _hermite_bend(1 - s)  # B's path runs back in time
-            to_b += [0, 0, -start, -end]
-        (ax, ay), (bx, by) = (np.float32([to_a, to_b]) @ basis).reshape(2, 2, h, w)
+        weights = np.float32(instant_weights(s, bends is not None))
+        (ax, ay), (bx, by) = (weights @ basis).reshape(2, 2, h, w)
         from_a, from_b = _sample(a, ax, ay), _sample(b, bx, by)
         trust = plain_error / (_local_error(from_a, from_b) + plain_error + 1e-8)
         # trust · (warped − plain) = trust · ((1−s)·(A' − a) + s·(B' − b)), in place
@@ -139,12 +146,14 @@ def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
 
 
 def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,
-                 backward, bends=None) -> tuple[np.ndarray, int]:
+                 backward, bends=None, integrate=None) -> tuple[np.ndarray, int]:
     """(the ``gap`` frame periods from linear frame ``a`` to ``b``, summed by the
     trapezoid rule — ``a`` and ``b`` weigh half a sample each, see the module docstring:
     float32 H×W×3; the instants sampled between them). ``forward``: the flow a→b;
     ``backward()`` gives b→a, asked for only when the motion needs more than one sample
-    per period; so is ``bends(backward)`` (path_bends' terms, or None: straight paths)."""
+    per period; so is ``bends(backward)`` (path_bends' terms, or None: straight paths).
+    ``integrate``: integrate_interval's equal elsewhere (a TorchIntegrator's
+    ``integrate``: on a GPU); None: integrate_interval, on the CPU through OpenCV."""
     n = samples_for(forward, gap)
     weight = np.float32(gap / n)
     ends = (b - a) * np.float32(0.5)  # turns the left-endpoint sum into the trapezoid
@@ -152,4 +161,5 @@ def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,
         return (a + ends) * weight, n
     back = backward()
     curve = bends(back) if bends is not None else None
-    return (integrate_interval(a, b, forward, back, n, curve) + ends) * weight, n
+    integrate = integrate or integrate_interval
+    return (integrate(a, b, forward, back, n, curve) + ends) * weight, n

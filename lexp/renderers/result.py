@@ -30,13 +30,16 @@ class FlowStats:
     cache_misses: int = 0
     work_size: tuple[int, int] | None = None  # (width, height) motion was worked on at,
     # when smaller than the frames (lexp.renderers.resolution)
+    integrated_on: str | None = None  # "cuda" or "mps" when the instants ran on a GPU
+    # (lexp.renderers.interpolate_torch); None: on the CPU, through OpenCV
 
     def to_dict(self) -> dict:
         return {"flow": self.estimator, "pairs": self.pairs, "samples": self.samples,
                 "extrapolated_frames": round(self.extrapolated, 3),
                 "steady": round(self.steady, 3), "cache_hits": self.cache_hits,
                 "cache_misses": self.cache_misses,
-                **({"work_size": list(self.work_size)} if self.work_size else {})}
+                **({"work_size": list(self.work_size)} if self.work_size else {}),
+                **({"integrated_on": self.integrated_on} if self.integrated_on else {})}
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,8 @@ class RenderDetails:
             parts.append(self.flow.estimator)
             if self.flow.work_size:
                 parts.append("motion at {}×{}".format(*self.flow.work_size))
+            if self.flow.integrated_on:
+                parts.append(f"on {self.flow.integrated_on}")
         extrapolated = round(self.flow.extrapolated, 3) if self.flow is not None else 0
         if extrapolated:
             frames = f"{extrapolated:g} frame{'' if extrapolated == 1 else 's'}"
