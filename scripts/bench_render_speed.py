@@ -4,6 +4,7 @@
 
     .venv/bin/python scripts/bench_render_speed.py [--frames 120] [--sizes 720p,1080p,4k]
                                                    [--methods mean,flow] [--clip CLIP]
+                                                   [--render-args "--device cuda"]
 
 The content is ../shared/clips/street_traffic_window_360p.mp4 (real traffic; the
 synthetic night street when ../shared/clips is absent, or --clip), scaled with ffmpeg
@@ -11,13 +12,17 @@ to each size, so motion grows with the size as it would on a phone (about 8 px a
 at 360p is 25 at 1080p). Each cell is one ``lexp render`` process (``-m METHOD
 --max-frames FRAMES``, an empty flow cache each time): its wall time, and its peak
 resident memory (the kernel's ru_maxrss for that process alone). Ratios are to -m mean
-at the same size, measured in this run.
+at the same size, measured in this run, and frames a second (FRAMES / wall time, start-up
+included). ``--render-args`` go to every render (a GPU: ``--device cuda --flow
+raft-small``: RAFT's weights are taken from lexp's cache, the flows never are).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +30,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from lexp import paths  # noqa: E402
 SHARED_CLIP = REPO.parent / "shared" / "clips" / "street_traffic_window_360p.mp4"
 SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
 
@@ -52,12 +59,16 @@ def scaled(clip: Path, size: tuple[int, int], frames: int, workdir: Path) -> Pat
     return out
 
 
-def timed_render(clip: Path, method: str, frames: int, workdir: Path) -> tuple[float, float]:
+def timed_render(clip: Path, method: str, frames: int, workdir: Path,
+                 extra: list[str]) -> tuple[float, float]:
     """(seconds, peak MB) of one ``lexp render`` process."""
     cache = Path(tempfile.mkdtemp(dir=workdir, prefix="cache-"))
+    weights = paths.cache_dir() / "weights"  # RAFT's, when downloaded: flows start empty
+    if weights.is_dir():  # copied: lexp refuses links out of its cache
+        shutil.copytree(weights, cache / "weights")
     cmd = [sys.executable, "-m", "lexp", "--quiet", "render", str(clip), "-m", method,
            "--max-frames", str(frames), "-o", str(workdir / f"out-{method}.jpg"),
-           "--overwrite", "--cache-dir", str(cache)]
+           "--overwrite", "--cache-dir", str(cache), *extra]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -74,6 +85,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="720p,1080p,4k")
     parser.add_argument("--methods", default="mean,flow")
     parser.add_argument("--clip", help="the content (default: the shared street clip)")
+    parser.add_argument("--render-args", default="", help="more lexp render options")
     args = parser.parse_args()
     sizes = [s.strip().lower() for s in args.sizes.split(",")]
     methods = [m.strip() for m in args.methods.split(",")]
@@ -85,8 +97,10 @@ def main() -> int:
         rows = {}
         for size in sizes:
             copy = scaled(clip, SIZES[size], args.frames, workdir)
-            rows[size] = {m: timed_render(copy, m, args.frames, workdir) for m in methods}
-            cells = "  ".join(f"{m} {s:7.2f} s {mb:6.0f} MB" for m, (s, mb) in rows[size].items())
+            rows[size] = {m: timed_render(copy, m, args.frames, workdir,
+                                          shlex.split(args.render_args)) for m in methods}
+            cells = "  ".join(f"{m} {s:7.2f} s ({args.frames / s:5.1f} fps) {mb:6.0f} MB"
+                              for m, (s, mb) in rows[size].items())
             base = rows[size][methods[0]][0]
             ratios = "  ".join(f"{m}/{methods[0]} {rows[size][m][0] / base:6.1f}×"
                                for m in methods[1:])
