@@ -37,6 +37,7 @@ import math
 
 import numpy as np
 
+from lexp.renderers import tiles
 from lexp.renderers.warp import SAMPLE_STEP_PX, _grid, _local_error, _sample
 
 MAX_SAMPLES_PER_PAIR = 96  # cost cap for a pair with huge motion
@@ -162,4 +163,10 @@ def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,
     back = backward()
     curve = bends(back) if bends is not None else None
     integrate = integrate or integrate_interval
-    return (integrate(a, b, forward, back, n, curve) + ends) * weight, n
+    plan, work = tiles.plan(forward, back, curve, gap, samples_for)
+    if work >= (n - 1) * a.shape[0] * a.shape[1]:  # motion everywhere: the whole frame
+        return (integrate(a, b, forward, back, n, curve) + ends) * weight, n
+    # Each tile as its own motion needs (lexp.renderers.tiles); the instants reported
+    # are the fastest tile's.
+    return (tiles.tiled_integral(a, b, forward, back, curve, gap, plan, integrate),
+            max(count for _, count, _ in plan))
