@@ -3,8 +3,8 @@ flow_render split, the API): the demo clip (tests/data/golden/night_street.mp4, 
 synthetic night street at 160×90) rendered by every method must match the 16-bit PNGs
 that the last commit before the move (c965cda) wrote from it, to 1/65535. The flow
 renders (flow, auto, flow-extrapolated, learned) were written again when tiles let each
-part of a frame take its own count of instants (lexp.renderers.tiles): 77–89 dB from
-c965cda's, at most 230/65535 apart."""
+part of a frame take its own count of instants (lexp.renderers.tiles): 83–92 dB from
+c965cda's, at most 143/65535 apart."""
 
 from __future__ import annotations
 

@@ -163,8 +163,9 @@ def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,
     back = backward()
     curve = bends(back) if bends is not None else None
     integrate = integrate or integrate_interval
-    plan, work = tiles.plan(forward, back, curve, gap, samples_for)
-    if work >= (n - 1) * a.shape[0] * a.shape[1]:  # motion everywhere: the whole frame
+    budget = tiles.WORTH_IT * (n - 1) * a.shape[0] * a.shape[1]
+    plan, work = tiles.plan(forward, back, curve, gap, samples_for, budget)
+    if work >= budget:  # motion everywhere
         return (integrate(a, b, forward, back, n, curve) + ends) * weight, n
     # Each tile as its own motion needs (lexp.renderers.tiles); the instants reported
     # are the fastest tile's.
