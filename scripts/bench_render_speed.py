@@ -32,6 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from lexp import paths  # noqa: E402
+
 SHARED_CLIP = REPO.parent / "shared" / "clips" / "street_traffic_window_360p.mp4"
 SIZES = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
 
