@@ -52,8 +52,12 @@ class Clip:
 
 def read_manifest(path: Path) -> list[Clip]:
     """The rows of a corpus manifest (tab-separated, '#' comments, a header row)."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines()
-             if line.strip() and not line.startswith("#")]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise SystemExit(f"error: cannot read the manifest {path}: {err} "
+                         "(hint: --manifest takes a corpus .tsv)") from None
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     rows = list(csv.DictReader(lines, delimiter="\t"))
     missing = [c for c in COLUMNS if rows and c not in rows[0]]
     if missing:

@@ -78,3 +78,8 @@ def test_the_shipped_manifest_reads(corpus):
     assert len(clips) >= 50
     assert len({c.file_name for c in clips}) == len(clips)
     assert all(len(c.sha256) == 64 and len(c.commit) == 40 for c in clips)
+
+
+def test_a_missing_manifest_is_one_line(tmp_path, corpus):
+    with pytest.raises(SystemExit, match="cannot read the manifest .*hint"):
+        corpus.read_manifest(tmp_path / "absent.tsv")

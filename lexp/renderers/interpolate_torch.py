@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lexp.renderers.warp import ERROR_BLUR_SIGMA
+from lexp.renderers.warp import ERROR_BLUR_RADIUS, ERROR_BLUR_SIGMA
 
 # Bytes of working tensors a batch of instants may take: a batch of K instants at H×W
 # holds about 14 floats a pixel per instant (coordinates, two warped images, their
@@ -56,19 +56,18 @@ class TorchIntegrator:
     blur kernel and the border tables it has made."""
 
     def __init__(self, device) -> None:
+        import cv2
         import torch
 
         self.torch = torch
         self.device = device
-        kernel = _gaussian_kernel(ERROR_BLUR_SIGMA)
-        self.radius = (len(kernel) - 1) // 2
+        # OpenCV's own kernel, the one warp._local_error's GaussianBlur uses
+        kernel = cv2.getGaussianKernel(2 * ERROR_BLUR_RADIUS + 1, ERROR_BLUR_SIGMA,
+                                       ktype=cv2.CV_32F).ravel()
         k = torch.from_numpy(kernel).to(device)
         self.kernel_x = k.view(1, 1, 1, -1)
         self.kernel_y = k.view(1, 1, -1, 1)
         self._borders: dict[tuple[int, int], tuple] = {}
-
-    def label(self) -> str:
-        return f"torch-{self.device.type}"
 
     def _tensor(self, array: np.ndarray):
         return self.torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
@@ -79,7 +78,7 @@ class TorchIntegrator:
         h, w = x.shape[-2:]
         if (h, w) not in self._borders:
             self._borders[(h, w)] = tuple(
-                torch.from_numpy(_reflect_101(n, self.radius)).to(self.device)
+                torch.from_numpy(_reflect_101(n, ERROR_BLUR_RADIUS)).to(self.device)
                 for n in (h, w))
         rows, cols = self._borders[(h, w)]
         x = torch.nn.functional.conv2d(x.index_select(3, cols), self.kernel_x)
@@ -147,15 +146,6 @@ class TorchIntegrator:
         from_a += from_b
         from_a *= trust
         return from_a.sum(dim=0, keepdim=True)
-
-
-def _gaussian_kernel(sigma: float) -> np.ndarray:
-    """OpenCV's Gaussian kernel for float images at ``sigma`` (cv2.GaussianBlur with
-    ksize (0, 0): 2·round(4σ)+1 taps)."""
-    import cv2
-
-    size = int(round(sigma * 4 * 2 + 1)) | 1
-    return cv2.getGaussianKernel(size, sigma, ktype=cv2.CV_32F).ravel()
 
 
 def integrator_for(device_spec: str) -> TorchIntegrator | None:

@@ -180,7 +180,7 @@ def render_learned(clip, config, estimator, *, cache=None, source=None, frames=N
     ``config.checkpoint``. Returns a result.RenderResult."""
     from lexp import checkpoint
     from lexp.renderers import flow as flow_render
-    from lexp.renderers.interpolate_torch import TorchIntegrator
+    from lexp.renderers.interpolate_torch import integrator_for
     from lexp.renderers.result import GeneratorStats
     from lexp.torch_env import resolve_device
 
@@ -188,10 +188,9 @@ def render_learned(clip, config, estimator, *, cache=None, source=None, frames=N
     path = checkpoint.resolve(config.checkpoint)
     network, model_config = checkpoint.load_network(path, device)
     learner = Learner(network, model_config, device)  # runs under torch.inference_mode
-    integrator = None if device.type == "cpu" else TorchIntegrator(device)
     result = flow_render.render_flow(clip, config, estimator, cache=cache, source=source,
                                      frames=frames, on_progress=on_progress,
-                                     learner=learner, integrator=integrator)
+                                     learner=learner, integrator=integrator_for(config.device))
     result.details.generator = GeneratorStats(path.name, model_config.arch,
                                               learner.weights_mean)
     return result

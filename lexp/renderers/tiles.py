@@ -12,7 +12,7 @@ enough that its pixels see exactly what they see in the whole frame:
 - every lookup an instant makes from a pixel lies within ``reach`` of it (the flows and
   the path bends, each times the most its weight can be over s ∈ [0, 1]);
 - the trust of a pixel reads the warped images within the error blur's radius
-  (``ERROR_BLUR_RADIUS``, OpenCV's 25-tap kernel at σ = 3), whose own lookups reach on.
+  (warp.ERROR_BLUR_RADIUS, OpenCV's 25-tap kernel at σ = 3), whose own lookups reach on.
 
 So a tile's crop is the tile plus the blur's radius, plus the largest reach within
 that radius, plus 2 px (bilinear's neighbour, rounding). A tile's pixels then get the
@@ -32,12 +32,13 @@ import math
 
 import numpy as np
 
+from lexp.renderers.warp import ERROR_BLUR_RADIUS
+
 TILE_PX = 64  # working pixels: the side of a tile
 WORTH_IT = 0.8  # tiles are used when their work is under this share of the whole frame's:
 # a crop's pixels cost more than the whole frame's (copies, calls, cache). Measured on
 # the first 60 frames of fireworks (sparks fill the frame) and river, flows cached:
 # at 1.0 fireworks +8 %; 0.9: +6 % and river −19 %; 0.8: +4 %, −20 %; 0.7: 0 %, −4 %.
-ERROR_BLUR_RADIUS = 12  # pixels: cv2.GaussianBlur's reach at σ = 3 (25 taps)
 _BEND_WEIGHT = 4 / 27  # the largest Hermite tangent weight, s(1 − s)² at s = 1/3
 
 

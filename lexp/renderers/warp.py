@@ -9,6 +9,9 @@ import numpy as np
 
 SAMPLE_STEP_PX = 1.0  # at most this far between samples along a trail (pixels)
 ERROR_BLUR_SIGMA = 3.0  # pixels: the neighbourhood over which warps are judged
+# How far that blur reaches: cv2.GaussianBlur with ksize (0, 0) on float images takes
+# 2·round(4σ) + 1 taps (25 at σ = 3).
+ERROR_BLUR_RADIUS = round(4 * ERROR_BLUR_SIGMA)
 
 
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
