@@ -62,8 +62,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("flow", RenderConfig(method="flow", flow="dis")),
     # The generator (lexp.renderers.learned) on that flow render: the shipped lexp checkpoint, and
     # the seed architecture trained with the same data and budget.
-    Method("learned", RenderConfig(method="learned", flow="dis")),
-    Method("learned-seed", RenderConfig(method="learned", flow="dis", checkpoint="seed")),
+    # Both score the network itself: a render falls back to the flow render where the
+    # checkpoint measured below it, and that measurement is made here.
+    Method("learned", RenderConfig(method="learned", flow="dis", learned_fallback=False)),
+    Method("learned-seed", RenderConfig(method="learned", flow="dis", checkpoint="seed",
+                                        learned_fallback=False)),
 )}
 DEFAULT_METHODS = ("first-frame", "mean-8bit", "mean", "median", "flow")
 

@@ -6,6 +6,13 @@ loaded with ``torch.load(weights_only=True)`` (data, never code): ``format`` =
 ``state`` (the weights), ``train`` (the TrainConfig it was trained with) and ``scores``;
 a training run's ``last.pt`` adds what resuming needs (:data:`RESUME_FIELDS`). Two are
 shipped in ``lexp/checkpoints/`` (:data:`SHIPPED`), so ``-m learned`` works offline.
+
+``scores["validation"]``, when present, is what ``scripts/measure_checkpoint.py``
+measured on clips the checkpoint never trained on, per protocol: the PSNR of the flow
+render and of the generator on each clip, and the median and worst gain (dB). Renders
+read it (:func:`measured_gain`): ``-m learned`` keeps the flow render where the
+generator measured below it, and ``auto`` picks the generator only where it measured
+above.
 """
 
 from __future__ import annotations
@@ -80,6 +87,34 @@ def load_network(path: str | Path, device: str = "cpu"):
                          f"{str(exc).splitlines()[0][:120]}",
                          hint="the checkpoint is damaged or from another lexp") from None
     return network.to(device).eval(), config
+
+
+# --------------------------------------------------------------------------- measured
+
+def measured_gain(path: str | Path, protocol: str = "extrapolate") -> float | None:
+    """The generator's median PSNR gain over the flow render (dB) that was measured on
+    validation clips under ``protocol`` (see the module docstring); None when it was
+    never measured (a training run's own weights) or the record is not a number."""
+    entry = read(path).get("scores", {}).get("validation", {})
+    entry = entry.get(protocol) if isinstance(entry, dict) else None
+    value = entry.get("gain_median_db") if isinstance(entry, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return float(value)
+
+
+def record_measurement(path: str | Path, validation: dict) -> None:
+    """Write ``validation`` (protocol -> its record) into the checkpoint's scores,
+    keeping everything else; atomically, so a render reading it never sees half. Values
+    become plain JSON types (a numpy number would make the file unreadable to
+    ``torch.load(weights_only=True)``)."""
+    import json
+
+    data = read(path)
+    scores = data.get("scores") if isinstance(data.get("scores"), dict) else {}
+    plain = json.loads(json.dumps(validation, default=float))
+    data["scores"] = {**scores, "validation": plain}
+    save(Path(path), data)
 
 
 # --------------------------------------------------------------------------- writing

@@ -169,6 +169,9 @@ class RenderConfig:
     rear_curtain: bool = False  # blur plus the last frame as a flash at half strength
     motion_guide: str = "flow"  # extrapolation direction: flow | 4way | 8way | degrees
     checkpoint: str | None = None  # learned: a shipped name (lexp, seed) or a .pt file
+    # learned: keep the flow render where the checkpoint measured below it (bench turns
+    # this off to score the network itself)
+    learned_fallback: bool = True
 
     def __post_init__(self) -> None:
         method = METHOD_ALIASES.get(self.method, self.method)
@@ -195,8 +198,9 @@ class RenderConfig:
             raise UsageError("--sharp-mask and --still-below shape --keep-sharp",
                              hint="add --keep-sharp first, last or a time (2s, 48f)")
         guide_direction(self.motion_guide)
-        if self.checkpoint is not None and method != "learned":
-            raise UsageError("--checkpoint is for --method learned",
+        if self.checkpoint is not None and method not in ("learned", "auto"):
+            raise UsageError("--checkpoint is for --method learned (or auto, which uses "
+                             "the generator past the clip's end where it measured better)",
                              hint="add -m learned, or drop --checkpoint")
         if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
             raise UsageError(f"--fps {self.fps} must be a positive number")
@@ -264,6 +268,7 @@ class TrainConfig:
     adversarial_weight: float = 0.0  # PatchGAN (pix2pix) adversarial term
     clip_grad: float = 1.0  # gradient norm clipping
     val_fraction: float = 0.2  # share of clips held out (whole clips) for validation
+    windows_per_clip: int | None = None  # at most this many samples of each case per clip
     eval_every: int = 100  # steps between validation passes
     patience: int = 5  # stop after this many validation passes without improvement
     seed: int = 0  # RNG seed (each DDP process adds its rank)
@@ -280,6 +285,8 @@ class TrainConfig:
         for name in ("steps", "eval_every", "patience", "work_size"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.windows_per_clip is not None and self.windows_per_clip < 1:
+            raise UsageError("--windows-per-clip must be at least 1")
         for name in ("batch", "crop"):
             value = getattr(self, name)
             if value is not None and value < (1 if name == "batch" else 16):

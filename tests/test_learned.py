@@ -482,7 +482,7 @@ def test_render_learned_with_the_shipped_checkpoint(tmp_path, clips):
     assert result["method"] == "learned" and out.is_file()
     assert "learned" in proc.stderr
     assert_clean_failure(run_lexp("render", str(clips["street"]), "--checkpoint", "seed",
-                                  "-o", str(tmp_path / "x.jpg")), code=2)
+                                  "-m", "mean", "-o", str(tmp_path / "x.jpg")), code=2)
     assert_clean_failure(run_lexp("render", str(clips["street"]), "-m", "learned", "--video",
                                   str(tmp_path / "v.mp4"), "-o", str(tmp_path / "y.jpg")),
                          code=2)

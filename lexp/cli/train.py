@@ -80,6 +80,10 @@ ClipGrad = Annotated[float, typer.Option(help="Gradient norm clipping.",
                                          rich_help_panel=OPTIMISATION)]
 ValFraction = Annotated[float, typer.Option(help="Share of clips held out for validation.",
                                             rich_help_panel=VALIDATION)]
+WindowsPerClip = Annotated[int | None, typer.Option(
+    min=1, metavar="N",
+    help="At most N samples of each case (extrapolate, gap-fill) from each clip, spread over "
+         "it: many clips on a small machine. Default: all (up to 32 each).")]
 EvalEvery = Annotated[int, typer.Option(min=1, help="Steps between validation passes.",
                                         rich_help_panel=VALIDATION)]
 Patience = Annotated[int, typer.Option(
@@ -106,7 +110,8 @@ def train(
     batch: Batch = None, crop: Crop = None, lr: Lr = 2e-3, weight_decay: WeightDecay = 1e-4,
     ssim_weight: SsimWeight = 0.2, perceptual_weight: PerceptualWeight = 0.0,
     adversarial_weight: AdversarialWeight = 0.0, clip_grad: ClipGrad = 1.0,
-    val_fraction: ValFraction = 0.2, eval_every: EvalEvery = 100, patience: Patience = 5,
+    val_fraction: ValFraction = 0.2, windows_per_clip: WindowsPerClip = None,
+    eval_every: EvalEvery = 100, patience: Patience = 5,
     seed: Seed = 0, device: TrainDevice = "auto", amp: Amp = True, work_size: WorkSize = 320,
     resume: Resume = False, jobs: Jobs = None, dry_run: DryRun = False,
     json_out: JsonSummary = False,
@@ -123,7 +128,8 @@ def train(
                          weight_decay=weight_decay, ssim_weight=ssim_weight,
                          perceptual_weight=perceptual_weight,
                          adversarial_weight=adversarial_weight, clip_grad=clip_grad,
-                         val_fraction=val_fraction, eval_every=eval_every, patience=patience,
+                         val_fraction=val_fraction, windows_per_clip=windows_per_clip,
+                         eval_every=eval_every, patience=patience,
                          seed=seed, device=device, amp=amp, work_size=work_size)
     if json_out or dry_run:
         stdout.check_open("the plan" if dry_run else "the --json summary")

@@ -23,7 +23,8 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
     """Render the clip's window with ``config.method``, resolving ``auto``.
 
     auto measures the input rather than guessing: flow-guided integration when the
-    exposure is longer than the window (only it can extrapolate), when frames are
+    exposure is longer than the window (only it and the generator can extrapolate; the
+    generator where its checkpoint measured better there), when frames are
     strided, or when the first two frames show more than ``AUTO_MOTION_PX`` of motion per
     frame (stacking would show steps, not trails); plain linear stacking (mean) otherwise,
     where flow would cost ~60x the time (measured at 720p) to change nothing visible.
@@ -41,7 +42,7 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
         frames = window_frames(clip, flow_render.window_for(config, clip.info.fps))
         peeked = list(itertools.islice(frames, 2))
         frames = itertools.chain(peeked, frames)
-        method, reason = _choose(config, clip.info, peeked)
+        method, reason = _choose(config, clip.info, peeked, learned_allowed=video is None)
     if method in ("flow", "learned"):
         from lexp import flow as flows
         from lexp.renderers import flow as flow_render
@@ -106,8 +107,24 @@ def replace_method(config: RenderConfig, method: str) -> RenderConfig:
     return config if config.method == method else replace(config, method=method)
 
 
-def _choose(config: RenderConfig, info, peeked) -> tuple[str, str]:
-    """auto's choice and why, from the first two frames of the window."""
+def _extrapolator(config: RenderConfig, learned_allowed: bool) -> tuple[str, str]:
+    """Past the clip's end: the generator where its checkpoint measured above the flow
+    render there (on clips it never trained on), else the flow render."""
+    from lexp import checkpoint
+
+    gain = checkpoint.measured_gain(checkpoint.resolve(config.checkpoint)) \
+        if learned_allowed else None
+    if gain is not None and gain > 0:
+        return "learned", (f"the exposure is longer than the clip: the generator "
+                           f"extrapolates ({gain:+.2f} dB over flow, measured)")
+    return "flow", "the exposure is longer than the clip: flow extrapolates"
+
+
+def _choose(config: RenderConfig, info, peeked, learned_allowed: bool = True
+            ) -> tuple[str, str]:
+    """auto's choice and why, from the first two frames of the window. The generator
+    only extrapolates, and only where it measured better (``learned_allowed``: false
+    for a trail video, which only the flow render can show building up)."""
     from lexp.renderers import flow as flow_render
 
     exposure = flow_render.exposure_periods(config, info.fps)
@@ -115,7 +132,7 @@ def _choose(config: RenderConfig, info, peeked) -> tuple[str, str]:
         first, end = config.window.frame_range(info.fps)
         stop = min(x for x in (end, info.frame_count, math.inf) if x is not None)
         if exposure > stop - first:
-            return "flow", "the exposure is longer than the clip: flow extrapolates"
+            return _extrapolator(config, learned_allowed)
     if config.window.stride > 1:
         return "flow", f"every {config.window.stride}th frame: flow fills the gaps"
     if len(peeked) < 2:

@@ -177,7 +177,10 @@ class Learner(Capture):
 def render_learned(clip, config, estimator, *, cache=None, source=None, frames=None,
                    on_progress=None):
     """``--method learned``: the flow render refined by the generator in
-    ``config.checkpoint``. Returns a result.RenderResult."""
+    ``config.checkpoint``. Returns a result.RenderResult. A checkpoint whose record says
+    it measured below the flow render past the clip's end (``checkpoint.measured_gain``)
+    is not used: the flow render is kept and the details say why (unless
+    ``config.learned_fallback`` is off, as bench sets it to score the network)."""
     from lexp import checkpoint
     from lexp.renderers import flow as flow_render
     from lexp.renderers.interpolate_torch import integrator_for
@@ -187,11 +190,17 @@ def render_learned(clip, config, estimator, *, cache=None, source=None, frames=N
     device = resolve_device(config.device)
     path = checkpoint.resolve(config.checkpoint)
     network, model_config = checkpoint.load_network(path, device)
-    learner = Learner(network, model_config, device)  # runs under torch.inference_mode
+    gain = checkpoint.measured_gain(path) if config.learned_fallback else None
+    trusted = gain is None or gain > 0  # measured below the physics: keep the physics
+    learner = Learner(network, model_config, device) if trusted else None
     result = flow_render.render_flow(clip, config, estimator, cache=cache, source=source,
                                      frames=frames, on_progress=on_progress,
                                      learner=learner, integrator=integrator_for(config.device))
-    result.details.generator = GeneratorStats(path.name, model_config.arch,
-                                              learner.weights_mean)
+    fallback = None
+    if not trusted and result.details.flow is not None and result.details.flow.extrapolated:
+        fallback = (f"flow render kept: {path.name} measured {gain:+.2f} dB against it "
+                    "past the clip's end")
+    result.details.generator = GeneratorStats(
+        path.name, model_config.arch, learner.weights_mean if learner else None, fallback)
     return result
 

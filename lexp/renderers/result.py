@@ -49,11 +49,14 @@ class GeneratorStats:
     checkpoint: str  # the checkpoint file's name
     arch: str  # "lexp" or "seed"
     blend: list[float] | None = None  # lexp: the mean weight of each candidate; None when
-    # the generator was not needed (nothing to extrapolate)
+    # the generator was not needed (nothing to extrapolate) or not trusted (fallback)
+    fallback: str | None = None  # why the flow render was kept although there was
+    # something to extrapolate: the checkpoint measured below it (checkpoint.measured)
 
     def to_dict(self) -> dict:
         return {"checkpoint": self.checkpoint, "arch": self.arch,
-                **({"blend": self.blend} if self.blend is not None else {})}
+                **({"blend": self.blend} if self.blend is not None else {}),
+                **({"fallback": self.fallback} if self.fallback is not None else {})}
 
 
 @dataclass
@@ -150,6 +153,8 @@ class RenderDetails:
             parts.append(f"frame {self.keep_sharp.frame} kept sharp")
         if self.hdr is not None:
             parts.append(f"{self.hdr[0].upper()} HDR to sRGB, tone {self.hdr[1]}")
+        if self.generator is not None and self.generator.fallback:
+            parts.append(self.generator.fallback)
         if self.auto:
             parts.append(f"chosen by auto: {self.auto}")
         return parts

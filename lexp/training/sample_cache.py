@@ -82,17 +82,21 @@ def _mean_of(linear: np.ndarray) -> np.ndarray:
 UNREADABLE_ENTRY = (OSError, ValueError, KeyError, zipfile.BadZipFile)
 
 
-def entry_path(source: Source, config, cache_root: Path) -> Path:
+def entry_path(source: Source, config, cache_root: Path, per_case: int | None = None
+               ) -> Path:
     """Where the cache keeps ``source``'s samples (one archive per clip)."""
-    return cache_root / f"{_VERSION_PREFIX}{_cache_key(source, config)}.npz"
+    return cache_root / f"{_VERSION_PREFIX}{_cache_key(source, config, per_case)}.npz"
 
 
 def clip_samples(source: Source, config, *, cache_root: Path | None = None,
-                 on_sample: Callable[[], None] | None = None) -> list[dict]:
-    """Every sample of one clip, from the cache when it has them."""
+                 on_sample: Callable[[], None] | None = None,
+                 per_case: int | None = None) -> list[dict]:
+    """Every sample of one clip (at most ``per_case`` of each case: see
+    ``samples.windows``), from the cache when it has them."""
     from lexp import flow, paths
 
-    cached = entry_path(source, config, cache_root) if cache_root is not None else None
+    cached = entry_path(source, config, cache_root, per_case) if cache_root is not None \
+        else None
     if cached is not None and cached.is_file():
         try:
             return stored_samples(cached, source.name)
@@ -102,7 +106,7 @@ def clip_samples(source: Source, config, *, cache_root: Path | None = None,
     frames, _ = read_frames(source, config.work_size, need + WINDOW_STEP * 8)
     estimator = flow.make_estimator("dis")
     samples = []
-    for case, start, length, speed, backwards in windows(len(frames)):
+    for case, start, length, speed, backwards in windows(len(frames), per_case):
         dense = frames[start:start + length * speed:speed]
         if backwards:
             dense = dense[::-1]
@@ -134,7 +138,8 @@ def clip_samples(source: Source, config, *, cache_root: Path | None = None,
 
 def build_samples(sources: list[Source], config, cache_root: Path, jobs: int = 1,
                   on_source: Callable[[Source, int], None] | None = None,
-                  on_skip: Callable[[Source, LexpError], None] | None = None) -> list[list]:
+                  on_skip: Callable[[Source, LexpError], None] | None = None,
+                  per_case: int | None = None) -> list[list]:
     """Every source's samples (:func:`clip_samples`), in the order given. Sources not in
     the cache yet are built by ``jobs`` processes at once: a sample is a flow render and
     a clip gives dozens, so building is the long part of a first run on many clips (Sky
@@ -142,10 +147,12 @@ def build_samples(sources: list[Source], config, cache_root: Path, jobs: int = 1
     source's samples are ready, built ones first, as they finish. A source that cannot
     be read (a damaged video among thousands) gives no samples and ``on_skip(source,
     error)``; when none can be read, the first error is raised. Any other error (the
-    cache cannot be written: a full disk) stops the build."""
+    cache cannot be written: a full disk) stops the build. ``per_case``: see
+    :func:`clip_samples`."""
     announced: set[Source] = set()
     errors: dict[Source, LexpError] = {}
-    missing = [s for s in sources if not entry_path(s, config, cache_root).is_file()]
+    missing = [s for s in sources
+               if not entry_path(s, config, cache_root, per_case).is_file()]
     if jobs > 1 and len(missing) > 1:
         import multiprocessing
 
@@ -155,7 +162,7 @@ def build_samples(sources: list[Source], config, cache_root: Path, jobs: int = 1
         pool = context.Pool(min(jobs, len(missing)), initializer=_builder_started)
         try:
             for source, outcome in pool.imap_unordered(
-                    _build, [(s, config, cache_root) for s in missing]):
+                    _build, [(s, config, cache_root, per_case) for s in missing]):
                 if isinstance(outcome, InputError):
                     errors[source] = outcome
                 elif isinstance(outcome, LexpError):
@@ -175,7 +182,8 @@ def build_samples(sources: list[Source], config, cache_root: Path, jobs: int = 1
         samples = []
         if source not in errors:
             try:
-                samples = clip_samples(source, config, cache_root=cache_root)
+                samples = clip_samples(source, config, cache_root=cache_root,
+                                       per_case=per_case)
             except InputError as exc:
                 errors[source] = exc
         if on_source is not None and source not in errors and source not in announced:
@@ -216,10 +224,11 @@ def _build(job: tuple) -> tuple[Source, int | LexpError]:
     when the handler was installed for the builder's whole life."""
     import signal
 
-    source, config, cache_root = job
+    source, config, cache_root, per_case = job
     try:
         signal.signal(signal.SIGTERM, _stop_building)
-        return source, len(clip_samples(source, config, cache_root=cache_root))
+        return source, len(clip_samples(source, config, cache_root=cache_root,
+                                        per_case=per_case))
     except LexpError as exc:
         return source, exc
     except SystemExit:
@@ -360,7 +369,7 @@ class _RecentSamples:
 _recent = _RecentSamples()
 
 
-def _cache_key(source: Source, config) -> str:
+def _cache_key(source: Source, config, per_case: int | None = None) -> str:
     if source.path is None:
         identity = f"synthetic:{source.seed}"
     else:
@@ -372,7 +381,8 @@ def _cache_key(source: Source, config) -> str:
     # Only what shapes a sample: both architectures train on the same cached samples.
     shaping = {k: config.to_dict()[k] for k in ("work_size", "max_frames", "blur_sigmas")}
     settings = json.dumps({"version": DATA_VERSION, "model": shaping, "cases": CASES,
-                           "step": WINDOW_STEP, "speeds": SPEEDS, "shortest": MIN_FRAMES},
+                           "step": WINDOW_STEP, "speeds": SPEEDS, "shortest": MIN_FRAMES}
+                          | ({"per_case": per_case} if per_case is not None else {}),
                           sort_keys=True)
     return _sha256_text(f"{identity}|{settings}")[:32]
 

@@ -205,10 +205,16 @@ def _encode(linear: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- samples
 
-def windows(count: int) -> Iterator[tuple[str, int, int, int, bool]]:
+def windows(count: int, per_case: int | None = None
+            ) -> Iterator[tuple[str, int, int, int, bool]]:
     """(case, start, length, speed, reversed) for every sample a clip of ``count`` frames
-    gives: the window is frames start, start + speed, … (``length`` of them)."""
+    gives: the window is frames start, start + speed, … (``length`` of them).
+
+    ``per_case``: at most this many of each case, spread evenly over the clip's list
+    (start, speed and direction all vary), so many clips fit a small machine's budget
+    (a 384-frame clip otherwise gives 32 of each)."""
     for case, (_, truth_frames) in CASES.items():
+        found = []
         for speed in SPEEDS:
             need = truth_frames * speed
             starts = list(range(0, count - need + 1, WINDOW_STEP * speed))
@@ -216,9 +222,19 @@ def windows(count: int) -> Iterator[tuple[str, int, int, int, bool]]:
             if not starts and case == "extrapolate":  # short clip: one shorter window
                 length = -(-count // speed)  # frames 0, speed, … < count
                 starts = [0] if length >= MIN_FRAMES else []
-            for start in starts:
-                for backwards in (False, True):
-                    yield case, start, length, speed, backwards
+            found += [(case, start, length, speed, backwards)
+                      for start in starts for backwards in (False, True)]
+        yield from spread(found, per_case)
+
+
+def spread(items: list, count: int | None) -> list:
+    """At most ``count`` of ``items``, evenly spaced from the first to the last (all of
+    them when ``count`` is None or not smaller)."""
+    if count is None or count >= len(items):
+        return items
+    if count == 1:
+        return [items[len(items) // 2]]
+    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
 def make_sample(dense: list[np.ndarray], case: str, config, estimator) -> dict:

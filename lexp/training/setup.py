@@ -132,7 +132,8 @@ def load_samples(config: TrainConfig, model_config, the_plan: Plan, *, main: boo
 
     everything = sample_cache.build_samples(sources, model_config, cache_dir() / "train-data",
                                             jobs=jobs if main else 1, on_source=built,
-                                            on_skip=skipped)
+                                            on_skip=skipped,
+                                            per_case=config.windows_per_clip)
     usable = [source for source, samples in zip(sources, everything, strict=True) if samples]
     training_sources, validation_sources = data.split_by_clip(usable, config.val_fraction)
     held_out = set(validation_sources)
