@@ -95,9 +95,10 @@ def measured_gain(path: str | Path, protocol: str = "extrapolate") -> float | No
     """The generator's median PSNR gain over the flow render (dB) that was measured on
     validation clips under ``protocol`` (see the module docstring); None when it was
     never measured (a training run's own weights) or the record is not a number."""
-    entry = read(path).get("scores", {}).get("validation", {})
-    entry = entry.get(protocol) if isinstance(entry, dict) else None
-    value = entry.get("gain_median_db") if isinstance(entry, dict) else None
+    entry = read(path).get("scores")
+    for key in ("validation", protocol, "gain_median_db"):  # any shape, from any file
+        entry = entry.get(key) if isinstance(entry, dict) else None
+    value = entry
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         return None
     return float(value)

@@ -245,7 +245,8 @@ CASES = [
                                    "learned", "--checkpoint", "{in}/model_list.pt"], 1,
          "not a mapping"),
     Case("checkpoint-without-learned", ["render", "{in}/square.mp4", "-o", "o.jpg",
-                                        "--checkpoint", "seed"], 2, "--method learned"),
+                                        "-m", "max", "--checkpoint", "seed"], 2,
+         "--method learned"),
     # Output names and places.
     Case("template-attribute", ["render", "{in}/square.mp4", "-o", "{stem.__class__}.jpg"],
          2, "is not a field"),

@@ -57,6 +57,12 @@ def test_the_measurement_is_kept_in_the_checkpoint(tmp_path):
     shutil.copyfile(SHIPPED, broken)
     checkpoint.record_measurement(broken, {"extrapolate": {"gain_median_db": "high"}})
     assert checkpoint.measured_gain(broken) is None
+    for junk in ([1, 2], {"validation": [0.5]}, {"validation": {"extrapolate": 0.5}},
+                 {"validation": {"extrapolate": {"gain_median_db": True}}}):
+        data_ = checkpoint.read(SHIPPED)
+        data_["scores"] = junk
+        checkpoint.save(broken, data_)
+        assert checkpoint.measured_gain(broken) is None, junk
     # The network is untouched by recording.
     before, _ = checkpoint.load_network(SHIPPED)
     after, _ = checkpoint.load_network(path)
