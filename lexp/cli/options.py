@@ -56,6 +56,7 @@ JsonSummary = Annotated[bool, typer.Option(
     "--json", help="Print the summary as JSON on stdout.")]
 Checkpoint = Annotated[str | None, typer.Option(
     metavar="NAME|FILE",
-    help="For -m learned: the generator, a shipped name (lexp: the default; seed: the "
-         "original system, for comparison) or a .pt file from `lexp train`.",
+    help="For -m learned (and auto past the clip's end): the generator, a shipped name "
+         "(lexp: the default; seed: the original system, for comparison) or a .pt file "
+         "from `lexp train`.",
     rich_help_panel="Flow")]

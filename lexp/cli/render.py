@@ -105,11 +105,13 @@ MethodOption = Annotated[Method, typer.Option(
     "--method", "-m",
     help="flow: integrate along the optical flow (continuous trails from few frames; "
          "extrapolates past the clip's end); learned: the flow render refined by the "
-         "trained generator (see --checkpoint), best past the clip's end; mean: a long "
-         "exposure by stacking; max/lighten: light trails; min/darken: remove bright "
+         "trained generator (see --checkpoint) past the clip's end, where its checkpoint "
+         "measured better than flow (else it keeps the flow render and says so); mean: a "
+         "long exposure by stacking; max/lighten: light trails; min/darken: remove bright "
          "movers; median: remove transient objects (memory-bounded: see --median-memory). "
-         "auto: flow when the exposure outlasts the clip, frames are strided, or the first "
-         "two frames move more than 1 px, else mean; it says which and why.")]
+         "auto: flow when the exposure outlasts the clip (learned, where its checkpoint "
+         "measured better there), frames are strided, or the first two frames move more "
+         "than 1 px, else mean; it says which and why.")]
 Exposure = Annotated[str | None, typer.Option(
     metavar="TIME",
     help="Exposure length: 2s, 1.5 or 48f. Shorter than the clip: the first TIME of the "
