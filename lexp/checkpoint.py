@@ -10,13 +10,14 @@ shipped in ``lexp/checkpoints/`` (:data:`SHIPPED`), so ``-m learned`` works offl
 ``scores["validation"]``, when present, is what ``scripts/measure_checkpoint.py``
 measured on clips the checkpoint never trained on, per protocol: the PSNR of the flow
 render and of the generator on each clip, and the median and worst gain (dB). Renders
-read it (:func:`measured_gain`): ``-m learned`` keeps the flow render where the
-generator measured below it, and ``auto`` picks the generator only where it measured
-above.
+read it (:func:`measured`): ``-m learned`` keeps the flow render where the
+generator measured below it, and ``auto`` picks the generator only where it earned it
+(:meth:`Measured.earned`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from lexp.config import TrainConfig
@@ -91,17 +92,35 @@ def load_network(path: str | Path, device: str = "cpu"):
 
 # --------------------------------------------------------------------------- measured
 
-def measured_gain(path: str | Path, protocol: str = "extrapolate") -> float | None:
-    """The generator's median PSNR gain over the flow render (dB) that was measured on
-    validation clips under ``protocol`` (see the module docstring); None when it was
-    never measured (a training run's own weights) or the record is not a number."""
-    entry = read(path).get("scores")
-    for key in ("validation", protocol, "gain_median_db"):  # any shape, from any file
-        entry = entry.get(key) if isinstance(entry, dict) else None
-    value = entry
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        return None
-    return float(value)
+@dataclass(frozen=True)
+class Measured:
+    """The generator against the flow render on validation clips, one protocol (dB)."""
+
+    median_db: float  # median over the clips of (generator − flow) PSNR
+    worst_db: float  # the lowest clip's
+
+    def earned(self) -> bool:
+        """Whether ``auto`` may choose the generator: better at the median, and no clip
+        more than ``WORST_LOSS_DB`` below the flow render."""
+        return self.median_db > 0 and self.worst_db >= -WORST_LOSS_DB
+
+
+WORST_LOSS_DB = 0.3  # (issue 27's bar for a shipped checkpoint)
+
+
+def measured(path: str | Path, protocol: str = "extrapolate") -> Measured | None:
+    """What was measured for the checkpoint on validation clips under ``protocol`` (see
+    the module docstring); None when it never was (a training run's own weights) or the
+    record is not numbers."""
+    scores, values = read(path).get("scores"), []
+    for name in ("gain_median_db", "gain_worst_db"):
+        entry = scores
+        for key in ("validation", protocol, name):  # any shape, from any file
+            entry = entry.get(key) if isinstance(entry, dict) else None
+        if isinstance(entry, bool) or not isinstance(entry, (int, float)) or entry != entry:
+            return None
+        values.append(float(entry))
+    return Measured(*values)
 
 
 def record_measurement(path: str | Path, validation: dict) -> None:

@@ -9,7 +9,7 @@ protocols are ../shared/DESIGN.md §3's (``lexp bench``'s code, the network scor
 no fallback). Per protocol the record holds each clip's PSNR for the flow render and the
 generator, and the median and worst gain (dB). ``-m learned`` keeps the flow render
 where the median gain is not above 0, and ``-m auto`` picks the generator past a clip's
-end only where it is (``lexp.checkpoint.measured_gain``).
+end only where it is and no clip lost more than 0.3 dB (``lexp.checkpoint.measured``).
 
 Refuses a checkpoint whose training data named one of the clips (a file of that name, or
 a folder holding one): a score on training clips says nothing.

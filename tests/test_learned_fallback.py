@@ -22,11 +22,12 @@ from .conftest import REPO
 SHIPPED = checkpoint.shipped_dir() / checkpoint.SHIPPED["lexp"]
 
 
-def _measured(tmp_path, gain: float | None):
+def _measured(tmp_path, gain: float | None, worst: float | None = None):
     """A copy of the shipped checkpoint, with an extrapolation gain recorded (or none)."""
-    path = tmp_path / f"g{gain}.pt"
+    path = tmp_path / f"g{gain}_{worst}.pt"
     shutil.copyfile(SHIPPED, path)
-    record = {"extrapolate": {"gain_median_db": gain, "gain_worst_db": gain,
+    worst = gain if worst is None else worst
+    record = {"extrapolate": {"gain_median_db": gain, "gain_worst_db": worst,
                               "worst_clip": "x.mp4", "clips": {}}}
     if gain is not None:
         checkpoint.record_measurement(path, record)
@@ -48,21 +49,24 @@ def _render(frames, method, ckpt=None, **kw):
 
 
 def test_the_measurement_is_kept_in_the_checkpoint(tmp_path):
-    path = _measured(tmp_path, 0.61)
-    assert checkpoint.measured_gain(path) == pytest.approx(0.61)
-    assert checkpoint.measured_gain(path, "gap-fill") is None
+    path = _measured(tmp_path, 0.61, -0.1)
+    assert checkpoint.measured(path) == checkpoint.Measured(0.61, -0.1)
+    assert checkpoint.measured(path).earned()
+    assert not checkpoint.Measured(0.61, -0.31).earned()  # one clip lost too much
+    assert not checkpoint.Measured(0.0, 0.0).earned()
+    assert checkpoint.measured(path, "gap-fill") is None
     assert checkpoint.read(path)["scores"]["validation"]["extrapolate"]["worst_clip"] == "x.mp4"
-    assert checkpoint.measured_gain(_measured(tmp_path, None)) is None
+    assert checkpoint.measured(_measured(tmp_path, None)) is None
     broken = tmp_path / "broken.pt"  # a record that is not a number is no record
     shutil.copyfile(SHIPPED, broken)
     checkpoint.record_measurement(broken, {"extrapolate": {"gain_median_db": "high"}})
-    assert checkpoint.measured_gain(broken) is None
+    assert checkpoint.measured(broken) is None
     for junk in ([1, 2], {"validation": [0.5]}, {"validation": {"extrapolate": 0.5}},
                  {"validation": {"extrapolate": {"gain_median_db": True}}}):
         data_ = checkpoint.read(SHIPPED)
         data_["scores"] = junk
         checkpoint.save(broken, data_)
-        assert checkpoint.measured_gain(broken) is None, junk
+        assert checkpoint.measured(broken) is None, junk
     # The network is untouched by recording.
     before, _ = checkpoint.load_network(SHIPPED)
     after, _ = checkpoint.load_network(path)
@@ -110,8 +114,8 @@ def test_bench_scores_the_network_itself(tmp_path, street):
 def test_auto_extrapolates_with_the_generator_only_where_it_measured_better(tmp_path, street):
     better = _render(street, "auto", _measured(tmp_path, 0.6))
     assert better.method == "learned" and "+0.60 dB over flow" in better.details.auto
-    for gain in (-0.2, None):
-        image = _render(street, "auto", _measured(tmp_path, gain))
+    for gain, worst in ((-0.2, None), (None, None), (0.6, -0.5)):
+        image = _render(street, "auto", _measured(tmp_path, gain, worst))
         assert image.method == "flow" and "flow extrapolates" in image.details.auto
     # Within the clip auto never reaches for the generator.
     within = lexp.render(street, fps=20, method="auto", flow="dis", cache=False,
@@ -161,7 +165,7 @@ def test_measure_script_records_and_refuses_training_clips(tmp_path, street, cap
     entry = record["extrapolate"]
     scores = entry["clips"]["held_out.mp4"]
     assert entry["gain_median_db"] == pytest.approx(scores["learned"] - scores["flow"], abs=2e-3)
-    assert checkpoint.measured_gain(ckpt) == entry["gain_median_db"]
+    assert checkpoint.measured(ckpt).median_db == entry["gain_median_db"]
     assert "median gain" in capsys.readouterr().out
     # A checkpoint trained on the clip is refused, and nothing is recorded.
     trained = checkpoint.read(ckpt)
@@ -170,4 +174,4 @@ def test_measure_script_records_and_refuses_training_clips(tmp_path, street, cap
     checkpoint.save(ckpt, trained)
     assert script.main([str(ckpt), "--clips", str(clip), "--record"]) == 1
     assert "was trained on held_out.mp4" in capsys.readouterr().err
-    assert checkpoint.measured_gain(ckpt) is None
+    assert checkpoint.measured(ckpt) is None

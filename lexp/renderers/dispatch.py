@@ -109,14 +109,15 @@ def replace_method(config: RenderConfig, method: str) -> RenderConfig:
 
 def _extrapolator(config: RenderConfig, learned_allowed: bool) -> tuple[str, str]:
     """Past the clip's end: the generator where its checkpoint measured above the flow
-    render there (on clips it never trained on), else the flow render."""
+    render there, on clips it never trained on (``checkpoint.Measured.earned``), else
+    the flow render."""
     from lexp import checkpoint
 
-    gain = checkpoint.measured_gain(checkpoint.resolve(config.checkpoint)) \
+    gain = checkpoint.measured(checkpoint.resolve(config.checkpoint)) \
         if learned_allowed else None
-    if gain is not None and gain > 0:
+    if gain is not None and gain.earned():
         return "learned", (f"the exposure is longer than the clip: the generator "
-                           f"extrapolates ({gain:+.2f} dB over flow, measured)")
+                           f"extrapolates ({gain.median_db:+.2f} dB over flow, measured)")
     return "flow", "the exposure is longer than the clip: flow extrapolates"
 
 

@@ -178,7 +178,7 @@ def render_learned(clip, config, estimator, *, cache=None, source=None, frames=N
                    on_progress=None):
     """``--method learned``: the flow render refined by the generator in
     ``config.checkpoint``. Returns a result.RenderResult. A checkpoint whose record says
-    it measured below the flow render past the clip's end (``checkpoint.measured_gain``)
+    it measured below the flow render past the clip's end (``checkpoint.measured``)
     is not used: the flow render is kept and the details say why (unless
     ``config.learned_fallback`` is off, as bench sets it to score the network)."""
     from lexp import checkpoint
@@ -190,15 +190,15 @@ def render_learned(clip, config, estimator, *, cache=None, source=None, frames=N
     device = resolve_device(config.device)
     path = checkpoint.resolve(config.checkpoint)
     network, model_config = checkpoint.load_network(path, device)
-    gain = checkpoint.measured_gain(path) if config.learned_fallback else None
-    trusted = gain is None or gain > 0  # measured below the physics: keep the physics
+    gain = checkpoint.measured(path) if config.learned_fallback else None
+    trusted = gain is None or gain.median_db > 0  # measured below the physics: keep it
     learner = Learner(network, model_config, device) if trusted else None
     result = flow_render.render_flow(clip, config, estimator, cache=cache, source=source,
                                      frames=frames, on_progress=on_progress,
                                      learner=learner, integrator=integrator_for(config.device))
     fallback = None
     if not trusted and result.details.flow is not None and result.details.flow.extrapolated:
-        fallback = (f"flow render kept: {path.name} measured {gain:+.2f} dB against it "
+        fallback = (f"flow render kept: {path.name} measured {gain.median_db:+.2f} dB against it "
                     "past the clip's end")
     result.details.generator = GeneratorStats(
         path.name, model_config.arch, learner.weights_mean if learner else None, fallback)
