@@ -175,3 +175,16 @@ def test_measure_script_records_and_refuses_training_clips(tmp_path, street, cap
     assert script.main([str(ckpt), "--clips", str(clip), "--record"]) == 1
     assert "was trained on held_out.mp4" in capsys.readouterr().err
     assert checkpoint.measured(ckpt) is None
+
+
+def test_train_takes_windows_per_clip(tmp_path):
+    import json
+
+    from .conftest import run_lexp
+
+    proc = run_lexp("train", "--data", "synthetic:2", "--windows-per-clip", "3", "--dry-run",
+                    "--run-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["config"]["windows_per_clip"] == 3
+    proc = run_lexp("train", "--data", "synthetic:2", "--windows-per-clip", "0", "--dry-run")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
