@@ -30,6 +30,8 @@ Examples:
 
   lexp train --data clips/ --minutes 30 --run-dir runs/cpu        # a wall-clock budget
 
+  lexp train --data corpus/ --windows-per-clip 8 --run-dir runs/c  # many clips, 16 samples each
+
   lexp train --data clips/ --arch seed --run-dir runs/seed        # the original, to compare
 
   lexp train --data clips/ --dry-run                               # print the resolved plan

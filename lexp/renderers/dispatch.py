@@ -121,8 +121,7 @@ def _extrapolator(config: RenderConfig, learned_allowed: bool) -> tuple[str, str
     return "flow", "the exposure is longer than the clip: flow extrapolates"
 
 
-def _choose(config: RenderConfig, info, peeked, learned_allowed: bool = True
-            ) -> tuple[str, str]:
+def _choose(config: RenderConfig, info, peeked, learned_allowed: bool) -> tuple[str, str]:
     """auto's choice and why, from the first two frames of the window. The generator
     only extrapolates, and only where it measured better (``learned_allowed``: false
     for a trail video, which only the flow render can show building up)."""

@@ -97,7 +97,7 @@ class Capture:
 
     def gather(self, flow_render: np.ndarray, periods: float) -> dict:
         """The evidence as numpy arrays (see model.Evidence), without the batch axis."""
-        chosen = _spread(len(self.frames), self.config.max_frames)
+        chosen = spread(len(self.frames), self.config.max_frames)
         flows = _chained_flows(self.flows, chosen)
         full = self.full_candidates(flow_render)
         h, w = flow_render.shape[:2]
@@ -120,10 +120,13 @@ class Capture:
         return flow_render
 
 
-def _spread(count: int, most: int) -> list[int]:
-    """At most ``most`` indices of ``count``, evenly spread, first and last included."""
+def spread(count: int, most: int) -> list[int]:
+    """At most ``most`` indices of ``count``, evenly spread, first and last included (the
+    middle one when ``most`` is 1)."""
     if count <= most:
         return list(range(count))
+    if most == 1:
+        return [count // 2]
     return sorted({round(i * (count - 1) / (most - 1)) for i in range(most)})
 
 

@@ -49,6 +49,7 @@ import numpy as np
 from lexp import colour, media
 from lexp.errors import InputError, UsageError
 from lexp.inputs import clips_under
+from lexp.renderers.learned import spread
 
 DATA_VERSION = 7  # bump when the samples' content changes (invalidates the cache)
 MIN_FRAMES = 24  # a frame folder with fewer images is not a clip; nor is a shorter window
@@ -224,17 +225,8 @@ def windows(count: int, per_case: int | None = None
                 starts = [0] if length >= MIN_FRAMES else []
             found += [(case, start, length, speed, backwards)
                       for start in starts for backwards in (False, True)]
-        yield from spread(found, per_case)
-
-
-def spread(items: list, count: int | None) -> list:
-    """At most ``count`` of ``items``, evenly spaced from the first to the last (all of
-    them when ``count`` is None or not smaller)."""
-    if count is None or count >= len(items):
-        return items
-    if count == 1:
-        return [items[len(items) // 2]]
-    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
+        keep = range(len(found)) if per_case is None else spread(len(found), per_case)
+        yield from (found[i] for i in keep)
 
 
 def make_sample(dense: list[np.ndarray], case: str, config, estimator) -> dict:
