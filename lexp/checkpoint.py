@@ -161,6 +161,26 @@ def export_payload(model_config, state: dict, *, train: dict | None = None,
             "state": {k: v.detach().cpu().clone() for k, v in state.items()}}
 
 
+def training_record(config: TrainConfig) -> dict:
+    """What a checkpoint says about how it was trained: the run's settings, and for a
+    fine-tuned one (``--init``) the record of the weights it started from (``init_train``),
+    so that every clip behind the weights stays named (:func:`trained_on_data`)."""
+    record = config.to_dict()
+    if config.init is not None:
+        record["init_train"] = read(resolve(config.init)).get("train", {})
+    return record
+
+
+def trained_on_data(data: dict) -> list[str]:
+    """Every ``--data`` spec behind a checkpoint's weights (a checkpoint's dictionary),
+    through the chain of runs it was fine-tuned from."""
+    specs, train = [], data.get("train")
+    while isinstance(train, dict):
+        specs += [s for s in train.get("data", []) if isinstance(s, str)]
+        train = train.get("init_train")
+    return specs
+
+
 # --------------------------------------------------------------------------- resuming
 
 # What a last.pt must hold to be resumed, and the type of each (a model.pt or best.pt

@@ -249,6 +249,9 @@ TRAIN_PRESETS: dict[str, tuple[int, int]] = {  # preset: (batch size, crop in wo
 }
 
 
+TRAIN_CASES = ("extrapolate", "gap-fill")  # the sample cases (lexp.training.samples.CASES)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run of the generator (lexp.training.train); saved in its checkpoints."""
@@ -269,6 +272,10 @@ class TrainConfig:
     clip_grad: float = 1.0  # gradient norm clipping
     val_fraction: float = 0.2  # share of clips held out (whole clips) for validation
     windows_per_clip: int | None = None  # at most this many samples of each case per clip
+    # The cases trained on. -m learned acts only past the clip's end, so by default the
+    # network learns that case alone (gap-fill samples teach it one it never renders).
+    cases: tuple[str, ...] = ("extrapolate",)
+    init: str | None = None  # start from this checkpoint's weights (a file, lexp or seed)
     eval_every: int = 100  # steps between validation passes
     patience: int = 5  # stop after this many validation passes without improvement
     seed: int = 0  # RNG seed (each DDP process adds its rank)
@@ -287,6 +294,11 @@ class TrainConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
         if self.windows_per_clip is not None and self.windows_per_clip < 1:
             raise UsageError("--windows-per-clip must be at least 1")
+        unknown = [c for c in self.cases if c not in TRAIN_CASES]
+        if unknown or not self.cases:
+            raise UsageError(f"unknown --case {unknown[0]!r}" if unknown else
+                             "--case needs at least one case",
+                             hint="extrapolate or gap-fill (repeatable)")
         for name in ("batch", "crop"):
             value = getattr(self, name)
             if value is not None and value < (1 if name == "batch" else 16):
@@ -311,6 +323,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["data"] = list(self.data)
+        d["cases"] = list(self.cases)
         return d
 
     @classmethod
@@ -318,4 +331,6 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         d["data"] = tuple(d.get("data", ()))
+        if "cases" in d:
+            d["cases"] = tuple(d["cases"])
         return cls(**d)

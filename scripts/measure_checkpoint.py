@@ -42,9 +42,11 @@ def validation_clips(folder: Path) -> list[Path]:
 
 def trained_on(checkpoint_data: dict, clips: list[Path]) -> list[str]:
     """The clips among ``clips`` that the checkpoint's training data named."""
+    from lexp.checkpoint import trained_on_data
+
     names = {clip.name for clip in clips}
     seen = set()
-    for spec in checkpoint_data.get("train", {}).get("data", []):
+    for spec in trained_on_data(checkpoint_data):
         path = Path(spec).expanduser()
         if path.name in names:
             seen.add(path.name)

@@ -32,6 +32,8 @@ Examples:
 
   lexp train --data corpus/ --windows-per-clip 8 --run-dir runs/c  # many clips, 16 samples each
 
+  lexp train --data clips/ --init lexp --steps 500 --run-dir runs/ft   # fine-tune the shipped one
+
   lexp train --data clips/ --arch seed --run-dir runs/seed        # the original, to compare
 
   lexp train --data clips/ --dry-run                               # print the resolved plan
@@ -41,7 +43,8 @@ Examples:
   lexp render clip.mp4 -m learned --checkpoint runs/g1/model.pt -o out.jpg
 
 Every clip is training data: a few of its frames in, the linear mean of the dense frames out
-(extrapolate: 5 frames -> 64; gap-fill: every 8th of 57). Whole clips are held out for
+(extrapolate: 5 frames -> 64, the default --case; gap-fill: every 8th of 57, built and
+cached too, trained on with --case gap-fill). Whole clips are held out for
 validation. The run directory gets last.pt (resume), best.pt, model.pt (the weights to
 render with), metrics.jsonl and config.json.
 """ + EXIT_CODES_HELP
@@ -86,6 +89,14 @@ WindowsPerClip = Annotated[int | None, typer.Option(
     min=1, metavar="N",
     help="At most N samples of each case (extrapolate, gap-fill) from each clip, spread over "
          "it: many clips on a small machine. Default: all (up to 32 each).")]
+Case = Annotated[list[str] | None, typer.Option(
+    "--case", metavar="CASE",
+    help="The samples to train on: extrapolate (5 frames in, a 64-frame exposure out: the "
+         "only case -m learned acts on; the default) or gap-fill. Repeatable.")]
+Init = Annotated[str | None, typer.Option(
+    "--init", metavar="CKPT",
+    help="Start from this checkpoint's weights (a .pt file, or lexp / seed: the shipped "
+         "ones) and fine-tune them on --data.")]
 EvalEvery = Annotated[int, typer.Option(min=1, help="Steps between validation passes.",
                                         rich_help_panel=VALIDATION)]
 Patience = Annotated[int, typer.Option(
@@ -113,7 +124,7 @@ def train(
     ssim_weight: SsimWeight = 0.2, perceptual_weight: PerceptualWeight = 0.0,
     adversarial_weight: AdversarialWeight = 0.0, clip_grad: ClipGrad = 1.0,
     val_fraction: ValFraction = 0.2, windows_per_clip: WindowsPerClip = None,
-    eval_every: EvalEvery = 100, patience: Patience = 5,
+    case: Case = None, init: Init = None, eval_every: EvalEvery = 100, patience: Patience = 5,
     seed: Seed = 0, device: TrainDevice = "auto", amp: Amp = True, work_size: WorkSize = 320,
     resume: Resume = False, jobs: Jobs = None, dry_run: DryRun = False,
     json_out: JsonSummary = False,
@@ -131,6 +142,7 @@ def train(
                          perceptual_weight=perceptual_weight,
                          adversarial_weight=adversarial_weight, clip_grad=clip_grad,
                          val_fraction=val_fraction, windows_per_clip=windows_per_clip,
+                         cases=tuple(case) if case else ("extrapolate",), init=init,
                          eval_every=eval_every, patience=patience,
                          seed=seed, device=device, amp=amp, work_size=work_size)
     if json_out or dry_run:

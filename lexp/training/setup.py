@@ -60,10 +60,23 @@ def plan(config: TrainConfig) -> Plan:
     batch, crop = TRAIN_PRESETS[preset]
     sources = data.find_sources(list(config.data))
     training, validation = data.split_by_clip(sources, config.val_fraction)
-    model = GeneratorConfig(arch=config.arch, work_size=config.work_size)
+    model = GeneratorConfig(arch=config.arch, work_size=config.work_size) \
+        if config.init is None else initial_weights(config)[0]
     return Plan(config, model.to_dict(), str(device), int(os.environ.get("WORLD_SIZE", 1)),
                 preset, config.batch or batch, config.crop or crop,
                 [s.name for s in training], [s.name for s in validation])
+
+
+def initial_weights(config: TrainConfig) -> tuple:
+    """(GeneratorConfig, weights) of ``config.init``, the checkpoint a fine-tuning run
+    starts from; its architecture and work size must be the run's."""
+    path = checkpoint.resolve(config.init)
+    network, model = checkpoint.load_network(path)
+    if model.arch != config.arch or model.work_size != config.work_size:
+        raise UsageError(f"--init {config.init} is a {model.arch} generator at "
+                         f"{model.work_size} px",
+                         hint=f"add --arch {model.arch} --work-size {model.work_size}")
+    return model, network.state_dict()
 
 
 def _process_device(device):
@@ -134,6 +147,8 @@ def load_samples(config: TrainConfig, model_config, the_plan: Plan, *, main: boo
                                             jobs=jobs if main else 1, on_source=built,
                                             on_skip=skipped,
                                             per_case=config.windows_per_clip)
+    # The cache holds every case of a clip; the run trains on config.cases.
+    everything = [[s for s in samples if s["case"] in config.cases] for samples in everything]
     usable = [source for source, samples in zip(sources, everything, strict=True) if samples]
     training_sources, validation_sources = data.split_by_clip(usable, config.val_fraction)
     held_out = set(validation_sources)

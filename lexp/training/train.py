@@ -98,7 +98,10 @@ def build_parts(config: TrainConfig, model_config, device, distributed: bool) ->
     from lexp.model import build
 
     torch.manual_seed(config.seed)  # the same initial weights in every process
-    network = build(model_config).to(device)
+    network = build(model_config)
+    if config.init is not None:  # fine-tuning: start from a checkpoint's weights
+        network.load_state_dict(setup.initial_weights(config)[1])
+    network = network.to(device)
     optimiser = torch.optim.AdamW(network.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.steps,
@@ -188,6 +191,7 @@ class CheckpointSaver:
     def __init__(self, run_dir: Path, model_config, config: TrainConfig, write: bool) -> None:
         self.run_dir, self.model_config, self.config, self.write = (
             run_dir, model_config, config, write)
+        self.train_record = checkpoint.training_record(config)
         self.best, self.best_step, self.bad_evals = math.inf, 0, 0
 
     def resume_fields(self) -> dict:
@@ -210,13 +214,13 @@ class CheckpointSaver:
             return improved
         weights = parts.network.state_dict()
         payload = checkpoint.export_payload(self.model_config, weights,
-                                            train=self.config.to_dict())
+                                            train=self.train_record)
         payload.update({**parts.state(), **progress.resume_fields(), **self.resume_fields(),
                         "torch_rng": torch.get_rng_state()})
         if improved:
             checkpoint.save(self.run_dir / "best.pt", payload)
             checkpoint.save(self.run_dir / "model.pt", checkpoint.export_payload(
-                self.model_config, weights, train=self.config.to_dict(),
+                self.model_config, weights, train=self.train_record,
                 scores={"val_loss": value, "step": progress.step}))
         checkpoint.save(self.run_dir / "last.pt", payload)
         return improved
