@@ -269,6 +269,7 @@ class TrainConfig:
     ssim_weight: float = 0.2  # the structural term: weight of (1 - SSIM) next to Charbonnier
     perceptual_weight: float = 0.0  # VGG-16 feature L1 (needs `lexp download vgg16`)
     adversarial_weight: float = 0.0  # PatchGAN (pix2pix) adversarial term
+    harm_weight: float = 0.0  # extra weight on what a sample loses against the flow render
     clip_grad: float = 1.0  # gradient norm clipping
     val_fraction: float = 0.2  # share of clips held out (whole clips) for validation
     windows_per_clip: int | None = None  # at most this many samples of each case per clip
@@ -310,7 +311,7 @@ class TrainConfig:
         if not 0 <= self.val_fraction < 1:  # (NaN fails this too)
             raise UsageError("--val-fraction must be in [0, 1)")
         for name in ("weight_decay", "ssim_weight", "perceptual_weight", "adversarial_weight",
-                     "clip_grad"):
+                     "harm_weight", "clip_grad"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise UsageError(f"--{name.replace('_', '-')} {value} must be a number ≥ 0")

@@ -1,6 +1,7 @@
-"""What a training run learns from: the cases it trains on (``--case``; extrapolate alone
-by default, the only case ``-m learned`` acts on) and the weights it starts from
-(``--init``: fine-tuning a checkpoint, whose training data stays named in the result)."""
+"""What a training run learns from and toward: the cases it trains on (``--case``;
+extrapolate alone by default, the only case ``-m learned`` acts on), the weights it starts
+from (``--init``: fine-tuning a checkpoint, whose training data stays named in the result)
+and the charge on doing worse than the flow render (``--harm-weight``)."""
 
 from __future__ import annotations
 
@@ -83,3 +84,34 @@ def test_train_cli_takes_cases_and_init(tmp_path):
         proc = run_lexp("train", "--data", "synthetic:2", *args, "--dry-run")
         assert proc.returncode == code and words in proc.stderr
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_harm_weight_charges_only_what_a_sample_loses_against_the_flow_render():
+    from lexp.training.losses import reconstruction_loss, sample_losses
+
+    torch.manual_seed(0)
+    target = torch.rand(4, 3, 32, 32)
+    out = (target + 0.1 * torch.randn_like(target)).clamp(0, 1)
+    plain = reconstruction_loss(out, target, 0.2)
+    # No charge where the output equals the baseline or beats it; all of it on top where
+    # the baseline is perfect.
+    assert torch.isclose(reconstruction_loss(out, target, 0.2, out, 3.0), plain)
+    worse = (target + 0.3 * torch.randn_like(target)).clamp(0, 1)
+    assert torch.isclose(reconstruction_loss(out, target, 0.2, worse, 3.0), plain)
+    assert torch.isclose(reconstruction_loss(out, target, 0.2, target, 3.0), 4 * plain)
+    # Per sample: one sample worse than its baseline is charged, the others not.
+    baseline = torch.cat([target[:1], worse[1:]])
+    losses = sample_losses(out, target, 0.2)
+    assert torch.isclose(reconstruction_loss(out, target, 0.2, baseline, 2.0),
+                         losses.mean() + 2.0 * losses[0] / 4)
+    # The gradient reaches the output through the charge, never the baseline.
+    out.requires_grad_(True)
+    reconstruction_loss(out, target, 0.2, target, 1.0).backward()
+    assert out.grad.abs().sum() > 0
+
+
+def test_train_cli_takes_harm_weight():
+    proc = run_lexp("train", "--data", "synthetic:2", "--harm-weight", "2", "--dry-run")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["config"]["harm_weight"] == 2.0
+    proc = run_lexp("train", "--data", "synthetic:2", "--harm-weight", "-1", "--dry-run")
+    assert proc.returncode == 2 and "--harm-weight -1.0 must be a number ≥ 0" in proc.stderr

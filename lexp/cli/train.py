@@ -81,6 +81,9 @@ PerceptualWeight = Annotated[float, typer.Option(
     help="VGG-16 perceptual term (needs `lexp download vgg16`).", rich_help_panel=LOSSES)]
 AdversarialWeight = Annotated[float, typer.Option(help="PatchGAN adversarial term.",
                                                   rich_help_panel=LOSSES)]
+HarmWeight = Annotated[float, typer.Option(
+    help="Extra weight on what each sample loses against the flow render: the generator "
+         "learns to keep it unless it does better.", rich_help_panel=LOSSES)]
 ClipGrad = Annotated[float, typer.Option(help="Gradient norm clipping.",
                                          rich_help_panel=OPTIMISATION)]
 ValFraction = Annotated[float, typer.Option(help="Share of clips held out for validation.",
@@ -122,7 +125,8 @@ def train(
     steps: Steps = 2000, minutes: Minutes = None, preset: Preset = "auto",
     batch: Batch = None, crop: Crop = None, lr: Lr = 2e-3, weight_decay: WeightDecay = 1e-4,
     ssim_weight: SsimWeight = 0.2, perceptual_weight: PerceptualWeight = 0.0,
-    adversarial_weight: AdversarialWeight = 0.0, clip_grad: ClipGrad = 1.0,
+    adversarial_weight: AdversarialWeight = 0.0, harm_weight: HarmWeight = 0.0,
+    clip_grad: ClipGrad = 1.0,
     val_fraction: ValFraction = 0.2, windows_per_clip: WindowsPerClip = None,
     case: Case = None, init: Init = None, eval_every: EvalEvery = 100, patience: Patience = 5,
     seed: Seed = 0, device: TrainDevice = "auto", amp: Amp = True, work_size: WorkSize = 320,
@@ -140,7 +144,8 @@ def train(
                          preset=preset, batch=batch, crop=crop, lr=lr,
                          weight_decay=weight_decay, ssim_weight=ssim_weight,
                          perceptual_weight=perceptual_weight,
-                         adversarial_weight=adversarial_weight, clip_grad=clip_grad,
+                         adversarial_weight=adversarial_weight, harm_weight=harm_weight,
+                         clip_grad=clip_grad,
                          val_fraction=val_fraction, windows_per_clip=windows_per_clip,
                          cases=tuple(case) if case else ("extrapolate",), init=init,
                          eval_every=eval_every, patience=patience,

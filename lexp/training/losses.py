@@ -7,8 +7,9 @@ from __future__ import annotations
 
 
 def ssim_loss(a, b):
-    """1 − mean SSIM (``lexp.metrics.ssim_map``, the score's own) of N×3×H×W images in
-    [0, 1]. Unlike the score it keeps the border (reflected), so edge pixels learn too."""
+    """1 − SSIM (``lexp.metrics.ssim_map``, the score's own) of N×3×H×W images in [0, 1],
+    per sample (N). Unlike the score it keeps the border (reflected), so edge pixels
+    learn too."""
     import torch
     import torch.nn.functional as F
 
@@ -23,14 +24,31 @@ def ssim_loss(a, b):
     def blur(t):
         return F.conv2d(F.pad(t, [radius] * 4, mode="reflect"), kernel, groups=a.shape[1])
 
-    return 1 - ssim_map(a, b, blur).mean()
+    return 1 - ssim_map(a, b, blur).flatten(1).mean(1)
 
 
 CHARBONNIER_EPS = 0.01  # about 2.5 code values: quadratic below, L1 above
 
 
-def reconstruction_loss(out, target, ssim_weight: float):
-    """Charbonnier (a smooth L1) + ssim_weight·(1 − SSIM), on sRGB-encoded images.
+def reconstruction_loss(out, target, ssim_weight: float, baseline=None,
+                        harm_weight: float = 0.0):
+    """The batch's loss: :func:`sample_losses` averaged, plus, with a ``baseline`` image
+    (the flow render), ``harm_weight`` times the mean of what each sample loses against
+    it (zero where the output does better). Seen from the training loop, every sample
+    where the generator is worse than the physics costs (1 + harm_weight)×: the network
+    learns to leave the flow render alone unless it can do better, which is what the
+    protocols reward clip by clip (a gain on one clip does not pay for a loss on another)."""
+    losses = sample_losses(out, target, ssim_weight)
+    loss = losses.mean()
+    if baseline is not None and harm_weight > 0:
+        floor = sample_losses(baseline, target, ssim_weight).detach()
+        loss = loss + harm_weight * (losses - floor).clamp_min(0).mean()
+    return loss
+
+
+def sample_losses(out, target, ssim_weight: float):
+    """Charbonnier (a smooth L1) + ssim_weight·(1 − SSIM), on sRGB-encoded N×3×H×W
+    images, per sample (N).
 
     Why not plain L1: its gradient keeps full strength however small the error, so the
     many pixels where the flow render is already right (static scenery) keep pushing the
@@ -40,7 +58,8 @@ def reconstruction_loss(out, target, ssim_weight: float):
     import torch
 
     error = out - target
-    charbonnier = (torch.sqrt(error * error + CHARBONNIER_EPS ** 2) - CHARBONNIER_EPS).mean()
+    charbonnier = (torch.sqrt(error * error + CHARBONNIER_EPS ** 2) - CHARBONNIER_EPS
+                   ).flatten(1).mean(1)
     return charbonnier + ssim_weight * ssim_loss(out, target)
 
 

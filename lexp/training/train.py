@@ -143,7 +143,7 @@ def train_step(parts: Parts, evidence, truth, config: TrainConfig, device
     target = encode_srgb(truth)
     with autocast(config, device):
         out = parts.model(evidence).float()
-        loss = reconstruction_loss(out, target, config.ssim_weight)
+        loss = objective(out, target, evidence, config)
         if parts.perceptual is not None:
             loss = loss + config.perceptual_weight * parts.perceptual(out, target)
         if parts.discriminator is not None:
@@ -164,6 +164,15 @@ def train_step(parts: Parts, evidence, truth, config: TrainConfig, device
     return loss.item(), rate
 
 
+def objective(out, target, evidence, config: TrainConfig):
+    """The reconstruction loss of sRGB ``out`` against ``target`` (N×3×H×W), with
+    ``config.harm_weight`` on what it loses against the flow render (candidate 0)."""
+    from lexp.model import encode_srgb
+
+    baseline = encode_srgb(evidence.candidates[:, 0]) if config.harm_weight > 0 else None
+    return reconstruction_loss(out, target, config.ssim_weight, baseline, config.harm_weight)
+
+
 def evaluate(network, loader, config: TrainConfig, device) -> float:
     """The mean reconstruction loss over the validation samples (whole frames)."""
     import torch
@@ -175,8 +184,7 @@ def evaluate(network, loader, config: TrainConfig, device) -> float:
     with torch.no_grad(), autocast(config, device):
         for evidence, truth in loader:
             evidence, truth = evidence.to(device), truth.to(device)
-            loss = reconstruction_loss(network(evidence).float(), encode_srgb(truth),
-                                       config.ssim_weight)
+            loss = objective(network(evidence).float(), encode_srgb(truth), evidence, config)
             total += float(loss) * truth.shape[0]
             count += truth.shape[0]
     network.train()
