@@ -5,7 +5,8 @@ that the last commit before the move (c965cda) wrote from it, to 1/65535. The fl
 renders (flow, auto, flow-extrapolated, learned) were written again when tiles let each
 part of a frame take its own count of instants (lexp.renderers.tiles): 83–92 dB from
 c965cda's, at most 143/65535 apart. ``learned`` follows the shipped checkpoint: written
-again when it was retrained on the corpus (issue 27; 39.6 dB from the one before)."""
+again when it was retrained on the corpus (issue 27; 39.6 dB from the one before), and
+when it was fine-tuned on extrapolation with --harm-weight 3 (42.7 dB from that one)."""
 
 from __future__ import annotations
 
