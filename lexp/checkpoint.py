@@ -46,7 +46,8 @@ def resolve(spec: str | None) -> Path:
         return path
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise InputError(f"no such checkpoint: {spec}",
+        raise InputError(f"{spec} is a folder, not a checkpoint" if path.is_dir() else
+                         f"no such checkpoint: {spec}",
                          hint="give a .pt file made by `lexp train`, or one of: "
                               + ", ".join(SHIPPED))
     return path

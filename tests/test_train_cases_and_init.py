@@ -80,7 +80,8 @@ def test_train_cli_takes_cases_and_init(tmp_path):
                       )["config"]["cases"] == ["extrapolate"]
     for args, code, words in ((("--case", "both"), 2, "unknown --case 'both'"),
                               (("--init", "seed"), 2, "add --arch seed"),
-                              (("--init", str(tmp_path / "none.pt")), 1, "no such checkpoint")):
+                              (("--init", str(tmp_path / "none.pt")), 1, "no such checkpoint"),
+                              (("--init", str(tmp_path)), 1, "is a folder, not a checkpoint")):
         proc = run_lexp("train", "--data", "synthetic:2", *args, "--dry-run")
         assert proc.returncode == code and words in proc.stderr
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
