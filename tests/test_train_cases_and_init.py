@@ -116,3 +116,26 @@ def test_train_cli_takes_harm_weight():
     assert proc.returncode == 0 and json.loads(proc.stdout)["config"]["harm_weight"] == 2.0
     proc = run_lexp("train", "--data", "synthetic:2", "--harm-weight", "-1", "--dry-run")
     assert proc.returncode == 2 and "--harm-weight -1.0 must be a number ≥ 0" in proc.stderr
+
+
+def test_heldout_loss_script_scores_the_flow_render_and_checkpoints(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    monkeypatch.setenv("LEXP_CACHE_DIR", str(tmp_path / "cache"))
+    summary, _ = _run(tmp_path, "run", steps=2)
+    script = [sys.executable, str(REPO / "scripts" / "heldout_loss.py")]
+    proc = subprocess.run([*script, str(tmp_path / "run"), summary["model"]],
+                          capture_output=True, text=True, env=os.environ, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"{summary['validation_samples']} held-out samples of 1 clip"
+    flow_alone, network = (float(line.split("\t")[1]) for line in lines[1:3])
+    # The run's own number for its best weights, by the same code on the same samples.
+    assert abs(network - summary["best_val_loss"]) < 1e-4 and flow_alone > 0
+    proc = subprocess.run([*script, str(tmp_path / "nothing")], capture_output=True,
+                          text=True, env=os.environ, timeout=120)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""The held-out loss of checkpoints, and of the flow render alone, on a run's validation clips.
+
+    .venv/bin/python scripts/heldout_loss.py RUN_DIR [CKPT ...] [--harm-weight H]
+        RUN_DIR: a `lexp train` run directory (its config.json names the data, the split
+                 and the cases); CKPT: checkpoint files or shipped names (lexp, seed)
+
+`lexp train` prints its own network's validation loss; this scores others on the same
+samples, by the same code (``lexp.training.train.evaluate``): the flow render alone (what an
+untrained blend would have to beat), the shipped checkpoint, another run's weights. The
+samples come from the sample cache (building what it lacks, which can take long). Lower is
+better; ``--harm-weight`` adds the charge on what a sample loses against the flow render,
+as a run with that setting validates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("checkpoints", nargs="*")
+    parser.add_argument("--harm-weight", type=float, default=0.0)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from lexp import checkpoint
+    from lexp.config import TrainConfig
+    from lexp.errors import LexpError
+    from lexp.model import GeneratorConfig, encode_srgb
+    from lexp.training import dataset, setup
+    from lexp.training.train import evaluate, objective
+
+    try:
+        saved = json.loads((args.run_dir / "config.json").read_text())
+        config = dataclasses.replace(TrainConfig.from_dict(saved["config"]), init=None,
+                                     harm_weight=args.harm_weight)
+        model = GeneratorConfig.from_dict(saved["model"])
+        plan = setup.plan(config)
+        _, held_out = setup.load_samples(config, model, plan, main=True, world_size=1,
+                                         jobs=1, emit=lambda kind, **fields: None)
+    except (OSError, KeyError, ValueError, LexpError) as exc:
+        print(f"error: {args.run_dir}: {exc}", file=sys.stderr)
+        return 1
+    if not held_out:
+        print(f"error: {args.run_dir} held no clips out", file=sys.stderr)
+        return 1
+    loader = dataset.validation_loader(held_out)
+    total = count = 0.0
+    with torch.no_grad():
+        for evidence, truth in loader:
+            flow_only = encode_srgb(evidence.candidates[:, 0])
+            total += float(objective(flow_only, encode_srgb(truth), evidence, config)) * len(truth)
+            count += len(truth)
+    clips = len(plan.validation_clips)
+    print(f"{len(held_out)} held-out samples of {clips} clip{'' if clips == 1 else 's'}")
+    print(f"flow render alone\t{total / count:.5f}")
+    for spec in args.checkpoints:
+        network, _ = checkpoint.load_network(checkpoint.resolve(spec))
+        print(f"{spec}\t{evaluate(network, loader, config, torch.device('cpu')):.5f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
