@@ -24,6 +24,16 @@ def real_clips() -> list[Path]:
 needs_real_clips = pytest.mark.skipif(not real_clips(), reason="../shared/clips is absent")
 
 
+def ctrl_c_reaches_it() -> None:
+    """``preexec_fn`` for a child that a test stops with SIGINT: Ctrl-C's default action.
+    A shell runs a background job (``scripts/test &``) with SIGINT ignored; children
+    inherit that, Python then never raises KeyboardInterrupt, and the test would fail
+    for how the suite was started, not for what lexp does."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_lexp(*args: str, stdin: bytes | None = None, timeout: float = 60,
              cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m lexp ARGS`` as a user would; stdout is bytes, stderr text."""

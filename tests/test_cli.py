@@ -14,7 +14,13 @@ import pytest
 
 from lexp import media, stills
 from lexp.media import ClipSource
-from tests.conftest import assert_clean_failure, decode_rgb, run_lexp, write_bad_inputs
+from tests.conftest import (
+    assert_clean_failure,
+    ctrl_c_reaches_it,
+    decode_rgb,
+    run_lexp,
+    write_bad_inputs,
+)
 
 
 def first_frame(path):
@@ -214,7 +220,8 @@ def test_interrupt_mid_render_leaves_nothing(clips, tmp_path, sig):
     data = clips["street_mkv"].read_bytes()
     proc = subprocess.Popen([sys.executable, "-m", "lexp", "render", "-", "-o", str(out)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
+                            stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"},
+                            preexec_fn=ctrl_c_reaches_it)
     proc.stdin.write(data[: len(data) // 2])  # half a stream: lexp is now mid-render
     proc.stdin.flush()
     time.sleep(2.0)

@@ -23,7 +23,7 @@ from lexp.training import dataset, sample_cache, train
 from lexp.training import samples as data
 from lexp.training.losses import reconstruction_loss
 
-from .conftest import REPO, assert_clean_failure, run_lexp
+from .conftest import REPO, assert_clean_failure, ctrl_c_reaches_it, run_lexp
 
 SMALL = GeneratorConfig(work_size=64)
 
@@ -183,7 +183,8 @@ def test_interrupting_the_sample_builders_leaves_no_half_entries(tmp_path):
         [sys.executable, "-m", "lexp", "train", "--data", "synthetic:6", "--jobs", "2",
          "--run-dir", str(tmp_path / "r"), "--steps", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
-        env={**os.environ, "LEXP_CACHE_DIR": str(cache), "NO_COLOR": "1"})
+        env={**os.environ, "LEXP_CACHE_DIR": str(cache), "NO_COLOR": "1"},
+        preexec_fn=ctrl_c_reaches_it)
     entries = cache / "train-data"
     for _ in range(300):  # until the builders are writing (at most 30 s)
         if entries.is_dir() and any(entries.iterdir()):
