@@ -25,6 +25,21 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
+class FlowRenderAlone:
+    """Scored by ``evaluate`` as a network is: its output is the flow render (candidate 0)."""
+
+    def __call__(self, evidence):
+        from lexp.model import encode_srgb
+
+        return encode_srgb(evidence.candidates[:, 0])
+
+    def eval(self):
+        return self
+
+    def train(self):
+        return self
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
@@ -37,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     from lexp import checkpoint
     from lexp.config import TrainConfig
     from lexp.errors import LexpError
-    from lexp.model import GeneratorConfig, encode_srgb
+    from lexp.model import GeneratorConfig
     from lexp.training import dataset, setup
-    from lexp.training.train import evaluate, objective
+    from lexp.training.train import evaluate
 
     try:
         saved = json.loads((args.run_dir / "config.json").read_text())
@@ -56,18 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.run_dir} held no clips out", file=sys.stderr)
         return 1
     loader = dataset.validation_loader(held_out)
-    total = count = 0.0
-    with torch.no_grad():
-        for evidence, truth in loader:
-            flow_only = encode_srgb(evidence.candidates[:, 0])
-            total += float(objective(flow_only, encode_srgb(truth), evidence, config)) * len(truth)
-            count += len(truth)
+    cpu = torch.device("cpu")
     clips = len(plan.validation_clips)
     print(f"{len(held_out)} held-out samples of {clips} clip{'' if clips == 1 else 's'}")
-    print(f"flow render alone\t{total / count:.5f}")
+    print(f"flow render alone\t{evaluate(FlowRenderAlone(), loader, config, cpu):.5f}")
     for spec in args.checkpoints:
         network, _ = checkpoint.load_network(checkpoint.resolve(spec))
-        print(f"{spec}\t{evaluate(network, loader, config, torch.device('cpu')):.5f}")
+        print(f"{spec}\t{evaluate(network, loader, config, cpu):.5f}")
     return 0
 
 

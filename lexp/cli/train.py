@@ -148,7 +148,7 @@ def train(
                          adversarial_weight=adversarial_weight, harm_weight=harm_weight,
                          clip_grad=clip_grad,
                          val_fraction=val_fraction, windows_per_clip=windows_per_clip,
-                         cases=tuple(case) if case else ("extrapolate",), init=init,
+                         cases=tuple(case or TrainConfig.cases), init=init,
                          eval_every=eval_every, patience=patience,
                          seed=seed, device=device, amp=amp, work_size=work_size)
     if json_out or dry_run:

@@ -174,7 +174,7 @@ def objective(out, target, evidence, config: TrainConfig):
 
 
 def evaluate(network, loader, config: TrainConfig, device) -> float:
-    """The mean reconstruction loss over the validation samples (whole frames)."""
+    """The mean :func:`objective` over the validation samples (whole frames)."""
     import torch
 
     from lexp.model import encode_srgb
