@@ -250,6 +250,7 @@ TRAIN_PRESETS: dict[str, tuple[int, int]] = {  # preset: (batch size, crop in wo
 
 
 TRAIN_CASES = ("extrapolate", "gap-fill")  # the sample cases (lexp.training.samples.CASES)
+TRAIN_LOSSES = ("charbonnier", "psnr")  # lexp.training.losses.LOSSES
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,7 @@ class TrainConfig:
     perceptual_weight: float = 0.0  # VGG-16 feature L1 (needs `lexp download vgg16`)
     adversarial_weight: float = 0.0  # PatchGAN (pix2pix) adversarial term
     harm_weight: float = 0.0  # extra weight on what a sample loses against the flow render
+    loss: str = "charbonnier"  # charbonnier (+ ssim_weight·(1 − SSIM)) | psnr (dB lost to flow)
     clip_grad: float = 1.0  # gradient norm clipping
     val_fraction: float = 0.2  # share of clips held out (whole clips) for validation
     windows_per_clip: int | None = None  # at most this many samples of each case per clip
@@ -295,6 +297,8 @@ class TrainConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
         if self.windows_per_clip is not None and self.windows_per_clip < 1:
             raise UsageError("--windows-per-clip must be at least 1")
+        if self.loss not in TRAIN_LOSSES:
+            raise UsageError(f"unknown --loss {self.loss!r}", hint=" or ".join(TRAIN_LOSSES))
         unknown = [c for c in self.cases if c not in TRAIN_CASES]
         if unknown or not self.cases:
             raise UsageError(f"unknown --case {unknown[0]!r}" if unknown else

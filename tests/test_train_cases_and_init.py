@@ -1,7 +1,8 @@
 """What a training run learns from and toward: the cases it trains on (``--case``;
 extrapolate alone by default, the only case ``-m learned`` acts on), the weights it starts
-from (``--init``: fine-tuning a checkpoint, whose training data stays named in the result)
-and the charge on doing worse than the flow render (``--harm-weight``)."""
+from (``--init``: fine-tuning a checkpoint, whose training data stays named in the result),
+the charge on doing worse than the flow render (``--harm-weight``) and the loss itself
+(``--loss psnr``: the dB lost against the flow render)."""
 
 from __future__ import annotations
 
@@ -109,6 +110,57 @@ def test_harm_weight_charges_only_what_a_sample_loses_against_the_flow_render():
     out.requires_grad_(True)
     reconstruction_loss(out, target, 0.2, target, 1.0).backward()
     assert out.grad.abs().sum() > 0
+
+
+def test_psnr_loss_is_the_db_lost_against_the_flow_render_sample_by_sample():
+    from lexp.training.losses import PSNR_FLOOR, psnr_lost, reconstruction_loss
+
+    torch.manual_seed(0)
+    target = torch.rand(3, 3, 24, 24)
+    noise = torch.randn_like(target)
+    baseline = target + 0.1 * noise
+    # Half the error everywhere: a quarter of the squared error, 6.02 dB gained (the
+    # floor, far below these errors, takes a hair of it).
+    out = torch.stack([target[0] + 0.05 * noise[0], baseline[1], target[2] + 0.2 * noise[2]])
+    lost = psnr_lost(out, target, baseline)
+    mse = (0.1 * noise).pow(2).flatten(1).mean(1)
+    assert torch.allclose(lost[0], 10 * torch.log10((mse[0] / 4 + PSNR_FLOOR) /
+                                                    (mse[0] + PSNR_FLOOR)))
+    assert -6.03 < float(lost[0]) < -5.9 and float(lost[1]) == 0.0
+    assert 5.9 < float(lost[2]) < 6.03
+    # The batch's loss: every sample weighs the same in dB; the harm charge adds what
+    # the worse ones lose, and the sample left as the flow render costs nothing.
+    assert torch.isclose(reconstruction_loss(out, target, 0.2, baseline, 0.0, "psnr"),
+                         lost.mean())
+    assert torch.isclose(reconstruction_loss(out, target, 0.2, baseline, 2.0, "psnr"),
+                         lost.mean() + 2.0 * lost[2] / 3)
+    # A perfect output saturates at the floor instead of running to minus infinity.
+    assert torch.isfinite(psnr_lost(target, target, baseline)).all()
+    # Gradients reach the output, never the baseline.
+    out.requires_grad_(True)
+    baseline.requires_grad_(True)
+    reconstruction_loss(out, target, 0.0, baseline, 1.0, "psnr").backward()
+    assert out.grad.abs().sum() > 0 and baseline.grad is None
+
+
+def test_a_run_trains_and_validates_on_the_psnr_loss(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEXP_CACHE_DIR", str(tmp_path / "cache"))
+    summary, _ = _run(tmp_path, "run", loss="psnr")
+    # Validation scores the held-out clip in dB against the flow render: an untrained
+    # blend is the flow render at weight 0.93, a small loss either way, not Charbonnier's.
+    assert abs(summary["best_val_loss"]) < 3.0
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["config"]["loss"] == "psnr"
+
+
+def test_train_cli_takes_the_loss():
+    proc = run_lexp("train", "--data", "synthetic:2", "--loss", "psnr", "--dry-run")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["config"]["loss"] == "psnr"
+    proc = run_lexp("train", "--data", "synthetic:2", "--dry-run")
+    assert json.loads(proc.stdout)["config"]["loss"] == "charbonnier"
+    proc = run_lexp("train", "--data", "synthetic:2", "--loss", "l2", "--dry-run")
+    assert proc.returncode == 2 and "unknown --loss 'l2' (hint: charbonnier or psnr)" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_train_cli_takes_harm_weight():

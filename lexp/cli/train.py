@@ -85,6 +85,11 @@ AdversarialWeight = Annotated[float, typer.Option(help="PatchGAN adversarial ter
 HarmWeight = Annotated[float, typer.Option(
     help="Extra weight on what each sample loses against the flow render: the generator "
          "learns to keep it unless it does better.", rich_help_panel=LOSSES)]
+Loss = Annotated[str, typer.Option(
+    metavar="LOSS", rich_help_panel=LOSSES,
+    help="charbonnier: a smooth L1 plus --ssim-weight × (1 - SSIM), the default; psnr: the "
+         "dB each sample loses against the flow render, as the protocols score it (every "
+         "clip weighs the same, whatever its error).")]
 ClipGrad = Annotated[float, typer.Option(help="Gradient norm clipping.",
                                          rich_help_panel=OPTIMISATION)]
 ValFraction = Annotated[float, typer.Option(help="Share of clips held out for validation.",
@@ -127,7 +132,7 @@ def train(
     batch: Batch = None, crop: Crop = None, lr: Lr = 2e-3, weight_decay: WeightDecay = 1e-4,
     ssim_weight: SsimWeight = 0.2, perceptual_weight: PerceptualWeight = 0.0,
     adversarial_weight: AdversarialWeight = 0.0, harm_weight: HarmWeight = 0.0,
-    clip_grad: ClipGrad = 1.0,
+    loss: Loss = "charbonnier", clip_grad: ClipGrad = 1.0,
     val_fraction: ValFraction = 0.2, windows_per_clip: WindowsPerClip = None,
     case: Case = None, init: Init = None, eval_every: EvalEvery = 100, patience: Patience = 5,
     seed: Seed = 0, device: TrainDevice = "auto", amp: Amp = True, work_size: WorkSize = 320,
@@ -146,7 +151,7 @@ def train(
                          weight_decay=weight_decay, ssim_weight=ssim_weight,
                          perceptual_weight=perceptual_weight,
                          adversarial_weight=adversarial_weight, harm_weight=harm_weight,
-                         clip_grad=clip_grad,
+                         loss=loss, clip_grad=clip_grad,
                          val_fraction=val_fraction, windows_per_clip=windows_per_clip,
                          cases=tuple(case or TrainConfig.cases), init=init,
                          eval_every=eval_every, patience=patience,

@@ -4,7 +4,8 @@ sets up (:mod:`lexp.training.setup`), then runs :func:`train_one_epoch` over
 :func:`evaluate` every ``eval_every`` steps and a :class:`CheckpointSaver` keeping the
 checkpoints (:mod:`lexp.checkpoint` writes them).
 
-Each step: AdamW on Charbonnier (a smooth L1) + ``ssim_weight``·(1 − SSIM), both on
+Each step: AdamW on Charbonnier (a smooth L1) + ``ssim_weight``·(1 − SSIM), or with
+``loss="psnr"`` on the PSNR each sample loses against the flow render, both on
 sRGB-encoded images (the space the protocols score), gradient-norm clipping, a cosine
 learning-rate decay to 5 % (``CosineAnnealingLR``), bfloat16 autocast on CUDA, and
 optional VGG-16 perceptual and PatchGAN adversarial terms (:mod:`lexp.training.losses`).
@@ -165,12 +166,15 @@ def train_step(parts: Parts, evidence, truth, config: TrainConfig, device
 
 
 def objective(out, target, evidence, config: TrainConfig):
-    """The reconstruction loss of sRGB ``out`` against ``target`` (N×3×H×W), with
-    ``config.harm_weight`` on what it loses against the flow render (candidate 0)."""
+    """The reconstruction loss (``config.loss``) of sRGB ``out`` against ``target``
+    (N×3×H×W), with ``config.harm_weight`` on what it loses against the flow render
+    (candidate 0)."""
     from lexp.model import encode_srgb
 
-    baseline = encode_srgb(evidence.candidates[:, 0]) if config.harm_weight > 0 else None
-    return reconstruction_loss(out, target, config.ssim_weight, baseline, config.harm_weight)
+    needed = config.harm_weight > 0 or config.loss == "psnr"
+    baseline = encode_srgb(evidence.candidates[:, 0]) if needed else None
+    return reconstruction_loss(out, target, config.ssim_weight, baseline, config.harm_weight,
+                               config.loss)
 
 
 def evaluate(network, loader, config: TrainConfig, device) -> float:
