@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         gains = sorted(clip_gains(network, held_out).values())
         print(f"{spec}\t{evaluate(network, loader, config, cpu):.5f}\t"
               f"{statistics.median(gains):+.3f} dB median over flow, worst {gains[0]:+.3f} "
-              f"({len(gains)} clips)")
+              f"({len(gains)} clip{'' if len(gains) == 1 else 's'})")
     return 0
 
 

@@ -188,6 +188,10 @@ def test_heldout_loss_script_scores_the_flow_render_and_checkpoints(tmp_path, mo
     flow_alone, network = (float(line.split("\t")[1]) for line in lines[1:3])
     # The run's own number for its best weights, by the same code on the same samples.
     assert abs(network - summary["best_val_loss"]) < 1e-4 and flow_alone > 0
+    # And what the protocols score: its per-clip gain over the flow render, in dB.
+    gains = lines[2].split("\t")[2]
+    assert gains.endswith("(1 clip)") and "dB median over flow, worst" in gains
+    assert abs(float(gains.split()[0])) < 10
     proc = subprocess.run([*script, str(tmp_path / "nothing")], capture_output=True,
                           text=True, env=os.environ, timeout=120)
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1

@@ -32,8 +32,7 @@ Examples:
 
   lexp train --data corpus/ --windows-per-clip 8 --run-dir runs/c  # many clips, 16 samples each
 
-  lexp train --data clips/ --init lexp --harm-weight 3 --lr 5e-4 --steps 300 --run-dir runs/ft
-                                        # fine-tune the shipped one, as it was made
+  lexp train --data clips/ --init lexp --loss psnr --harm-weight 1 --lr 5e-4   # fine-tune, in dB
 
   lexp train --data clips/ --arch seed --run-dir runs/seed        # the original, to compare
 
