@@ -250,7 +250,7 @@ TRAIN_PRESETS: dict[str, tuple[int, int]] = {  # preset: (batch size, crop in wo
 
 
 TRAIN_CASES = ("extrapolate", "gap-fill")  # the sample cases (lexp.training.samples.CASES)
-TRAIN_LOSSES = ("charbonnier", "psnr")  # lexp.training.losses.LOSSES
+TRAIN_LOSSES = ("charbonnier", "psnr")  # lexp.training.losses.reconstruction_loss kinds
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,9 @@ Lr = Annotated[float, typer.Option(help="AdamW learning rate (cosine decay).",
                                    rich_help_panel=OPTIMISATION)]
 WeightDecay = Annotated[float, typer.Option(help="AdamW weight decay.",
                                             rich_help_panel=OPTIMISATION)]
-SsimWeight = Annotated[float, typer.Option(help="Weight of the structural term (1 - SSIM).",
-                                           rich_help_panel=LOSSES)]
+SsimWeight = Annotated[float, typer.Option(
+    help="Weight of the structural term (1 - SSIM) of --loss charbonnier.",
+    rich_help_panel=LOSSES)]
 PerceptualWeight = Annotated[float, typer.Option(
     help="VGG-16 perceptual term (needs `lexp download vgg16`).", rich_help_panel=LOSSES)]
 AdversarialWeight = Annotated[float, typer.Option(help="PatchGAN adversarial term.",

@@ -31,7 +31,6 @@ def ssim_loss(a, b):
 CHARBONNIER_EPS = 0.01  # about 2.5 code values: quadratic below, L1 above
 
 
-LOSSES = ("charbonnier", "psnr")  # TrainConfig.loss
 PSNR_FLOOR = 1e-5  # added to each mean squared error: PSNR saturates at 50 dB, so a crop
 #                    the flow render already gets right to the code value cannot dominate
 
