@@ -46,15 +46,14 @@ def reconstruction_loss(out, target, ssim_weight: float, baseline=None,
 
     ``kind``: ``charbonnier`` (:func:`sample_losses`) or ``psnr`` (:func:`psnr_lost`,
     which needs the baseline; ``ssim_weight`` does not apply)."""
-    if kind == "psnr":
-        lost = psnr_lost(out, target, baseline)
-        return lost.mean() + harm_weight * lost.clamp_min(0).mean()
-    losses = sample_losses(out, target, ssim_weight)
-    loss = losses.mean()
-    if baseline is not None and harm_weight > 0:
-        floor = sample_losses(baseline, target, ssim_weight).detach()
-        loss = loss + harm_weight * (losses - floor).clamp_min(0).mean()
-    return loss
+    if kind == "psnr":  # the loss is already what each sample loses against the baseline
+        losses = lost = psnr_lost(out, target, baseline)
+    else:
+        losses = sample_losses(out, target, ssim_weight)
+        if baseline is None or harm_weight <= 0:
+            return losses.mean()
+        lost = losses - sample_losses(baseline, target, ssim_weight).detach()
+    return losses.mean() + harm_weight * lost.clamp_min(0).mean()
 
 
 def psnr_lost(out, target, baseline):

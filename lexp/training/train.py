@@ -171,8 +171,7 @@ def objective(out, target, evidence, config: TrainConfig):
     (candidate 0)."""
     from lexp.model import encode_srgb
 
-    needed = config.harm_weight > 0 or config.loss == "psnr"
-    baseline = encode_srgb(evidence.candidates[:, 0]) if needed else None
+    baseline = encode_srgb(evidence.candidates[:, 0])  # used by psnr, and by the charge
     return reconstruction_loss(out, target, config.ssim_weight, baseline, config.harm_weight,
                                config.loss)
 
