@@ -207,20 +207,16 @@ def warp_residual(logs: torch.Tensor, flows: torch.Tensor, gap: torch.Tensor) ->
     out = logs.new_zeros(n, t, 1, h, w)
     if t < 2:
         return out
-    # In float32 whatever the frames' precision: half-precision coordinates are off by
-    # hundredths of a pixel at 320 px, enough to show texture as residual.
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=logs.device),
-                            torch.arange(w, dtype=torch.float32, device=logs.device),
-                            indexing="ij")
-    moved = flows[:, 1:].flatten(0, 1).float() * gap.float().repeat_interleave(t - 1)[
-        :, None, None, None]
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=logs.dtype, device=logs.device),
+                            torch.arange(w, dtype=logs.dtype, device=logs.device), indexing="ij")
+    moved = flows[:, 1:].flatten(0, 1) * gap.repeat_interleave(t - 1)[:, None, None, None]
     # grid_sample's coordinates: −1 and 1 are the outer edges of the corner pixels.
     grid = torch.stack([(2 * (xs + moved[:, 0]) + 1) / w - 1,
                         (2 * (ys + moved[:, 1]) + 1) / h - 1], dim=-1)
-    later = F.grid_sample(logs[:, 1:].flatten(0, 1).float(), grid, mode="bilinear",
+    later = F.grid_sample(logs[:, 1:].flatten(0, 1), grid, mode="bilinear",
                           padding_mode="border", align_corners=False)
-    error = (logs[:, :-1].flatten(0, 1).float() - later).abs().mean(1, keepdim=True)
-    out[:, 1:] = error.clamp(0, 4).reshape(n, t - 1, 1, h, w).to(out.dtype)
+    error = (logs[:, :-1].flatten(0, 1) - later).abs().mean(1, keepdim=True).clamp(0, 4)
+    out[:, 1:] = error.reshape(n, t - 1, 1, h, w)
     return out
 
 
