@@ -23,8 +23,7 @@ motion — water, leaves, a shaking hand — averages over 64 frames into a blur
 the frames hint at but the flow cannot follow). Inputs are linear light (log-encoded),
 per-pixel flow features (not one global code) and the candidates themselves:
 
-    per frame t: [log frame (3), flow into t / 4 (2), log(1 + |flow|) (1), context (2),
-                  warp residual (1): how far the flow fails to explain the next frame]
+    per frame t: [log frame (3), flow into t / 4 (2), log(1 + |flow|) (1), context (2)]
       → conv 3×3 stride 2 → conv 3×3 → ConvLSTM → ConvLSTM        (half resolution)
     last hidden state, upsampled, + log candidates (3K)
       → conv 3×3 → conv 3×3 → conv 1×1 → K logits → softmax over candidates
@@ -68,9 +67,6 @@ class GeneratorConfig:
     seed_code: int = 8  # seed: the global motion code's length
     seed_steps: int = 10  # seed: future steps rolled out by the decoder
     seed_flow_size: int = 128  # seed: the flow is resized to this square
-    # lexp: each frame's input also says how far its flow fails to explain the next frame
-    # (the warp residual). Checkpoints written before this field lack it (see from_dict).
-    warp_residual: bool = True
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -87,8 +83,6 @@ class GeneratorConfig:
             raise ValueError(f"blur_sigmas is {self.blur_sigmas!r}; it must be a list of "
                              "positive numbers")
         object.__setattr__(self, "blur_sigmas", tuple(float(s) for s in self.blur_sigmas))
-        if not isinstance(self.warp_residual, bool):
-            raise ValueError(f"warp_residual is {self.warp_residual!r}; it must be true or false")
         if self.arch == "lexp" and self.candidates != 2 + len(self.blur_sigmas):
             raise ValueError("lexp: candidates must be 2 + the number of blur sigmas")
 
@@ -109,9 +103,6 @@ class GeneratorConfig:
         d = {k: v for k, v in d.items() if k in known}
         if "blur_sigmas" in d:
             d["blur_sigmas"] = tuple(d["blur_sigmas"])
-        # A description without the field was written before it existed: its network
-        # was trained without the residual and must be rebuilt without it.
-        d.setdefault("warp_residual", False)
         return cls(**d)
 
 
@@ -192,34 +183,6 @@ def conv_relu(inputs: int, outputs: int, stride: int = 1) -> tuple[nn.Module, nn
     return nn.Conv2d(inputs, outputs, 3, stride=stride, padding=1), nn.ReLU(inplace=True)
 
 
-def warp_residual(logs: torch.Tensor, flows: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
-    """How far each frame's flow fails to explain the frame it leads to: N×T×1×H×W.
-
-    ``logs`` N×T×3×H×W log linear frames, ``flows`` N×T×2×H×W (flow into t from t−1, on
-    t−1's grid, pixels per period), ``gap`` N periods between inputs. Entry t is the mean
-    over colours of |log frame t−1 − log frame t sampled where the flow says each pixel
-    went|, on frame t−1's grid, bounded to [0, 4]; entry 0 is zero. Where motion is
-    random (water, leaves, smoke) or occluded, the flow cannot explain the next frame and
-    the residual is high: where a blur of the trail beats the flow's extrapolation. A
-    convolution cannot compute it itself, since it needs a warp by the flow.
-    """
-    n, t, _, h, w = logs.shape
-    out = logs.new_zeros(n, t, 1, h, w)
-    if t < 2:
-        return out
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=logs.dtype, device=logs.device),
-                            torch.arange(w, dtype=logs.dtype, device=logs.device), indexing="ij")
-    moved = flows[:, 1:].flatten(0, 1) * gap.repeat_interleave(t - 1)[:, None, None, None]
-    # grid_sample's coordinates: −1 and 1 are the outer edges of the corner pixels.
-    grid = torch.stack([(2 * (xs + moved[:, 0]) + 1) / w - 1,
-                        (2 * (ys + moved[:, 1]) + 1) / h - 1], dim=-1)
-    later = F.grid_sample(logs[:, 1:].flatten(0, 1), grid, mode="bilinear",
-                          padding_mode="border", align_corners=False)
-    error = (logs[:, :-1].flatten(0, 1) - later).abs().mean(1, keepdim=True).clamp(0, 4)
-    out[:, 1:] = error.reshape(n, t - 1, 1, h, w)
-    return out
-
-
 class LexpGenerator(nn.Module):
     """Per-pixel blend weights over physics candidates (see the module docstring)."""
 
@@ -227,8 +190,7 @@ class LexpGenerator(nn.Module):
         super().__init__()
         self.config = config
         hidden, k = config.hidden, config.candidates
-        per_frame = 8 + int(config.warp_residual)
-        self.encode = nn.Sequential(*conv_relu(per_frame, 16, stride=2), *conv_relu(16, hidden))
+        self.encode = nn.Sequential(*conv_relu(8, 16, stride=2), *conv_relu(16, hidden))
         self.lstm1 = ConvLSTMCell(hidden, hidden)
         self.lstm2 = ConvLSTMCell(hidden, hidden)
         self.decode = nn.Sequential(*conv_relu(hidden + 3 * k, 32), *conv_relu(32, 32))
@@ -249,26 +211,20 @@ class LexpGenerator(nn.Module):
         cands, _, _ = _pad_even(ev.candidates)
         n, t, _, hp, wp = frames.shape
         context = ev.context[:, :, None, None].expand(n, 2, hp, wp)
-        logs = torch.log(frames + LOG_FLOOR)
-        residual = warp_residual(logs, flows, ev.context[:, 1].exp()) \
-            if self.config.warp_residual else None
 
         def per_frame():
             for step in range(t):
                 flow = flows[:, step]
                 speed = torch.log1p(torch.sqrt((flow ** 2).sum(1, keepdim=True) + 1e-12))
-                cues = [logs[:, step] / 4, flow / 4, speed, context]
-                if residual is not None:
-                    cues.append(residual[:, step])
-                yield self.encode(torch.cat(cues, 1))
+                yield self.encode(torch.cat([torch.log(frames[:, step] + LOG_FLOOR) / 4,
+                                             flow / 4, speed, context], 1))
 
         state2 = read_sequence(self.lstm1, self.lstm2, per_frame())
         memory = F.interpolate(state2[0], size=(hp, wp), mode="bilinear", align_corners=False)
         # The candidates as the flow render (log, scaled) and how each other one differs
         # from it (log ratios, bounded): features of order 1 whatever the brightness.
-        cand_logs = torch.log(cands + LOG_FLOOR)
-        looks = torch.cat([cand_logs[:, :1] / 4,
-                           (cand_logs[:, 1:] - cand_logs[:, :1]).clamp(-4, 4)], 1)
+        logs = torch.log(cands + LOG_FLOOR)
+        looks = torch.cat([logs[:, :1] / 4, (logs[:, 1:] - logs[:, :1]).clamp(-4, 4)], 1)
         learned = self.logits(self.decode(torch.cat([memory, looks.flatten(1, 2)], 1)))
         logits = self.prior + LOGIT_RANGE * torch.tanh(learned / LOGIT_RANGE)
         return torch.softmax(logits, dim=1)[..., :h, :w]
