@@ -89,6 +89,58 @@ def test_sample_cache_is_reused_and_older_versions_are_pruned(tmp_path):
                for a, b in zip(first, again, strict=True))
 
 
+def test_the_sample_cache_drops_what_was_used_longest_ago_past_its_size(tmp_path):
+    now = time.time()
+
+    def entry(name, megabytes, hours_ago):
+        path = tmp_path / f"v{data.DATA_VERSION}-{name}.npz"
+        path.write_bytes(b"x" * (megabytes << 20))
+        os.utime(path, (now - hours_ago * 3600, now - hours_ago * 3600))
+        return path
+
+    ours = entry("ours", 5, 100)  # the running job's: kept, however old and large
+    oldest, old, newer = entry("oldest", 3, 50), entry("old", 3, 40), entry("newer", 3, 30)
+    in_use = entry("in-use", 3, 0.1)  # read minutes ago, by another run perhaps
+    deleted = sample_cache.prune_least_recent(tmp_path, keep={ours}, max_bytes=12 << 20)
+    assert deleted == (2, 6 << 20)  # 17 MB → 11 MB: the two used longest ago
+    assert [p.exists() for p in (ours, oldest, old, newer, in_use)] == [True, False, False,
+                                                                        True, True]
+    # Over the limit with only recent and kept entries left: nothing more goes.
+    assert sample_cache.prune_least_recent(tmp_path, keep={ours}, max_bytes=0) == (1, 3 << 20)
+    assert ours.exists() and in_use.exists() and not newer.exists()
+
+
+def test_reading_cached_samples_marks_the_entry_used(tmp_path, monkeypatch):
+    monkeypatch.setattr(sample_cache, "_recent", sample_cache._RecentSamples())
+    source = data.find_sources(["synthetic:1"])[0]
+    sample_cache.clip_samples(source, SMALL, cache_root=tmp_path)
+    entry = next(tmp_path.glob("*.npz"))
+    long_ago = time.time() - 86400
+    os.utime(entry, (long_ago, long_ago))
+    stored = sample_cache.clip_samples(source, SMALL, cache_root=tmp_path)  # opened
+    assert entry.stat().st_mtime > long_ago + 3600
+    os.utime(entry, (long_ago, long_ago))
+    stored[0]["truth"]  # read by a batch
+    assert entry.stat().st_mtime > long_ago + 3600
+
+
+def test_training_prunes_other_data_from_the_cache_and_says_so(tmp_path):
+    cache = tmp_path / "cache" / "train-data"
+    cache.mkdir(parents=True)
+    other = cache / f"v{data.DATA_VERSION}-another-dataset.npz"
+    with other.open("wb") as f:  # 21 GiB, sparse: over the 20-GiB limit on no disk
+        f.truncate(21 << 30)
+    long_ago = time.time() - 86400
+    os.utime(other, (long_ago, long_ago))
+    proc = run_lexp("train", "--data", "synthetic:2", "--steps", "1", "--work-size", "64",
+                    "--crop", "32", "--batch", "2", "--run-dir", str(tmp_path / "run"),
+                    env={"LEXP_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    assert "deleted the cached samples of 1 clip unused the longest (21.0 GiB) to keep the " \
+        "cache within 20 GiB" in proc.stderr
+    assert not other.exists() and len(list(cache.glob("*.npz"))) == 2  # the run's own kept
+
+
 def test_cached_samples_are_read_when_a_batch_needs_them(tmp_path, synthetic_samples,
                                                          monkeypatch):
     monkeypatch.setattr(sample_cache, "_recent", sample_cache._RecentSamples())

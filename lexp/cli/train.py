@@ -45,8 +45,9 @@ Examples:
 Every clip is training data: a few of its frames in, the linear mean of the dense frames out
 (extrapolate: 5 frames -> 64, the default --case; gap-fill: every 8th of 57, built and
 cached too, trained on with --case gap-fill). Whole clips are held out for
-validation. The run directory gets last.pt (resume), best.pt, model.pt (the weights to
-render with), metrics.jsonl and config.json.
+validation. Samples are cached (LEXP_CACHE_DIR/train-data; past 20 GiB, the ones of other
+data used the longest ago are deleted). The run directory gets last.pt (resume), best.pt,
+model.pt (the weights to render with), metrics.jsonl and config.json.
 """ + EXIT_CODES_HELP
 
 
@@ -205,6 +206,11 @@ class _TrainingDataReport:
             self.finish(**f)
         elif kind == "skip":
             self.reporter.warn(f"skipped {f['clip']}: {f['why']}")
+        elif kind == "cache-pruned":
+            self.reporter.info(f"training data: deleted the cached samples of {f['entries']} "
+                               f"clip{'s' * (f['entries'] != 1)} unused the longest "
+                               f"({f['bytes'] / 2**30:.1f} GiB) to keep the cache within "
+                               f"{f['limit'] / 2**30:.0f} GiB")
         elif kind == "step" and (f["step"] % (10 * LOG_EVERY) == 0 or f["step"] == f["total"]):
             self.reporter.info(f"step {f['step']}/{f['total']}: loss {f['loss']:.4f}, "
                                f"{f['samples_per_s']:.1f} samples/s")

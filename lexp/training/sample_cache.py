@@ -16,9 +16,11 @@ Timelapse) fits on a training machine's disk; reading one back costs ~9 ms inste
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import time
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -99,7 +101,9 @@ def clip_samples(source: Source, config, *, cache_root: Path | None = None,
         else None
     if cached is not None and cached.is_file():
         try:
-            return stored_samples(cached, source.name)
+            stored = stored_samples(cached, source.name)
+            _mark_used(cached)
+            return stored
         except UNREADABLE_ENTRY:
             cached.unlink(missing_ok=True)  # a damaged entry is rebuilt
     need = max(truth for _, truth in CASES.values()) * max(SPEEDS)
@@ -238,6 +242,40 @@ def _build(job: tuple) -> tuple[Source, int | LexpError]:
 
 
 _VERSION_PREFIX = f"v{DATA_VERSION}-"  # cache entries are named v<DATA_VERSION>-<key>.npz
+MAX_CACHE_BYTES = 20 << 30  # 20 GiB (as the flow cache): past it, least recently used go
+RECENT_USE_S = 3600.0  # an entry used this recently is kept: another run may be reading it
+
+
+def _mark_used(entry: Path) -> None:
+    """Record a use of a cache entry (its mtime), for :func:`prune_least_recent`."""
+    with contextlib.suppress(OSError):  # a read-only cache is still a cache
+        os.utime(entry)
+
+
+def prune_least_recent(cache_root: Path, keep: set[Path], max_bytes: int
+                       ) -> tuple[int, int]:
+    """Delete the least recently used entries until the cache fits ``max_bytes``; returns
+    (entries, bytes) deleted. Never ``keep`` (the running job's data, however large) nor
+    an entry used in the last ``RECENT_USE_S`` (another run's, perhaps), so the cache can
+    stay over its size while they are in use. Every experiment on other data or other
+    settings leaves gigabytes behind; without this they would pile up for ever."""
+    entries = []
+    for entry in cache_root.glob(f"{_VERSION_PREFIX}*.npz"):
+        with contextlib.suppress(OSError):  # gone meanwhile: another run pruned it
+            stat = entry.stat()
+            entries.append((stat.st_mtime, stat.st_size, entry))
+    total = sum(size for _, size, _ in entries)
+    cutoff = time.time() - RECENT_USE_S
+    deleted = freed = 0
+    for used, size, entry in sorted(entries):
+        if total - freed <= max_bytes or used >= cutoff:
+            break
+        if entry in keep:
+            continue
+        with contextlib.suppress(OSError):
+            entry.unlink()
+            deleted, freed = deleted + 1, freed + size
+    return deleted, freed
 
 
 def prune_stale_samples(cache_root: Path) -> None:
@@ -343,6 +381,7 @@ class _RecentSamples:
         try:
             if entry is None:
                 entry = np.load(sample.path, allow_pickle=False)
+                _mark_used(sample.path)  # in use: not to be pruned by another run
             arrays = _unpacked(entry, sample.index, entry["blur_sigmas"])
         except UNREADABLE_ENTRY as exc:
             if entry is not None:

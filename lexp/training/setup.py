@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable
@@ -143,10 +144,21 @@ def load_samples(config: TrainConfig, model_config, the_plan: Plan, *, main: boo
         if main:
             emit("skip", clip=source.name, why=error.message)
 
-    everything = sample_cache.build_samples(sources, model_config, cache_dir() / "train-data",
+    cache_root = cache_dir() / "train-data"
+    everything = sample_cache.build_samples(sources, model_config, cache_root,
                                             jobs=jobs if main else 1, on_source=built,
                                             on_skip=skipped,
                                             per_case=config.windows_per_clip)
+    if main:
+        ours = set()
+        for source in sources:
+            with contextlib.suppress(OSError):  # a clip gone since: it has no entry to keep
+                ours.add(sample_cache.entry_path(source, model_config, cache_root,
+                                                 config.windows_per_clip))
+        limit = sample_cache.MAX_CACHE_BYTES
+        entries, freed = sample_cache.prune_least_recent(cache_root, ours, limit)
+        if entries:
+            emit("cache-pruned", entries=entries, bytes=freed, limit=limit)
     # The cache holds every case of a clip; the run trains on config.cases.
     everything = [[s for s in samples if s["case"] in config.cases] for samples in everything]
     usable = [source for source, samples in zip(sources, everything, strict=True) if samples]

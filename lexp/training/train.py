@@ -328,9 +328,10 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
           jobs: int = 1) -> dict:
     """Run (or resume) a training run. ``on_event(kind, **fields)`` hears about
     ``data`` (a clip's samples are ready: ``done`` of ``total`` clips), ``skip`` (a clip
-    that cannot be read), ``data-done`` (the split, and its samples counted), ``step``
-    (every LOG_EVERY steps) and ``eval`` events. ``jobs``: processes that build the
-    samples not in the cache yet.
+    that cannot be read), ``cache-pruned`` (``entries`` of other data deleted from the
+    sample cache, ``bytes`` freed, to keep it within ``limit``), ``data-done`` (the split,
+    and its samples counted), ``step`` (every LOG_EVERY steps) and ``eval`` events.
+    ``jobs``: processes that build the samples not in the cache yet.
     Returns a summary: steps run, best validation loss and step, seconds, paths."""
     import torch
 
