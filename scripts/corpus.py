@@ -4,10 +4,10 @@
     .venv/bin/python scripts/corpus.py [--mirrors DIR] [--out DIR] [--manifest TSV]
 
 ``scripts/corpus.tsv`` lists each clip: its repository, the commit, the path in it, its
-sha256 and a category (water, sky, smoke-fire, trees, traffic, people). Every row was
-looked at before it was kept (three frames of each candidate of
-../shared/corpus/CANDIDATES.md): CG, stock watermarks, film cuts, overlays and
-near-duplicates were dropped. No media is ever in this repository.
+sha256 and a category (water, sky, smoke-fire, fireworks, trees, traffic, people). Every
+row was looked at before it was kept (three frames of each candidate of
+../shared/corpus/CANDIDATES.md, and of the later searches): CG, stock watermarks, film
+cuts, overlays and near-duplicates were dropped. No media is ever in this repository.
 
 Snapshots are git directories under ``--mirrors`` (default /work/.mirror, where the
 search tool's ``fetch`` leaves them), one per repository, named ``owner+name/repo``
