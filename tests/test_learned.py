@@ -122,6 +122,9 @@ def test_reading_cached_samples_marks_the_entry_used(tmp_path, monkeypatch):
     os.utime(entry, (long_ago, long_ago))
     stored[0]["truth"]  # read by a batch
     assert entry.stat().st_mtime > long_ago + 3600
+    os.utime(entry, (long_ago, long_ago))
+    sample_cache.mark_in_use([*stored, {"clip": "in memory, from no entry"}])  # training's
+    assert entry.stat().st_mtime > long_ago + 3600
 
 
 def test_training_prunes_other_data_from_the_cache_and_says_so(tmp_path):
@@ -134,7 +137,7 @@ def test_training_prunes_other_data_from_the_cache_and_says_so(tmp_path):
     os.utime(other, (long_ago, long_ago))
     proc = run_lexp("train", "--data", "synthetic:2", "--steps", "1", "--work-size", "64",
                     "--crop", "32", "--batch", "2", "--run-dir", str(tmp_path / "run"),
-                    env={"LEXP_CACHE_DIR": str(tmp_path / "cache")})
+                    env={"LEXP_CACHE_DIR": str(tmp_path / "cache")}, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert "deleted the cached samples of 1 clip unused the longest (21.0 GiB) to keep the " \
         "cache within 20 GiB" in proc.stderr

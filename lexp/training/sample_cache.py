@@ -244,12 +244,21 @@ def _build(job: tuple) -> tuple[Source, int | LexpError]:
 _VERSION_PREFIX = f"v{DATA_VERSION}-"  # cache entries are named v<DATA_VERSION>-<key>.npz
 MAX_CACHE_BYTES = 20 << 30  # 20 GiB (as the flow cache): past it, least recently used go
 RECENT_USE_S = 3600.0  # an entry used this recently is kept: another run may be reading it
+#                        (a training run marks its entries at every validation pass)
 
 
 def _mark_used(entry: Path) -> None:
     """Record a use of a cache entry (its mtime), for :func:`prune_least_recent`."""
     with contextlib.suppress(OSError):  # a read-only cache is still a cache
         os.utime(entry)
+
+
+def mark_in_use(samples: list) -> None:
+    """Record a use of every cache entry that ``samples`` are read from (a running job
+    calls this now and then, so that another job's :func:`prune_least_recent` leaves
+    them alone even when they are all held in memory)."""
+    for path in {s.path for s in samples if isinstance(s, StoredSample)}:
+        _mark_used(path)
 
 
 def prune_least_recent(cache_root: Path, keep: set[Path], max_bytes: int

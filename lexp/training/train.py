@@ -336,7 +336,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
     import torch
 
     from lexp.model import GeneratorConfig
-    from lexp.training import dataset
+    from lexp.training import dataset, sample_cache
 
     emit = on_event or (lambda kind, **fields: None)
     # Adam's second moments of tiny gradients fall into float32 denormals, which x86 CPUs
@@ -367,6 +367,8 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
 
     def validate() -> bool:
         """Score, keep the checkpoints, and say whether to stop early."""
+        if main:  # the samples' cache entries are in use: not for another run to prune
+            sample_cache.mark_in_use(train_samples + val_samples)
         value = evaluate(parts.network, validation, config, device) if val_samples else \
             progress.last_loss
         saver.update(value, progress, parts)
