@@ -15,7 +15,8 @@ of the whole clip when it is shorter, as `lexp bench` does):
 - an *oracle*: for every block of the frame, the candidate that is closest to the truth
   there, chosen by looking at the truth. Blocks are a fixed fraction of the frame's long
   side (1/80 is 16 px on a 1280-px frame, 4 px at the generator's 320-px work size, about
-  the finest detail its blend weights have).
+  the finest detail its blend weights have); at 1/1, one candidate for the whole frame
+  (what a per-scene choice could gain, with no choice between regions).
 
 No network that sees only the 5 frames can beat the oracle's choice at its own block size
 by choosing; one that blends can do a little better, not much. So if the oracle's median
@@ -34,7 +35,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 CLIPS = REPO.parent / "shared" / "clips"
-BLOCKS = (160, 80, 40, 20)  # oracle block side = the frame's long side / this
+BLOCKS = (160, 80, 40, 20, 1)  # oracle block side = the frame's long side / this (1: one
+#                                choice for the whole frame, the best candidate alone)
 
 
 def validation_clips() -> list[Path]:
