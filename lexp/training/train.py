@@ -326,13 +326,11 @@ def restore(state: dict, parts: Parts, saver: CheckpointSaver, run_dir: Path) ->
 
 def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback | None = None,
           jobs: int = 1) -> dict:
-    """Run (or resume) a training run. ``on_event(kind, **fields)`` hears about
-    ``data`` (a clip's samples are ready: ``done`` of ``total`` clips), ``skip`` (a clip
-    that cannot be read), ``cache-pruned`` (``entries`` of other data deleted from the
-    sample cache, ``bytes`` freed, to keep it within ``limit``), ``data-done`` (the split,
-    and its samples counted), ``step`` (every LOG_EVERY steps) and ``eval`` events.
-    ``jobs``: processes that build the samples not in the cache yet.
-    Returns a summary: steps run, best validation loss and step, seconds, paths."""
+    """Run (or resume) a training run; returns a summary (steps, best validation loss and
+    step, seconds, paths). ``on_event(kind, **fields)`` hears ``data`` (``done`` of ``total``
+    clips ready), ``skip`` (unreadable clip), ``cache-pruned`` (``entries`` and ``bytes`` of
+    other data deleted to keep the sample cache within ``limit``), ``data-done`` (the split),
+    ``step`` and ``eval``. ``jobs``: processes building the samples not in the cache yet."""
     import torch
 
     from lexp.model import GeneratorConfig
@@ -367,7 +365,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_event: EventCallback 
 
     def validate() -> bool:
         """Score, keep the checkpoints, and say whether to stop early."""
-        if main:  # the samples' cache entries are in use: not for another run to prune
+        if main:  # their cache entries are in use: not for another run to prune
             sample_cache.mark_in_use(train_samples + val_samples)
         value = evaluate(parts.network, validation, config, device) if val_samples else \
             progress.last_loss
