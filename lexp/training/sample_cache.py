@@ -253,11 +253,16 @@ def _mark_used(entry: Path) -> None:
         os.utime(entry)
 
 
+def entries_of(samples: list) -> set[Path]:
+    """The cache entries that ``samples`` are read from (samples built in memory: none)."""
+    return {s.path for s in samples if isinstance(s, StoredSample)}
+
+
 def mark_in_use(samples: list) -> None:
     """Record a use of every cache entry that ``samples`` are read from (a running job
     calls this now and then, so that another job's :func:`prune_least_recent` leaves
     them alone even when they are all held in memory)."""
-    for path in {s.path for s in samples if isinstance(s, StoredSample)}:
+    for path in entries_of(samples):
         _mark_used(path)
 
 

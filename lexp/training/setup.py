@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 from collections.abc import Callable
@@ -150,11 +149,7 @@ def load_samples(config: TrainConfig, model_config, the_plan: Plan, *, main: boo
                                             on_skip=skipped,
                                             per_case=config.windows_per_clip)
     if main:
-        ours = set()
-        for source in sources:
-            with contextlib.suppress(OSError):  # a clip gone since: it has no entry to keep
-                ours.add(sample_cache.entry_path(source, model_config, cache_root,
-                                                 config.windows_per_clip))
+        ours = sample_cache.entries_of([s for samples in everything for s in samples])
         limit = sample_cache.MAX_CACHE_BYTES
         entries, freed = sample_cache.prune_least_recent(cache_root, ours, limit)
         if entries:
