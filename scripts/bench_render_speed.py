@@ -5,6 +5,7 @@
     .venv/bin/python scripts/bench_render_speed.py [--frames 120] [--sizes 720p,1080p,4k]
                                                    [--methods mean,flow] [--clip CLIP]
                                                    [--render-args "--device cuda"]
+                                                   [--json PATH]
 
 The content is ../shared/clips/street_traffic_window_360p.mp4 (real traffic; the
 synthetic night street when ../shared/clips is absent, or --clip), scaled with ffmpeg
@@ -15,11 +16,13 @@ resident memory (the kernel's ru_maxrss for that process alone). Ratios are to -
 at the same size, measured in this run, and frames a second (FRAMES / wall time, start-up
 included). ``--render-args`` go to every render (a GPU: ``--device cuda --flow
 raft-small``: RAFT's weights are taken from lexp's cache, the flows never are).
+``--json PATH`` also writes the cells there (scripts/device_checks.py reads them).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -87,6 +90,7 @@ def main() -> int:
     parser.add_argument("--methods", default="mean,flow")
     parser.add_argument("--clip", help="the content (default: the shared street clip)")
     parser.add_argument("--render-args", default="", help="more lexp render options")
+    parser.add_argument("--json", type=Path, help="also write the cells to this file")
     args = parser.parse_args()
     sizes = [s.strip().lower() for s in args.sizes.split(",")]
     methods = [m.strip() for m in args.methods.split(",")]
@@ -109,6 +113,12 @@ def main() -> int:
         if {"1080p", "4k"} <= set(rows):
             for m in methods:
                 print(f"{m}: 4k/1080p {rows['4k'][m][0] / rows['1080p'][m][0]:.2f}×")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "content": clip.name, "frames": args.frames, "render_args": args.render_args,
+            "cells": [{"size": size, "method": m, "seconds": s, "fps": args.frames / s,
+                       "peak_mb": mb} for size, row in rows.items()
+                      for m, (s, mb) in row.items()]}, indent=1))
     return 0
 
 

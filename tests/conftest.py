@@ -24,6 +24,20 @@ def real_clips() -> list[Path]:
 needs_real_clips = pytest.mark.skipif(not real_clips(), reason="../shared/clips is absent")
 
 
+@pytest.hookimpl(trylast=True)  # after -m has deselected: torch is imported only when asked
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests skip, with the reason, where torch sees no CUDA device (``-m gpu`` on a
+    laptop), instead of failing in their fixtures."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in gpu_items:
+            item.add_marker(pytest.mark.skip(reason="no CUDA device"))
+
+
 def ctrl_c_reaches_it() -> None:
     """``preexec_fn`` for a child that a test stops with SIGINT: Ctrl-C's default action.
     A shell runs a background job (``scripts/test &``) with SIGINT ignored; children

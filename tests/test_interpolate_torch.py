@@ -1,5 +1,6 @@
-"""The torch integration (the GPU path) against the OpenCV one, run on the CPU: the same
-torch code a CUDA or MPS render runs."""
+"""The torch integration (the GPU path) against the OpenCV one: run on the CPU always (the
+same torch code a CUDA or MPS render runs), and on CUDA too where there is one (``-m gpu``;
+scripts/device_checks runs them on a lent GPU machine)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,13 @@ from .test_flow_render import drifting, texture
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(scope="module")
-def on_cpu():
-    return interpolate_torch.TorchIntegrator(torch.device("cpu"))
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+@pytest.fixture(scope="module", params=DEVICES)
+def integrator(request):
+    """The torch integrator on each device: the CPU, and CUDA under ``-m gpu``."""
+    return interpolate_torch.TorchIntegrator(torch.device(request.param))
 
 
 def _pair(h: int, w: int, shift: float, seed: int = 0):
@@ -39,13 +44,13 @@ def _pair(h: int, w: int, shift: float, seed: int = 0):
 
 
 @pytest.mark.parametrize("bent", [False, True])
-def test_torch_instants_match_opencv(on_cpu, bent):
+def test_torch_instants_match_opencv(integrator, bent):
     a, b, forward, backward = _pair(72, 96, 4.37)
     bends = interpolate.path_bends(forward, backward, 1.0, (backward * 1.2, 1.0),
                                    (forward * 0.8, 1.0)) if bent else None
     n = 6
     ours = interpolate.integrate_interval(a, b, forward, backward, n, bends) / n
-    theirs = on_cpu.integrate(a, b, forward, backward, n, bends) / n
+    theirs = integrator.integrate(a, b, forward, backward, n, bends) / n
     assert theirs.shape == ours.shape and theirs.dtype == np.float32
     assert metrics.psnr(np.clip(theirs, 0, 1), np.clip(ours, 0, 1)) > 50
     # and the instants did something: the sum is not the plain blend
@@ -53,18 +58,19 @@ def test_torch_instants_match_opencv(on_cpu, bent):
     assert np.abs(ours - plain).max() > 0.01
 
 
-def test_batches_of_instants_add_up_to_one(on_cpu, monkeypatch):
+def test_batches_of_instants_add_up_to_one(integrator, monkeypatch):
     a, b, forward, backward = _pair(40, 56, 3.3, seed=1)
-    whole = on_cpu.integrate(a, b, forward, backward, 9)
-    monkeypatch.setattr(interpolate_torch, "_BATCH_BYTES", {"cpu": 1})  # one at a time
-    assert interpolate_torch.chunk_for("cpu", 40, 56, 8) == 1
-    np.testing.assert_allclose(on_cpu.integrate(a, b, forward, backward, 9), whole,
+    whole = integrator.integrate(a, b, forward, backward, 9)
+    kind = integrator.device.type
+    monkeypatch.setattr(interpolate_torch, "_BATCH_BYTES", {kind: 1})  # one at a time
+    assert interpolate_torch.chunk_for(kind, 40, 56, 8) == 1
+    np.testing.assert_allclose(integrator.integrate(a, b, forward, backward, 9), whole,
                                atol=1e-5)
 
 
-def test_one_instant_is_the_first_frame(on_cpu):
+def test_one_instant_is_the_first_frame(integrator):
     a, b, forward, backward = _pair(16, 20, 0.5)
-    np.testing.assert_array_equal(on_cpu.integrate(a, b, forward, backward, 1), a)
+    np.testing.assert_array_equal(integrator.integrate(a, b, forward, backward, 1), a)
 
 
 @pytest.mark.parametrize("size", [1, 2, 5, 13, 30])
@@ -76,24 +82,25 @@ def test_mirrored_borders_are_opencvs(size):
 
 
 @pytest.mark.parametrize("shape", [(3, 4), (20, 9), (48, 64)])
-def test_blur_is_opencvs(on_cpu, shape):
+def test_blur_is_opencvs(integrator, shape):
     """The local error's blur, even on images smaller than its kernel."""
     image = np.random.default_rng(2).random(shape).astype(np.float32)
     ours = cv2.GaussianBlur(image, (0, 0), 3.0)
-    theirs = on_cpu._blur(torch.from_numpy(image)[None, None])[0, 0].numpy()
+    image_on = torch.from_numpy(image)[None, None].to(integrator.device)
+    theirs = integrator._blur(image_on)[0, 0].cpu().numpy()
     np.testing.assert_allclose(theirs, ours, atol=1e-5)
 
 
-def test_a_render_through_torch_is_the_opencv_render():
+def test_a_render_through_torch_is_the_opencv_render(integrator):
     frames = drifting(8, velocity=5.3)
     config = RenderConfig(method="flow")
     clip = MemoryClip(frames, 30.0)
     ours = flow_render.render_flow(clip, config, _dis())
     theirs = flow_render.render_flow(MemoryClip(frames, 30.0), config, _dis(),
-                                     integrator=interpolate_torch.TorchIntegrator(
-                                         torch.device("cpu")))
+                                     integrator=integrator)
     assert ours.details.flow.samples == theirs.details.flow.samples > 7 * 2
-    assert theirs.details.flow.integrated_on is None  # the CPU is not a GPU
+    on_gpu = integrator.device.type != "cpu"  # a CPU is not a GPU: it is not named
+    assert theirs.details.flow.integrated_on == ("cuda" if on_gpu else None)
     assert metrics.psnr(np.clip(theirs.linear, 0, 1), np.clip(ours.linear, 0, 1)) > 50
 
 
