@@ -29,6 +29,9 @@ call cut off at its limit still brings back what finished; a table is printed la
   network, the same operations and time; its flows are meaningless, and a flow render
   costs a bounded number of taps whatever the motion, so the integration's time is
   what real flows would cost within that bound.
+- ``profile``: where one of those renders spends its time (1080p, RAFT-small on the GPU):
+  Python's profiler, the 30 functions costliest in themselves, in ``profile.txt`` (GPU work
+  shows up where the CPU waits for it), for the next change if 30 fps is not met.
 - ``train``: ``lexp train`` on synthetic scenes for a few hundred steps: samples a second
   on the GPU (what a long schedule for issue 27 would cost).
 
@@ -51,7 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 CARRIED_CLIPS = REPO / ".device" / "clips"  # scripts/device_prep links ../shared/clips here
 SHARED_CLIPS = REPO.parent / "shared" / "clips"
-STEPS = ("env", "tests", "same-image", "speed", "train")
+STEPS = ("env", "tests", "same-image", "speed", "profile", "train")
 SAME_IMAGE_DB = 0.1  # issue 25: the GPU's image within this many dB of the CPU's
 SPEED_VARIANTS = {  # name: lexp render options
     "cuda raft-small": "--device cuda --flow raft-small",
@@ -187,6 +190,37 @@ def render_speed(args, out: Path) -> dict:
     return results
 
 
+def render_profile(args, out: Path) -> dict:
+    import pstats
+
+    import bench_render_speed  # beside this script
+
+    device = "cuda" if _cuda() else "cpu"
+    with tempfile.TemporaryDirectory(prefix="lexp-profile-") as tmp:
+        tmp = Path(tmp)
+        cache, registry = tmp / "cache", tmp / "registry.json"
+        cache.mkdir()
+        _random_raft(cache, registry)
+        speed_clip = args.speed_clip or CARRIED_CLIPS / "street_traffic_window_360p.mp4"
+        source = bench_render_speed.source_clip(
+            str(speed_clip) if speed_clip.is_file() else None, tmp, args.frames)
+        clip = bench_render_speed.scaled(source, bench_render_speed.SIZES["1080p"],
+                                         args.frames, tmp)
+        code = _run([sys.executable, "-m", "cProfile", "-o", str(tmp / "prof"), "-m", "lexp",
+                     "--quiet", "render", str(clip), "-m", "flow", "--device", device,
+                     "--flow", "raft-small", "--max-frames", str(args.frames), "-o",
+                     str(tmp / "out.jpg"), "--overwrite"], out / "profile.log",
+                    {"LEXP_CACHE_DIR": str(cache), "LEXP_REGISTRY": str(registry)})
+        if code != 0:
+            return {"exit": code}
+        with open(out / "profile.txt", "w") as report:
+            stats = pstats.Stats(str(tmp / "prof"), stream=report)
+            stats.sort_stats("tottime").print_stats(30)
+            total = stats.total_tt
+    return {"device": device, "frames": args.frames, "seconds": total,
+            "report": "profile.txt"}
+
+
 def training_speed(args, out: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="lexp-train-") as tmp:
         run_dir = Path(tmp) / "run"
@@ -230,6 +264,11 @@ def table(results: dict) -> str:
                          f"{cell['peak_mb']:.0f} MB")
         if "cells" not in speed:
             lines.append(f"speed {name}: {speed}")
+    profile = results.get("profile", {})
+    if "report" in profile:
+        lines.append(f"profile: 1080p, {profile['frames']} frames on {profile['device']} in "
+                     f"{profile['seconds']:.1f} s; the costliest functions in "
+                     f"{profile['report']}")
     train = results.get("train", {})
     if "samples_per_s" in train:
         lines.append(f"train: {train['samples_per_s']:.1f} samples/s on {train['device']} "
@@ -252,7 +291,7 @@ def main() -> int:
     parser.add_argument("--train-steps", type=int, default=200)
     args = parser.parse_args()
     steps = {"env": environment, "tests": cuda_tests, "same-image": same_image,
-             "speed": render_speed, "train": training_speed}
+             "speed": render_speed, "profile": render_profile, "train": training_speed}
     chosen = [s.strip() for s in args.only.split(",")]
     unknown = set(chosen) - set(steps)
     if unknown:
