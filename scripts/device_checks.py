@@ -10,8 +10,10 @@ then one call of the device tool, with the carry list scripts/device_prep prints
 
     scripts/device_checks          # installs the wheels, then runs this script
 
-Steps (``--only`` picks some), each written to ``$OUT`` (or ``--out``) as it ends, so a
-call cut off at its limit still brings back what finished; a table is printed last:
+Steps (``--only`` picks some). ``$OUT`` (or ``--out``) gets three files, rewritten as each
+step ends, so a call cut off at its limit still brings back what finished (the device
+tool brings back at most 8): ``device_checks.json`` (every figure), ``device_checks.log``
+(every command's output) and ``profile.txt``. A table is printed last:
 
 - ``env``: torch, torchvision, the GPU, CPU cores, the ffmpeg lexp decodes with.
 - ``tests``: the ``gpu``-marked tests (the torch integrator and RAFT on CUDA against the
@@ -43,6 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -63,16 +66,29 @@ SPEED_VARIANTS = {  # name: lexp render options
 }
 
 
-def _run(cmd: list[str], log: Path, env: dict | None = None, timeout: float = 600) -> int:
-    """Run CMD from the repository root, its output to LOG; its exit status."""
-    with open(log, "w") as out:
+LOG = "device_checks.log"
+
+
+def _run(cmd: list[str], out: Path, env: dict | None = None, timeout: float = 600,
+         stdout: Path | None = None) -> tuple[int, str]:
+    """Run CMD from the repository root; (its exit status, its output). The output is
+    appended to OUT's log under the command, or with ``stdout`` given, its standard output
+    goes to that file and the log gets the rest."""
+    with open(out / LOG, "a") as log:
+        log.write(f"\n$ {shlex.join(cmd)}\n")
+        log.flush()
         try:
-            return subprocess.run(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                                  env={**os.environ, **(env or {})}, timeout=timeout
-                                  ).returncode
+            proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, **(env or {})},
+                                  stdout=subprocess.PIPE, text=True, timeout=timeout,
+                                  stderr=subprocess.PIPE if stdout else subprocess.STDOUT)
         except subprocess.TimeoutExpired:
-            out.write(f"\n(stopped after {timeout:.0f} s)\n")
-            return 124
+            log.write(f"(stopped after {timeout:.0f} s)\n")
+            return 124, ""
+        if stdout is not None:
+            stdout.write_text(proc.stdout)
+        text = proc.stderr if stdout is not None else proc.stdout
+        log.write(text)
+    return proc.returncode, text
 
 
 def _cuda() -> bool:
@@ -94,24 +110,22 @@ def environment(args, out: Path) -> dict:
 
 def cuda_tests(args, out: Path) -> dict:
     """The gpu-marked tests; they skip, and say so, where there is no CUDA."""
-    log = out / "tests.log"
-    code = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu",
-                 "-rs", "tests"], log)
-    summary = log.read_text().strip().splitlines()[-1:] or [""]
-    return {"exit": code, "summary": summary[0], "log": log.name}
+    code, text = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m",
+                       "gpu", "-rs", "tests"], out)
+    summary = text.strip().splitlines()[-1:] or [""]
+    return {"exit": code, "summary": summary[0]}
 
 
-def bench_json(clips: list[Path], env: dict, log: Path, cache: Path) -> dict:
-    """`lexp bench --quality` on CLIPS (flow and learned, both protocols) as JSON."""
-    result = log.with_suffix(".json")
+def bench_json(clips: list[Path], env: dict, out: Path, cache: Path, name: str) -> dict:
+    """`lexp bench --quality` on CLIPS (flow and learned, both protocols) as JSON; CACHE is
+    its lexp cache and holds the JSON as NAME."""
+    result = cache / name
     cmd = [sys.executable, "-m", "lexp", "--quiet", "bench", "--methods", "flow,learned",
            "--json"] + [arg for clip in clips for arg in ("--quality", str(clip))]
-    with open(result, "w") as stdout, open(log, "w") as stderr:
-        code = subprocess.run(cmd, cwd=REPO, stdout=stdout, stderr=stderr, timeout=900,
-                              env={**os.environ, "LEXP_CACHE_DIR": str(cache), **env}
-                              ).returncode
+    code, _ = _run(cmd, out, {"LEXP_CACHE_DIR": str(cache), **env}, timeout=900,
+                   stdout=result)
     if code != 0:
-        raise RuntimeError(f"lexp bench failed ({code}): see {log.name}")
+        raise RuntimeError(f"lexp bench failed ({code}): see {LOG}")
     return json.loads(result.read_text())
 
 
@@ -132,10 +146,9 @@ def same_image(args, out: Path) -> dict:
         return {"skipped": "no clips: run scripts/device_prep here and carry them"}
     with tempfile.TemporaryDirectory(prefix="lexp-same-") as cache:
         started = time.perf_counter()
-        on_cpu = bench_json(clips, {"CUDA_VISIBLE_DEVICES": ""}, out / "bench_cpu.log",
-                            Path(cache))
+        on_cpu = bench_json(clips, {"CUDA_VISIBLE_DEVICES": ""}, out, Path(cache), "cpu.json")
         cpu_s = time.perf_counter() - started
-        on_gpu = bench_json(clips, {}, out / "bench_gpu.log", Path(cache))
+        on_gpu = bench_json(clips, {}, out, Path(cache), "gpu.json")
         gpu_s = time.perf_counter() - started - cpu_s
     rows = psnr_differences(on_cpu, on_gpu)
     worst = max(rows, key=lambda r: abs(r["delta"]))
@@ -143,16 +156,18 @@ def same_image(args, out: Path) -> dict:
             "worst": worst, "pass": abs(worst["delta"]) <= SAME_IMAGE_DB, "rows": rows}
 
 
-def _random_raft(cache: Path, registry: Path) -> None:
-    """RAFT-small with random weights in CACHE, named by REGISTRY (no pinned sha256)."""
+def _random_raft(tmp: Path) -> dict:
+    """A lexp cache in TMP holding RAFT-small with random weights, named by a registry with
+    no pinned sha256; the environment that points lexp at both."""
     import torch
 
     from lexp import torch_env
 
+    cache, registry, source = tmp / "cache", tmp / "registry.json", tmp / "raft_random.pth"
+    cache.mkdir()
     torch.manual_seed(0)
-    model = torch_env.torchvision().models.optical_flow.raft_small(weights=None)
-    source = cache.parent / "raft_small_random.pth"
-    torch.save(model.state_dict(), source)
+    torch.save(torch_env.torchvision().models.optical_flow.raft_small(weights=None)
+               .state_dict(), source)
     registry.write_text(json.dumps([{
         "name": "raft-small", "filename": "raft_small_random.pth", "url": "http://127.0.0.1:9/",
         "sha256": None, "size": 0, "licence": "random weights", "used_by": "device checks"}]))
@@ -163,29 +178,31 @@ def _random_raft(cache: Path, registry: Path) -> None:
                           env={**os.environ, **env}).returncode
     if code != 0:
         raise RuntimeError("could not import the random RAFT-small weights")
+    return env
+
+
+def _speed_clip(args) -> Path | None:
+    """The content of the speed steps: --speed-clip, else the carried street clip (which
+    bench_render_speed.py finds only beside the repository), else None (its own)."""
+    clip = args.speed_clip or CARRIED_CLIPS / "street_traffic_window_360p.mp4"
+    return clip if clip.is_file() else None
 
 
 def render_speed(args, out: Path) -> dict:
     results = {}
-    # The shared street clip, carried (bench_render_speed.py finds it only beside the repo).
-    speed_clip = args.speed_clip or CARRIED_CLIPS / "street_traffic_window_360p.mp4"
+    clip = _speed_clip(args)
     with tempfile.TemporaryDirectory(prefix="lexp-speed-") as tmp:
-        cache, registry = Path(tmp) / "cache", Path(tmp) / "registry.json"
-        cache.mkdir()
-        _random_raft(cache, registry)
-        env = {"LEXP_CACHE_DIR": str(cache), "LEXP_REGISTRY": str(registry)}
+        env = _random_raft(Path(tmp))
         for name, render_args in SPEED_VARIANTS.items():
             if "cuda" in render_args and not _cuda():
                 results[name] = {"skipped": "no CUDA device"}
                 continue
             sizes = args.sizes if "cuda" in render_args else args.sizes.split(",")[0]
-            slug = name.replace(" ", "_")
-            cells = out / f"speed_{slug}.json"
-            code = _run([sys.executable, "scripts/bench_render_speed.py", "--frames",
-                         str(args.frames), "--sizes", sizes, "--render-args", render_args,
-                         "--json", str(cells)] + (["--clip", str(speed_clip)]
-                                                  if speed_clip.is_file() else []),
-                        out / f"speed_{slug}.log", env)
+            cells = Path(tmp) / f"speed_{name.replace(' ', '_')}.json"
+            cmd = [sys.executable, "scripts/bench_render_speed.py", "--frames",
+                   str(args.frames), "--sizes", sizes, "--render-args", render_args,
+                   "--json", str(cells)] + (["--clip", str(clip)] if clip else [])
+            code, _ = _run(cmd, out, env)
             results[name] = json.loads(cells.read_text()) if code == 0 else {"exit": code}
     return results
 
@@ -198,36 +215,32 @@ def render_profile(args, out: Path) -> dict:
     device = "cuda" if _cuda() else "cpu"
     with tempfile.TemporaryDirectory(prefix="lexp-profile-") as tmp:
         tmp = Path(tmp)
-        cache, registry = tmp / "cache", tmp / "registry.json"
-        cache.mkdir()
-        _random_raft(cache, registry)
-        speed_clip = args.speed_clip or CARRIED_CLIPS / "street_traffic_window_360p.mp4"
-        source = bench_render_speed.source_clip(
-            str(speed_clip) if speed_clip.is_file() else None, tmp, args.frames)
-        clip = bench_render_speed.scaled(source, bench_render_speed.SIZES["1080p"],
-                                         args.frames, tmp)
-        code = _run([sys.executable, "-m", "cProfile", "-o", str(tmp / "prof"), "-m", "lexp",
-                     "--quiet", "render", str(clip), "-m", "flow", "--device", device,
-                     "--flow", "raft-small", "--max-frames", str(args.frames), "-o",
-                     str(tmp / "out.jpg"), "--overwrite"], out / "profile.log",
-                    {"LEXP_CACHE_DIR": str(cache), "LEXP_REGISTRY": str(registry)})
+        env = _random_raft(tmp)
+        clip = _speed_clip(args)
+        source = bench_render_speed.source_clip(str(clip) if clip else None, tmp,
+                                                args.frames)
+        scaled = bench_render_speed.scaled(source, bench_render_speed.SIZES["1080p"],
+                                           args.frames, tmp)
+        code, _ = _run([sys.executable, "-m", "cProfile", "-o", str(tmp / "prof"), "-m",
+                        "lexp", "--quiet", "render", str(scaled), "-m", "flow", "--device",
+                        device, "--flow", "raft-small", "--max-frames", str(args.frames),
+                        "-o", str(tmp / "out.jpg"), "--overwrite"], out, env)
         if code != 0:
             return {"exit": code}
         with open(out / "profile.txt", "w") as report:
             stats = pstats.Stats(str(tmp / "prof"), stream=report)
             stats.sort_stats("tottime").print_stats(30)
-            total = stats.total_tt
-    return {"device": device, "frames": args.frames, "seconds": total,
+    return {"device": device, "frames": args.frames, "seconds": stats.total_tt,
             "report": "profile.txt"}
 
 
 def training_speed(args, out: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="lexp-train-") as tmp:
         run_dir = Path(tmp) / "run"
-        code = _run([sys.executable, "-m", "lexp", "train", "--data", "synthetic:8",
-                     "--steps", str(args.train_steps), "--eval-every",
-                     str(args.train_steps), "--run-dir", str(run_dir)], out / "train.log",
-                    {"LEXP_CACHE_DIR": str(Path(tmp) / "cache")})
+        code, _ = _run([sys.executable, "-m", "lexp", "train", "--data", "synthetic:8",
+                        "--steps", str(args.train_steps), "--eval-every",
+                        str(args.train_steps), "--run-dir", str(run_dir)], out,
+                       {"LEXP_CACHE_DIR": str(Path(tmp) / "cache")})
         if code != 0:
             return {"exit": code}
         rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
@@ -297,6 +310,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown steps {sorted(unknown)}: choose among {', '.join(STEPS)}")
     args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / LOG).write_text("")
     results: dict = {}
     for name in chosen:
         started = time.perf_counter()
