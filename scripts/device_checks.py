@@ -230,7 +230,7 @@ def render_profile(args, out: Path) -> dict:
         with open(out / "profile.txt", "w") as report:
             stats = pstats.Stats(str(tmp / "prof"), stream=report)
             stats.sort_stats("tottime").print_stats(30)
-    return {"device": device, "frames": args.frames, "seconds": stats.total_tt,
+    return {"device": device, "frames": args.frames, "profiled_s": stats.total_tt,
             "report": "profile.txt"}
 
 
@@ -280,7 +280,7 @@ def table(results: dict) -> str:
     profile = results.get("profile", {})
     if "report" in profile:
         lines.append(f"profile: 1080p, {profile['frames']} frames on {profile['device']} in "
-                     f"{profile['seconds']:.1f} s; the costliest functions in "
+                     f"{profile['profiled_s']:.1f} s; the costliest functions in "
                      f"{profile['report']}")
     train = results.get("train", {})
     if "samples_per_s" in train:
