@@ -111,24 +111,25 @@ class _Exposure:
     (lexp.renderers.resolution)."""
 
     def __init__(self, recorder, stats, full_shape: tuple[int, ...], exact: bool,
-                 integrate=None) -> None:
-        from lexp.renderers.resolution import Composer
-
+                 frames) -> None:
         self.recorder, self.stats = recorder, stats
-        self.integrate = integrate  # interval_sum's: None for OpenCV on the CPU
+        self.frames = frames  # resolution.HostFrames, or on_device.DeviceFrames
         self.exact = exact  # flow at full size: level-0 intervals are integrated there
-        self.composer = Composer(full_shape)
-        self.head: np.ndarray | None = None  # the first half period, until the video shows it
+        self.composer = frames.composer(full_shape)
+        self.head = None  # the first half period, until the video shows it
 
-    def add(self, part: np.ndarray) -> None:
+    def _record(self, part, weight: float, level: float) -> None:
+        self.recorder.add(self.frames.host(part), weight, level)
+
+    def add(self, part) -> None:
         """Light that needs no composing (full size): the ends, the extrapolated part."""
         self.composer.add_full(part)
 
     def total(self) -> np.ndarray:
         return self.composer.total()
 
-    def open(self, linear: np.ndarray) -> None:
-        self.head = linear * np.float32(0.5)  # the first frame's half period before it
+    def open(self, linear) -> None:
+        self.head = linear * 0.5  # the first frame's half period before it
         self.add(self.head)
 
     def settle(self, before: _Interval | None, interval: _Interval,
@@ -143,10 +144,11 @@ class _Exposure:
                                                            before.gap),
                               None if after is None else (after.forward, after.gap))
 
+        integrate, tiled = self.frames.integrate, self.frames.tiled
         level = resolution.level_for(interval.forward, interval.gap)
         if self.exact and level == 0:  # the full-size render, as it always was
             part, n = interval_sum(interval.a.full, interval.b.full, interval.forward,
-                                   interval.gap, interval.backward, bends, self.integrate)
+                                   interval.gap, interval.backward, bends, integrate, tiled)
             self.add(part)
         else:
             a, b = interval.a.at(level), interval.b.at(level)
@@ -160,7 +162,7 @@ class _Exposure:
             forward = resolution.flow_at(interval.forward, size)
             part, n = interval_sum(a, b, forward, interval.gap,
                                    lambda: resolution.flow_at(interval.backward(), size),
-                                   bends_here, self.integrate)
+                                   bends_here, integrate, tiled)
             full_width = interval.a.full.shape[1]
             mask = None if n == 1 else resolution.moving_mask(forward, interval.gap,
                                                               full_width / size[0])
@@ -171,21 +173,21 @@ class _Exposure:
                                               want_part=self.recorder is not None)
         if self.recorder is not None:
             if self.head is None:
-                self.recorder.add(part, interval.gap, interval.level)
+                self._record(part, interval.gap, interval.level)
             else:  # the video's first frame holds the first half period too
-                self.recorder.add(part + self.head, interval.gap + 0.5, interval.level)
+                self._record(part + self.head, interval.gap + 0.5, interval.level)
                 self.head = None
         self.stats.pairs += 1
         self.stats.samples += n
 
-    def close(self, linear: np.ndarray, level: float) -> None:
-        tail = linear * np.float32(0.5)  # the last frame's half period after it
+    def close(self, linear, level: float) -> None:
+        tail = linear * 0.5  # the last frame's half period after it
         self.add(tail)
         if self.recorder is not None:
             if self.head is not None:  # a single frame
-                self.recorder.add(self.head + tail, 1.0, level)
+                self._record(self.head + tail, 1.0, level)
             else:
-                self.recorder.add(tail, 0.5, level)
+                self._record(tail, 0.5, level)
 
 
 def _flow_clip_id(cache, source, config, first: int) -> str | None:
@@ -214,8 +216,9 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     ``learner.observe(linear, flow, time)`` sees every linear frame with the flow into it
     from the previous frame (per frame period, on its own grid; None for the first), and
     ``learner.refine(linear)`` turns the flow render (linear, before crop and keep-sharp)
-    into its own. ``integrator``: a interpolate_torch.TorchIntegrator to synthesise the
-    instants with (a GPU: see ``integrator_for``); None: OpenCV on the CPU."""
+    into its own. ``integrator``: a interpolate_torch.TorchIntegrator (a GPU: see
+    ``integrator_for``), on whose device the frames, their instants and the sums are kept
+    (lexp.renderers.on_device); None: numpy and OpenCV on the CPU."""
     from lexp import media
     from lexp.renderers.prepare import FrameStream
     from lexp.renderers.result import FlowStats, RenderResult
@@ -239,19 +242,22 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     stats = FlowStats(estimator.label())
     if integrator is not None and integrator.device.type != "cpu":
         stats.integrated_on = integrator.device.type
+    from lexp.renderers.resolution import HostFrames
+
+    space = HostFrames(lut) if integrator is None else integrator.frames(lut)
     hits0, misses0 = (cache.hits, cache.misses) if cache is not None else (0, 0)
     with recording(video, config, "flow", info.fps) as recorder:
         # The frame count, when the container says it: the progress bar's ETA.
         total = media.window_length(info, window)
-        walk = _Walk(info.name, estimator, cache, clip_id, lut, stats, recorder, learner,
-                     stream, on_progress, total,
-                     integrator.integrate if integrator is not None else None)
+        walk = _Walk(info.name, estimator, cache, clip_id, space, stats, recorder, learner,
+                     stream, on_progress, total)
         walk.run()
         exposed = walk.exposed
         periods = covered = walk.last_time - walk.first_time + 1
         if exposure is not None and exposure > covered:
             check_extrapolation(exposure, covered, walk.used, config)
-            _extrapolate_into(exposed, walk.history, walk.full_velocities(),
+            history = [space.host(linear) for linear in walk.history]
+            _extrapolate_into(exposed, history, walk.full_velocities(),
                               exposure - covered, config, stream, on_progress, walk.used)
             periods = exposure
         if cache is not None:
@@ -273,14 +279,13 @@ class _Walk:
     one's flow is known (its paths bend the way the motion either side goes), into an
     :class:`_Exposure`; and the last frames and flows, kept for extrapolation."""
 
-    def __init__(self, name, estimator, cache, clip_id, lut, stats, recorder, learner,
-                 stream, on_progress, total: int | None = None, integrate=None) -> None:
+    def __init__(self, name, estimator, cache, clip_id, frames, stats, recorder, learner,
+                 stream, on_progress, total: int | None = None) -> None:
         self.name, self.estimator, self.cache, self.clip_id = name, estimator, cache, clip_id
-        self.lut, self.stats, self.recorder, self.learner = lut, stats, recorder, learner
+        self.frames, self.stats, self.recorder, self.learner = frames, stats, recorder, learner
         self.stream, self.on_progress, self.total = stream, on_progress, total
-        self.integrate = integrate  # _Exposure's
         self.exposed: _Exposure | None = None
-        self.history: list[np.ndarray] = []  # full-size linear frames, newest last
+        self.history: list = []  # full-size linear frames (``frames``' arrays), newest last
         self.velocities: list[np.ndarray] = []  # flows between them (flow size), per period
         self.used = self.first_used = self.last_used = 0
         self.first_time = self.last_time = 0.0
@@ -297,7 +302,7 @@ class _Walk:
                 scale = resolution.flow_scale(h, w)
                 self.size = resolution.work_size(h, w, scale) if scale > 1 else (w, h)
                 self.exposed = _Exposure(self.recorder, self.stats, (h, w, 3), scale == 1,
-                                         self.integrate)
+                                         self.frames)
             current, previous = self._step(frame, previous)
             if current is not None:
                 if pending is not None:
@@ -312,16 +317,11 @@ class _Walk:
 
     def _step(self, frame, previous):
         """Read one frame: (the interval it closes or None, the new ``previous``)."""
-        import cv2
-
         from lexp import flow as flows
         from lexp.renderers import resolution
 
-        # cv2.LUT: the same floats as numpy's lut[rgb], 8× faster at 1080p.
-        linear = cv2.LUT(frame.rgb, self.lut)
-        if frame.gain != 1.0:
-            linear *= np.float32(frame.gain)
-        pyramid = resolution.Pyramid(linear, self.size)
+        linear = self.frames.linear(frame.rgb, frame.gain)
+        pyramid = self.frames.pyramid(linear, self.size)
         rgb = frame.rgb if (frame.rgb.shape[1], frame.rgb.shape[0]) == self.size else \
             resolution.downscale(frame.rgb, self.size)
         current = None
@@ -339,8 +339,8 @@ class _Walk:
             current = _Interval(a, pyramid, forward, backward, gap, self.stream.level())
             self.velocities = (self.velocities + [forward / np.float32(gap)])[-(HISTORY - 1):]
         if self.learner is not None:
-            self.learner.observe(linear, self.velocities[-1] if previous is not None
-                                 else None, frame.time)
+            velocity = self.velocities[-1] if previous is not None else None
+            self.learner.observe(self.frames.host(linear), velocity, frame.time)
         self.history = (self.history + [linear])[-HISTORY:]
         self.used += 1
         self.last_used, self.last_time = frame.index, frame.time

@@ -147,14 +147,18 @@ def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
 
 
 def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,
-                 backward, bends=None, integrate=None) -> tuple[np.ndarray, int]:
+                 backward, bends=None, integrate=None, tiled: bool = True
+                 ) -> tuple[np.ndarray, int]:
     """(the ``gap`` frame periods from linear frame ``a`` to ``b``, summed by the
     trapezoid rule — ``a`` and ``b`` weigh half a sample each, see the module docstring:
     float32 H×W×3; the instants sampled between them). ``forward``: the flow a→b;
     ``backward()`` gives b→a, asked for only when the motion needs more than one sample
     per period; so is ``bends(backward)`` (path_bends' terms, or None: straight paths).
     ``integrate``: integrate_interval's equal elsewhere (a TorchIntegrator's
-    ``integrate``: on a GPU); None: integrate_interval, on the CPU through OpenCV."""
+    ``integrate_tensors``, with ``a`` and ``b`` float32 H×W×3 tensors on its device);
+    None: integrate_interval, on the CPU through OpenCV. ``tiled``: integrate where the
+    motion is, tile by tile (lexp.renderers.tiles; numpy only), or the whole frame at
+    once (a GPU's way: on_device's docstring)."""
     n = samples_for(forward, gap)
     weight = np.float32(gap / n)
     ends = (b - a) * np.float32(0.5)  # turns the left-endpoint sum into the trapezoid
@@ -163,6 +167,8 @@ def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,
     back = backward()
     curve = bends(back) if bends is not None else None
     integrate = integrate or integrate_interval
+    if not tiled:
+        return (integrate(a, b, forward, back, n, curve) + ends) * weight, n
     budget = tiles.WORTH_IT * (n - 1) * a.shape[0] * a.shape[1]
     plan, work = tiles.plan(forward, back, curve, gap, samples_for, budget)
     if work >= budget:  # motion everywhere

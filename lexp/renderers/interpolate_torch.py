@@ -1,9 +1,11 @@
 """The interval integration of :mod:`lexp.renderers.interpolate` on torch tensors: the
 same instants, warps, trust and sums, on any device torch has (CUDA, MPS, CPU).
 
-It takes and returns numpy arrays, so the rest of the flow render (the composing, the
-flow cache, extrapolation) is unchanged; inside, an interval's instants are worked on
-in batches (``chunk_for``), each a handful of tensor operations:
+A flow render with a TorchIntegrator keeps its frames and sums on the same device
+(``frames``: lexp.renderers.on_device) and sums each interval with
+``integrate_tensors``; ``integrate`` takes and returns numpy arrays (the tests compare it
+with OpenCV's). Inside, an interval's instants are worked on in batches (``chunk_for``),
+each a handful of tensor operations:
 
 - where each instant looks A and B up is one matrix product of the (K, F) instant
   weights with the (F, H·W·2) fields (grid, flows, bends), already in grid_sample's
@@ -92,13 +94,25 @@ class TorchIntegrator:
     def integrate(self, a: np.ndarray, b: np.ndarray, forward: np.ndarray,
                   backward: np.ndarray, n: int, bends=None) -> np.ndarray:
         """interpolate.integrate_interval's sum (float32 H×W×3 numpy), here."""
-        torch = self.torch
         if n == 1:
             return a.copy()
+        total = self.integrate_tensors(self._tensor(a), self._tensor(b), forward, backward,
+                                       n, bends)
+        return total.cpu().numpy()
+
+    def integrate_tensors(self, a, b, forward: np.ndarray, backward: np.ndarray, n: int,
+                          bends=None):
+        """The same sum of frames already here (float32 H×W×3 tensors on the device, as
+        on_device.DeviceFrames keeps them): an H×W×3 tensor. The flows and bends are numpy
+        (2, H, W), as the flow render reads them."""
+        torch = self.torch
+        if n == 1:
+            return a.clone()
         h, w = a.shape[:2]
-        with torch.inference_mode():
-            ta = self._tensor(a).permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
-            tb = self._tensor(b).permute(2, 0, 1).unsqueeze(0)
+        # no_grad, not inference_mode: the sums this feeds are updated in place outside it
+        with torch.no_grad():
+            ta = a.permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
+            tb = b.permute(2, 0, 1).unsqueeze(0)
             basis = self._basis(h, w, [forward, backward, *(bends or ())])
             plain_error = self._local_error(ta, tb)
             total = ta + (ta + tb) * ((n - 1) / 2)
@@ -106,7 +120,14 @@ class TorchIntegrator:
             for first in range(1, n, step):
                 ks = range(first, min(n, first + step))
                 total += self._instants(ta, tb, basis, plain_error, ks, n, bends is not None)
-            return total.squeeze(0).permute(1, 2, 0).cpu().numpy()
+            return total.squeeze(0).permute(1, 2, 0)
+
+    def frames(self, lut: np.ndarray):
+        """An on_device.DeviceFrames here: a flow render's frames and sums kept on this
+        device, summed by ``integrate_tensors``."""
+        from lexp.renderers.on_device import DeviceFrames
+
+        return DeviceFrames(self.device, lut, self.integrate_tensors)
 
     def _basis(self, h: int, w: int, flows: list[np.ndarray]):
         """(F, H·W·2): the pixel grid and each (2, H, W) field, in grid_sample's

@@ -99,17 +99,22 @@ def flow_at(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 class Pyramid:
     """One linear frame at full size and at the levels asked for (level 0: the flow
-    size; level k: 2^k times smaller), each made once, by area."""
+    size; level k: 2^k times smaller), each made once, by area. ``full``: float32
+    H×W×3 (numpy here; a device tensor in on_device.DevicePyramid, which overrides
+    ``_downscale``)."""
 
-    def __init__(self, full: np.ndarray, flow_size: tuple[int, int]) -> None:
+    def __init__(self, full, flow_size: tuple[int, int]) -> None:
         self.full = full
         h, w = full.shape[:2]
-        self.levels = {0: full if (w, h) == flow_size else downscale(full, flow_size)}
+        self.levels = {0: full if (w, h) == flow_size else self._downscale(full, flow_size)}
 
-    def at(self, level: int) -> np.ndarray:
+    def _downscale(self, image, size: tuple[int, int]):
+        return downscale(image, size)
+
+    def at(self, level: int):
         if level not in self.levels:
             base = self.levels[0]
-            self.levels[level] = downscale(base, level_size(base, level))
+            self.levels[level] = self._downscale(base, level_size(base, level))
         return self.levels[level]
 
 
@@ -133,59 +138,113 @@ class Composer:
     size, Σ (render − (1 − mask)·plain) there. The exposure is ``full`` plus each of
     those upsampled. Full-size terms are summed in float32, ``FOLD`` at a time, into a
     float64 total (a long exposure adds thousands of terms; converting each full-size
-    term to float64 was a third of the composing)."""
+    term to float64 was a third of the composing).
+
+    Images are numpy here; on_device.DeviceComposer keeps the same sums as tensors on a
+    device by overriding the array hooks at the end."""
 
     FOLD = 32
 
     def __init__(self, full_shape: tuple[int, ...]) -> None:
         self.full_size = (full_shape[1], full_shape[0])
-        self.sum64 = np.zeros(full_shape, np.float64)
-        self.sum32 = np.zeros(full_shape, np.float32)
+        self.sum64 = self._zeros(full_shape, wide=True)
+        self.sum32 = self._zeros(full_shape)
         self.terms = 0
-        self.scratch = np.empty(full_shape, np.float32)
-        self.work: dict[tuple[int, int], np.ndarray] = {}  # size -> sum at that size
+        self.scratch = self._zeros(full_shape)
+        self.work: dict[tuple[int, int], object] = {}  # size -> sum at that size
 
-    def add_full(self, part: np.ndarray) -> None:
+    def add_full(self, part) -> None:
         """A full-size term (float32 H×W×3)."""
         self.sum32 += part
         self.terms += 1
         if self.terms == self.FOLD:
             self.sum64 += self.sum32
-            self.sum32.fill(0)
+            self.sum32[...] = 0
             self.terms = 0
 
-    def _plain(self, a_full, b_full, weight) -> np.ndarray:
+    def _plain(self, a_full, b_full, weight):
         """(a + b)·weight into the scratch buffer (weight: a scalar or H×W×1)."""
-        np.add(a_full, b_full, out=self.scratch)
+        self._add(a_full, b_full, self.scratch)
         self.scratch *= weight
         return self.scratch
 
-    def add_interval(self, a_full, b_full, a_work, b_work, render_work: np.ndarray,
-                     gap: float, mask: np.ndarray | None, want_part: bool = False
-                     ) -> np.ndarray | None:
+    def add_interval(self, a_full, b_full, a_work, b_work, render_work, gap: float,
+                     mask: np.ndarray | None, want_part: bool = False):
         """One interval: its render at the working size of ``a_work`` (the sum over its
-        ``gap`` periods, ends by the trapezoid rule) and ``mask`` there (None: no
-        in-between instant was needed, so the render is the plain blend, kept at full
+        ``gap`` periods, ends by the trapezoid rule) and ``mask`` there (numpy H×W; None:
+        no in-between instant was needed, so the render is the plain blend, kept at full
         size). ``want_part``: return the interval's sum at full size as the exposure has
         it (for the trail video)."""
-        half = np.float32(gap / 2)
+        half = float(gap / 2)
         if mask is None:
             plain = self._plain(a_full, b_full, half)
             self.add_full(plain)
-            return plain.copy() if want_part else None
+            return self._copy(plain) if want_part else None
         size = (a_work.shape[1], a_work.shape[0])
-        kept = self._plain(a_full, b_full, (half * (1 - upscale(mask, self.full_size)))[..., None])
+        still = 1 - self._mask(mask)  # H×W×1 at the working size
+        kept = self._plain(a_full, b_full, self._upscale(still, self.full_size) * half)
         self.add_full(kept)
-        moving = render_work - (a_work + b_work) * (half * (1 - mask))[..., None]
+        moving = render_work - (a_work + b_work) * (still * half)
         if size not in self.work:
-            self.work[size] = np.zeros(moving.shape, np.float64)
+            self.work[size] = self._zeros(moving.shape, wide=True)
         self.work[size] += moving
-        return kept + upscale(moving.astype(np.float32), self.full_size) if want_part \
-            else None
+        return kept + self._upscale(moving, self.full_size) if want_part else None
 
     def total(self) -> np.ndarray:
-        """The exposure's sum, float64 H×W×3 at full size."""
+        """The exposure's sum, float64 H×W×3 at full size (numpy, wherever it was summed)."""
         out = self.sum64 + self.sum32
         for part in self.work.values():
-            out += upscale(part.astype(np.float32), self.full_size)
-        return out
+            out += self._upscale(part, self.full_size)
+        return self._host(out)
+
+    # The array hooks: numpy and OpenCV here.
+    def _zeros(self, shape: tuple[int, ...], wide: bool = False) -> np.ndarray:
+        return np.zeros(shape, np.float64 if wide else np.float32)
+
+    def _add(self, a, b, out) -> None:
+        np.add(a, b, out=out)
+
+    def _copy(self, image) -> np.ndarray:
+        return image.copy()
+
+    def _upscale(self, image, size: tuple[int, int]) -> np.ndarray:
+        """float32 H×W×C (C = 1 kept) at ``size``, whatever ``image``'s float type."""
+        out = upscale(image.astype(np.float32, copy=False), size)
+        return out[..., None] if out.ndim == 2 else out
+
+    def _mask(self, mask: np.ndarray) -> np.ndarray:
+        return mask[..., None]
+
+    def _host(self, image) -> np.ndarray:
+        return image
+
+
+class HostFrames:
+    """The flow render's frames on the CPU (numpy; OpenCV to resize and integrate): linear
+    light, pyramids and the exposure's sums. on_device.DeviceFrames is its equal on a
+    torch device."""
+
+    tiled = True  # intervals are integrated tile by tile (lexp.renderers.tiles)
+    integrate = None  # interpolate.interval_sum's default: OpenCV
+
+    def __init__(self, lut: np.ndarray) -> None:
+        self.lut = lut  # 256 entries, float32
+
+    def linear(self, rgb: np.ndarray, gain: float) -> np.ndarray:
+        """A decoded uint8 H×W×3 frame in linear light, float32 (× ``gain``)."""
+        import cv2
+
+        linear = cv2.LUT(rgb, self.lut)  # the same floats as lut[rgb], 8× faster at 1080p
+        if gain != 1.0:
+            linear *= np.float32(gain)
+        return linear
+
+    def pyramid(self, linear, flow_size: tuple[int, int]) -> Pyramid:
+        return Pyramid(linear, flow_size)
+
+    def composer(self, full_shape: tuple[int, ...]) -> Composer:
+        return Composer(full_shape)
+
+    def host(self, image) -> np.ndarray:
+        """``image`` as a numpy array (for the trail video, extrapolation, the learner)."""
+        return image

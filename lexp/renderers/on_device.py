@@ -1,0 +1,145 @@
+"""The flow render's frames and sums on a torch device (a GPU): what
+resolution.HostFrames does with numpy and OpenCV on the CPU — linear light through the
+transfer's table, the pyramid by area, the exposure's sums composed at full size — on
+tensors that stay on the device. Each decoded frame goes there once, as uint8 (a quarter
+of its linear floats), and the exposure comes back once, at the end.
+
+Without this, a GPU render synthesised its instants on the GPU but did everything else at
+full size with numpy: the frames in linear light, the pyramid, the plain blends, the
+masks upsampled, the running sums — about 50 ms a 1080p frame on this 2-core CPU, more
+than a 30 frames/s render has.
+
+What stays on the CPU is small: decoding, the uint8 copy of each frame the flow estimator
+reads (at the flow size), and the per-interval decisions read from the flows (the level,
+the instants, the path bends, the moving mask: at the flow or working size). An interval
+is integrated whole, not tile by tile (``tiled = False``): on a GPU a frame's worth of
+instants is one batch, where tiles would be dozens of small launches and copies. The
+whole frame takes every pixel at the fastest tile's count of instants, which refines a
+slow tile's trail rather than changing it.
+
+Images here are float32 H×W×3 tensors (the layout of the numpy path, so the same
+arithmetic in resolution.Composer and interpolate.interval_sum serves both).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lexp.renderers.resolution import Composer, Pyramid
+
+
+def area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) float32: cv2.resize's INTER_AREA along one axis as a matrix. Output
+    pixel i covers [i·s, (i + 1)·s) of the input (s = n_in / n_out) and takes each input
+    pixel by the share of it that range covers (whole factors: plain averages)."""
+    scale = n_in / n_out
+    low = np.arange(n_out)[:, None] * scale
+    pixel = np.arange(n_in)[None, :]
+    overlap = np.minimum(low + scale, pixel + 1) - np.maximum(low, pixel)
+    return (np.clip(overlap, 0, None) / scale).astype(np.float32)
+
+
+class DeviceFrames:
+    """The flow render's frames on ``device`` (resolution.HostFrames' interface).
+    ``integrate``: the TorchIntegrator's tensor method the intervals are summed with."""
+
+    tiled = False  # the module docstring: a whole frame is one batch
+
+    def __init__(self, device, lut: np.ndarray, integrate) -> None:
+        import torch
+
+        self.torch, self.device, self.integrate = torch, device, integrate
+        self.lut = torch.from_numpy(np.ascontiguousarray(lut, np.float32)).to(device)
+        self._weights: dict[tuple[int, int], object] = {}  # (n_in, n_out) -> matrix
+
+    def linear(self, rgb: np.ndarray, gain: float):
+        """A decoded uint8 H×W×3 frame in linear light on the device, float32 (× ``gain``)."""
+        codes = self.torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device)
+        linear = self.lut[codes.long()]  # long: a uint8 index would be read as a mask
+        if gain != 1.0:
+            linear *= gain
+        return linear
+
+    def pyramid(self, linear, flow_size: tuple[int, int]) -> DevicePyramid:
+        return DevicePyramid(linear, flow_size, self)
+
+    def composer(self, full_shape: tuple[int, ...]) -> DeviceComposer:
+        return DeviceComposer(full_shape, self)
+
+    def host(self, image) -> np.ndarray:
+        """``image`` as a numpy array (for the trail video, extrapolation, the learner)."""
+        return image.cpu().numpy() if isinstance(image, self.torch.Tensor) else image
+
+    def on_device(self, image):
+        """A numpy image (extrapolated light, a mask) as a tensor here."""
+        if isinstance(image, self.torch.Tensor):
+            return image
+        return self.torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
+
+    def downscale(self, image, size: tuple[int, int]):
+        """resolution.downscale's INTER_AREA on an H×W×C tensor: plain averages for whole
+        factors (1080p and 4K to the 960-px flow size), one matrix per axis otherwise."""
+        h, w, c = image.shape
+        if h % size[1] == 0 and w % size[0] == 0:
+            chw = image.permute(2, 0, 1).unsqueeze(0)
+            pooled = self.torch.nn.functional.avg_pool2d(chw, (h // size[1], w // size[0]))
+            return pooled.squeeze(0).permute(1, 2, 0)
+        rows = self._weight(h, size[1]) @ image.reshape(h, w * c)  # (height out, w·c)
+        return self.torch.einsum("xw,ywc->yxc", self._weight(w, size[0]),
+                                 rows.view(size[1], w, c))
+
+    def upscale(self, image, size: tuple[int, int]):
+        """resolution.upscale's bilinear (cv2.INTER_LINEAR: pixel centres, edges held) on
+        an H×W×C tensor, as float32."""
+        chw = image.float().permute(2, 0, 1).unsqueeze(0)
+        out = self.torch.nn.functional.interpolate(chw, size=(size[1], size[0]),
+                                                   mode="bilinear", align_corners=False)
+        return out.squeeze(0).permute(1, 2, 0)
+
+    def _weight(self, n_in: int, n_out: int):
+        if (n_in, n_out) not in self._weights:
+            self._weights[(n_in, n_out)] = self.on_device(area_weights(n_in, n_out))
+        return self._weights[(n_in, n_out)]
+
+
+class DevicePyramid(Pyramid):
+    """resolution.Pyramid of a frame on the device."""
+
+    def __init__(self, full, flow_size: tuple[int, int], frames: DeviceFrames) -> None:
+        self.frames = frames
+        super().__init__(full, flow_size)
+
+    def _downscale(self, image, size: tuple[int, int]):
+        return self.frames.downscale(image, size)
+
+
+class DeviceComposer(Composer):
+    """resolution.Composer's sums as tensors on the device (float64 totals there too);
+    ``total()`` brings the exposure back."""
+
+    def __init__(self, full_shape: tuple[int, ...], frames: DeviceFrames) -> None:
+        self.frames = frames
+        super().__init__(full_shape)
+
+    def add_full(self, part) -> None:
+        super().add_full(self.frames.on_device(part))  # extrapolated light is numpy
+
+    def _zeros(self, shape: tuple[int, ...], wide: bool = False):
+        torch = self.frames.torch
+        return torch.zeros(shape, dtype=torch.float64 if wide else torch.float32,
+                           device=self.frames.device)
+
+    def _add(self, a, b, out) -> None:
+        self.frames.torch.add(a, b, out=out)
+
+    def _copy(self, image):
+        return image.clone()
+
+    def _upscale(self, image, size: tuple[int, int]):
+        return self.frames.upscale(image, size)
+
+    def _mask(self, mask: np.ndarray):
+        return self.frames.on_device(mask.astype(np.float32, copy=False))[..., None]
+
+    def _host(self, image) -> np.ndarray:
+        return self.frames.host(image)
