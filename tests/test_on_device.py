@@ -155,3 +155,25 @@ def test_area_weights_are_shares_of_pixels():
     np.testing.assert_allclose(weights[0], [0.4, 0.4, 0.2, 0, 0], atol=1e-6)
     assert cv2.resize(np.arange(5, dtype=np.float32)[None], (2, 1),
                       interpolation=cv2.INTER_AREA)[0] == pytest.approx(weights @ np.arange(5))
+
+
+def test_path_bends_on_the_device_are_the_numpy_ones(frames):
+    from lexp.renderers import interpolate
+
+    rng = np.random.default_rng(4)
+    forward, backward, back, on = rng.normal(0, 3, (4, 2, 30, 40)).astype(np.float32)
+    ours = interpolate.path_bends(*map(frames.flow, (forward, backward)), 2.0,
+                                  (frames.flow(back), 1.0), (frames.flow(on), 3.0),
+                                  sample_flow=frames.sample_flow)
+    theirs = interpolate.path_bends(forward, backward, 2.0, (back, 1.0), (on, 3.0))
+    for x, y in zip(ours, theirs, strict=True):
+        # remap rounds its coordinates to 1/32 px, grid_sample does not
+        np.testing.assert_allclose(_host(frames, x), y, atol=0.05)
+        assert np.abs(y).max() > 1  # and they bend
+
+
+@pytest.mark.parametrize("size", [(20, 15), (80, 60), (33, 17)])
+def test_flows_resampled_on_the_device_are_resolutions(frames, size):
+    flow = np.random.default_rng(5).normal(0, 3, (2, 30, 40)).astype(np.float32)
+    ours = _host(frames, frames.flow_at(frames.flow(flow), size))
+    np.testing.assert_allclose(ours, resolution.flow_at(flow, size), atol=1e-4)

@@ -138,11 +138,15 @@ class _Exposure:
         bend the way the motion either side of it goes."""
         from lexp.renderers import resolution
 
+        frames = self.frames
+        flow = frames.flow  # where the bends are worked out: numpy, or the GPU
+
         def bends(backward):
-            return path_bends(interval.forward, backward, interval.gap,
-                              None if before is None else (before.backward_estimate(),
+            return path_bends(flow(interval.forward), flow(backward), interval.gap,
+                              None if before is None else (flow(before.backward_estimate()),
                                                            before.gap),
-                              None if after is None else (after.forward, after.gap))
+                              None if after is None else (flow(after.forward), after.gap),
+                              sample_flow=frames.sample_flow)
 
         integrate, tiled = self.frames.integrate, self.frames.tiled
         level = resolution.level_for(interval.forward, interval.gap)
@@ -156,7 +160,7 @@ class _Exposure:
 
             def bends_here(_backward):
                 curve = bends(interval.backward())
-                return None if curve is None else tuple(resolution.flow_at(x, size)
+                return None if curve is None else tuple(frames.flow_at(x, size)
                                                         for x in curve)
 
             forward = resolution.flow_at(interval.forward, size)

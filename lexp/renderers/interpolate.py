@@ -80,29 +80,34 @@ def instant_weights(s: float, bent: bool) -> list[list[float]]:
 
 
 def path_bends(forward: np.ndarray, backward: np.ndarray, gap: float, before=None,
-               after=None) -> tuple[np.ndarray, ...] | None:
+               after=None, sample_flow=None) -> tuple[np.ndarray, ...] | None:
     """How the paths through an interval bend away from the chord (module docstring).
 
     ``forward``/``backward``: (2, H, W) flows A→B and B→A in pixels over ``gap`` frame
     periods. ``before``: (flow A→frame before A on A's grid, its gap) or None;
     ``after``: (flow B→frame after B on B's grid, its gap) or None. Returns the four
     (2, H, W) float32 tangent-minus-chord terms (A's path at A, at B; B's path at B, at
-    A), or None when there is no neighbour."""
+    A), or None when there is no neighbour. The flows may be numpy arrays or, with
+    ``sample_flow`` (``_sample_flow``'s equal there: on_device.DeviceFrames'), tensors."""
     if before is None and after is None:
         return None
-    zero = np.zeros_like(forward)
+    zero = forward * 0  # (numpy or torch alike)
     a_start = a_end = b_start = b_end = zero
+    sample_flow = sample_flow or _sample_flow
     if before is not None:
         back, g0 = before  # A → the frame before, on A's grid
         a_start = -(gap * back + g0 * forward) / (g0 + gap)
-        beyond = _sample_flow(back, backward)  # where B's pixels were one interval earlier
+        beyond = sample_flow(back, backward)  # where B's pixels were one interval earlier
         b_end = (gap * beyond - g0 * backward) / (gap + g0)
     if after is not None:
         on, g2 = after  # B → the frame after, on B's grid
         b_start = -(gap * on + g2 * backward) / (g2 + gap)
-        beyond = _sample_flow(on, forward)
+        beyond = sample_flow(on, forward)
         a_end = (gap * beyond - g2 * forward) / (gap + g2)
-    return tuple(np.asarray(x, np.float32) for x in (a_start, a_end, b_start, b_end))
+    terms = (a_start, a_end, b_start, b_end)
+    if isinstance(forward, np.ndarray):
+        return tuple(np.asarray(x, np.float32) for x in terms)
+    return terms
 
 
 def _sample_flow(flow: np.ndarray, at: np.ndarray) -> np.ndarray:

@@ -71,7 +71,10 @@ class TorchIntegrator:
         self.kernel_y = k.view(1, 1, -1, 1)
         self._borders: dict[tuple[int, int], tuple] = {}
 
-    def _tensor(self, array: np.ndarray):
+    def _tensor(self, array):
+        """A numpy array as a tensor here (a tensor as it is: the bends may be one)."""
+        if isinstance(array, self.torch.Tensor):
+            return array
         return self.torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
 
     def _blur(self, x):
@@ -104,7 +107,7 @@ class TorchIntegrator:
                           bends=None):
         """The same sum of frames already here (float32 H×W×3 tensors on the device, as
         on_device.DeviceFrames keeps them): an H×W×3 tensor. The flows and bends are numpy
-        (2, H, W), as the flow render reads them."""
+        (2, H, W) or, the bends, tensors here."""
         torch = self.torch
         if n == 1:
             return a.clone()

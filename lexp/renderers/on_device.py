@@ -66,6 +66,35 @@ class DeviceFrames:
     def composer(self, full_shape: tuple[int, ...]) -> DeviceComposer:
         return DeviceComposer(full_shape, self)
 
+    def flow(self, flow: np.ndarray):
+        """A (2, H, W) numpy flow as a tensor here, for the path bends."""
+        return self.on_device(flow)
+
+    def sample_flow(self, flow, at):
+        """interpolate._sample_flow on tensors: (2, H, W) ``flow`` looked up at each pixel
+        displaced by ``at`` (2, H, W), bilinear with edges held (cv2.remap's
+        BORDER_REPLICATE; grid_sample's coordinates run −1 … 1 over pixel centres)."""
+        torch = self.torch
+        _, h, w = flow.shape
+        ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=self.device),
+                                torch.arange(w, dtype=torch.float32, device=self.device),
+                                indexing="ij")
+        grid = torch.stack([(xs + at[0]) * (2 / max(w - 1, 1)) - 1,
+                            (ys + at[1]) * (2 / max(h - 1, 1)) - 1], dim=-1)
+        return torch.nn.functional.grid_sample(flow.unsqueeze(0), grid.unsqueeze(0),
+                                               mode="bilinear", padding_mode="border",
+                                               align_corners=True).squeeze(0)
+
+    def flow_at(self, flow, size: tuple[int, int]):
+        """resolution.flow_at on a (2, h, w) tensor: resampled to ``size`` (width, height),
+        in that grid's pixels."""
+        if (flow.shape[2], flow.shape[1]) == size:
+            return flow
+        resize = self.downscale if size[0] < flow.shape[2] else self.upscale
+        scale = self.torch.tensor([size[0] / flow.shape[2], size[1] / flow.shape[1]],
+                                  dtype=flow.dtype, device=self.device)
+        return (resize(flow.permute(1, 2, 0), size) * scale).permute(2, 0, 1)
+
     def host(self, image) -> np.ndarray:
         """``image`` as a numpy array (for the trail video, extrapolation, the learner)."""
         return image.cpu().numpy() if isinstance(image, self.torch.Tensor) else image

@@ -242,6 +242,15 @@ class HostFrames:
     def pyramid(self, linear, flow_size: tuple[int, int]) -> Pyramid:
         return Pyramid(linear, flow_size)
 
+    def flow(self, flow: np.ndarray) -> np.ndarray:
+        """A (2, H, W) flow where the path bends are worked out: here, as it is."""
+        return flow
+
+    sample_flow = None  # interpolate.path_bends' default: OpenCV's remap
+
+    def flow_at(self, flow, size: tuple[int, int]):
+        return flow_at(flow, size)
+
     def composer(self, full_shape: tuple[int, ...]) -> Composer:
         return Composer(full_shape)
 
