@@ -64,3 +64,16 @@ def test_an_unknown_step_is_a_usage_error():
     proc = subprocess.run([sys.executable, str(SCRIPT), "--only", "tests,warp-drive"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "warp-drive" in proc.stderr
+
+
+def test_the_gpus_render_run_here_is_the_cpus(clips):
+    """scripts/same_image_on_cpu.py: the torch path (on_device, as a GPU runs it) forced
+    onto the CPU, against the numpy one, through the whole quality bench."""
+    script = SCRIPT.parent / "same_image_on_cpu.py"
+    proc = subprocess.run([sys.executable, str(script), str(clips["street"]), "--methods",
+                           "flow", "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["rows"] and result["torch_renders"] >= len(result["rows"])
+    assert result["pass"] and abs(result["worst"]["delta"]) <= 0.1
+    assert result["seconds"]["torch"] > 0

@@ -143,8 +143,8 @@ class DevicePyramid(Pyramid):
 
 
 class DeviceComposer(Composer):
-    """resolution.Composer's sums as tensors on the device (float64 totals there too);
-    ``total()`` brings the exposure back."""
+    """resolution.Composer's sums as tensors on the device (float64 totals there too,
+    but on MPS); ``total()`` brings the exposure back, as float64 numpy."""
 
     def __init__(self, full_shape: tuple[int, ...], frames: DeviceFrames) -> None:
         self.frames = frames
@@ -155,6 +155,9 @@ class DeviceComposer(Composer):
 
     def _zeros(self, shape: tuple[int, ...], wide: bool = False):
         torch = self.frames.torch
+        # MPS has no float64: there the totals are float32 too (still folded 32 terms at
+        # a time, so a thousand-frame exposure keeps ~5 significant digits)
+        wide = wide and self.frames.device.type != "mps"
         return torch.zeros(shape, dtype=torch.float64 if wide else torch.float32,
                            device=self.frames.device)
 
@@ -171,4 +174,4 @@ class DeviceComposer(Composer):
         return self.frames.on_device(mask.astype(np.float32, copy=False))[..., None]
 
     def _host(self, image) -> np.ndarray:
-        return self.frames.host(image)
+        return self.frames.host(image).astype(np.float64, copy=False)
