@@ -225,6 +225,7 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     (lexp.renderers.on_device); None: numpy and OpenCV on the CPU."""
     from lexp import media
     from lexp.renderers.prepare import FrameStream
+    from lexp.renderers.resolution import HostFrames
     from lexp.renderers.result import FlowStats, RenderResult
     from lexp.renderers.trail_video import recording
 
@@ -246,8 +247,6 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     stats = FlowStats(estimator.label())
     if integrator is not None and integrator.device.type != "cpu":
         stats.integrated_on = integrator.device.type
-    from lexp.renderers.resolution import HostFrames
-
     space = HostFrames(lut) if integrator is None else integrator.frames(lut)
     hits0, misses0 = (cache.hits, cache.misses) if cache is not None else (0, 0)
     with recording(video, config, "flow", info.fps) as recorder:
