@@ -99,13 +99,17 @@ def _close(a, b, floor: float = 50) -> None:
     assert metrics.psnr(np.clip(a.linear, 0, 1), np.clip(b.linear, 0, 1)) > floor
 
 
-def test_working_sizes_on_the_device_are_the_host_render(integrator, monkeypatch):
-    """Flow and fast motion at a reduced size, composed with full-size frames."""
+@pytest.mark.parametrize("velocity", [9.0, 2.6])
+def test_working_sizes_on_the_device_are_the_host_render(integrator, monkeypatch, velocity):
+    """Flow at a reduced size; fast motion there, composed with full-size frames, and slow
+    motion at full size along the flow upsampled (resolution.finer_level)."""
     monkeypatch.setattr(resolution, "FULL_FLOW_SIDE", 64)
     monkeypatch.setattr(resolution, "FLOW_SIDE", 64)
-    host, device = _both(integrator, drifting(5, velocity=9.0))
+    host, device = _both(integrator, drifting(5, velocity=velocity))
     assert device.details.flow.work_size == host.details.flow.work_size
-    assert device.details.flow.work_size[0] < 128  # the frames are 128 px wide
+    fast = velocity > resolution.FINE_STEPS_PER_PERIOD  # full-size px a period
+    assert (device.details.flow.work_size is not None) == fast  # 128 px wide frames
+    assert device.details.flow.samples > 4  # instants, either way
     _close(host, device)
 
 

@@ -42,6 +42,43 @@ def test_the_level_follows_the_motion_and_flow_the_size():
     assert resolution.flow_scale(2160, 3840) == pytest.approx(3840 / resolution.FLOW_SIDE)
 
 
+def test_slow_motion_is_finer_than_a_reduced_flow():
+    flow = np.zeros((2, 540, 960), np.float32)
+    flow[0] = 1.2  # 1.2 flow px a period
+    assert resolution.finer_level(flow, 1.0, 1.0) == 0  # flow at full size: level 0 is it
+    assert resolution.finer_level(flow, 1.0, 2.0) == -1  # 1080p: 2.4 px at full size
+    assert resolution.finer_level(flow, 1.0, 4.0) == -1  # 4K: 4.8 px at full, 2.4 at 1920
+    assert resolution.finer_level(flow, 2.0, 4.0) == -2  # over 2 periods: 2.4 at full
+    assert resolution.finer_level(flow, 1.0, 2.8) == -1  # 2.7K: 3.4 px at full size
+    assert resolution.finer_level(flow * 0.8, 1.0, 2.8) == -2  # 2.7 px: −2 is the full size
+    flow[0] = 2.0  # 4 px a period at 1080p
+    assert resolution.finer_level(flow, 1.0, 2.0) == 0
+    frame = texture(108, 192, seed=1).astype(np.float32)
+    pyramid = resolution.Pyramid(frame, (48, 27))  # flow a quarter of the size
+    assert pyramid.at(-1).shape == (54, 96, 3)  # twice the flow size, from the full frame
+    np.testing.assert_array_equal(pyramid.at(-1), resolution.downscale(frame, (96, 54)))
+    assert pyramid.at(-2) is frame and pyramid.at(-3) is frame  # the full size at most
+
+
+def test_slow_motion_of_a_reduced_flow_keeps_full_size_detail(monkeypatch):
+    """Fine detail drifting a pixel or two a period (stars) is integrated at full size, not
+    at the reduced flow's size and upsampled."""
+    frames = drifting(6, velocity=2.6)  # 2.6 px a frame at 128 px wide
+    reference = render(frames, flow="dis")  # flow at full size: integrated there
+    monkeypatch.setattr(resolution, "FULL_FLOW_SIDE", 64)
+    monkeypatch.setattr(resolution, "FLOW_SIDE", 64)  # flow at 64×48: 1.3 px a period
+    fine = render(frames, flow="dis")
+    assert fine.details.flow.work_size is None  # nothing composed from a smaller size
+    monkeypatch.setattr(resolution, "FINE_STEPS_PER_PERIOD", 0.0)  # as before: at 64×48
+    coarse = render(frames, flow="dis")
+    assert coarse.details.flow.work_size == (64, 48)
+    encode = lambda x: colour.encode(x, "srgb")  # noqa: E731
+    inner = (slice(8, -8), slice(8, -8))
+    near, far = (metrics.psnr(encode(x.linear)[inner], encode(reference.linear)[inner])
+                 for x in (fine, coarse))
+    assert near > far + 3, (near, far)
+
+
 def test_a_still_clip_at_a_reduced_scale_is_still_its_mean(monkeypatch):
     monkeypatch.setattr(resolution, "FULL_FLOW_SIDE", 40)
     monkeypatch.setattr(resolution, "FLOW_SIDE", 40)  # flow at 40×30

@@ -110,11 +110,11 @@ class _Exposure:
     frames, at a working size composed with the full-size frames
     (lexp.renderers.resolution)."""
 
-    def __init__(self, recorder, stats, full_shape: tuple[int, ...], exact: bool,
+    def __init__(self, recorder, stats, full_shape: tuple[int, ...], flow_scale: float,
                  frames) -> None:
         self.recorder, self.stats = recorder, stats
         self.frames = frames  # resolution.HostFrames, or on_device.DeviceFrames
-        self.exact = exact  # flow at full size: level-0 intervals are integrated there
+        self.flow_scale = flow_scale  # full-size pixels per flow pixel (1: flow at full size)
         self.composer = frames.composer(full_shape)
         self.head = None  # the first half period, until the video shows it
 
@@ -148,31 +148,29 @@ class _Exposure:
                               None if after is None else (flow(after.forward), after.gap),
                               sample_flow=frames.sample_flow)
 
-        integrate, tiled = self.frames.integrate, self.frames.tiled
         level = resolution.level_for(interval.forward, interval.gap)
-        if self.exact and level == 0:  # the full-size render, as it always was
-            part, n = interval_sum(interval.a.full, interval.b.full, interval.forward,
-                                   interval.gap, interval.backward, bends, integrate, tiled)
+        if level == 0:  # slow: finer than the flow where the flow is reduced
+            level = resolution.finer_level(interval.forward, interval.gap, self.flow_scale)
+        a, b = interval.a.at(level), interval.b.at(level)
+        size = (a.shape[1], a.shape[0])
+
+        def bends_here(_backward):
+            curve = bends(interval.backward())
+            return None if curve is None else tuple(frames.flow_at(x, size) for x in curve)
+
+        forward = resolution.flow_at(interval.forward, size)  # as it is, at the flow size
+        part, n = interval_sum(a, b, forward, interval.gap,
+                               lambda: resolution.flow_at(interval.backward(), size),
+                               bends_here, frames.integrate, frames.tiled)
+        full = interval.a.full
+        if a.shape == full.shape:  # integrated at full size: nothing to compose
             self.add(part)
         else:
-            a, b = interval.a.at(level), interval.b.at(level)
-            size = (a.shape[1], a.shape[0])
-
-            def bends_here(_backward):
-                curve = bends(interval.backward())
-                return None if curve is None else tuple(frames.flow_at(x, size)
-                                                        for x in curve)
-
-            forward = resolution.flow_at(interval.forward, size)
-            part, n = interval_sum(a, b, forward, interval.gap,
-                                   lambda: resolution.flow_at(interval.backward(), size),
-                                   bends_here, integrate, tiled)
-            full_width = interval.a.full.shape[1]
             mask = None if n == 1 else resolution.moving_mask(forward, interval.gap,
-                                                              full_width / size[0])
+                                                              full.shape[1] / size[0])
             if mask is not None:
                 self.stats.work_size = min(self.stats.work_size or size, size)
-            part = self.composer.add_interval(interval.a.full, interval.b.full, a, b, part,
+            part = self.composer.add_interval(full, interval.b.full, a, b, part,
                                               interval.gap, mask,
                                               want_part=self.recorder is not None)
         if self.recorder is not None:
@@ -304,7 +302,7 @@ class _Walk:
                 h, w = frame.rgb.shape[:2]
                 scale = resolution.flow_scale(h, w)
                 self.size = resolution.work_size(h, w, scale) if scale > 1 else (w, h)
-                self.exposed = _Exposure(self.recorder, self.stats, (h, w, 3), scale == 1,
+                self.exposed = _Exposure(self.recorder, self.stats, (h, w, 3), scale,
                                          self.frames)
             current, previous = self._step(frame, previous)
             if current is not None:
