@@ -34,9 +34,13 @@ def test_import_lexp_is_light():
     assert "numpy" in touched.stdout and "torch" not in touched.stdout
 
 
-def test_render_a_file_is_what_the_cli_writes(clips, tmp_path):
+def test_render_a_file_is_what_the_cli_writes(clips, tmp_path, monkeypatch):
     """One path for both: the CLI's 16-bit PNG and the API's image agree to the bit, and
     a file the API saves is the CLI's file, byte for byte."""
+    # The files carry the flow cache's hits and misses: both runs find the flows cached,
+    # in a cache of their own (a shared one may have evicted them in between)
+    monkeypatch.setenv("LEXP_CACHE_DIR", str(tmp_path / "cache"))
+    lexp.render(str(clips["street"]), method="flow")  # the flows, into that cache
     cli_png = tmp_path / "cli.png"
     assert run_lexp("render", str(clips["street"]), "-o", str(cli_png), "--bit-depth", "16",
                     "-m", "flow").returncode == 0
