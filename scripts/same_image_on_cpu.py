@@ -21,7 +21,6 @@ a CPU than OpenCV's (which is why the CPU keeps OpenCV).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -33,15 +32,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CLIPS = REPO.parent / "shared" / "clips"
 TORCH_RENDERS = "torch renders:"
-
-
-def _checks():
-    """scripts/device_checks.py (its pairing of scores and its 0.1 dB test)."""
-    spec = importlib.util.spec_from_file_location("device_checks",
-                                                  REPO / "scripts" / "device_checks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def lexp_through_torch(args: list[str]) -> None:
@@ -89,7 +79,8 @@ def main() -> int:
     clips = args.clips or sorted(SHARED_CLIPS.glob("*.mp4"))
     if not clips:
         sys.exit("no clips: name some, or run where ../shared/clips is")
-    checks = _checks()
+    sys.path.insert(0, str(REPO / "scripts"))
+    import device_checks as checks  # its pairing of scores and its 0.1 dB test
     with tempfile.TemporaryDirectory(prefix="lexp-same-cpu-") as cache:
         times, results = {}, {}
         for name in ("numpy", "torch"):
