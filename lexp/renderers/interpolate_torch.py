@@ -106,8 +106,8 @@ class TorchIntegrator:
     def integrate_tensors(self, a, b, forward: np.ndarray, backward: np.ndarray, n: int,
                           bends=None):
         """The same sum of frames already here (float32 H×W×3 tensors on the device, as
-        on_device.DeviceFrames keeps them): an H×W×3 tensor. The flows and bends are numpy
-        (2, H, W) or, the bends, tensors here."""
+        on_device.DeviceFrames keeps them): an H×W×3 tensor. The flows and bends are
+        (2, H, W), numpy or tensors here (the bends are, on that path)."""
         torch = self.torch
         if n == 1:
             return a.clone()

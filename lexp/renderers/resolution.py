@@ -130,9 +130,8 @@ def flow_at(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 class Pyramid:
     """One linear frame at full size and at the levels asked for (level 0: the flow
     size; level k: 2^k times smaller; below 0, finer than the flow size, from the full
-    frame), each made once, by area. ``full``: float32
-    H×W×3 (numpy here; a device tensor in on_device.DevicePyramid, which overrides
-    ``_downscale``)."""
+    frame), each made once, by area. ``full``: float32 H×W×3 (numpy here; a device
+    tensor in on_device.DevicePyramid, which overrides ``_downscale``)."""
 
     def __init__(self, full, flow_size: tuple[int, int]) -> None:
         self.full = full
@@ -265,6 +264,7 @@ class HostFrames:
 
     tiled = True  # intervals are integrated tile by tile (lexp.renderers.tiles)
     integrate = None  # interpolate.interval_sum's default: OpenCV
+    sample_flow = None  # interpolate.path_bends' default: OpenCV's remap
 
     def __init__(self, lut: np.ndarray) -> None:
         self.lut = lut  # 256 entries, float32
@@ -284,8 +284,6 @@ class HostFrames:
     def flow(self, flow: np.ndarray) -> np.ndarray:
         """A (2, H, W) flow where the path bends are worked out: here, as it is."""
         return flow
-
-    sample_flow = None  # interpolate.path_bends' default: OpenCV's remap
 
     def flow_at(self, flow, size: tuple[int, int]):
         return flow_at(flow, size)
