@@ -56,3 +56,33 @@ class Interrupted(LexpError):
     """The run was interrupted (Ctrl-C or SIGTERM) and cleaned up after itself."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class OutOfMemory(LexpError):
+    """The machine, or its GPU, had no memory left for the render."""
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """Where ``exc`` says memory ran out: "gpu" (torch's CUDA or MPS allocator, told by
+    name: torch is not imported for this), "cpu" (Python's MemoryError), or None."""
+    if isinstance(exc, MemoryError):
+        return "cpu"
+    if type(exc).__name__ == "OutOfMemoryError" or (
+            isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
+        return "gpu"
+    return None
+
+
+def memory_error(exc: BaseException, name: str) -> OutOfMemory | None:
+    """The one-line error for ``exc`` if it is running out of memory while rendering
+    ``name``, else None."""
+    where = out_of_memory(exc)
+    if where == "gpu":
+        return OutOfMemory(f"the GPU ran out of memory rendering {name}",
+                           hint="render on the CPU (--device cpu), or fewer or smaller "
+                                "frames (--end, --max-frames)")
+    if where == "cpu":
+        return OutOfMemory(f"out of memory rendering {name}",
+                           hint="render fewer frames (--end, --max-frames) or a smaller "
+                                "copy of the clip, or free memory")
+    return None

@@ -111,7 +111,7 @@ def render_source(source: ClipSource | None, config: RenderConfig, *, clip=None,
     ``video``: a ``trail_video.TrailSpec``. Both the CLI and :func:`lexp.render` call this."""
     import contextlib
 
-    from lexp import media, renderers
+    from lexp import errors, media, renderers
 
     cache = None
     if flow_cache and source is not None and source.paths and \
@@ -122,8 +122,15 @@ def render_source(source: ClipSource | None, config: RenderConfig, *, clip=None,
     opened = media.open_clip(source, config.fps) if clip is None else \
         contextlib.nullcontext(clip)
     with opened as clip:
-        rendered = renderers.render_clip(clip, config, on_progress, cache=cache, source=source,
-                                        video=video)
+        try:
+            rendered = renderers.render_clip(clip, config, on_progress, cache=cache,
+                                            source=source, video=video)
+        except Exception as exc:  # a full memory is one line with a hint, like the rest
+            error = errors.memory_error(exc, source.name if source is not None
+                                        else clip.info.name)
+            if error is None:
+                raise
+            raise error from exc
     if cache is not None and rendered.method in ("flow", "learned"):
         cache.prune()
     if cache is not None and cache.write_problem is not None:

@@ -118,3 +118,31 @@ def test_optical_flow_of_known_motion():
 def test_load_generator_gives_the_shipped_network():
     network, config = lexp.load_generator("lexp")
     assert config.arch == "lexp" and not network.training
+
+
+class OutOfMemoryError(RuntimeError):
+    """What torch raises when CUDA's allocator is out of memory (by name, as lexp tells it)."""
+
+
+@pytest.mark.parametrize("raised, said", [
+    (MemoryError(), "out of memory rendering frames"),
+    (OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+     "the GPU ran out of memory rendering frames"),
+    (RuntimeError("MPS backend out of memory (MPS allocated: 5 GB)"),
+     "the GPU ran out of memory rendering frames"),
+])
+def test_running_out_of_memory_is_one_line_with_a_hint(square_frames, monkeypatch, raised,
+                                                       said):
+    from lexp import renderers
+    from lexp.errors import LexpError
+
+    def full(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(renderers, "render_clip", full)
+    with pytest.raises(LexpError, match=said) as caught:
+        lexp.render(square_frames, method="flow", fps=10)
+    assert "--end" in caught.value.hint and caught.value.__cause__ is raised
+    monkeypatch.setattr(renderers, "render_clip", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # a bug stays a bug
+        lexp.render(square_frames, method="flow", fps=10)
