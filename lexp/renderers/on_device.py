@@ -11,11 +11,14 @@ than a 30 frames/s render has.
 
 What stays on the CPU is small: decoding, the uint8 copy of each frame the flow estimator
 reads (at the flow size), and the per-interval decisions read from the flows (the level,
-the instants, the path bends, the moving mask: at the flow or working size). An interval
-is integrated whole, not tile by tile (``tiled = False``): on a GPU a frame's worth of
-instants is one batch, where tiles would be dozens of small launches and copies. The
-whole frame takes every pixel at the fastest tile's count of instants, which refines a
-slow tile's trail rather than changing it.
+the count of instants, the moving mask: at the flow or working size); the path bends
+are worked out here, from the flows sent up. An interval is integrated whole, not tile
+by tile (``tiled = False``): on a GPU a frame's worth of instants is one batch, where
+tiles would be dozens of small launches and copies. The whole frame's count of instants
+is set by its fast pixels (the 99.5th percentile, as before tiles), where a tile's is by
+its own, so a fast tile may get fewer instants than on the CPU: measured through this
+code on the CPU (scripts/same_image_on_cpu.py), every shared clip, protocol and method
+scores within 0.001 dB of the numpy path.
 
 Images here are float32 H×W×3 tensors (the layout of the numpy path, so the same
 arithmetic in resolution.Composer and interpolate.interval_sum serves both).
