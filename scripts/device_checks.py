@@ -16,8 +16,8 @@ tool brings back at most 8): ``device_checks.json`` (every figure), ``device_che
 (every command's output) and ``profile.txt``. A table is printed last:
 
 - ``env``: torch, torchvision, the GPU, CPU cores, the ffmpeg lexp decodes with.
-- ``tests``: the ``gpu``-marked tests (the torch integrator and RAFT on CUDA against the
-  CPU and OpenCV paths).
+- ``tests``: the ``gpu``-marked tests (the torch integrator, the render's frames and sums
+  kept on the device, and RAFT on CUDA, against the CPU and OpenCV paths).
 - ``same-image``: ``lexp bench --quality`` (DESIGN.md §3's protocols, flow and learned) on
   the carried clips twice, the GPU hidden (``CUDA_VISIBLE_DEVICES=``) and not: per clip,
   protocol and method the PSNR on the GPU minus the PSNR on the CPU (target: within 0.1
