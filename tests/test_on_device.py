@@ -102,7 +102,7 @@ def _close(a, b, floor: float = 50) -> None:
 @pytest.mark.parametrize("velocity", [9.0, 2.6])
 def test_working_sizes_on_the_device_are_the_host_render(integrator, monkeypatch, velocity):
     """Flow at a reduced size; fast motion there, composed with full-size frames, and slow
-    motion at full size along the flow upsampled (resolution.finer_level)."""
+    motion at full size along the flow upsampled (resolution.level_for below 0)."""
     monkeypatch.setattr(resolution, "FULL_FLOW_SIDE", 64)
     monkeypatch.setattr(resolution, "FLOW_SIDE", 64)
     host, device = _both(integrator, drifting(5, velocity=velocity))

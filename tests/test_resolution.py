@@ -45,14 +45,14 @@ def test_the_level_follows_the_motion_and_flow_the_size():
 def test_slow_motion_is_finer_than_a_reduced_flow():
     flow = np.zeros((2, 540, 960), np.float32)
     flow[0] = 1.2  # 1.2 flow px a period
-    assert resolution.finer_level(flow, 1.0, 1.0) == 0  # flow at full size: level 0 is it
-    assert resolution.finer_level(flow, 1.0, 2.0) == -1  # 1080p: 2.4 px at full size
-    assert resolution.finer_level(flow, 1.0, 4.0) == -1  # 4K: 4.8 px at full, 2.4 at 1920
-    assert resolution.finer_level(flow, 2.0, 4.0) == -2  # over 2 periods: 2.4 at full
-    assert resolution.finer_level(flow, 1.0, 2.8) == -1  # 2.7K: 3.4 px at full size
-    assert resolution.finer_level(flow * 0.8, 1.0, 2.8) == -2  # 2.7 px: −2 is the full size
+    assert resolution.level_for(flow, 1.0, 1.0) == 0  # flow at full size: level 0 is it
+    assert resolution.level_for(flow, 1.0, 2.0) == -1  # 1080p: 2.4 px at full size
+    assert resolution.level_for(flow, 1.0, 4.0) == -1  # 4K: 4.8 px at full, 2.4 at 1920
+    assert resolution.level_for(flow, 2.0, 4.0) == -2  # over 2 periods: 2.4 at full
+    assert resolution.level_for(flow, 1.0, 2.8) == -1  # 2.7K: 3.4 px at full size
+    assert resolution.level_for(flow * 0.8, 1.0, 2.8) == -2  # 2.7 px: −2 is the full size
     flow[0] = 2.0  # 4 px a period at 1080p
-    assert resolution.finer_level(flow, 1.0, 2.0) == 0
+    assert resolution.level_for(flow, 1.0, 2.0) == 0
     frame = texture(108, 192, seed=1).astype(np.float32)
     pyramid = resolution.Pyramid(frame, (48, 27))  # flow a quarter of the size
     assert pyramid.at(-1).shape == (54, 96, 3)  # twice the flow size, from the full frame

@@ -148,9 +148,8 @@ class _Exposure:
                               None if after is None else (flow(after.forward), after.gap),
                               sample_flow=frames.sample_flow)
 
-        level = resolution.level_for(interval.forward, interval.gap)
-        if level == 0:  # slow: finer than the flow where the flow is reduced
-            level = resolution.finer_level(interval.forward, interval.gap, self.flow_scale)
+        # below 0 (finer than a reduced flow) for slow motion
+        level = resolution.level_for(interval.forward, interval.gap, self.flow_scale)
         a, b = interval.a.at(level), interval.b.at(level)
         size = (a.shape[1], a.shape[0])
 

@@ -18,7 +18,7 @@ are smooth, and a trail 25 px long keeps no detail along it finer than the trail
   8–9 px a period, went to the next level and lost 0.9 dB of gap-fill.) A still or slow
   interval (under a pixel a period: no in-between instant) is the plain blend of its
   frames, kept at full size.
-- **Slow intervals of large frames** go the other way (``finer_level``): where the flow
+- **Slow intervals of large frames** go the other way (``level_for``): where the flow
   is reduced and an interval is at level 0, it is integrated at the finest level above
   the flow's — 2^k times the flow size, the full size at most — whose trail stays under
   ``FINE_STEPS_PER_PERIOD`` (3) pixels a period there, its flows upsampled: at most ~3
@@ -39,7 +39,7 @@ river, shaky park), the star field loses 5.6 dB and the sunrise clouds 1.6 (slow
 detail, at half size). Counting levels from full size instead (level 0 = full size, the
 flow upsampled) measured star field −0.9 and clouds −0.5, but 1080p traffic at 32× the
 mean's time and 4K at 3.5 GB: not taken. Slow intervals finer than the flow
-(``finer_level``, for slow motion only) took the star field from 46.83 to 51.52 dB
+(``level_for`` below 0, for slow motion only) took the star field from 46.83 to 51.52 dB
 (street traffic −0.11, median 43.12 → 43.18) for 1080p traffic at about the same time
 and 4K's at +30 % (docs/results.md).
 """
@@ -56,7 +56,7 @@ FLOW_SIDE = 960  # pixels: larger frames have it on copies this long (DIS medium
 MAX_STEPS_PER_PERIOD = 12.0  # working pixels of trail per frame period, at most
 MIN_WORK_SIDE = 96  # pixels: no level is smaller
 FINE_STEPS_PER_PERIOD = 3.0  # pixels of trail per frame period at a level finer than the
-# flow's (``finer_level``): at most ~3 instants a period at full size
+# flow's (``level_for`` below 0): at most ~3 instants a period at full size
 MOVING_FROM_PX, MOVING_FULL_PX = 0.5, 1.5  # full-size px per period: the mask's ramp
 
 
@@ -71,31 +71,24 @@ def work_size(height: int, width: int, scale: float) -> tuple[int, int]:
     return max(8, round(width / scale)), max(8, round(height / scale))
 
 
-def level_for(forward: np.ndarray, gap: float) -> int:
+def level_for(forward: np.ndarray, gap: float, flow_scale: float = 1.0) -> int:
     """The pyramid level to integrate an interval at, from its flow (2, h, w) at the flow
     size over ``gap`` periods: its fast pixels (99.5th percentile) under
-    MAX_STEPS_PER_PERIOD a period there, the level at least MIN_WORK_SIDE long."""
-    from lexp.renderers.interpolate import fast_motion
-
-    speed = fast_motion(forward) / gap
-    wanted = max(0, math.ceil(math.log2(max(speed, 1e-9) / MAX_STEPS_PER_PERIOD)))
-    most = max(0, int(math.log2(max(forward.shape[1:]) / MIN_WORK_SIDE)))
-    return min(wanted, most)
-
-
-def finer_level(forward: np.ndarray, gap: float, flow_scale: float) -> int:
-    """For a slow interval (level 0) of a clip whose flow is reduced (``flow_scale`` > 1
-    full-size pixels per flow pixel): the finest level below 0 — level −k is 2^k times the
-    flow size, the full size at most — where its fast pixels move at most
-    ``FINE_STEPS_PER_PERIOD`` pixels a frame period; 0 when none is that slow. (Stars of
-    a 1080p night sky, 2–3 px across, drift ~2 px a period: at the 960-px flow size
-    they were integrated half as sharp, −5.6 dB of gap-fill.)"""
-    if flow_scale <= 1:
-        return 0
+    MAX_STEPS_PER_PERIOD a period there, the level at least MIN_WORK_SIDE long. A slow
+    interval (level 0) of a clip whose flow is reduced (``flow_scale`` > 1 full-size
+    pixels per flow pixel) goes finer: the finest level below 0 — level −k is 2^k times
+    the flow size, the full size at most — where its fast pixels move at most
+    ``FINE_STEPS_PER_PERIOD`` pixels a period. (Stars of a 1080p night sky, 2–3 px
+    across, drift ~2 px a period: at the 960-px flow size they were integrated half as
+    sharp, −5.6 dB of gap-fill.)"""
     from lexp.renderers.interpolate import fast_motion
 
     speed = fast_motion(forward) / gap  # flow pixels a period
-    finest = math.ceil(math.log2(flow_scale) - 1e-9)  # −finest: the full size
+    wanted = max(0, math.ceil(math.log2(max(speed, 1e-9) / MAX_STEPS_PER_PERIOD)))
+    if wanted > 0:
+        most = max(0, int(math.log2(max(forward.shape[1:]) / MIN_WORK_SIDE)))
+        return min(wanted, most)
+    finest = math.ceil(math.log2(flow_scale) - 1e-9) if flow_scale > 1 else 0  # the full size
     for k in range(finest, 0, -1):
         if speed * min(2 ** k, flow_scale) <= FINE_STEPS_PER_PERIOD:
             return -k
