@@ -60,6 +60,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("max", RenderConfig(method="max")),
     # Flow-guided integration (lexp.renderers.flow) with DIS medium, no flow cache.
     Method("flow", RenderConfig(method="flow", flow="dis")),
+    # Its reference: flow and every instant at full size, a pixel of trail apart (slow).
+    Method("flow-exact", RenderConfig(method="flow", flow="dis", exact=True)),
     # The generator (lexp.renderers.learned) on that flow render: the shipped lexp checkpoint, and
     # the seed architecture trained with the same data and budget.
     # Both score the network itself: a render falls back to the flow render where the

@@ -159,6 +159,8 @@ class RenderConfig:
     exposure: TimeSpec | None = None  # flow: exposure length (None = the window's length)
     flow: str = "auto"  # flow: the estimator (auto, dis, dis-fast, raft-small, ...)
     device: str = "auto"  # flow: where RAFT runs (auto, cpu, cuda[:n], mps)
+    # flow: the reference render (flow and every instant at full size, a pixel apart): slow
+    exact: bool = False
     align: str | None = None  # register frames to the first: similarity | homography | None
     align_border: str = "crop"  # aligned result: crop to the common area | fill the borders
     deflicker: bool = False  # match every frame's exposure in linear light

@@ -83,6 +83,32 @@ def test_a_damaged_entry_is_recomputed_not_used(tmp_path, damage):
     assert np.abs(cache.get(key) - a_flow(1)).max() < 0.01
 
 
+def test_a_record_is_hashed_once_and_again_when_its_data_changes(tmp_path, monkeypatch):
+    cache = FlowCache(tmp_path)
+    key = cache.key("clip", 0, 1, EST, (32, 24))
+    cache.put(key, a_flow())
+    hashed = []
+    real = flow_cache.hashlib.sha256
+    monkeypatch.setattr(flow_cache.hashlib, "sha256",
+                        lambda data=b"": hashed.append(len(data)) or real(data))
+    first = cache.get(key)
+    assert cache.get(key) is not None and cache.get(key) is not None
+    assert len(hashed) == 1  # the first read checked it; the others trust the memo
+    np.testing.assert_array_equal(cache.get(key), first)
+    # damaged after it was checked: the data file's mtime moves, so it is checked again
+    data_path = cache._entry(key) / "flow.npy"
+    data = data_path.read_bytes()
+    data_path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    os.utime(data_path, ns=(time.time_ns(), time.time_ns() + 10_000_000))
+    assert cache.get(key) is None and cache.damaged == 1
+
+
+def test_float16_to_float32_is_numpys_conversion():
+    every = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+    finite = every[np.isfinite(every)].reshape(2, 1, -1)
+    np.testing.assert_array_equal(flow_cache.from_half(finite), finite.astype(np.float32))
+
+
 def test_two_writers_of_one_entry_both_succeed(tmp_path):
     key = FlowCache.key("clip", 0, 1, EST, (32, 24))
     errors = []

@@ -125,6 +125,10 @@ Estimator = Annotated[FlowMethod, typer.Option(
     help="Flow estimator for --method flow: auto (RAFT on a GPU when its weights are cached, "
          "else DIS medium), dis, dis-fast, dis-ultrafast, farneback, raft-small, raft-large. "
          "Flows are cached (see lexp flow).", rich_help_panel="Flow")]
+Exact = Annotated[bool, typer.Option(
+    "--exact", help="The reference flow render: flow and every in-between instant at full "
+    "size, a pixel of trail apart. Many times slower; the default render is judged "
+    "against it (scripts/quality_guard.py).", rich_help_panel="Flow")]
 MaxFrames = Annotated[int | None, typer.Option(
     min=1, help="Use at most N frames.", rich_help_panel="Frames")]
 TransferOption = Annotated[Transfer, typer.Option(
@@ -216,7 +220,7 @@ MotionGuide = Annotated[str, _control(
 def render(
     inputs: Inputs, output: Output = None, method: MethodOption = Method.auto,
     exposure: Exposure = None, flow_method: Estimator = FlowMethod.auto,
-    device: Device = "auto", checkpoint: Checkpoint = None,
+    device: Device = "auto", exact: Exact = False, checkpoint: Checkpoint = None,
     start: Start = None, end: End = None, stride: Stride = 1, max_frames: MaxFrames = None,
     fps: Fps = None, transfer: TransferOption = Transfer.auto, ev: Ev = 0.0,
     tone: ToneOption = Tone.auto, image_format: Format = None, bit_depth: BitDepth = None,
@@ -246,7 +250,7 @@ def render(
             fps=fps, transfer=transfer.value, ev=ev, tone=tone.value,
             median_memory_mb=median_memory,
             exposure=TimeSpec.parse(exposure, "--exposure") if exposure else None,
-            flow=flow_method.value, device=device, align=align_model.value if align else None,
+            flow=flow_method.value, device=device, exact=exact, align=align_model.value if align else None,
             align_border=align_border.value, deflicker=deflicker, timestamps=timestamps,
             keep_sharp=keep_sharp,
             sharp_mask=str(sharp_mask) if sharp_mask else None, rear_curtain=rear_curtain,

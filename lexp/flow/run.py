@@ -163,14 +163,14 @@ def cached_pair(estimator: FlowEstimator, cache, clip_id: str | None, i: int, j:
     """The flow from frame ``i`` (``a``) to frame ``j`` (``b``), through the cache when there
     is one. Always rounded to float16 as the cache stores it, so a result is the same
     whether its flows were computed now or read back."""
-    from lexp.flow.cache import to_half
+    from lexp.flow.cache import from_half, to_half
 
     if cache is None or clip_id is None:
-        return to_half(estimator.pair(a, b)).astype(np.float32)
+        return from_half(to_half(estimator.pair(a, b)))
     key = cache.key(clip_id, i, j, estimator.key(), (a.shape[1], a.shape[0]))
     flow = cache.get(key)
     if flow is None:
         half = to_half(estimator.pair(a, b))
         cache.put(key, half, {"estimator": estimator.key(), "pair": [i, j]})
-        flow = half.astype(np.float32)
+        flow = from_half(half)
     return flow

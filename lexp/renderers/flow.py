@@ -23,7 +23,10 @@ exposure later by (1 − 1/m)/2 of a period, and a sunrise brightens and the clo
 on in that shift — it cost 1.9 dB on the clouds timelapse's gap-fill.
 
 In-between frames: :mod:`lexp.renderers.interpolate` (both directions, occlusion-safe,
-on curved paths). Working sizes for large frames and fast motion:
+on curved paths); at full size in a few segments pre-filtered along the motion
+(:mod:`lexp.renderers.segments`), or a pixel of trail apart for the exact render
+(``RenderConfig.exact``, the reference every fast path is judged by:
+scripts/quality_guard.py). Flow of large frames is estimated smaller:
 :mod:`lexp.renderers.resolution`.
 
 Beyond the clip, the exposure goes on in :mod:`lexp.renderers.extrapolate`, whose docstring says
@@ -82,7 +85,8 @@ def exposure_periods(config, fps: float | None) -> float | None:
 
 
 class _Interval:
-    """Two consecutive frames (``a``, ``b``: resolution.Pyramid s of their linear light),
+    """Two consecutive frames (``a``, ``b``: their linear light at full size, numpy or
+    tensors),
     the flow a→b (2, h, w) at the flow size and ``gap`` frame periods between them; the
     flow b→a is fetched on demand, once."""
 
@@ -106,15 +110,11 @@ class _Exposure:
     """The exposure's running sum: linear light × frame periods, float64 H×W×3 at full
     size, plus the trail video's frames when one is recorded. Each frame contributes half
     a period before and after it at the ends (``open``/``close``) and each interval its
-    integral along the flow (``settle``), at full size or, for fast motion and large
-    frames, at a working size composed with the full-size frames
-    (lexp.renderers.resolution)."""
+    integral along the flow (``settle``), at full size."""
 
-    def __init__(self, recorder, stats, full_shape: tuple[int, ...], flow_scale: float,
-                 frames) -> None:
+    def __init__(self, recorder, stats, full_shape: tuple[int, ...], frames) -> None:
         self.recorder, self.stats = recorder, stats
         self.frames = frames  # resolution.HostFrames, or on_device.DeviceFrames
-        self.flow_scale = flow_scale  # full-size pixels per flow pixel (1: flow at full size)
         self.composer = frames.composer(full_shape)
         self.head = None  # the first half period, until the video shows it
 
@@ -122,7 +122,7 @@ class _Exposure:
         self.recorder.add(self.frames.host(part), weight, level)
 
     def add(self, part) -> None:
-        """Light that needs no composing (full size): the ends, the extrapolated part."""
+        """Full-size light: an interval, the ends, the extrapolated part."""
         self.composer.add_full(part)
 
     def total(self) -> np.ndarray:
@@ -148,9 +148,9 @@ class _Exposure:
                               None if after is None else (flow(after.forward), after.gap),
                               sample_flow=frames.sample_flow)
 
-        # below 0 (finer than a reduced flow) for slow motion
-        level = resolution.level_for(interval.forward, interval.gap, self.flow_scale)
-        a, b = interval.a.at(level), interval.b.at(level)
+        # Every interval at full size, along its flow upsampled: fast motion costs a few
+        # segments there, not a smaller copy (lexp.renderers.segments).
+        a, b = interval.a, interval.b
         size = (a.shape[1], a.shape[0])
 
         def bends_here(_backward):
@@ -160,18 +160,8 @@ class _Exposure:
         forward = resolution.flow_at(interval.forward, size)  # as it is, at the flow size
         part, n = interval_sum(a, b, forward, interval.gap,
                                lambda: resolution.flow_at(interval.backward(), size),
-                               bends_here, frames.integrate, frames.tiled)
-        full = interval.a.full
-        if a.shape == full.shape:  # integrated at full size: nothing to compose
-            self.add(part)
-        else:
-            mask = None if n == 1 else resolution.moving_mask(forward, interval.gap,
-                                                              full.shape[1] / size[0])
-            if mask is not None:
-                self.stats.work_size = min(self.stats.work_size or size, size)
-            part = self.composer.add_interval(full, interval.b.full, a, b, part,
-                                              interval.gap, mask,
-                                              want_part=self.recorder is not None)
+                               bends_here, frames.integrate, frames.tiled, frames.samples)
+        self.add(part)
         if self.recorder is not None:
             if self.head is None:
                 self._record(part, interval.gap, interval.level)
@@ -212,7 +202,7 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     iterator of (index, RGB frame) to use instead of reading the window (it may have been
     peeked at). ``video``: a trail_video.TrailSpec. Frames come through a
     prepare.FrameStream, so --align, --deflicker, timestamps and --keep-sharp apply as for
-    stacking. Fast motion is worked on at a reduced size (lexp.renderers.resolution).
+    stacking. Every interval is integrated at full size (lexp.renderers.segments).
     ``learner`` (the learned generator, lexp.renderers.learned):
     ``learner.observe(linear, flow, time)`` sees every linear frame with the flow into it
     from the previous frame (per frame period, on its own grid; None for the first), and
@@ -244,7 +234,8 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     stats = FlowStats(estimator.label())
     if integrator is not None and integrator.device.type != "cpu":
         stats.integrated_on = integrator.device.type
-    space = HostFrames(lut) if integrator is None else integrator.frames(lut)
+    space = HostFrames(lut, config.exact) if integrator is None else \
+        integrator.frames(lut, config.exact)
     hits0, misses0 = (cache.hits, cache.misses) if cache is not None else (0, 0)
     with recording(video, config, "flow", info.fps) as recorder:
         # The frame count, when the container says it: the progress bar's ETA.
@@ -294,15 +285,14 @@ class _Walk:
     def run(self) -> None:
         from lexp.renderers import resolution
 
-        previous = None  # (Frame, Pyramid, rgb at the flow size)
+        previous = None  # (Frame, its linear light, rgb at the flow size)
         earlier = pending = None  # the last two intervals read; pending is not integrated
         for frame in self.stream:
             if self.exposed is None:
                 h, w = frame.rgb.shape[:2]
-                scale = resolution.flow_scale(h, w)
+                scale = 1.0 if self.frames.exact else resolution.flow_scale(h, w)
                 self.size = resolution.work_size(h, w, scale) if scale > 1 else (w, h)
-                self.exposed = _Exposure(self.recorder, self.stats, (h, w, 3), scale,
-                                         self.frames)
+                self.exposed = _Exposure(self.recorder, self.stats, (h, w, 3), self.frames)
             current, previous = self._step(frame, previous)
             if current is not None:
                 if pending is not None:
@@ -313,7 +303,7 @@ class _Walk:
                              hint="check the clip and the --start/--end window")
         if pending is not None:
             self.exposed.settle(earlier, pending, None)
-        self.exposed.close(previous[1].full, self.stream.level())
+        self.exposed.close(previous[1], self.stream.level())
 
     def _step(self, frame, previous):
         """Read one frame: (the interval it closes or None, the new ``previous``)."""
@@ -321,7 +311,6 @@ class _Walk:
         from lexp.renderers import resolution
 
         linear = self.frames.linear(frame.rgb, frame.gain)
-        pyramid = self.frames.pyramid(linear, self.size)
         rgb = frame.rgb if (frame.rgb.shape[1], frame.rgb.shape[0]) == self.size else \
             resolution.downscale(frame.rgb, self.size)
         current = None
@@ -336,7 +325,7 @@ class _Walk:
                                         before.index, frame.index, a_rgb, rgb)
             backward = partial(flows.cached_pair, self.estimator, self.cache, self.clip_id,
                                frame.index, before.index, rgb, a_rgb)
-            current = _Interval(a, pyramid, forward, backward, gap, self.stream.level())
+            current = _Interval(a, linear, forward, backward, gap, self.stream.level())
             self.velocities = (self.velocities + [forward / np.float32(gap)])[-(HISTORY - 1):]
         if self.learner is not None:
             velocity = self.velocities[-1] if previous is not None else None
@@ -346,7 +335,7 @@ class _Walk:
         self.last_used, self.last_time = frame.index, frame.time
         if self.on_progress is not None:
             self.on_progress(self.used, self.total)
-        return current, (frame, pyramid, rgb)
+        return current, (frame, linear, rgb)
 
     def full_velocities(self) -> list[np.ndarray]:
         """The kept flows at full size, in full-size pixels (what extrapolation reads)."""

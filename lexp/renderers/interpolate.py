@@ -41,6 +41,7 @@ from lexp.renderers import tiles
 from lexp.renderers.warp import SAMPLE_STEP_PX, _grid, _local_error, _sample
 
 MAX_SAMPLES_PER_PAIR = 96  # cost cap for a pair with huge motion
+EXACT_MAX_SAMPLES = 4096  # the exact render's cap: a pixel apart up to 4096 px of trail
 
 
 def fast_motion(forward: np.ndarray) -> float:
@@ -52,13 +53,18 @@ def fast_motion(forward: np.ndarray) -> float:
     return float(np.partition(magnitude, rank)[rank])
 
 
-def samples_for(forward: np.ndarray, gap: int) -> int:
+def samples_for(forward: np.ndarray, gap: float, cap: int = MAX_SAMPLES_PER_PAIR) -> int:
     """n: instants to sample in an interval of ``gap`` frame periods (not always whole:
-    timestamps) with this flow."""
+    timestamps) with this flow, at most ``cap`` (about; whole instants per period)."""
     per_period = fast_motion(forward) / gap
     refine = max(1, math.ceil(per_period / SAMPLE_STEP_PX))
-    refine = min(refine, max(1, int(MAX_SAMPLES_PER_PAIR // gap)))
+    refine = min(refine, max(1, int(cap // gap)))
     return max(1, round(gap * refine))
+
+
+def exact_samples_for(forward: np.ndarray, gap: float) -> int:
+    """samples_for for the exact render: a pixel apart up to EXACT_MAX_SAMPLES."""
+    return samples_for(forward, gap, EXACT_MAX_SAMPLES)
 
 
 def _hermite_bend(s: float) -> tuple[float, float]:
@@ -152,8 +158,8 @@ def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
 
 
 def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,
-                 backward, bends=None, integrate=None, tiled: bool = True
-                 ) -> tuple[np.ndarray, int]:
+                 backward, bends=None, integrate=None, tiled: bool = True,
+                 samples=samples_for) -> tuple[np.ndarray, int]:
     """(the ``gap`` frame periods from linear frame ``a`` to ``b``, summed by the
     trapezoid rule — ``a`` and ``b`` weigh half a sample each, see the module docstring:
     float32 H×W×3; the instants sampled between them). ``forward``: the flow a→b;
@@ -163,8 +169,9 @@ def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,
     ``integrate_tensors``, with ``a`` and ``b`` float32 H×W×3 tensors on its device);
     None: integrate_interval, on the CPU through OpenCV. ``tiled``: integrate where the
     motion is, tile by tile (lexp.renderers.tiles; numpy only), or the whole frame at
-    once (a GPU's way: on_device's docstring)."""
-    n = samples_for(forward, gap)
+    once (a GPU's way: on_device's docstring). ``samples(flow, gap)``: the instant
+    count (samples_for, or exact_samples_for for the reference render)."""
+    n = samples(forward, gap)
     weight = np.float32(gap / n)
     ends = (b - a) * np.float32(0.5)  # turns the left-endpoint sum into the trapezoid
     if n == 1:  # under a pixel per frame: no in-between instants
@@ -175,7 +182,7 @@ def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,
     if not tiled:
         return (integrate(a, b, forward, back, n, curve) + ends) * weight, n
     budget = tiles.WORTH_IT * (n - 1) * a.shape[0] * a.shape[1]
-    plan, work = tiles.plan(forward, back, curve, gap, samples_for, budget)
+    plan, work = tiles.plan(forward, back, curve, gap, samples, budget)
     if work >= budget:  # motion everywhere
         return (integrate(a, b, forward, back, n, curve) + ends) * weight, n
     # Each tile as its own motion needs (lexp.renderers.tiles); the instants reported

@@ -121,16 +121,18 @@ class TorchIntegrator:
             total = ta + (ta + tb) * ((n - 1) / 2)
             step = chunk_for(self.device.type, h, w, n - 1)
             for first in range(1, n, step):
-                ks = range(first, min(n, first + step))
-                total += self._instants(ta, tb, basis, plain_error, ks, n, bends is not None)
+                times = [k / n for k in range(first, min(n, first + step))]
+                total += self._instants(ta, tb, basis, plain_error, times, bends is not None)
             return total.squeeze(0).permute(1, 2, 0)
 
-    def frames(self, lut: np.ndarray):
+    def frames(self, lut: np.ndarray, exact: bool = False):
         """An on_device.DeviceFrames here: a flow render's frames and sums kept on this
-        device, summed by ``integrate_tensors``."""
+        device, summed by ``integrate_tensors`` (``exact``: the reference render) or
+        ``integrate_segments_tensors``."""
         from lexp.renderers.on_device import DeviceFrames
 
-        return DeviceFrames(self.device, lut, self.integrate_tensors)
+        return DeviceFrames(self.device, lut, self.integrate_tensors if exact else
+                            self.integrate_segments_tensors, exact)
 
     def _basis(self, h: int, w: int, flows: list[np.ndarray]):
         """(F, H·W·2): the pixel grid and each (2, H, W) field, in grid_sample's
@@ -145,24 +147,34 @@ class TorchIntegrator:
         fields = [grid] + [self._tensor(f).permute(1, 2, 0) * scale for f in flows]
         return torch.stack(fields).reshape(len(fields), -1)
 
-    def _instants(self, ta, tb, basis, plain_error, ks, n: int, bent: bool):
-        """Σ over the instants k in ``ks`` of trust·((1−s)(A'−a) + s(B'−b)): (1, 3, H, W)."""
+    def _instants(self, ta, tb, basis, plain_error, times, bent: bool, look_a=None,
+                  look_b=None, shared_trust: bool = False):
+        """Σ over the instants s in ``times`` of trust·((1−s)(A'−a) + s(B'−b)): (1, 3, H, W).
+        A' and B' are looked up in ``look_a``/``look_b`` (default: a and b themselves;
+        the segments' boxes otherwise). ``shared_trust``: one trust for them all, from
+        their mean warps (segments._departure's)."""
         from lexp.renderers.interpolate import instant_weights
 
         torch = self.torch
         h, w = ta.shape[-2:]
-        weights = np.float32([instant_weights(k / n, bent) for k in ks])  # (K, 2, F)
+        look_a = ta if look_a is None else look_a
+        look_b = tb if look_b is None else look_b
+        weights = np.float32([instant_weights(s, bent) for s in times])  # (K, 2, F)
         coords = torch.from_numpy(weights.reshape(-1, weights.shape[-1])).to(self.device) @ basis
-        coords = coords.view(len(ks), 2, h, w, 2)
+        coords = coords.view(len(times), 2, h, w, 2)
         sample = torch.nn.functional.grid_sample
-        count = len(ks)
-        from_a = sample(ta.expand(count, -1, -1, -1), coords[:, 0], mode="bilinear",
+        count = len(times)
+        from_a = sample(look_a.expand(count, -1, -1, -1), coords[:, 0], mode="bilinear",
                         padding_mode="border", align_corners=True)
-        from_b = sample(tb.expand(count, -1, -1, -1), coords[:, 1], mode="bilinear",
+        from_b = sample(look_b.expand(count, -1, -1, -1), coords[:, 1], mode="bilinear",
                         padding_mode="border", align_corners=True)
-        trust = plain_error / (self._local_error(from_a, from_b) + plain_error + 1e-8)
-        s = torch.tensor([k / n for k in ks], dtype=torch.float32,
-                         device=self.device).view(-1, 1, 1, 1)
+        if shared_trust:
+            warp_error = self._local_error(from_a.mean(dim=0, keepdim=True),
+                                           from_b.mean(dim=0, keepdim=True))
+        else:
+            warp_error = self._local_error(from_a, from_b)
+        trust = plain_error / (warp_error + plain_error + 1e-8)
+        s = torch.tensor(list(times), dtype=torch.float32, device=self.device).view(-1, 1, 1, 1)
         from_a -= ta
         from_a *= 1 - s
         from_b -= tb
@@ -170,6 +182,82 @@ class TorchIntegrator:
         from_a += from_b
         from_a *= trust
         return from_a.sum(dim=0, keepdim=True)
+
+    def motion_box(self, image, vectors):
+        """segments.motion_box on a (1, C, H, W) tensor along (2, H, W) ``vectors``
+        (pixels; numpy or a tensor here): the same direct taps (bilinear) and doublings
+        (bicubic)."""
+        from lexp.renderers.segments import box_plan
+
+        torch = self.torch
+        vectors = self._tensor(vectors)
+        longest = float(vectors.square().sum(dim=0).sqrt().max()) if vectors.numel() else 0.0
+        taps, doublings = box_plan(np.float32([[[longest]], [[0.0]]]))
+        if taps == 1 and doublings == 0:
+            return image
+        h, w = image.shape[-2:]
+        grid = self._basis(h, w, [])[0].view(1, h, w, 2)
+        scale = torch.tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)], dtype=torch.float32,
+                             device=self.device)
+        base = (vectors.permute(1, 2, 0) * scale / 2 ** doublings).unsqueeze(0)  # (1, H, W, 2)
+        sample = torch.nn.functional.grid_sample
+        offsets = torch.tensor([i + 0.5 - taps / 2 for i in range(taps)], dtype=torch.float32,
+                               device=self.device).view(-1, 1, 1, 1)
+        coords = grid + offsets * (base / taps)  # (taps, H, W, 2)
+        out = torch.zeros_like(image)
+        for first in range(0, taps, 4):  # a few taps a batch: memory stays a few images
+            chunk = coords[first:first + 4]
+            out += sample(image.expand(len(chunk), -1, -1, -1), chunk, mode="bilinear",
+                          padding_mode="border", align_corners=True).sum(dim=0, keepdim=True)
+        out /= taps
+        for j in range(1, doublings + 1):
+            step = base * 2.0 ** (j - 2)
+            both = sample(out.expand(2, -1, -1, -1), torch.cat([grid - step, grid + step]),
+                          mode="bicubic", padding_mode="border", align_corners=True)
+            out = both.mean(dim=0, keepdim=True)
+        return out
+
+    def integrate_segments(self, a: np.ndarray, b: np.ndarray, forward: np.ndarray,
+                           backward: np.ndarray, n: int, bends=None) -> np.ndarray:
+        """segments.integrate_segments' sum (float32 H×W×3 numpy), here."""
+        if n == 1:
+            return a.copy()
+        total = self.integrate_segments_tensors(self._tensor(a), self._tensor(b), forward,
+                                                backward, n, bends)
+        return total.cpu().numpy()
+
+    def integrate_segments_tensors(self, a, b, forward, backward, n: int, bends=None):
+        """segments.integrate_segments on H×W×3 tensors here (integrate_tensors' form)."""
+        from lexp.renderers.segments import GROUP, SHORT_TRAIL, segments_for
+
+        torch = self.torch
+        if n == 1:
+            return a.clone()
+        h, w = a.shape[:2]
+        with torch.no_grad():
+            ta = a.permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
+            tb = b.permute(2, 0, 1).unsqueeze(0)
+            basis = self._basis(h, w, [forward, backward, *(bends or ())])
+            plain_error = self._local_error(ta, tb)
+            if n <= SHORT_TRAIL:  # the exact instants, GROUP sharing a trust
+                total = ta + (ta + tb) * ((n - 1) / 2)
+                for first in range(1, n, GROUP):
+                    times = [k / n for k in range(first, min(n, first + GROUP))]
+                    total += self._instants(ta, tb, basis, plain_error, times,
+                                            bends is not None, shared_trust=True)
+                return total.squeeze(0).permute(1, 2, 0)
+            m = segments_for(n)
+            box_a = self.motion_box(ta, self._tensor(forward) / m)
+            box_b = self.motion_box(tb, self._tensor(backward) / m)
+            departure = torch.zeros_like(ta)
+            step = chunk_for(self.device.type, h, w, m)
+            for first in range(0, m, step):
+                times = [(k + 0.5) / m for k in range(first, min(m, first + step))]
+                departure += self._instants(ta, tb, basis, plain_error, times,
+                                            bends is not None, box_a, box_b)
+            # n·mean − (b − a)/2, as segments.integrate_segments returns it
+            total = departure * (n / m) + ta * (n / 2 + 0.5) + tb * (n / 2 - 0.5)
+            return total.squeeze(0).permute(1, 2, 0)
 
 
 def integrator_for(device_spec: str) -> TorchIntegrator | None:

@@ -1,24 +1,24 @@
 """The flow render's frames and sums on a torch device (a GPU): what
 resolution.HostFrames does with numpy and OpenCV on the CPU — linear light through the
-transfer's table, the pyramid by area, the exposure's sums composed at full size — on
+transfer's table, the flows resized, the exposure's sums at full size — on
 tensors that stay on the device. Each decoded frame goes there once, as uint8 (a quarter
 of its linear floats), and the exposure comes back once, at the end.
 
 Without this, a GPU render synthesised its instants on the GPU but did everything else at
-full size with numpy: the frames in linear light, the pyramid, the plain blends, the
-masks upsampled, the running sums — about 50 ms a 1080p frame on this 2-core CPU, more
-than a 30 frames/s render has.
+full size with numpy: the frames in linear light, the plain blends, the running sums —
+about 50 ms a 1080p frame on this 2-core CPU, more than a 30 frames/s render has.
 
-What stays on the CPU is small: decoding, the uint8 copy of each frame the flow estimator
-reads (at the flow size), and the per-interval decisions read from the flows (the level,
-the count of instants, the moving mask: at the flow or working size); the path bends
-are worked out here, from the flows sent up. An interval is integrated whole, not tile
-by tile (``tiled = False``): on a GPU a frame's worth of instants is one batch, where
-tiles would be dozens of small launches and copies. The whole frame's count of instants
-is set by its fast pixels (the 99.5th percentile, as before tiles), where a tile's is by
-its own, so a fast tile may get fewer instants than on the CPU: measured through this
-code on the CPU (scripts/same_image_on_cpu.py), every shared clip, protocol and method
-scores within 0.001 dB of the numpy path.
+What stays on the CPU is small: decoding, the uint8 copy of each frame the flow
+estimator reads (at the flow size), and the per-interval decisions read from the flows
+(the count of instants and segments); the path bends are worked out here, from the flows
+sent up. An interval is integrated whole, not tile by tile (``tiled = False``): on a GPU
+a frame's worth of instants is one batch, where tiles would be dozens of small launches
+and copies. The whole frame's count of instants is set by its fast pixels (the 99.5th
+percentile, as before tiles), where a tile's is by its own, so a fast tile may get fewer
+instants than on the CPU: measured through this code on the CPU
+(scripts/same_image_on_cpu.py), every shared clip, protocol and method scored within
+0.001 dB of the numpy path (before segments; tests/test_segments.py compares the two
+integrations' sums).
 
 Images here are float32 H×W×3 tensors (the layout of the numpy path, so the same
 arithmetic in resolution.Composer and interpolate.interval_sum serves both).
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lexp.renderers.resolution import Composer, Pyramid
+from lexp.renderers.resolution import Composer
 
 
 def area_weights(n_in: int, n_out: int) -> np.ndarray:
@@ -44,14 +44,19 @@ def area_weights(n_in: int, n_out: int) -> np.ndarray:
 
 class DeviceFrames:
     """The flow render's frames on ``device`` (resolution.HostFrames' interface).
-    ``integrate``: the TorchIntegrator's tensor method the intervals are summed with."""
+    ``integrate``: the TorchIntegrator's tensor method the intervals are summed with
+    (its segments', or the exact render's with ``exact``)."""
 
     tiled = False  # the module docstring: a whole frame is one batch
 
-    def __init__(self, device, lut: np.ndarray, integrate) -> None:
+    def __init__(self, device, lut: np.ndarray, integrate, exact: bool = False) -> None:
         import torch
 
+        from lexp.renderers import interpolate
+
         self.torch, self.device, self.integrate = torch, device, integrate
+        self.exact = exact  # the reference render (resolution.HostFrames)
+        self.samples = interpolate.exact_samples_for if exact else interpolate.samples_for
         self.lut = torch.from_numpy(np.ascontiguousarray(lut, np.float32)).to(device)
         self._weights: dict[tuple[int, int], object] = {}  # (n_in, n_out) -> matrix
 
@@ -62,9 +67,6 @@ class DeviceFrames:
         if gain != 1.0:
             linear *= gain
         return linear
-
-    def pyramid(self, linear, flow_size: tuple[int, int]) -> DevicePyramid:
-        return DevicePyramid(linear, flow_size, self)
 
     def composer(self, full_shape: tuple[int, ...]) -> DeviceComposer:
         return DeviceComposer(full_shape, self)
@@ -134,17 +136,6 @@ class DeviceFrames:
         return self._weights[(n_in, n_out)]
 
 
-class DevicePyramid(Pyramid):
-    """resolution.Pyramid of a frame on the device."""
-
-    def __init__(self, full, flow_size: tuple[int, int], frames: DeviceFrames) -> None:
-        self.frames = frames
-        super().__init__(full, flow_size)
-
-    def _downscale(self, image, size: tuple[int, int]):
-        return self.frames.downscale(image, size)
-
-
 class DeviceComposer(Composer):
     """resolution.Composer's sums as tensors on the device (float64 totals there too,
     but on MPS); ``total()`` brings the exposure back, as float64 numpy."""
@@ -163,18 +154,6 @@ class DeviceComposer(Composer):
         wide = wide and self.frames.device.type != "mps"
         return torch.zeros(shape, dtype=torch.float64 if wide else torch.float32,
                            device=self.frames.device)
-
-    def _add(self, a, b, out) -> None:
-        self.frames.torch.add(a, b, out=out)
-
-    def _copy(self, image):
-        return image.clone()
-
-    def _upscale(self, image, size: tuple[int, int]):
-        return self.frames.upscale(image, size)
-
-    def _mask(self, mask: np.ndarray):
-        return self.frames.on_device(mask.astype(np.float32, copy=False))[..., None]
 
     def _host(self, image) -> np.ndarray:
         return self.frames.host(image).astype(np.float64, copy=False)

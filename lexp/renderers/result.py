@@ -28,8 +28,6 @@ class FlowStats:
     steady: float = 0.0  # mean extrapolation weight (0 = stationary, 1 = all moving)
     cache_hits: int = 0
     cache_misses: int = 0
-    work_size: tuple[int, int] | None = None  # (width, height) motion was worked on at,
-    # when smaller than the frames (lexp.renderers.resolution)
     integrated_on: str | None = None  # "cuda" or "mps" when the instants ran on a GPU
     # (lexp.renderers.interpolate_torch); None: on the CPU, through OpenCV
 
@@ -38,7 +36,6 @@ class FlowStats:
                 "extrapolated_frames": round(self.extrapolated, 3),
                 "steady": round(self.steady, 3), "cache_hits": self.cache_hits,
                 "cache_misses": self.cache_misses,
-                **({"work_size": list(self.work_size)} if self.work_size else {}),
                 **({"integrated_on": self.integrated_on} if self.integrated_on else {})}
 
 
@@ -134,8 +131,6 @@ class RenderDetails:
         one_frame = self.flow is not None and self.flow.pairs == 0  # nothing was estimated
         if self.flow is not None and not one_frame:
             parts.append(self.flow.estimator)
-            if self.flow.work_size:
-                parts.append("motion at {}×{}".format(*self.flow.work_size))
             if self.flow.integrated_on:
                 parts.append(f"on {self.flow.integrated_on}")
         extrapolated = round(self.flow.extrapolated, 3) if self.flow is not None else 0

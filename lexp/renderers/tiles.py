@@ -45,9 +45,13 @@ _BEND_WEIGHT = 4 / 27  # the largest Hermite tangent weight, s(1 − s)² at s =
 def reach(forward: np.ndarray, backward: np.ndarray, bends=None) -> np.ndarray:
     """H×W float32: how far (pixels, per axis) any instant's lookups can be from each
     pixel. Super SloMo's weights are at most 1/4 on one flow and 1 on the other
-    (interpolate.instant_weights), a bend's at most 4/27."""
+    (interpolate.instant_weights), a bend's at most 4/27; a segment's box adds its own
+    reach."""
     fa, ga = np.abs(forward).max(axis=0), np.abs(backward).max(axis=0)
     far = np.maximum(fa * np.float32(0.25) + ga, fa + ga * np.float32(0.25))
+    # a segment's box (lexp.renderers.segments) reaches half its motion on, at most half
+    # the interval's, and its bicubic taps 2 px more
+    far += np.maximum(fa, ga) * np.float32(0.5) + np.float32(2)
     for bend in bends or ():
         far += np.abs(bend).max(axis=0) * np.float32(_BEND_WEIGHT)
     return far
