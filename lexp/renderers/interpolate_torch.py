@@ -148,11 +148,10 @@ class TorchIntegrator:
         return torch.stack(fields).reshape(len(fields), -1)
 
     def _instants(self, ta, tb, basis, plain_error, times, bent: bool, look_a=None,
-                  look_b=None, shared_trust: bool = False):
+                  look_b=None):
         """Σ over the instants s in ``times`` of trust·((1−s)(A'−a) + s(B'−b)): (1, 3, H, W).
         A' and B' are looked up in ``look_a``/``look_b`` (default: a and b themselves;
-        the segments' boxes otherwise). ``shared_trust``: one trust for them all, from
-        their mean warps (segments._departure's)."""
+        the segments' boxes otherwise)."""
         from lexp.renderers.interpolate import instant_weights
 
         torch = self.torch
@@ -168,12 +167,7 @@ class TorchIntegrator:
                         padding_mode="border", align_corners=True)
         from_b = sample(look_b.expand(count, -1, -1, -1), coords[:, 1], mode="bilinear",
                         padding_mode="border", align_corners=True)
-        if shared_trust:
-            warp_error = self._local_error(from_a.mean(dim=0, keepdim=True),
-                                           from_b.mean(dim=0, keepdim=True))
-        else:
-            warp_error = self._local_error(from_a, from_b)
-        trust = plain_error / (warp_error + plain_error + 1e-8)
+        trust = plain_error / (self._local_error(from_a, from_b) + plain_error + 1e-8)
         s = torch.tensor(list(times), dtype=torch.float32, device=self.device).view(-1, 1, 1, 1)
         from_a -= ta
         from_a *= 1 - s
@@ -228,24 +222,17 @@ class TorchIntegrator:
 
     def integrate_segments_tensors(self, a, b, forward, backward, n: int, bends=None):
         """segments.integrate_segments on H×W×3 tensors here (integrate_tensors' form)."""
-        from lexp.renderers.segments import GROUP, SHORT_TRAIL, segments_for
+        from lexp.renderers.segments import SHORT_TRAIL, segments_for
 
         torch = self.torch
-        if n == 1:
-            return a.clone()
+        if n <= SHORT_TRAIL:  # the exact integral (segments.integrate_segments)
+            return self.integrate_tensors(a, b, forward, backward, n, bends)
         h, w = a.shape[:2]
         with torch.no_grad():
             ta = a.permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
             tb = b.permute(2, 0, 1).unsqueeze(0)
             basis = self._basis(h, w, [forward, backward, *(bends or ())])
             plain_error = self._local_error(ta, tb)
-            if n <= SHORT_TRAIL:  # the exact instants, GROUP sharing a trust
-                total = ta + (ta + tb) * ((n - 1) / 2)
-                for first in range(1, n, GROUP):
-                    times = [k / n for k in range(first, min(n, first + GROUP))]
-                    total += self._instants(ta, tb, basis, plain_error, times,
-                                            bends is not None, shared_trust=True)
-                return total.squeeze(0).permute(1, 2, 0)
             m = segments_for(n)
             box_a = self.motion_box(ta, self._tensor(forward) / m)
             box_b = self.motion_box(tb, self._tensor(backward) / m)
