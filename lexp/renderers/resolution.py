@@ -57,10 +57,15 @@ def flow_at(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A (2, h, w) flow resampled to ``size`` (width, height), in that grid's pixels."""
     if (flow.shape[2], flow.shape[1]) == size:
         return flow
-    sx, sy = size[0] / flow.shape[2], size[1] / flow.shape[1]
-    resize = downscale if size[0] < flow.shape[2] else upscale
-    return np.stack([resize(np.ascontiguousarray(flow[0]), size) * np.float32(sx),
-                     resize(np.ascontiguousarray(flow[1]), size) * np.float32(sy)])
+    import cv2
+
+    interpolation = cv2.INTER_AREA if size[0] < flow.shape[2] else cv2.INTER_LINEAR
+    out = np.empty((2, size[1], size[0]), np.float32)  # filled in place: no stacking copy
+    for axis, scale in ((0, size[0] / flow.shape[2]), (1, size[1] / flow.shape[1])):
+        cv2.resize(np.ascontiguousarray(flow[axis]), size, dst=out[axis],
+                   interpolation=interpolation)
+        out[axis] *= np.float32(scale)
+    return out
 
 
 class Composer:

@@ -123,8 +123,7 @@ def integrate_segments(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
     if n <= SHORT_TRAIL:  # the exact integral: few instants anyway
         return integrate_interval(a, b, forward, backward, n, bends)
     h, w = a.shape[:2]
-    fields = [np.stack(_grid(h, w)), forward, backward, *(bends or ())]
-    basis = np.stack(fields).reshape(len(fields), -1)
+    fields = [_grid(h, w), forward, backward, *(bends or ())]
     plain_error = _local_error(a, b)
     bent = bends is not None
     m = segments_for(n)
@@ -134,7 +133,7 @@ def integrate_segments(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
     # midpoints' s average ½); each segment adds, where its warps agree, their departure.
     departure = np.zeros_like(a)
     for k in range(m):
-        departure += _departure(a, b, a_box, b_box, basis, plain_error, (k + 0.5) / m, bent)
+        departure += _departure(a, b, a_box, b_box, fields, plain_error, (k + 0.5) / m, bent)
     # n·mean − (b − a)/2, with mean = (a + b)/2 + departure/m
     total = departure * np.float32(n / m)
     total += a * np.float32(n / 2 + 0.5)
@@ -142,15 +141,13 @@ def integrate_segments(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
     return total
 
 
-def _departure(a, b, look_a, look_b, basis, plain_error, s: float, bent: bool):
+def _departure(a, b, look_a, look_b, fields, plain_error, s: float, bent: bool):
     """The warped blend's departure from the plain one at instant ``s``, (1 − s)(A' − a)
     + s(B' − b), where its warps agree (the trust: interpolate's module docstring), A'
     and B' looked up in ``look_a``/``look_b`` (the boxes) along Super SloMo's flows."""
-    from lexp.renderers.interpolate import instant_weights
+    from lexp.renderers.interpolate import lookups
 
-    h, w = a.shape[:2]
-    weights = np.float32(instant_weights(s, bent))
-    (ax, ay), (bx, by) = (weights @ basis).reshape(2, 2, h, w)
+    (ax, ay), (bx, by) = lookups(fields, s, bent)
     from_a, from_b = _sample(look_a, ax, ay), _sample(look_b, bx, by)
     trust = plain_error / (_local_error(from_a, from_b) + plain_error + 1e-8)
     from_a -= a

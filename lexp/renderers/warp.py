@@ -5,6 +5,8 @@ and its extrapolation (:mod:`lexp.renderers.extrapolate`).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 SAMPLE_STEP_PX = 1.0  # at most this far between samples along a trail (pixels)
@@ -14,10 +16,15 @@ ERROR_BLUR_SIGMA = 3.0  # pixels: the neighbourhood over which warps are judged
 ERROR_BLUR_RADIUS = round(4 * ERROR_BLUR_SIGMA)
 
 
+@functools.lru_cache(maxsize=16)
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel x and y coordinates, float32 H×W each (meshgrid of aranges: 30× faster than
-    np.mgrid's int64 grid cast to float)."""
-    return np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    np.mgrid's int64 grid cast to float), read-only: made once per size (an interval's
+    instants, boxes and tiles ask for the same ones again and again)."""
+    grid = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    for axis in grid:
+        axis.setflags(write=False)
+    return grid[0], grid[1]
 
 
 _CHANNEL_MEAN = np.full((1, 3), 1 / 3, np.float32)
