@@ -86,21 +86,38 @@ def test_a_damaged_entry_is_recomputed_not_used(tmp_path, damage):
 def test_a_record_is_hashed_once_and_again_when_its_data_changes(tmp_path, monkeypatch):
     cache = FlowCache(tmp_path)
     key = cache.key("clip", 0, 1, EST, (32, 24))
-    cache.put(key, a_flow())
+    cache.put(key, a_flow())  # checked as written
     hashed = []
     real = flow_cache.hashlib.sha256
     monkeypatch.setattr(flow_cache.hashlib, "sha256",
                         lambda data=b"": hashed.append(len(data)) or real(data))
     first = cache.get(key)
-    assert cache.get(key) is not None and cache.get(key) is not None
-    assert len(hashed) == 1  # the first read checked it; the others trust the memo
+    assert cache.get(key) is not None and hashed == []  # the memo is trusted
+    (cache._entry(key) / "verified").unlink()  # written by a lexp without the memo
     np.testing.assert_array_equal(cache.get(key), first)
+    assert cache.get(key) is not None and len(hashed) == 1  # checked once, remembered
     # damaged after it was checked: the data file's mtime moves, so it is checked again
     data_path = cache._entry(key) / "flow.npy"
     data = data_path.read_bytes()
     data_path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     os.utime(data_path, ns=(time.time_ns(), time.time_ns() + 10_000_000))
+    assert cache.motion(key) is None  # not trusted: only get() may say so
     assert cache.get(key) is None and cache.damaged == 1
+
+
+def test_the_motion_kept_beside_a_flow_is_read_without_the_flow(tmp_path, monkeypatch):
+    from lexp.flow.run import motion_of
+
+    cache = FlowCache(tmp_path)
+    key = cache.key("clip", 0, 1, EST, (32, 24))
+    flow = a_flow()
+    cache.put(key, flow, {"motion": motion_of(flow)})
+    monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("the flow was read"))
+    assert cache.motion(key) == motion_of(flow) and cache.hits == 1
+    bare = cache.key("clip", 1, 2, EST, (32, 24))
+    cache.put(bare, flow)  # no motion kept: get() it is
+    assert cache.motion(bare) is None and cache.motion("0" * 64) is None
+    assert cache.hits == 1 and cache.misses == 0
 
 
 def test_float16_to_float32_is_numpys_conversion():

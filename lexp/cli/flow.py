@@ -92,7 +92,9 @@ def flow(
     try:
         with reporter.progress(f"flow {clip}") as on_progress:
             run = flows.clip_flows(sources[0], estimator, config, cache=flow_cache,
-                                   backward=backward, on_flow=exporter, on_progress=on_progress)
+                                   backward=backward,
+                                   on_flow=exporter if exporter.wanted else None,
+                                   on_progress=on_progress)
     except KeyboardInterrupt:
         exporter.close(commit=False)
         raise Interrupted("interrupted; no partial export was left") from None

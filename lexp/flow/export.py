@@ -88,6 +88,11 @@ class FlowExporter:
                     self._made.append(folder)
                 self._staging[folder] = self._make_staging(folder)
 
+    @property
+    def wanted(self) -> bool:
+        """Whether anything is exported (else the flows themselves are not needed)."""
+        return bool(self.flo_dir or self.image_dir or self.video)
+
     @staticmethod
     def _make_staging(folder):
         import os

@@ -108,6 +108,14 @@ def clip_flows(source, estimator: FlowEstimator, config, *, clip=None, cache=Non
                    getattr(estimator, "device_used", None))
 
 
+def motion_of(flow: np.ndarray) -> dict:
+    """A (2, H, W) flow's motion as ``lexp flow`` sums it: {"sum": Σ |flow| (px),
+    "max": the largest |flow|, "pixels": H·W} (kept with each cached flow)."""
+    magnitude = np.sqrt(flow[0] ** 2 + flow[1] ** 2)
+    return {"sum": float(magnitude.sum()), "max": float(magnitude.max()),
+            "pixels": int(magnitude.size)}
+
+
 class _PairQueue:
     """Flows in the order asked: a cached one is read, the others are estimated in
     batches (as many pairs per estimator call as ``batch_limit`` allows) and cached;
@@ -123,6 +131,12 @@ class _PairQueue:
         key = None
         if clip_id is not None:
             key = self.cache.key(clip_id, i, j, self.estimator.key(), (a.shape[1], a.shape[0]))
+            # Nothing wants the flow itself: its statistics, kept beside it, will do.
+            motion = self.cache.motion(key) if self.on_flow is None else None
+            if motion is not None:
+                self.compute()
+                self._count(motion)
+                return
             flow = self.cache.get(key)
             if flow is not None:
                 self.compute()  # keep flows in order for on_flow
@@ -135,26 +149,30 @@ class _PairQueue:
             self.compute()
 
     def emit(self, i: int, j: int, flow: np.ndarray) -> None:
-        magnitude = np.sqrt(flow[0] ** 2 + flow[1] ** 2)
-        self.stats["motion"] += float(magnitude.sum())
-        self.stats["max"] = max(self.stats["max"], float(magnitude.max()))
-        self.stats["pixels"] += magnitude.size
-        self.stats["pairs"] += 1
+        self._count(motion_of(flow))
         if self.on_flow is not None:
             self.on_flow(i, j, flow)
 
+    def _count(self, motion: dict) -> None:
+        self.stats["motion"] += motion["sum"]
+        self.stats["max"] = max(self.stats["max"], motion["max"])
+        self.stats["pixels"] += motion["pixels"]
+        self.stats["pairs"] += 1
+
     def compute(self) -> None:
         """Estimate the pending pairs (one batch), cache and emit them."""
-        from lexp.flow.cache import to_half
+        from lexp.flow.cache import from_half, to_half
 
         if not self.pending:
             return
         flows = self.estimator.pairs([(a, b) for _, _, a, b, _ in self.pending])
         for (i, j, _, _, key), flow in zip(self.pending, flows, strict=True):
             half = to_half(flow)  # as the cache keeps it: a warm run exports the same
+            rounded = from_half(half)
             if key is not None:
-                self.cache.put(key, half, {"estimator": self.estimator.key(), "pair": [i, j]})
-            self.emit(i, j, half.astype(np.float32))
+                self.cache.put(key, half, {"estimator": self.estimator.key(), "pair": [i, j],
+                                           "motion": motion_of(rounded)})
+            self.emit(i, j, rounded)
         self.pending.clear()
 
 
