@@ -45,7 +45,7 @@ def lexp_through_torch(args: list[str]) -> None:
     integrator = interpolate_torch.TorchIntegrator(torch.device("cpu"))
     interpolate_torch.integrator_for = lambda _spec: integrator
     made, keep = [], integrator.frames
-    integrator.frames = lambda lut: made.append(1) or keep(lut)
+    integrator.frames = lambda lut, exact=False: made.append(1) or keep(lut, exact)
     sys.argv = ["lexp", *args]
     try:
         main()

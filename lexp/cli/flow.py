@@ -88,13 +88,12 @@ def flow(
                              hint="end it in .mp4 (or .mov, .m4v, .mkv)")
         check_writable_dir(export_video.parent, export_video)
     exporter = flows.FlowExporter(export_flo, export_images, export_video)
+    on_flow = exporter if exporter.wanted else None  # else the flows' motion will do
     flow_cache = None if no_cache else FlowCache(cache)
     try:
         with reporter.progress(f"flow {clip}") as on_progress:
             run = flows.clip_flows(sources[0], estimator, config, cache=flow_cache,
-                                   backward=backward,
-                                   on_flow=exporter if exporter.wanted else None,
-                                   on_progress=on_progress)
+                                   backward=backward, on_flow=on_flow, on_progress=on_progress)
     except KeyboardInterrupt:
         exporter.close(commit=False)
         raise Interrupted("interrupted; no partial export was left") from None
