@@ -110,9 +110,8 @@ def flow(
         reporter.warn(flow_cache.write_problem)
     if json_out:
         stdout.write_text(json.dumps(run.to_json()) + "\n", "the --json summary")
-    chosen = ", chosen by auto" if method == FlowMethod.auto else ""
-    if run.device:
-        chosen = f" on {run.device}{chosen}"
+    chosen = (f" on {run.device}" if run.device else "") + \
+        (", chosen by auto" if method == FlowMethod.auto else "")
     reporter.info(f"{run.clip}: {run.pairs} flows ({run.method}{chosen}) in {run.seconds:.2f} s; "
                   f"motion mean {run.mean_motion:.2f} px, max {run.max_motion:.2f} px; "
                   f"cache {run.cache_hits} hits, {run.cache_misses} misses")
