@@ -78,3 +78,16 @@ def test_the_composer_folds_its_terms_into_a_wide_total(monkeypatch):
     total = composer.total()
     assert total.dtype == np.float64
     np.testing.assert_allclose(total, terms.sum(axis=0, dtype=np.float64), atol=1e-6)
+
+
+@pytest.mark.parametrize("velocity, at_full_size", [(1.5, True), (9.0, False)])
+def test_a_slow_clip_has_its_flow_at_full_size(monkeypatch, velocity, at_full_size):
+    """Slow fine detail (stars) is not followed on a reduced copy: a clip whose first
+    interval moves under SLOW_FLOW_PX full-size px a period gets its flow at full size;
+    a fast one keeps the reduced flow."""
+    frames = drifting(5, velocity=velocity)  # 128×96
+    full = render(frames, flow="dis")  # under FULL_FLOW_SIDE: flow at full size
+    monkeypatch.setattr(resolution, "FULL_FLOW_SIDE", 64)
+    monkeypatch.setattr(resolution, "FLOW_SIDE", 64)  # flow at 64×48 unless slow
+    ours = render(frames, flow="dis")
+    assert np.array_equal(ours.linear, full.linear) == at_full_size

@@ -292,6 +292,8 @@ class _Walk:
                 h, w = frame.rgb.shape[:2]
                 scale = 1.0 if self.frames.exact else resolution.flow_scale(h, w)
                 self.size = resolution.work_size(h, w, scale) if scale > 1 else (w, h)
+                self.flow_scale = scale  # full-size px per flow px (the first interval may
+                self.flow_size_decided = scale == 1  # find it slow: then 1 from there on)
                 self.exposed = _Exposure(self.recorder, self.stats, (h, w, 3), self.frames)
             current, previous = self._step(frame, previous)
             if current is not None:
@@ -323,6 +325,13 @@ class _Walk:
             gap = frame.time - before.time  # frame periods (timestamps may be uneven)
             forward = flows.cached_pair(self.estimator, self.cache, self.clip_id,
                                         before.index, frame.index, a_rgb, rgb)
+            if not self.flow_size_decided:
+                self.flow_size_decided = True
+                if _slow(forward, gap, self.flow_scale):  # fine detail may drift (stars):
+                    self.flow_scale, self.size = 1.0, (frame.rgb.shape[1], frame.rgb.shape[0])
+                    a_rgb, rgb = before.rgb, frame.rgb  # the clip's flow at full size
+                    forward = flows.cached_pair(self.estimator, self.cache, self.clip_id,
+                                                before.index, frame.index, a_rgb, rgb)
             backward = partial(flows.cached_pair, self.estimator, self.cache, self.clip_id,
                                frame.index, before.index, rgb, a_rgb)
             current = _Interval(a, linear, forward, backward, gap, self.stream.level())
@@ -343,6 +352,15 @@ class _Walk:
 
         h, w = self.history[-1].shape[:2]
         return [flow_at(v, (w, h)) for v in self.velocities]
+
+
+def _slow(forward: np.ndarray, gap: float, flow_scale: float) -> bool:
+    """Whether a reduced flow (2, h, w, at ``flow_scale`` full-size px per px) moves its
+    fast pixels under resolution.SLOW_FLOW_PX full-size px a period over ``gap``."""
+    from lexp.renderers import resolution
+    from lexp.renderers.interpolate import fast_motion
+
+    return fast_motion(forward) * flow_scale / gap < resolution.SLOW_FLOW_PX
 
 
 def _check_size(name: str, frame, before) -> None:

@@ -160,19 +160,26 @@ def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
     # s_k and the 1 − s_k each add up to (n−1)/2): added once, not per instant.
     total += np.float32((n - 1) / 2) * (a + b)
     for k in range(1, n):
-        s = k / n
-        (ax, ay), (bx, by) = lookups(fields, s, bends is not None)
-        from_a, from_b = _sample(a, ax, ay), _sample(b, bx, by)
-        trust = plain_error / (_local_error(from_a, from_b) + plain_error + 1e-8)
-        # trust · (warped − plain) = trust · ((1−s)·(A' − a) + s·(B' − b)), in place
-        from_a -= a
-        from_a *= np.float32(1 - s)
-        from_b -= b
-        from_b *= np.float32(s)
-        from_a += from_b
-        from_a *= trust[..., None]
-        total += from_a
+        total += departure(a, b, a, b, fields, plain_error, k / n, bends is not None)
     return total
+
+
+def departure(a: np.ndarray, b: np.ndarray, look_a: np.ndarray, look_b: np.ndarray,
+              fields: list, plain_error: np.ndarray, s: float, bent: bool) -> np.ndarray:
+    """Instant ``s``'s warped blend's departure from its plain blend, where its warps
+    agree: trust · ((1−s)·(A' − a) + s·(B' − b)), float32 H×W×3. A' and B' are looked
+    up in ``look_a``/``look_b`` (a and b themselves, or segments' boxes of them) along
+    ``fields`` (``lookups``'); ``plain_error``: _local_error(a, b)."""
+    (ax, ay), (bx, by) = lookups(fields, s, bent)
+    from_a, from_b = _sample(look_a, ax, ay), _sample(look_b, bx, by)
+    trust = plain_error / (_local_error(from_a, from_b) + plain_error + 1e-8)
+    from_a -= a  # in place, as the sum above needs no other copy
+    from_a *= np.float32(1 - s)
+    from_b -= b
+    from_b *= np.float32(s)
+    from_a += from_b
+    from_a *= trust[..., None]
+    return from_a
 
 
 def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,

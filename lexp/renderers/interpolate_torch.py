@@ -114,16 +114,21 @@ class TorchIntegrator:
         h, w = a.shape[:2]
         # no_grad, not inference_mode: the sums this feeds are updated in place outside it
         with torch.no_grad():
-            ta = a.permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
-            tb = b.permute(2, 0, 1).unsqueeze(0)
-            basis = self._basis(h, w, [forward, backward, *(bends or ())])
-            plain_error = self._local_error(ta, tb)
+            ta, tb, basis, plain_error = self._setup(a, b, forward, backward, bends)
             total = ta + (ta + tb) * ((n - 1) / 2)
             step = chunk_for(self.device.type, h, w, n - 1)
             for first in range(1, n, step):
                 times = [k / n for k in range(first, min(n, first + step))]
                 total += self._instants(ta, tb, basis, plain_error, times, bends is not None)
             return total.squeeze(0).permute(1, 2, 0)
+
+    def _setup(self, a, b, forward, backward, bends):
+        """An interval's frames as (1, 3, H, W), its lookup basis and its plain error."""
+        h, w = a.shape[:2]
+        ta = a.permute(2, 0, 1).unsqueeze(0)
+        tb = b.permute(2, 0, 1).unsqueeze(0)
+        basis = self._basis(h, w, [forward, backward, *(bends or ())])
+        return ta, tb, basis, self._local_error(ta, tb)
 
     def frames(self, lut: np.ndarray, exact: bool = False):
         """An on_device.DeviceFrames here: a flow render's frames and sums kept on this
@@ -229,10 +234,7 @@ class TorchIntegrator:
             return self.integrate_tensors(a, b, forward, backward, n, bends)
         h, w = a.shape[:2]
         with torch.no_grad():
-            ta = a.permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
-            tb = b.permute(2, 0, 1).unsqueeze(0)
-            basis = self._basis(h, w, [forward, backward, *(bends or ())])
-            plain_error = self._local_error(ta, tb)
+            ta, tb, basis, plain_error = self._setup(a, b, forward, backward, bends)
             m = segments_for(n)
             box_a = self.motion_box(ta, self._tensor(forward) / m)
             box_b = self.motion_box(tb, self._tensor(backward) / m)

@@ -118,10 +118,10 @@ def integrate_segments(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
     Returns what integrate_interval returns for the same interval — the left-endpoint
     sum of n instants, i.e. n·(the interval's mean) − (b − a)/2 — so interval_sum and
     tiles take either."""
-    from lexp.renderers.interpolate import integrate_interval
+    from lexp.renderers import interpolate
 
     if n <= SHORT_TRAIL:  # the exact integral: few instants anyway
-        return integrate_interval(a, b, forward, backward, n, bends)
+        return interpolate.integrate_interval(a, b, forward, backward, n, bends)
     h, w = a.shape[:2]
     fields = [_grid(h, w), forward, backward, *(bends or ())]
     plain_error = _local_error(a, b)
@@ -133,27 +133,10 @@ def integrate_segments(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
     # midpoints' s average ½); each segment adds, where its warps agree, their departure.
     departure = np.zeros_like(a)
     for k in range(m):
-        departure += _departure(a, b, a_box, b_box, fields, plain_error, (k + 0.5) / m, bent)
+        departure += interpolate.departure(a, b, a_box, b_box, fields, plain_error,
+                                           (k + 0.5) / m, bent)
     # n·mean − (b − a)/2, with mean = (a + b)/2 + departure/m
     total = departure * np.float32(n / m)
     total += a * np.float32(n / 2 + 0.5)
     total += b * np.float32(n / 2 - 0.5)
     return total
-
-
-def _departure(a, b, look_a, look_b, fields, plain_error, s: float, bent: bool):
-    """The warped blend's departure from the plain one at instant ``s``, (1 − s)(A' − a)
-    + s(B' − b), where its warps agree (the trust: interpolate's module docstring), A'
-    and B' looked up in ``look_a``/``look_b`` (the boxes) along Super SloMo's flows."""
-    from lexp.renderers.interpolate import lookups
-
-    (ax, ay), (bx, by) = lookups(fields, s, bent)
-    from_a, from_b = _sample(look_a, ax, ay), _sample(look_b, bx, by)
-    trust = plain_error / (_local_error(from_a, from_b) + plain_error + 1e-8)
-    from_a -= a
-    from_a *= np.float32(1 - s)
-    from_b -= b
-    from_b *= np.float32(s)
-    from_a += from_b
-    from_a *= trust[..., None]
-    return from_a
