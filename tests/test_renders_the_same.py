@@ -7,10 +7,7 @@ part of a frame take its own count of instants (lexp.renderers.tiles): 83–92 d
 c965cda's, at most 143/65535 apart. ``learned`` follows the shipped checkpoint: written
 again when it was retrained on the corpus (issue 27; 39.6 dB from the one before), and
 when it was fine-tuned on extrapolation with --harm-weight 3 (42.7 dB from that one), and
-when that stage was made in dB instead (--loss psnr --harm-weight 1; 48.5 dB from it).
-``flow`` and ``auto`` were written again when the flow render's integration moved to
-full size with segments (lexp.renderers.segments): the new ones are the exact render
-(``--exact``) to the bit, the old ones were 85.3 dB from it (at most 51/65535 apart)."""
+when that stage was made in dB instead (--loss psnr --harm-weight 1; 48.5 dB from it)."""
 
 from __future__ import annotations
 

@@ -160,7 +160,8 @@ class _Exposure:
         forward = resolution.flow_at(interval.forward, size)  # as it is, at the flow size
         part, n = interval_sum(a, b, forward, interval.gap,
                                lambda: resolution.flow_at(interval.backward(), size),
-                               bends_here, frames.integrate, frames.tiled, frames.samples)
+                               bends_here, frames.integrate, frames.tiled, frames.samples,
+                               frames.box_above)
         self.add(part)
         if self.recorder is not None:
             if self.head is None:

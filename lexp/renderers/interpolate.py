@@ -151,26 +151,30 @@ def integrate_interval(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
     if n == 1:
         return total
     h, w = a.shape[:2]
-    # Where each instant looks A and B up is a weighted sum of these (2, H, W) fields:
-    # the pixel grid, the two flows, the bends.
-    fields = [_grid(h, w), forward, backward, *(bends or ())]
+    # Where each instant looks A and B up is a weighted sum of these (2, H, W) fields —
+    # the pixel grid, the two flows, the bends — one matrix product an instant (stacked
+    # once: for many instants that beats lookups()' sums, for a few it does not).
+    fields = [np.stack(_grid(h, w)), forward, backward, *(bends or ())]
+    basis = np.stack(fields).reshape(len(fields), -1)
     plain_error = _local_error(a, b)
     # Each instant is its plain blend (1−s)·a + s·b plus, where the warps agree, the
     # warped blend's departure from it. The plain blends sum to (n−1)/2·(a + b) (the
     # s_k and the 1 − s_k each add up to (n−1)/2): added once, not per instant.
     total += np.float32((n - 1) / 2) * (a + b)
     for k in range(1, n):
-        total += departure(a, b, a, b, fields, plain_error, k / n, bends is not None)
+        weights = np.float32(instant_weights(k / n, bends is not None))
+        coords = (weights @ basis).reshape(2, 2, h, w)
+        total += departure(a, b, a, b, coords, plain_error, k / n)
     return total
 
 
 def departure(a: np.ndarray, b: np.ndarray, look_a: np.ndarray, look_b: np.ndarray,
-              fields: list, plain_error: np.ndarray, s: float, bent: bool) -> np.ndarray:
+              coords, plain_error: np.ndarray, s: float) -> np.ndarray:
     """Instant ``s``'s warped blend's departure from its plain blend, where its warps
     agree: trust · ((1−s)·(A' − a) + s·(B' − b)), float32 H×W×3. A' and B' are looked
-    up in ``look_a``/``look_b`` (a and b themselves, or segments' boxes of them) along
-    ``fields`` (``lookups``'); ``plain_error``: _local_error(a, b)."""
-    (ax, ay), (bx, by) = lookups(fields, s, bent)
+    up in ``look_a``/``look_b`` (a and b themselves, or segments' boxes of them) at
+    ``coords`` ((ax, ay), (bx, by)); ``plain_error``: _local_error(a, b)."""
+    (ax, ay), (bx, by) = coords
     from_a, from_b = _sample(look_a, ax, ay), _sample(look_b, bx, by)
     trust = plain_error / (_local_error(from_a, from_b) + plain_error + 1e-8)
     from_a -= a  # in place, as the sum above needs no other copy
@@ -184,7 +188,8 @@ def departure(a: np.ndarray, b: np.ndarray, look_a: np.ndarray, look_b: np.ndarr
 
 def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,
                  backward, bends=None, integrate=None, tiled: bool = True,
-                 samples=samples_for) -> tuple[np.ndarray, int]:
+                 samples=samples_for, box_above: int | None = None
+                 ) -> tuple[np.ndarray, int]:
     """(the ``gap`` frame periods from linear frame ``a`` to ``b``, summed by the
     trapezoid rule — ``a`` and ``b`` weigh half a sample each, see the module docstring:
     float32 H×W×3; the instants sampled between them). ``forward``: the flow a→b;
@@ -195,7 +200,8 @@ def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,
     None: integrate_interval, on the CPU through OpenCV. ``tiled``: integrate where the
     motion is, tile by tile (lexp.renderers.tiles; numpy only), or the whole frame at
     once (a GPU's way: on_device's docstring). ``samples(flow, gap)``: the instant
-    count (samples_for, or exact_samples_for for the reference render)."""
+    count (samples_for, or exact_samples_for for the reference render); ``box_above``:
+    tiles.plan's (the instants past which ``integrate`` boxes its segments)."""
     n = samples(forward, gap)
     weight = np.float32(gap / n)
     ends = (b - a) * np.float32(0.5)  # turns the left-endpoint sum into the trapezoid
@@ -207,7 +213,7 @@ def interval_sum(a: np.ndarray, b: np.ndarray, forward: np.ndarray, gap: float,
     if not tiled:
         return (integrate(a, b, forward, back, n, curve) + ends) * weight, n
     budget = tiles.WORTH_IT * (n - 1) * a.shape[0] * a.shape[1]
-    plan, work = tiles.plan(forward, back, curve, gap, samples, budget)
+    plan, work = tiles.plan(forward, back, curve, gap, samples, budget, box_above)
     if work >= budget:  # motion everywhere
         return (integrate(a, b, forward, back, n, curve) + ends) * weight, n
     # Each tile as its own motion needs (lexp.renderers.tiles); the instants reported

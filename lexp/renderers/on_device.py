@@ -57,6 +57,7 @@ class DeviceFrames:
         self.torch, self.device, self.integrate = torch, device, integrate
         self.exact = exact  # the reference render (resolution.HostFrames)
         self.samples = interpolate.exact_samples_for if exact else interpolate.samples_for
+        self.box_above = None  # tiles.plan's: no tiles here
         self.lut = torch.from_numpy(np.ascontiguousarray(lut, np.float32)).to(device)
         self._weights: dict[tuple[int, int], object] = {}  # (n_in, n_out) -> matrix
 

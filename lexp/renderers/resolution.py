@@ -128,6 +128,7 @@ class HostFrames:
         self.integrate = interpolate.integrate_interval if exact else \
             segments.integrate_segments
         self.samples = interpolate.exact_samples_for if exact else interpolate.samples_for
+        self.box_above = None if exact else segments.SHORT_TRAIL  # tiles.plan's
 
     def linear(self, rgb: np.ndarray, gain: float) -> np.ndarray:
         """A decoded uint8 H×W×3 frame in linear light, float32 (× ``gain``)."""

@@ -133,8 +133,9 @@ def integrate_segments(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
     # midpoints' s average ½); each segment adds, where its warps agree, their departure.
     departure = np.zeros_like(a)
     for k in range(m):
-        departure += interpolate.departure(a, b, a_box, b_box, fields, plain_error,
-                                           (k + 0.5) / m, bent)
+        s = (k + 0.5) / m
+        departure += interpolate.departure(a, b, a_box, b_box,
+                                           interpolate.lookups(fields, s, bent), plain_error, s)
     # n·mean − (b − a)/2, with mean = (a + b)/2 + departure/m
     total = departure * np.float32(n / m)
     total += a * np.float32(n / 2 + 0.5)

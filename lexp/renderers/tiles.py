@@ -42,16 +42,17 @@ WORTH_IT = 0.8  # tiles are used when their work is under this share of the whol
 _BEND_WEIGHT = 4 / 27  # the largest Hermite tangent weight, s(1 − s)² at s = 1/3
 
 
-def reach(forward: np.ndarray, backward: np.ndarray, bends=None) -> np.ndarray:
+def reach(forward: np.ndarray, backward: np.ndarray, bends=None, boxed: bool = False
+          ) -> np.ndarray:
     """H×W float32: how far (pixels, per axis) any instant's lookups can be from each
     pixel. Super SloMo's weights are at most 1/4 on one flow and 1 on the other
-    (interpolate.instant_weights), a bend's at most 4/27; a segment's box adds its own
-    reach."""
+    (interpolate.instant_weights), a bend's at most 4/27; ``boxed``: plus a segment's
+    box (lexp.renderers.segments), which reaches on half its motion, at most half the
+    interval's, and its bicubic taps 2 px more."""
     fa, ga = np.abs(forward).max(axis=0), np.abs(backward).max(axis=0)
     far = np.maximum(fa * np.float32(0.25) + ga, fa + ga * np.float32(0.25))
-    # a segment's box (lexp.renderers.segments) reaches half its motion on, at most half
-    # the interval's, and its bicubic taps 2 px more
-    far += np.maximum(fa, ga) * np.float32(0.5) + np.float32(2)
+    if boxed:
+        far += np.maximum(fa, ga) * np.float32(0.5) + np.float32(2)
     for bend in bends or ():
         far += np.abs(bend).max(axis=0) * np.float32(_BEND_WEIGHT)
     return far
@@ -64,25 +65,30 @@ def _tiles(height: int, width: int):
 
 
 def plan(forward: np.ndarray, backward: np.ndarray, bends, gap: float, samples_for,
-         budget: float = math.inf
+         budget: float = math.inf, box_above: int | None = None
          ) -> tuple[list[tuple[tuple[int, int, int, int], int, tuple[int, int, int, int]]],
                     float]:
     """([(tile (y0, y1, x0, x1), its instants n, its crop (y0, y1, x0, x1))], the work:
     Σ (n − 1) × crop pixels) for an interval with these (2, H, W) flows over ``gap``
     periods; ``samples_for(flow, gap)`` counts a tile's instants. When the tiles alone
-    (no margins) already cost ``budget``, ([], inf) without working out the crops."""
+    (no margins) already cost ``budget``, ([], inf) without working out the crops.
+    ``box_above``: tiles of more instants are integrated in boxed segments (their crops
+    reach further); None: none is."""
     h, w = forward.shape[1:]
     counts = [(tile, samples_for(forward[:, tile[0]:tile[1], tile[2]:tile[3]], gap))
               for tile in _tiles(h, w)]
     if sum((n - 1) * (y1 - y0) * (x1 - x0) for (y0, y1, x0, x1), n in counts) >= budget:
         return [], math.inf
-    far = reach(forward, backward, bends)
+    boxed = box_above is not None and any(n > box_above for _, n in counts)
+    far = {False: reach(forward, backward, bends),
+           True: reach(forward, backward, bends, boxed=True) if boxed else None}
     radius = ERROR_BLUR_RADIUS
     out, work = [], 0
     for (y0, y1, x0, x1), n in counts:
         crop = (y0, y1, x0, x1)
         if n > 1:
-            ring = far[max(0, y0 - radius):y1 + radius, max(0, x0 - radius):x1 + radius]
+            reach_map = far[box_above is not None and n > box_above]
+            ring = reach_map[max(0, y0 - radius):y1 + radius, max(0, x0 - radius):x1 + radius]
             margin = radius + math.ceil(float(ring.max())) + 2
             crop = (max(0, y0 - margin), min(h, y1 + margin),
                     max(0, x0 - margin), min(w, x1 + margin))
