@@ -4,9 +4,10 @@ Estimating an interval's flow costs its pixels, and motion fields are smooth: fl
 estimated at full size on frames up to ``FULL_FLOW_SIDE`` (1280) pixels long, and on
 copies ``FLOW_SIDE`` (960) pixels long of larger ones (``s_flow`` = long side /
 FLOW_SIDE): a 4K clip's flow costs what a 960×540 one's does — unless its first interval
-moves slower than ``SLOW_FLOW_PX`` (4) full-size pixels a period: a night sky's stars,
-2–3 px across, drift too little to be followed on a smaller copy, so such a clip's flow
-is estimated at full size (render_flow's walk decides it once, at the first interval).
+is a slow drift of much of the frame (``SLOW_FLOW_PX``, ``DRIFT_PX``): a night sky's
+stars, 2–3 px across, drift too little to be followed on a smaller copy, so such a clip's
+flow is estimated at full size (render_flow's walk decides it once, at the first
+interval).
 
 Each interval is integrated at full size, along its flow upsampled, whatever the
 motion: a fast interval costs a few segments pre-filtered along the
@@ -27,10 +28,12 @@ import numpy as np
 FULL_FLOW_SIDE = 1280  # pixels: frames up to this long have their flow at full size
 FLOW_SIDE = 960  # pixels: larger frames have it on copies this long (DIS medium: 51 ms a
 # pair at 960×540 on this 2-core machine, 96 at 1280×720, 270 at 1920×1080)
-SLOW_FLOW_PX = 4.0  # full-size px a period: a clip whose first interval moves slower has
-# its flow at full size (1080p stars, 2–3 px across drifting ~2 px a period, are not
-# followed on the 960-px copy: −0.5 dB against the exact render; DIS there costs 163 ms
-# a pair against 39)
+SLOW_FLOW_PX = 4.0  # full-size px a period: a clip whose first interval drifts slower
+DRIFT_PX = 0.5  # (its fast pixels under SLOW_FLOW_PX, its 90th percentile over DRIFT_PX)
+# has its flow at full size: 1080p stars, 2–3 px across drifting ~2 px a period, are not
+# followed on the 960-px copy (−0.5 dB against the exact render; DIS there costs 163 ms
+# a pair against 39). A still street with a car in it (90th percentile 0.01 px) is not
+# such a drift.
 
 
 def flow_scale(height: int, width: int) -> float:
