@@ -30,7 +30,7 @@ spaced along the pixel's own motion vector; a longer one is such a base box doub
 at most DIRECT_TAPS + 2·log2(L/DIRECT_TAPS) lookups. Each box and its instant's lookup
 interpolate twice where the exact integral interpolates once, which blurs a little
 across the motion: boxes of 2–3 px lost up to 0.2 dB to the exact render on crisp
-synthetic edges, while from 5 px on the segments matched or beat it (median +0.07 dB,
+synthetic edges, while from 5 px on the segments matched or beat it (median +0.02 dB,
 worst −0.11 over scripts/quality_guard.py's synthetic cases). Trails up to SHORT_TRAIL
 px are integrated exactly: few instants anyway, and there the second interpolation
 would cost most.
