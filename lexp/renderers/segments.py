@@ -29,7 +29,7 @@ spaced along the pixel's own motion vector; a longer one is such a base box doub
 (:func:`motion_box`), each doubling two bicubic lookups, so a box of any length costs
 at most DIRECT_TAPS + 2·log2(L/DIRECT_TAPS) lookups. Each box and its instant's lookup
 interpolate twice where the exact integral interpolates once, which blurs a little
-across the motion: boxes of 2–3 px lost up to 0.2 dB to the exact render on crisp
+across the motion: boxes of 2–3 px lost up to 0.6 dB to the exact render on crisp
 synthetic edges, while from 5 px on the segments matched or beat it (median +0.02 dB,
 worst −0.11 over scripts/quality_guard.py's synthetic cases). Trails up to SHORT_TRAIL
 px are integrated exactly: few instants anyway, and there the second interpolation
@@ -53,9 +53,9 @@ def segments_for(n: int) -> int:
     """m: segments for an interval whose exact integral takes ``n`` > SHORT_TRAIL
     instants (one per pixel of its fastest pixels' trail, interpolate.samples_for): each
     spans √n pixels, at least MIN_SEGMENT_PX — m grows as √n, up to MAX_SEGMENTS.
-    (Boxes of 2–3 px lost up to 0.2 dB to the exact render on crisp synthetic edges,
-    their interpolation blurring about as much as they smooth; 5 px and up did not:
-    scripts/quality_guard.py.)"""
+    (Boxes of 2–3 px lost up to 0.6 dB to the exact render on crisp synthetic edges
+    moving 10 px, their interpolation blurring about as much as they smooth; 5 px and up
+    did not: scripts/quality_guard.py.)"""
     length = max(MIN_SEGMENT_PX, math.sqrt(n))
     return max(1, min(MAX_SEGMENTS, math.ceil(n / length)))
 
@@ -80,7 +80,7 @@ def motion_box(image: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     each pixel's own motion, nothing across it. Up to DIRECT_TAPS pixels long it is the
     mean of that many bilinear lookups of the image, spaced evenly along v (one
     interpolation, as the exact integral makes); longer, that base box along v/2^J is
-    doubled J times — level j the mean of level j − 1 at y ± 2^(j−1)·v/2^J, bicubic
+    doubled J times — level j the mean of level j − 1 at y ± 2^(j−2)·v/2^J, bicubic
     (bilinear, compounded, blurred across the motion too) — so a box of any length costs
     at most DIRECT_TAPS + 2·J lookups. Exact for a constant field, and close for the
     smooth fields optical flow gives."""
