@@ -75,6 +75,7 @@ Examples:
   lexp render falls.mp4 -o falls.jpg --align --keep-sharp first   # silky water, sharp rocks
 
   lexp render runner.mp4 -o flash.jpg -m flow --rear-curtain      # blur + a final flash
+  lexp render cars.mp4 -o reference.jpg -m flow --exact           # the reference render (slow)
 
   lexp render stars/ -o trails.jpg -m max --video trails.mp4 --comet 2s   # trail video
 

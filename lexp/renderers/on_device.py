@@ -124,7 +124,7 @@ class DeviceFrames:
                                  rows.view(size[1], w, c))
 
     def upscale(self, image, size: tuple[int, int]):
-        """resolution.upscale's bilinear (cv2.INTER_LINEAR: pixel centres, edges held) on
+        """cv2.resize's bilinear (cv2.INTER_LINEAR: pixel centres, edges held) on
         an H×W×C tensor, as float32."""
         chw = image.float().permute(2, 0, 1).unsqueeze(0)
         out = self.torch.nn.functional.interpolate(chw, size=(size[1], size[0]),

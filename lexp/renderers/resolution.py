@@ -55,13 +55,6 @@ def downscale(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def upscale(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A working-size image (or mask) at ``size`` (width, height), bilinear."""
-    import cv2
-
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-
-
 def flow_at(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A (2, h, w) flow resampled to ``size`` (width, height), in that grid's pixels."""
     if (flow.shape[2], flow.shape[1]) == size:
