@@ -65,19 +65,16 @@ def test_segments_grow_as_the_root_of_the_trail():
     assert counts[1] <= 30 / 5  # at least 5 px a segment
 
 
-def test_a_box_along_a_whole_pixel_motion_is_the_mean_of_shifts():
+def test_a_box_along_the_motion_is_the_mean_of_its_taps():
     image = crisp(40, 60)
     vectors = np.zeros((2, 40, 60), np.float32)
-    vectors[0] = 8.0  # a box 8 px long along x
+    vectors[0] = 8.0  # a box 8 px long along x: eight bilinear taps, half a pixel off
     boxed = segments.motion_box(image, vectors)
-    shifts = [np.roll(image, -k, axis=1) for k in np.arange(8) - 3.5]  # half-pixel taps
-    # the doubling samples half-pixel positions: compare with the mean of 8 bicubic taps
     xs, ys = np.meshgrid(np.arange(60, dtype=np.float32), np.arange(40, dtype=np.float32))
-    taps = [cv2.remap(image, xs + np.float32(c), ys, cv2.INTER_CUBIC,
+    taps = [cv2.remap(image, xs + np.float32(c), ys, cv2.INTER_LINEAR,
                       borderMode=cv2.BORDER_REPLICATE) for c in np.arange(8) - 3.5]
     inner = (slice(4, -4), slice(8, -8))
     assert metrics.psnr(boxed[inner], np.mean(taps, axis=0)[inner]) > 45
-    assert len(shifts) == 8
     still = np.zeros_like(vectors)
     assert segments.motion_box(image, still) is image  # nothing to filter
 

@@ -86,9 +86,8 @@ def exposure_periods(config, fps: float | None) -> float | None:
 
 class _Interval:
     """Two consecutive frames (``a``, ``b``: their linear light at full size, numpy or
-    tensors),
-    the flow a→b (2, h, w) at the flow size and ``gap`` frame periods between them; the
-    flow b→a is fetched on demand, once."""
+    tensors), the flow a→b (2, h, w) at the flow size and ``gap`` frame periods between
+    them; the flow b→a is fetched on demand, once."""
 
     def __init__(self, a, b, forward, fetch_backward, gap: float, level: float) -> None:
         self.a, self.b, self.forward, self.gap, self.level = a, b, forward, gap, level
@@ -328,7 +327,7 @@ class _Walk:
                                         before.index, frame.index, a_rgb, rgb)
             if not self.flow_size_decided:
                 self.flow_size_decided = True
-                if _slow(forward, gap, self.flow_scale):  # fine detail may drift (stars):
+                if resolution.slow_drift(forward, gap, self.flow_scale):  # (stars):
                     self.flow_scale, self.size = 1.0, (frame.rgb.shape[1], frame.rgb.shape[0])
                     a_rgb, rgb = before.rgb, frame.rgb  # the clip's flow at full size
                     forward = flows.cached_pair(self.estimator, self.cache, self.clip_id,
@@ -353,19 +352,6 @@ class _Walk:
 
         h, w = self.history[-1].shape[:2]
         return [flow_at(v, (w, h)) for v in self.velocities]
-
-
-def _slow(forward: np.ndarray, gap: float, flow_scale: float) -> bool:
-    """Whether a reduced flow (2, h, w, at ``flow_scale`` full-size px per px) over
-    ``gap`` periods is a slow drift of much of the frame: its 90th percentile at least
-    resolution.DRIFT_PX full-size px a period and its fast pixels (99.5th) under
-    resolution.SLOW_FLOW_PX — a night sky turning, not a still street with a car in it."""
-    from lexp.renderers import resolution
-
-    sparse = forward[:, ::4, ::4]
-    speed = np.sqrt(sparse[0] ** 2 + sparse[1] ** 2).ravel() * np.float32(flow_scale / gap)
-    drift, fast = np.percentile(speed, [90, 99.5])
-    return bool(drift >= resolution.DRIFT_PX and fast < resolution.SLOW_FLOW_PX)
 
 
 def _check_size(name: str, frame, before) -> None:

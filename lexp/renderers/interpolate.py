@@ -177,7 +177,7 @@ def departure(a: np.ndarray, b: np.ndarray, look_a: np.ndarray, look_b: np.ndarr
     (ax, ay), (bx, by) = coords
     from_a, from_b = _sample(look_a, ax, ay), _sample(look_b, bx, by)
     trust = plain_error / (_local_error(from_a, from_b) + plain_error + 1e-8)
-    from_a -= a  # in place, as the sum above needs no other copy
+    from_a -= a  # in place: from_a becomes the departure
     from_a *= np.float32(1 - s)
     from_b -= b
     from_b *= np.float32(s)

@@ -42,6 +42,18 @@ def flow_scale(height: int, width: int) -> float:
     return 1.0 if side <= FULL_FLOW_SIDE else side / FLOW_SIDE
 
 
+def slow_drift(forward: np.ndarray, gap: float, scale: float) -> bool:
+    """Whether a reduced flow (2, h, w, at ``scale`` full-size px per px) over ``gap``
+    periods is a slow drift of much of the frame — its 90th percentile at least
+    DRIFT_PX full-size px a period, its fast pixels (99.5th) under SLOW_FLOW_PX: a night
+    sky turning, not a still street with a car in it. Such a clip's flow belongs at full
+    size."""
+    sparse = forward[:, ::4, ::4]  # a 1-in-16 subsample is plenty for percentiles
+    speed = np.sqrt(sparse[0] ** 2 + sparse[1] ** 2).ravel() * np.float32(scale / gap)
+    drift, fast = np.percentile(speed, [90, 99.5])
+    return bool(drift >= DRIFT_PX and fast < SLOW_FLOW_PX)
+
+
 def work_size(height: int, width: int, scale: float) -> tuple[int, int]:
     """(width, height) at ``scale`` full-size pixels per working pixel."""
     return max(8, round(width / scale)), max(8, round(height / scale))
