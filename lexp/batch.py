@@ -17,6 +17,7 @@ from typing import Any
 from lexp.config import OutputConfig, RenderConfig
 from lexp.errors import LexpError
 from lexp.jobs import NAME_MAX, STDOUT, Job, JobResult
+from lexp.paths import LOCK_SUFFIX
 
 
 def render_jobs(jobs: list[Job], config: RenderConfig, out: OutputConfig, *,
@@ -175,9 +176,10 @@ class _WorkerPool:
 def _serve_jobs() -> int:
     """Worker loop (``python -m lexp.batch``): pickled jobs in on stdin, results out."""
     import pickle
-    import signal
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    from lexp.signals import unwind_on_stop_signals
+
+    unwind_on_stop_signals()
     source = sys.stdin.buffer
     # Keep the pipe to the parent on a private descriptor and point fd 1 at stderr:
     # whatever a C library prints can then never corrupt the stream of results.
@@ -195,10 +197,6 @@ def _serve_jobs() -> int:
             sink.flush()
     except (KeyboardInterrupt, BrokenPipeError):
         return 130
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def render_job(job: Job, config: RenderConfig, out: OutputConfig, overwrite: bool = False,
@@ -234,6 +232,13 @@ def _render_unlocked(job, config, out, progress_for, debug, base, started) -> Jo
         return base
     except (KeyboardInterrupt, SystemExit):
         raise
+    except OSError as err:  # what the machine refused (a cache path too long, ...)
+        from lexp.paths import machine_error
+
+        refused = machine_error(err)
+        base.error, base.hint, base.exit_code = refused.message, refused.hint, 1
+        base.seconds = time.perf_counter() - started
+        return base
     except Exception as err:  # a bug: report it as such, keep the batch going
         if debug:
             raise
@@ -260,11 +265,11 @@ class OutputLock:
     def __init__(self, output: str) -> None:
         target = Path(output)
         self.output = output
-        name = f".{target.name}.lexp-lock"
+        name = f".{target.name}{LOCK_SUFFIX}"
         if len(os.fsencode(name)) > NAME_MAX:  # the output's own name may be up to NAME_MAX
             import hashlib
 
-            name = f".lexp-lock-{hashlib.sha256(os.fsencode(target.name)).hexdigest()[:32]}"
+            name = f".{hashlib.sha256(os.fsencode(target.name)).hexdigest()[:32]}{LOCK_SUFFIX}"
         self.path = target.with_name(name)
         self.lock = None  # a filelock.FileLock while we hold it
 
@@ -272,14 +277,20 @@ class OutputLock:
         """True when the lock is ours; False when another process holds it."""
         from filelock import FileLock, Timeout
 
+        from lexp.paths import describe_os_error
+
+        try:
+            # Made here first: filelock reports a lock file it cannot create as a Timeout,
+            # which would read as "another run holds it" (-o /proc/x.jpg did, exit 0).
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644))
+        except OSError as err:  # the lock sits beside the output: name the output
+            raise describe_os_error(err, self.output) from err
         lock = FileLock(self.path, thread_local=False)
         try:
             lock.acquire(timeout=0)
         except Timeout:
             return False
-        except OSError as err:  # the lock sits beside the output: name the output
-            from lexp.paths import describe_os_error
-
+        except OSError as err:
             raise describe_os_error(err, self.output) from err
         self.lock = lock
         return True

@@ -371,7 +371,10 @@ def run_speed(spec: str, methods: list[Method], *, repeats: int = 3, max_frames:
     from lexp.config import OutputConfig, Window
 
     methods = [m for m in methods if m.config is not None]
-    with tempfile.TemporaryDirectory(prefix="lexp-bench-") as tmp:
+    from lexp.paths import scratch_name, sweep_leftovers
+
+    sweep_leftovers()  # folders of runs that were killed
+    with tempfile.TemporaryDirectory(prefix=scratch_name("bench")) as tmp:
         path = resolve_speed_clip(spec, Path(tmp))
         source = ClipSource(str(path), "video", (path,))
 

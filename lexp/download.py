@@ -83,7 +83,11 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(lock_path, thread_local=False):
-        yield
+        try:
+            yield
+        finally:  # removed while held, as an output's lock is: no 0-byte file stays
+            with contextlib.suppress(OSError):
+                os.unlink(lock_path)
 
 
 class _Transient(Exception):
@@ -94,7 +98,7 @@ class _NoAnswer(_Transient):
     """The server accepted the connection but sent no response within the timeout."""
 
 
-def fetch(url: str, dest: Path, *, sha256: str | None = None,
+def fetch(url: str, dest: Path, *, sha256: str | None = None, size: int | None = None,
           timeout: float = DEFAULT_TIMEOUT, retries: int = 5, backoff: float = 0.5,
           on_progress: ProgressCallback | None = None,
           on_retry: Callable[[str], None] | None = None,
@@ -102,7 +106,9 @@ def fetch(url: str, dest: Path, *, sha256: str | None = None,
     """Download ``url`` to ``dest`` (atomically); returns the file's full sha256 (hex).
 
     ``sha256`` is the expected digest, full or a prefix; None accepts any content (the
-    digest is returned so the caller can pin it). ``on_progress(done, total)`` gets
+    digest is returned so the caller can pin it). ``size``: the published size in bytes;
+    a server that sends (or announces) more than that, plus a small margin, is refused
+    and what it sent removed: a lying mirror cannot fill the disk. ``on_progress(done, total)`` gets
     byte counts; ``on_retry(message)`` is told why a try failed and when the next one
     starts. If ``dest`` already exists it is not fetched again.
     """
@@ -115,7 +121,7 @@ def fetch(url: str, dest: Path, *, sha256: str | None = None,
         restarted_after_mismatch = False
         while True:
             try:
-                digest = _fetch_once(url, part, timeout, on_progress)
+                digest = _fetch_once(url, part, timeout, on_progress, _most_bytes(size))
                 actual = digest.hexdigest()
                 if sha256:
                     try:
@@ -149,9 +155,17 @@ def fetch(url: str, dest: Path, *, sha256: str | None = None,
                 time.sleep(wait)
 
 
+def _most_bytes(size: int | None) -> int | None:
+    """The most bytes a download of a file published as ``size`` bytes may take: the size
+    and 1% (at least 64 KiB) for a file that changed a little; None when not published."""
+    return None if not size else size + max(size // 100, 1 << 16)
+
+
 def _fetch_once(url: str, part: Path, timeout: float,
-                on_progress: ProgressCallback | None) -> hashlib._Hash:
-    """One request: resume ``part`` if it exists. Raises _Transient or DownloadError."""
+                on_progress: ProgressCallback | None,
+                most: int | None = None) -> hashlib._Hash:
+    """One request: resume ``part`` if it exists. Raises _Transient or DownloadError
+    (also when the server sends, or announces, more than ``most`` bytes in all)."""
     offset = part.stat().st_size if part.exists() else 0
     digest = sha256_of(part) if offset else hashlib.sha256()
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
@@ -176,6 +190,9 @@ def _fetch_once(url: str, part: Path, timeout: float,
             offset, digest = 0, hashlib.sha256()
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length and length.isdigit() else None
+        if most is not None and total is not None and total > most:
+            part.unlink(missing_ok=True)
+            raise _too_big(url, f"announces {total} bytes", most)
         done = offset
         try:
             with open(part, "ab" if offset else "wb") as fh:
@@ -183,6 +200,10 @@ def _fetch_once(url: str, part: Path, timeout: float,
                     block = response.read(CHUNK)
                     if not block:
                         break
+                    if most is not None and done + len(block) > most:
+                        fh.close()
+                        part.unlink(missing_ok=True)
+                        raise _too_big(url, f"sent over {most} bytes", most)
                     fh.write(block)
                     digest.update(block)
                     done += len(block)
@@ -199,6 +220,12 @@ def _fetch_once(url: str, part: Path, timeout: float,
     if total is not None and done < total:
         raise _Transient(f"the server closed the connection after {done} of {total} bytes")
     return digest
+
+
+def _too_big(url: str, what: str, most: int) -> DownloadError:
+    return DownloadError(f"{url} {what}, more than the file's published size allows "
+                         f"({most} bytes at most); nothing was kept",
+                         hint="the server is not serving that file: check --mirror")
 
 
 def _open(request: urllib.request.Request, timeout: float):

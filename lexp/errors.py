@@ -11,7 +11,7 @@ Exit codes (also in ``lexp --help`` and the README):
 1     runtime error (bad input, unreadable clip, unwritable output)
 2     usage error (bad option or option value)
 3     a batch finished, but some inputs failed (each is reported)
-130   interrupted (Ctrl-C / SIGTERM); no partial output is left
+130   interrupted (Ctrl-C, SIGTERM, SIGHUP); no partial output is left
 ====  ==========================================================
 """
 
@@ -53,7 +53,7 @@ class OutputError(LexpError):
 
 
 class Interrupted(LexpError):
-    """The run was interrupted (Ctrl-C or SIGTERM) and cleaned up after itself."""
+    """The run was interrupted (Ctrl-C, SIGTERM or SIGHUP) and cleaned up after itself."""
 
     exit_code = EXIT_INTERRUPTED
 

@@ -16,7 +16,7 @@ from typing import Any
 from lexp.config import OutputConfig, RenderConfig
 from lexp.errors import OutputError, UsageError
 from lexp.media import ClipSource
-from lexp.paths import check_writable_dir
+from lexp.paths import check_writable_dir, names_stdout, through_links
 from lexp.renderers.result import RenderDetails
 
 STDOUT = "-"
@@ -95,7 +95,7 @@ def _plan_videos(jobs: list[Job], video: str, config: RenderConfig) -> list[Job]
                          hint="use a template, e.g. --video 'out/{stem}_trails.mp4'")
     planned, seen = [], {}
     for job in jobs:
-        target = Path(_fill(video, job.source, config))
+        target = through_links(_fill(video, job.source, config))
         check_name_length(target, "--video")
         if target.suffix.lower() not in VIDEO_SUFFIXES:
             raise UsageError(f"--video {target} is not a video file name",
@@ -104,9 +104,8 @@ def _plan_videos(jobs: list[Job], video: str, config: RenderConfig) -> list[Job]
                 str(target) == job.output:
             raise UsageError(f"--video {target} would be written twice",
                              hint="give each input its own video: put {stem} in the name")
-        if any(_same_file(target, p) for p in job.source.paths + _option_inputs(config)):
-            raise UsageError(f"--video {target} is one of the inputs of {job.source.name}",
-                             hint="write the video somewhere else; lexp never replaces an input")
+        check_not_an_input(target, job.source.paths + _option_inputs(config), "--video",
+                           job.source.name)
         seen[target] = job
         _ready_folder(target.parent)
         planned.append(replace(job, video=str(target)))
@@ -125,11 +124,11 @@ def _plan_images(sources, output, config, out, shard) -> list[Job]:
 
     def job(source: ClipSource, target: str, fmt: str) -> Job:
         check_name_length(target, "-o")
-        if any(_same_file(target, p) for p in source.paths + _option_inputs(config)):
-            raise UsageError(f"-o {target} is one of the inputs of {source.name}",
-                             hint="write the image somewhere else; lexp never replaces an input")
+        check_not_an_input(target, source.paths + _option_inputs(config), "-o", source.name)
         return Job(source, target, fmt, resolve_bit_depth(fmt, out.bit_depth))
 
+    if output not in (None, STDOUT) and names_stdout(output):
+        output = STDOUT  # -o /dev/stdout: what -o - means (a rename would replace the link)
     if output == STDOUT:
         if len(sources) != 1:
             raise UsageError("-o - (stdout) takes one input",
@@ -149,7 +148,7 @@ def _plan_images(sources, output, config, out, shard) -> list[Job]:
         if len(sources) > 1:
             raise UsageError(f"{len(sources)} inputs but -o {output} is a single file",
                              hint="give a folder (-o out/) or a template (-o 'out/{stem}.jpg')")
-        target = Path(output)
+        target = through_links(output)
         fmt = format_for(target, out.format)
         check_writable_dir(target.parent, target)
         return [job(sources[0], str(target), fmt)]
@@ -160,7 +159,7 @@ def _plan_images(sources, output, config, out, shard) -> list[Job]:
         template = os.path.join(folder, "{stem}_{method}" + DEFAULT_SUFFIX[out.format or "jpeg"])
     jobs, seen = [], {}
     for source in sources:
-        target = Path(_fill(template, source, config))
+        target = through_links(_fill(template, source, config))
         if target in seen:
             raise UsageError(f"{seen[target]} and {source.name} would both write {target}",
                              hint="use a template that tells them apart, e.g. -o "
@@ -172,6 +171,26 @@ def _plan_images(sources, output, config, out, shard) -> list[Job]:
     for folder in sorted({Path(j.output).parent for j in jobs}):
         _ready_folder(folder)
     return jobs
+
+
+def check_not_an_input(target: str | Path, inputs: list[Path] | tuple[Path, ...],
+                       option: str, clip: str) -> None:
+    """A UsageError, before any work, if ``target`` is one of ``inputs`` (by identity:
+    a link or another spelling of the same file counts). lexp never replaces an input."""
+    if any(_same_file(target, p) for p in inputs):
+        raise UsageError(f"{option} {target} is one of the inputs of {clip}",
+                         hint="write it somewhere else; lexp never replaces an input")
+
+
+def check_folder_holds_no_input(folder: str | Path, inputs: list[Path] | tuple[Path, ...],
+                                option: str, clip: str) -> None:
+    """A UsageError if ``folder`` (where files will be written by name) is the folder of
+    one of ``inputs``: an export named like a frame would replace it, and the exports
+    would be read as frames by the next run."""
+    if any(_same_file(folder, Path(p).parent) for p in inputs):
+        raise UsageError(f"{option} {folder} is the folder of {clip}'s frames",
+                         hint="export into a folder of its own, e.g. " + option + " "
+                              f"{Path(folder) / 'flow'}")
 
 
 def check_name_length(path: str | Path, option: str) -> None:

@@ -14,6 +14,8 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +24,28 @@ from typing import BinaryIO
 from lexp.errors import InputError, OutputError
 
 TEMP_PREFIX = ".lexp-tmp-"
+# Every temp file or folder lexp makes is named PREFIX-PID-...: a later run removes those
+# of processes that no longer exist (killed with SIGKILL, or the machine went down).
+LEFTOVER_NAME = re.compile(r"^\.?lexp-(?:tmp|crop|partial|stdin|bench)-(\d+)-")
+LOCK_SUFFIX = ".lexp-lock"  # .NAME.lexp-lock: an output's lock (see lexp.batch.OutputLock)
+_swept: set[str] = set()  # folders already swept by this process
 
 
 def cache_dir(override: str | os.PathLike | None = None) -> Path:
-    """The lexp cache directory (not created)."""
+    """The lexp cache directory (not created). A path no file system could hold (a name
+    over 255 bytes, or the whole over PATH_MAX) is a UsageError naming where it came from."""
     chosen = override or os.environ.get("LEXP_CACHE_DIR")
     if chosen:
-        return Path(chosen).expanduser()
+        path = Path(chosen).expanduser()
+        longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
+        if longest > 255 or len(os.fsencode(path)) > 3800:  # room for lexp's own names
+            from lexp.errors import UsageError
+
+            where = "--cache-dir" if override else "LEXP_CACHE_DIR"
+            raise UsageError(f"{where} is too long a path for a file system "
+                             f"({len(os.fsencode(path))} bytes, a name of {longest})",
+                             hint="choose a shorter cache folder")
+        return path
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("lexp", appauthor=False))
@@ -64,9 +81,34 @@ def check_writable_dir(directory: Path, for_output: Path | None = None) -> None:
 
 def replace_into(source: Path | str, target: Path | str) -> None:
     """``os.replace(source, target)``, but never over something that is not a regular
-    file: as root, a rename onto ``-o /dev/full`` replaced the device node itself."""
+    file: as root, a rename onto ``-o /dev/full`` replaced the device node itself; nor
+    over a symbolic link (callers write through links: see :func:`through_links`)."""
     check_replaceable(target)
+    if os.path.islink(target):
+        raise OutputError(f"cannot write {target}: it is a symbolic link, and lexp does not "
+                          "replace links", hint="name the file the link points to")
     os.replace(source, target)
+
+
+def through_links(path: Path | str) -> Path:
+    """The file an output named ``path`` should be written to: ``path`` itself, or where
+    it leads when it is a symbolic link (a rename onto the link would replace the link,
+    not write the file it names). Relative paths stay relative when there is no link."""
+    if not os.path.islink(path):
+        return Path(path)
+    return Path(os.path.realpath(path))
+
+
+def names_stdout(path: Path | str) -> bool:
+    """True when ``path`` is a link to this process's own stdout (``/dev/stdout``,
+    ``/proc/self/fd/1``, a link to either): writing the result there means ``-o -``."""
+    if not os.path.islink(path):
+        return False
+    try:
+        mine, named = os.fstat(1), os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
 
 
 def check_replaceable(target: Path | str) -> None:
@@ -87,7 +129,19 @@ def describe_os_error(err: OSError, path: Path | str) -> OutputError:
                            hint="free some space or choose another -o")
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return OutputError(f"cannot write {path}: permission denied", hint="choose another -o")
-    return OutputError(f"cannot write {path}: {err.strerror or err}")
+    return OutputError(f"cannot write {path}: {err.strerror or err}",
+                       hint="choose another -o" if err.errno in (errno.ENOENT, errno.ENOTDIR,
+                                                                 errno.ENAMETOOLONG) else None)
+
+
+def machine_error(exc: OSError) -> OutputError:
+    """One line for an OSError that no code turned into a LexpError of its own: what the
+    machine refused (a full disk, a cache path that is a file, no permission), not a bug."""
+    where = exc.filename or ""
+    error = describe_os_error(exc, where) if where else OutputError(str(exc.strerror or exc))
+    error.hint = "check that folder's free space and permissions; LEXP_CACHE_DIR (or " \
+        "--cache-dir) moves lexp's cache"
+    return error
 
 
 @contextlib.contextmanager
@@ -97,7 +151,8 @@ def atomic_write(path: Path | str) -> Iterator[BinaryIO]:
     On any exception (including KeyboardInterrupt) the temp file is removed and the
     target is left untouched. OSErrors become :class:`OutputError`.
     """
-    target = Path(path)
+    target = through_links(path)
+    sweep_leftovers(target.parent)
     try:
         # The pid in the name lets a parent clean up after a worker that was killed.
         fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".part",
@@ -151,3 +206,77 @@ def special_file_kind(path: Path) -> str | None:
         if test(mode):
             return kind
     return None
+
+
+def scratch_name(kind: str) -> str:
+    """The prefix for a temp file or folder of ``kind`` (stdin, bench, ...) in the system's
+    temp folder: it carries our pid, so :func:`sweep_leftovers` can tell when it is stale."""
+    return f"lexp-{kind}-{os.getpid()}-"
+
+
+def sweep_leftovers(folder: Path | str | None = None) -> int:
+    """Remove the temp files and folders that lexp runs which no longer exist left in
+    ``folder`` (default: the system's temp folder); returns how many went.
+
+    A SIGKILL, an OOM kill or a power cut gives a run no chance to clean up; the name of
+    each temp file says whose it was (see :data:`LEFTOVER_NAME`), and a process that is
+    gone cannot be using it. Each folder is swept once per process; errors are ignored
+    (this is housekeeping, never a reason to fail).
+    """
+    folder = Path(folder) if folder is not None else Path(tempfile.gettempdir())
+    key = os.path.abspath(folder)
+    if key in _swept:
+        return 0
+    _swept.add(key)
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        if name.startswith(".") and name.endswith(LOCK_SUFFIX):
+            removed += _remove_if_unlocked(folder / name)
+            continue
+        match = LEFTOVER_NAME.match(name)
+        if match is None or _process_exists(int(match.group(1))):
+            continue
+        path = folder / name
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed += 1
+    return removed
+
+
+def _remove_if_unlocked(path: Path) -> int:
+    """Remove an output's lock file that no process holds (1), else leave it (0). The
+    kernel drops a dead process's flock, so a free lock is a killed run's."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return 0
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(path)  # while we hold it, as a finishing run removes its own
+        return 1
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user's counts)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True

@@ -97,7 +97,7 @@ def registry() -> dict[str, Asset]:
     extra = os.environ.get("LEXP_REGISTRY")
     if extra:
         try:
-            entries = json.loads(Path(extra).read_text())
+            entries = json.loads(_read_registry(Path(extra)))
             if not isinstance(entries, list):
                 raise ValueError("it is not a JSON list")
             known = {f.name for f in fields(Asset)}
@@ -114,6 +114,24 @@ def registry() -> dict[str, Asset]:
                              hint="a JSON list of {name, filename, url, sha256, size, licence, "
                                   "used_by}") from None
     return assets
+
+
+REGISTRY_MAX_BYTES = 1 << 20  # a list of assets is a few kB; more is not a registry
+
+
+def _read_registry(path: Path) -> str:
+    """The text of a registry file: a regular file of sane size only (a FIFO would block,
+    /dev/zero would fill the memory). Raises ValueError or OSError to say why not."""
+    import stat
+
+    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("it is not a regular file")
+        data = fh.read(REGISTRY_MAX_BYTES + 1)
+    if len(data) > REGISTRY_MAX_BYTES:
+        raise ValueError(f"it is over {REGISTRY_MAX_BYTES // 1024} KiB")
+    return data.decode("utf-8")
 
 
 def get(name: str) -> Asset:
@@ -218,7 +236,8 @@ def ensure(name: str, *, cache: Path | None = None, mirror: str | None = None,
     target.parent.mkdir(parents=True, exist_ok=True)
     if force:
         _remove(target)
-    digest = download.fetch(url, target, sha256=asset.sha256, timeout=timeout,
+    digest = download.fetch(url, target, sha256=asset.sha256, size=asset.size or None,
+                            timeout=timeout,
                             retries=retries, on_progress=on_progress, on_retry=on_retry,
                             offline_hint=hint)
     _digest_record(target).write_text(digest + "\n")

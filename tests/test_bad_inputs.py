@@ -76,6 +76,9 @@ def inputs(tmp_path_factory) -> Path:
     synthetic.write_video(root / "square.mp4", iter(square), fps=10)
     synthetic.write_video(root / "street.mp4", synthetic.night_street(160, 90, frames=24), fps=20)
     synthetic.write_video(root / "one.mp4", iter(square[:1]), fps=10)
+    (root / "frames").mkdir()
+    for i, frame in enumerate(square[:4]):
+        cv2.imwrite(str(root / "frames" / f"flow_{i:05d}_{i + 1:05d}.png"), frame)
     clip = (root / "street.mp4").read_bytes()
     write_bad_inputs(root, clip)
     # A name whose bytes are not UTF-8 (a file from another system's encoding).
@@ -151,11 +154,14 @@ class Case:
     args: list  # {in} is the inputs folder; bytes arguments pass as bytes
     code: int  # the exit code
     says: str  # in the one error line
-    stdin: str | bytes | None = None  # a file name under the inputs, or the bytes
+    stdin: str | bytes | None = None  # a file name under the inputs, the bytes, or CLOSED
     env: dict = field(default_factory=dict)  # {in} expanded here too
     stdout: str = "pipe"  # "pipe", "closed" (>&-) or "full" (> /dev/full)
     fsize: int | None = None  # a file size limit for the process: a disk that fills up
     setup: Callable[[Path], None] | None = None  # makes things in the working folder
+
+
+CLOSED = "<&-"  # Case.stdin: the process starts with no standard input at all
 
 
 def make_fifo(name: str) -> Callable[[Path], None]:
@@ -192,6 +198,9 @@ CASES = [
          "a frame is 100x70", stdin="images_mixed.bin"),
     Case("stdin-trailing-junk", ["render", "-", "--fps", "10", "-o", "o.jpg"], 1,
          "not an image", stdin="images_junk.bin"),
+    Case("stdin-closed", ["render", "-", "-o", "o.jpg"], 1, "standard input is closed",
+         stdin=CLOSED),
+    Case("stdin-closed-flow", ["flow", "-"], 1, "standard input is closed", stdin=CLOSED),
     Case("stdin-mixed-with-files", ["render", "-", "{in}/square.mp4", "-o", "o.jpg"], 2,
          "cannot be mixed"),
     # Option values.
@@ -258,6 +267,11 @@ CASES = [
          "unsupported image extension"),
     Case("name-too-long", ["render", "{in}/square.mp4", "-o", "n" * 252 + ".jpg"], 2,
          "file name is 256 bytes"),
+    Case("output-where-no-file-can-be", ["render", "{in}/square.mp4", "-o",
+                                         "/proc/lexp_out.jpg", "-m", "mean"], 1,
+         "cannot write /proc/lexp_out.jpg"),
+    Case("cache-dir-too-long", ["render", "{in}/square.mp4", "-o", "o.jpg", "-m", "flow"], 2,
+         "too long a path", env={"LEXP_CACHE_DIR": "/".join(["d" * 200] * 25)}),
     Case("missing-output-folder", ["render", "{in}/square.mp4", "-o", "no/dir/o.jpg"], 1,
          "does not exist"),
     Case("output-is-fifo", ["render", "{in}/square.mp4", "-o", "o.jpg", "-m", "mean"], 1,
@@ -291,6 +305,12 @@ CASES = [
          "not a video file name"),
     Case("flow-export-onto-file", ["flow", "{in}/square.mp4", "--export-flo", "flo"], 1,
          "cannot write flo", setup=make_file("flo")),
+    Case("flow-export-video-onto-its-clip", ["flow", "{in}/square.mp4", "--export-video",
+                                             "{in}/square.mp4"], 2, "is one of the inputs"),
+    Case("flow-export-images-into-its-frames", ["flow", "{in}/frames", "--export-images",
+                                                "{in}/frames"], 2, "is the folder of"),
+    Case("flow-export-flo-into-its-frames", ["flow", "{in}/frames", "--export-flo",
+                                             "{in}/frames/"], 2, "is the folder of"),
     Case("flow-junk-folder", ["flow", "{in}/junk_dir"], 1, "no videos or images"),
     # lexp train (each of these stops before any training).
     Case("train-synthetic-text", ["train", "--data", "synthetic:abc", "--dry-run"], 2,
@@ -303,6 +323,10 @@ CASES = [
          env={"LEXP_REGISTRY": "{in}/escape_name.json"}),
     Case("registry-filename-absolute", ["download", "ok", "--force"], 2,
          "not a plain file name", env={"LEXP_REGISTRY": "{in}/escape_file.json"}),
+    Case("registry-device", ["download", "--list"], 2, "not a regular file",
+         env={"LEXP_REGISTRY": "/dev/zero"}),
+    Case("registry-fifo", ["download", "--list"], 2, "not a regular file",
+         env={"LEXP_REGISTRY": "{in}/fifo.mp4"}),
     Case("mirror-not-http", ["download", "raft-small", "--mirror", "http://[::1"], 2,
          "not an http"),
     Case("mirror-file-scheme", ["download", "raft-small", "--mirror", "file:///etc"], 2,
@@ -339,12 +363,14 @@ def run_case(case: Case, inputs: Path, work: Path, cache: Path) -> subprocess.Co
            **{k: _expand(v, inputs) for k, v in case.env.items()}}
     env.pop("LEXP_DEBUG", None)
     stdin = case.stdin
-    if isinstance(stdin, str):
+    if isinstance(stdin, str) and stdin != CLOSED:
         stdin = (inputs / stdin).read_bytes()
 
     def before_exec() -> None:
         if case.stdout == "closed":
             os.close(1)
+        if case.stdin == CLOSED:
+            os.close(0)
         if case.fsize is not None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes fail with EFBIG instead
             resource.setrlimit(resource.RLIMIT_FSIZE, (case.fsize, case.fsize))
@@ -353,7 +379,7 @@ def run_case(case: Case, inputs: Path, work: Path, cache: Path) -> subprocess.Co
     try:
         proc = subprocess.run([sys.executable, "-m", "lexp",
                                *(_expand(a, inputs) for a in case.args)],
-                              input=stdin if stdin is not None else b"",
+                              input=stdin if stdin not in (None, CLOSED) else b"",
                               stdout=subprocess.PIPE if case.stdout == "pipe" else full,
                               stderr=subprocess.PIPE, cwd=work, env=env, timeout=120,
                               preexec_fn=before_exec)

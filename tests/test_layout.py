@@ -97,7 +97,7 @@ def test_the_leaves_import_no_other_layer():
     graph = import_graph()
     leaves = {"lexp.errors", "lexp.paths", "lexp.config", "lexp.colour", "lexp.timing",
               "lexp.torch_env", "lexp.metrics", "lexp.weights", "lexp.download",
-              "lexp.stdout"}
+              "lexp.stdout", "lexp.signals"}
     for leaf in leaves:
         assert graph[leaf] <= leaves, (leaf, graph[leaf] - leaves)
 
@@ -107,7 +107,7 @@ def test_the_leaves_import_no_other_layer():
 LAYERS = [
     # leaves: what everything stands on
     {"errors", "paths", "config", "colour", "timing", "torch_env", "metrics", "weights",
-     "download", "stdout", "stills", "model", "checkpoint"},
+     "download", "stdout", "stills", "model", "checkpoint", "signals"},
     {"media", "synthetic"},  # reading and writing clips
     {"inputs", "flow"},  # what the user named, as clips; optical flow
     {"renderers"},  # frames to a linear-light long exposure

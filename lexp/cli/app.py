@@ -8,13 +8,14 @@ stays fast.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 import typer
 
 from lexp import __version__
 from lexp.errors import Interrupted, LexpError, UsageError
+from lexp.paths import machine_error
+from lexp.signals import unwind_on_stop_signals
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success · 1 error · 2 usage error · 3 some inputs of a batch failed · "
@@ -56,15 +57,10 @@ def main_options(
     _State.quiet = quiet
 
 
-def _on_sigterm(signum, frame):
-    # cron and job schedulers stop us with SIGTERM: unwind like Ctrl-C so temp files go.
-    raise KeyboardInterrupt
-
-
 def main() -> None:
     """Entry point. Typer handles --help and usage errors (exit 2); library errors
     become one line on stderr and their exit code."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    unwind_on_stop_signals()  # TERM (cron, schedulers) and HUP (a closed terminal) as Ctrl-C
     try:
         # Not standalone: Click's usage errors come to us, to leave as one line like ours
         # (Typer draws them as a box of several lines).
@@ -74,7 +70,7 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(_report(Interrupted("interrupted; no partial output was left")))
     except OSError as exc:  # what the machine refused (a full disk, a cache path that is
-        sys.exit(_report(_machine_error(exc)))  # a file, no permission): not a lexp bug
+        sys.exit(_report(machine_error(exc)))  # a file, no permission): not a lexp bug
     except Exception as exc:
         if not _is_click_error(exc):
             raise
@@ -99,19 +95,6 @@ def _report_click_error(exc) -> int:
     where = ctx.command_path if ctx is not None else "lexp"
     Reporter().error(exc.format_message().replace("\n", " "), f"{where} --help")
     return exc.exit_code
-
-
-def _machine_error(exc: OSError) -> LexpError:
-    """One line for an OSError no command turned into a LexpError of its own."""
-    from lexp.errors import OutputError
-    from lexp.paths import describe_os_error
-
-    where = exc.filename or ""
-    error = describe_os_error(exc, where) if where else \
-        OutputError(str(exc.strerror or exc))
-    error.hint = "check that folder's free space and permissions; LEXP_CACHE_DIR (or " \
-        "--cache-dir) moves lexp's cache"
-    return error
 
 
 def _report(exc: LexpError) -> int:

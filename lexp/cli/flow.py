@@ -81,12 +81,20 @@ def flow(
         raise UsageError(f"{clip} holds {len(sources)} clips; lexp flow takes one",
                          hint="name one video (or one folder of frames)")
     if export_video is not None:
-        from lexp.paths import check_writable_dir
+        from lexp.paths import check_writable_dir, through_links
 
         if export_video.suffix.lower() not in jobs.VIDEO_SUFFIXES:
             raise UsageError(f"--export-video {export_video} is not a video file name",
                              hint="end it in .mp4 (or .mov, .m4v, .mkv)")
+        export_video = through_links(export_video)  # a link's file, not the link
         check_writable_dir(export_video.parent, export_video)
+        jobs.check_not_an_input(export_video, sources[0].paths, "--export-video",
+                                sources[0].name)
+    if sources[0].kind != "video":  # exports named like frames would join (or replace) them
+        for option, folder in (("--export-flo", export_flo), ("--export-images", export_images)):
+            if folder is not None:
+                jobs.check_folder_holds_no_input(folder, sources[0].paths, option,
+                                                 sources[0].name)
     exporter = flows.FlowExporter(export_flo, export_images, export_video)
     on_flow = exporter if exporter.wanted else None  # else the flows' motion will do
     flow_cache = None if no_cache else FlowCache(cache)

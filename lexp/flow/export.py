@@ -70,7 +70,7 @@ class FlowExporter:
 
     Exports appear whole or not at all. Files are written into a hidden staging folder
     inside each export folder and moved into place by :meth:`close` (renames within one
-    folder, with Ctrl-C and SIGTERM held off until the last one); the video is committed
+    folder, with Ctrl-C, SIGTERM and SIGHUP held off until the last one); the video is committed
     there too. ``close(commit=False)`` removes everything this run wrote.
     """
 
@@ -98,10 +98,11 @@ class FlowExporter:
         import os
         import tempfile
 
-        from lexp.paths import describe_os_error
+        from lexp.paths import describe_os_error, sweep_leftovers
 
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            sweep_leftovers(folder)  # staging folders of runs that were killed
             return Path(tempfile.mkdtemp(prefix=f".lexp-partial-{os.getpid()}-", dir=folder))
         except OSError as err:
             raise describe_os_error(err, folder) from err
@@ -150,8 +151,9 @@ class FlowExporter:
         import signal
 
         from lexp.paths import describe_os_error, replace_into
+        from lexp.signals import STOP_SIGNALS
 
-        held = {signal.SIGINT, signal.SIGTERM}
+        held = set(STOP_SIGNALS)
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
         try:
             for folder, staging in self._staging.items():

@@ -13,13 +13,18 @@ from lexp.errors import InputError
 from lexp.media.clip import STDIN, Clip
 from lexp.media.ffmpeg import VideoClip, _looks_like_image, _looks_like_mp4
 from lexp.media.opencv import open_video
+from lexp.paths import scratch_name, sweep_leftovers
 
 
 class StdinClip(Clip):
     """A video stream on standard input (see the module docstring)."""
 
     def __init__(self, fps: float | None = None, stream=None) -> None:
-        stream = stream if stream is not None else sys.stdin.buffer
+        if stream is None:
+            if sys.stdin is None:  # started with stdin closed (<&-)
+                raise InputError("standard input is closed, so no clip can arrive on it",
+                                 hint="pipe a video in: cat clip.mp4 | lexp render - -o out.jpg")
+            stream = sys.stdin.buffer
         if hasattr(stream, "isatty") and stream.isatty():
             raise InputError("standard input is a terminal, not a video stream",
                              hint="pipe a video in: cat clip.mp4 | lexp render - -o out.jpg")
@@ -29,7 +34,8 @@ class StdinClip(Clip):
                              hint="pipe a video in: cat clip.mp4 | lexp render - -o out.jpg")
         self._spool: str | None = None
         if _looks_like_mp4(head):
-            fd, self._spool = tempfile.mkstemp(prefix="lexp-stdin-", suffix=".mp4")
+            sweep_leftovers()  # spools of runs that were killed
+            fd, self._spool = tempfile.mkstemp(prefix=scratch_name("stdin"), suffix=".mp4")
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(head)

@@ -17,6 +17,8 @@ from lexp.paths import (
     check_replaceable,
     describe_os_error,
     replace_into,
+    sweep_leftovers,
+    through_links,
 )
 
 
@@ -34,8 +36,9 @@ class VideoWriter:
 
     def __init__(self, path: str | Path, fps: float = 30.0, crf: int = 18,
                  preset: str = "medium") -> None:
-        self.path = Path(path)
+        self.path = through_links(path)
         check_replaceable(self.path)  # before any frame is encoded
+        sweep_leftovers(self.path.parent)  # partial videos of runs that were killed
         self.fps, self.crf, self.preset = fps, crf, preset
         # A short hidden name: the target's own name may already be near the 255-byte limit.
         # (TEMP_PREFIX and the pid: a batch cleans up after a worker that was killed.)

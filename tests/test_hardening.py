@@ -1,0 +1,274 @@
+"""Hardening, round two (issue 46): what a table of one-line errors cannot check.
+
+Outputs that are links or name stdout, signals that stop a run mid-way (HUP as INT and
+TERM) and a SIGKILL's leftovers, a mirror that lies about its size, checkpoints full of
+NaN, frames too small for flow, the Python API's errors, and pixels right for every
+input (EXIF orientation, pixel aspect, 16-bit frames, animated images).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from lexp import download, synthetic
+from tests.test_bad_inputs import lexp
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("clips")
+    synthetic.write_video(root / "square.mp4", synthetic.moving_square(96, 64, frames=12), fps=10)
+    # Long enough (at 2 cores) that a signal lands mid-render.
+    synthetic.write_video(root / "long.mp4", synthetic.night_street(480, 270, frames=240), fps=20)
+    return root
+
+
+# --------------------------------------------------------------------------- links, stdout
+
+
+def test_an_output_link_is_written_through_and_stays_a_link(clips, tmp_path):
+    (tmp_path / "real.jpg").write_bytes(b"old")
+    os.symlink("real.jpg", tmp_path / "link.jpg")
+    proc = lexp("render", str(clips / "square.mp4"), "-o", "link.jpg", "-m", "mean",
+                "--overwrite", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "link.jpg").is_symlink()
+    assert cv2.imread(str(tmp_path / "real.jpg")) is not None  # the image, through the link
+
+
+def test_a_dangling_output_link_makes_the_file_it_names(clips, tmp_path):
+    os.symlink("made.jpg", tmp_path / "link.jpg")
+    proc = lexp("render", str(clips / "square.mp4"), "-o", "link.jpg", "-m", "mean",
+                "--video", "v.mp4", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "link.jpg").is_symlink() and (tmp_path / "made.jpg").stat().st_size
+
+
+@pytest.mark.parametrize("name", ["/dev/stdout", "/proc/self/fd/1", "link"])
+def test_an_output_that_names_stdout_writes_the_image_there(clips, tmp_path, name):
+    """/dev/stdout (and a link to it) became a regular file and stdout got 0 bytes."""
+    if not Path(name if name != "link" else "/proc/self/fd/1").exists():
+        pytest.skip("no /proc")
+    os.symlink("/proc/self/fd/1", tmp_path / "link")
+    with open(tmp_path / "x.jpg", "wb") as sink:
+        proc = lexp("render", str(clips / "square.mp4"), "-o", name, "--format", "jpeg",
+                    "-m", "mean", "--overwrite", cwd=tmp_path, stdout=sink)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "link").is_symlink()
+    assert cv2.imread(str(tmp_path / "x.jpg")) is not None
+
+
+# --------------------------------------------------------------------------- signals
+
+
+def _stop_midway(args: list[str], cwd: Path, signum: int, env: dict | None = None,
+                 stdin=None, wait_for="to go") -> subprocess.CompletedProcess:
+    """Start lexp, send ``signum`` once it says ``wait_for`` on stderr (or, for a
+    function, once it returns True), and wait."""
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
+    full_env.pop("LEXP_DEBUG", None)
+    proc = subprocess.Popen([sys.executable, "-m", "lexp", *args], cwd=cwd, env=full_env,
+                            stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    said = b""
+    deadline = time.monotonic() + 60
+    if callable(wait_for):
+        while not wait_for() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    else:
+        while wait_for.encode() not in said and time.monotonic() < deadline:
+            chunk = proc.stderr.read1(4096)
+            if not chunk:
+                break
+            said += chunk
+    proc.send_signal(signum)
+    rest = proc.stderr.read()
+    proc.wait(timeout=60)
+    return subprocess.CompletedProcess(args, proc.returncode, None,
+                                       (said + rest).decode("utf-8", "replace"))
+
+
+def _env_with_progress(tmp_path: Path) -> dict:
+    """A cache and a temp folder of the test's own (what is left there is checked)."""
+    return {"LEXP_CACHE_DIR": str(tmp_path / "cache"), "TMPDIR": str(tmp_path / "tmp")}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_leaves_nothing_behind(clips, tmp_path, signum):
+    """SIGHUP (a closed terminal) left the lock, a partial video and exit 129."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (tmp_path / "tmp").mkdir()
+    proc = _stop_midway(["render", str(clips / "long.mp4"), "-o", "out.jpg", "-m", "flow",
+                         "--video", "t.mp4"], work, signum, env=_env_with_progress(tmp_path))
+    assert proc.returncode == 130, proc.stderr
+    assert "interrupted" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(work.iterdir()) == []
+
+
+def test_sighup_during_a_flow_export_leaves_nothing(clips, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (tmp_path / "tmp").mkdir()
+    proc = _stop_midway(["flow", str(clips / "long.mp4"), "--no-cache", "--export-flo", "flo",
+                         "--export-video", "f.mp4"], work, signal.SIGHUP,
+                        env=_env_with_progress(tmp_path),
+                        wait_for=lambda: len(list(work.glob("flo/.lexp-partial-*/*"))) > 5)
+    assert proc.returncode == 130, proc.stderr
+    assert list(work.iterdir()) == []
+
+
+def test_sighup_while_reading_stdin_removes_its_spool(clips, tmp_path):
+    work, tmp = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    tmp.mkdir()
+    with open(clips / "long.mp4", "rb") as stdin:
+        proc = _stop_midway(["render", "-", "-o", "out.jpg", "-m", "flow"], work,
+                            signal.SIGHUP, env=_env_with_progress(tmp_path), stdin=stdin)
+    assert proc.returncode == 130, proc.stderr
+    assert list(work.iterdir()) == [] and list(tmp.iterdir()) == []
+
+
+def test_nohup_keeps_a_render_going_past_sighup(clips, tmp_path):
+    """An ignored SIGHUP (nohup) stays ignored: the render outlives its terminal."""
+    script = ("import signal, sys; signal.signal(signal.SIGHUP, signal.SIG_IGN); "
+              "from lexp.cli.app import main; sys.argv = ['lexp'] + sys.argv[1:]; main()")
+    env = {**os.environ, "NO_COLOR": "1", "LEXP_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-c", script, "render", str(clips / "long.mp4"),
+                             "-o", "out.jpg", "-m", "mean"], cwd=tmp_path, env=env,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert (tmp_path / "out.jpg").exists()
+
+
+def test_what_a_sigkill_left_is_removed_by_the_next_run(clips, tmp_path):
+    """SIGKILL leaves temp files for ever unless the next run recognises them."""
+    work, tmp = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    tmp.mkdir()
+    env = _env_with_progress(tmp_path)
+    proc = _stop_midway(["render", str(clips / "long.mp4"), "-o", "out.jpg", "-m", "flow",
+                         "--video", "t.mp4"], work, signal.SIGKILL, env=env)
+    assert proc.returncode == -signal.SIGKILL
+    with open(clips / "long.mp4", "rb") as stdin:
+        _stop_midway(["render", "-", "-o", "s.jpg", "-m", "flow"], work, signal.SIGKILL,
+                     env=env, stdin=stdin)
+    left = {p.name for p in work.iterdir()} | {p.name for p in tmp.iterdir()}
+    assert any(n.startswith(".lexp-tmp-") for n in left), left  # the case is real
+    assert any(n.startswith("lexp-stdin-") for n in left), left
+    # Someone else's temp files, and a live process's, are left alone.
+    (work / ".lexp-tmp-notapid.mp4").write_bytes(b"x")
+    (work / f".lexp-tmp-{os.getpid()}-live.part").write_bytes(b"x")
+    again = lexp("render", str(clips / "square.mp4"), "-o", "again.jpg", "-m", "mean",
+                 "--video", "again.mp4", cwd=work, env=env)
+    assert again.returncode == 0, again.stderr
+    with open(clips / "square.mp4", "rb") as stdin:
+        piped = subprocess.run([sys.executable, "-m", "lexp", "render", "-", "-o", "p.jpg",
+                                "-m", "mean"], stdin=stdin, cwd=work, capture_output=True,
+                               env={**os.environ, **env})
+    assert piped.returncode == 0, piped.stderr
+    assert sorted(p.name for p in work.iterdir()) == sorted(
+        [".lexp-tmp-notapid.mp4", f".lexp-tmp-{os.getpid()}-live.part", "again.jpg",
+         "again.mp4", "p.jpg"])
+    assert list(tmp.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+class LyingMirror:
+    """A server on 127.0.0.1 that streams zeros for ever, announcing ``length`` (or no
+    length at all)."""
+
+    def __init__(self, length: int | None) -> None:
+        self.length = length
+        self.sent = 0
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(4)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.getsockname()[1]}/raft_small.pth"
+
+    def serve(self) -> None:
+        self.server.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(65536)
+                head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                if self.length is not None:
+                    head += f"Content-Length: {self.length}\r\n"
+                conn.sendall((head + "\r\n").encode())
+                block = b"\0" * 65536
+                deadline = time.monotonic() + 20  # bounded in time, whatever lexp does
+                try:
+                    while not self.stop.is_set() and time.monotonic() < deadline:
+                        conn.sendall(block)
+                        self.sent += len(block)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.server.close()
+
+
+@pytest.mark.parametrize("length", [99_999_999_999, None])
+def test_a_mirror_that_never_stops_cannot_fill_the_disk(tmp_path, length):
+    """raft_small.pth.part grew to 18.6 GB in 200 s; the registry says 4,006,206 bytes."""
+    mirror = LyingMirror(length)
+    grown = []
+    try:
+        dest = tmp_path / "raft_small.pth"
+        with pytest.raises(download.DownloadError, match="published size") as err:
+            download.fetch(mirror.url, dest, size=1_000_000, timeout=5, retries=1,
+                           on_progress=lambda done, total: grown.append(done))
+    finally:
+        mirror.close()
+    assert "nothing was kept" in err.value.message
+    assert max(grown, default=0) <= 1_000_000 + 65536
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no part, no lock
+
+
+def test_lexp_download_stops_a_lying_mirror_at_the_published_size(tmp_path):
+    mirror = LyingMirror(None)
+    try:
+        proc = lexp("download", "raft-small", "--mirror", mirror.url.rsplit("/", 1)[0],
+                    cwd=tmp_path, env={"LEXP_CACHE_DIR": str(tmp_path / "cache")})
+    finally:
+        mirror.close()
+    assert proc.returncode == 1 and "published size" in proc.stderr, proc.stderr
+    left = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert left == [], left
+    assert mirror.sent < 200 * 1024 * 1024  # it stopped reading long before the 20 s were up
+
+
+def test_a_failed_download_leaves_no_lock_file(tmp_path):
+    dest = tmp_path / "x.bin"
+    with pytest.raises(download.DownloadError):
+        download.fetch("http://127.0.0.1:9/x.bin", dest, timeout=1, retries=0)
+    assert list(tmp_path.iterdir()) == []
