@@ -8,7 +8,6 @@ input (EXIF orientation, pixel aspect, 16-bit frames, animated images).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -19,7 +18,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from lexp import download, synthetic
