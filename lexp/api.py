@@ -59,6 +59,7 @@ def render(source: Source, *, method: str = "auto", exposure: Time = None,
     from lexp.config import RenderConfig, Window
     from lexp.image import render_source
 
+    _check_estimator(flow, "flow")
     config = RenderConfig(
         method=method, window=Window.from_options(_time(start), _time(end), stride,
                                                   max_frames),
@@ -83,9 +84,11 @@ def optical_flow(source: Source, *, method: str = "auto", start: Time = None, en
     farneback, raft-small, raft-large. Flows of files are cached unless ``cache`` is off.
     """
     from lexp import flow as flows
-    from lexp.config import RenderConfig, Window
+    from lexp.config import RenderConfig, Window, check_type
     from lexp.flow.cache import FlowCache
 
+    _check_estimator(method, "method")
+    check_type(scale, float, "scale")
     config = RenderConfig(fps=fps, window=Window.from_options(_time(start), _time(end),
                                                               stride, max_frames))
     estimator = flows.auto_estimator(scale=scale, device=device) if method == "auto" else \
@@ -109,6 +112,17 @@ def load_generator(checkpoint: str | Path = "lexp", device: str = "cpu"):
     check_device(device)
     return checkpoints.load_network(checkpoints.resolve(str(checkpoint)),
                                     resolve_device(device))
+
+
+def _check_estimator(name, argument: str) -> None:
+    """A UsageError for a flow estimator lexp does not have (checked even where the
+    method would not use it: flow="bogus" with method="mean" is still a mistake)."""
+    from lexp.errors import UsageError
+    from lexp.flow import ESTIMATORS
+
+    if name != "auto" and name not in ESTIMATORS:
+        raise UsageError(f"unknown flow estimator {argument}={name!r}",
+                         hint="choose one of: auto, " + ", ".join(ESTIMATORS))
 
 
 def _time(value: Time) -> str | None:
@@ -140,8 +154,15 @@ def _open(source: Source, fps: float | None):
     if isinstance(source, (list, tuple)):
         if not source:
             raise UsageError("no frames given", hint="give at least one H×W×3 uint8 frame")
-        return None, media.MemoryClip([media.check_frame(f, i) for i, f in enumerate(source)],
-                                      fps)
+        frames = [media.check_frame(f, i) for i, f in enumerate(source)]
+        for i, frame in enumerate(frames):
+            if frame.shape != frames[0].shape:
+                from lexp.errors import InputError
+
+                raise InputError(f"frame {i} is {frame.shape[1]}x{frame.shape[0]}, but frame 0 "
+                                 f"is {frames[0].shape[1]}x{frames[0].shape[0]}",
+                                 hint="every frame of a clip has one size")
+        return None, media.MemoryClip(frames, fps)
     if isinstance(source, Iterable):
         return None, media.IteratorClip(iter(source), fps)
     raise UsageError(f"cannot render a {type(source).__name__}",

@@ -72,7 +72,24 @@ def read(path: str | Path) -> dict:
         raise InputError(f"{path.name} is checkpoint version {data.get('version')}; this "
                          f"lexp reads version {VERSION}",
                          hint="retrain it with this lexp, or use a matching lexp")
+    _check_finite(data.get("state"), path)
     return data
+
+
+def _check_finite(state, path: Path) -> None:
+    """An InputError if any floating-point weight is NaN or infinite: such a generator
+    renders black (or garbage) and would pass every other check."""
+    import torch
+
+    if not isinstance(state, dict):
+        return  # load_network says what is wrong with it
+    for name, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and \
+                not bool(torch.isfinite(tensor).all()):
+            raise InputError(f"{path.name} has weights that are not numbers (NaN or "
+                             f"infinite), in {name}",
+                             hint="the training diverged or the file was damaged; use an "
+                                  "earlier checkpoint or train again")
 
 
 def load_network(path: str | Path, device: str = "cpu"):

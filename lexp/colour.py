@@ -43,6 +43,7 @@ ToneCurve = Literal["clip", "soft", "reinhard"]
 # The curves themselves; ``auto`` (either option) is resolved per clip, see below.
 TRANSFERS: tuple[str, ...] = ("srgb", "rec709", "hlg", "pq", "none")
 HDR_TRANSFERS: tuple[str, ...] = ("hlg", "pq")
+TONES: tuple[str, ...] = ("clip", "soft", "reinhard")  # see tone_map
 TONE_CURVES: tuple[str, ...] = ("clip", "soft", "reinhard")
 
 # ffmpeg's names of a stream's transfer characteristic (its colour tags) for HDR video.

@@ -102,6 +102,21 @@ class TimeSpec:
         return f"{int(self.value)}f" if self.unit == "f" else f"{self.value:g}s"
 
 
+def check_type(value: Any, kind: type, name: str, optional: bool = False) -> None:
+    """A UsageError naming ``name`` when ``value`` is not a ``kind`` (int: an integer,
+    float: any real number; never a bool, never text): the Python API takes settings
+    as values, and "30" for fps failed deep inside as a TypeError."""
+    import numbers
+
+    if value is None and optional:
+        return
+    wanted = numbers.Integral if kind is int else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, wanted):
+        what = "an integer" if kind is int else "a number"
+        raise UsageError(f"{name}={value!r} must be {what}, not {type(value).__name__}",
+                         hint=f"e.g. {name}=2" if kind is int else f"e.g. {name}=1.5")
+
+
 @dataclass(frozen=True)
 class Window:
     """Which frames of a clip take part: [start, end) then every stride-th, at most max_frames."""
@@ -112,6 +127,8 @@ class Window:
     max_frames: int | None = None  # stop after this many frames (None = no limit)
 
     def __post_init__(self) -> None:
+        check_type(self.stride, int, "stride")
+        check_type(self.max_frames, int, "max_frames", optional=True)
         if self.stride < 1:
             raise UsageError(f"--stride {self.stride} must be 1 or more")
         if self.max_frames is not None and self.max_frames < 1:
@@ -176,6 +193,16 @@ class RenderConfig:
     learned_fallback: bool = True
 
     def __post_init__(self) -> None:
+        from lexp.colour import TONES, TRANSFERS
+
+        check_type(self.fps, float, "fps", optional=True)
+        check_type(self.ev, float, "ev")
+        check_type(self.median_memory_mb, int, "median_memory_mb")
+        for name, value, choices in (("transfer", self.transfer, TRANSFERS),
+                                     ("tone", self.tone, TONES)):
+            if value != "auto" and value not in choices:
+                raise UsageError(f"unknown {name} {value!r}",
+                                 hint="choose one of: auto, " + ", ".join(choices))
         method = METHOD_ALIASES.get(self.method, self.method)
         if method not in RENDER_METHODS:
             raise UsageError(

@@ -68,6 +68,16 @@ def checkpoint_with(path: Path, **model) -> None:
     torch.save(data, path)
 
 
+def checkpoint_with_weights(path: Path, value: float) -> None:
+    """The shipped checkpoint with every floating-point weight set to ``value``."""
+    import torch
+
+    data = checkpoint.read(checkpoint.resolve("lexp"))
+    data["state"] = {k: v.fill_(value) if v.is_floating_point() else v
+                     for k, v in data["state"].items()}
+    torch.save(data, path)
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
     """Every bad (and a few good) inputs, made once; the cases only read them."""
@@ -100,6 +110,8 @@ def inputs(tmp_path_factory) -> Path:
     checkpoint_with(root / "max_frames_0.pt", max_frames=0)
     checkpoint_with(root / "work_size_text.pt", work_size="320")
     checkpoint_with(root / "model_list.pt", _whole=[1, 2])
+    checkpoint_with_weights(root / "inf.pt", float("inf"))
+    checkpoint_with_weights(root / "nan.pt", float("nan"))
     # Download registries that try to write outside the cache, and archives.
     asset = {"url": "http://127.0.0.1:9/x", "sha256": None, "size": 0, "licence": "t",
              "used_by": "t"}
@@ -253,6 +265,12 @@ CASES = [
     Case("checkpoint-model-list", ["render", "{in}/square.mp4", "-o", "o.jpg", "-m",
                                    "learned", "--checkpoint", "{in}/model_list.pt"], 1,
          "not a mapping"),
+    Case("checkpoint-inf", ["render", "{in}/square.mp4", "--end", "5f", "--exposure", "64f",
+                            "--checkpoint", "{in}/inf.pt", "-o", "o.jpg"], 1,
+         "not numbers (NaN or infinite)"),
+    Case("checkpoint-nan-learned", ["render", "{in}/square.mp4", "-m", "learned",
+                                    "--checkpoint", "{in}/nan.pt", "-o", "o.jpg"], 1,
+         "not numbers (NaN or infinite)"),
     Case("checkpoint-without-learned", ["render", "{in}/square.mp4", "-o", "o.jpg",
                                         "-m", "max", "--checkpoint", "seed"], 2,
          "--method learned"),

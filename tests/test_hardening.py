@@ -8,6 +8,7 @@ input (EXIF orientation, pixel aspect, 16-bit frames, animated images).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from lexp import download, synthetic
@@ -270,3 +272,85 @@ def test_a_failed_download_leaves_no_lock_file(tmp_path):
     with pytest.raises(download.DownloadError):
         download.fetch("http://127.0.0.1:9/x.bin", dest, timeout=1, retries=0)
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- small frames
+
+
+def _tiny_clip(path: Path, width: int, height: int) -> Path:
+    frames = (np.ascontiguousarray(np.resize(f, (height, width, 3)))
+              for f in synthetic.moving_square(96, 64, frames=8))
+    synthetic.write_video(path, frames, fps=10)
+    return path
+
+
+@pytest.mark.parametrize("width,height", [(10, 10), (13, 13), (1, 1), (1, 400), (400, 1)])
+def test_frames_too_small_for_flow_still_render_and_export(tmp_path, width, height):
+    """OpenCV's DIS refuses images under 12 px: 'internal error: OpenCV ...'."""
+    clip = _tiny_clip(tmp_path / "tiny.mkv", width, height)
+    for args in (["render", "tiny.mkv", "-o", "auto.png"],
+                 ["render", "tiny.mkv", "-o", "flow.png", "-m", "flow"],
+                 ["flow", "tiny.mkv", "--export-video", "f.mp4", "--export-flo", "flo"]):
+        proc = lexp(*args, cwd=tmp_path, env={"LEXP_CACHE_DIR": str(tmp_path / "c")})
+        assert proc.returncode == 0, (args, proc.stderr)
+    capture = cv2.VideoCapture(str(clip))  # (the writer makes odd sizes even, for 4:2:0)
+    size = (int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)))
+    capture.release()
+    assert min(size) < 24  # auto's motion probe halves it: under DIS's 12 px
+    for name in ("auto.png", "flow.png"):
+        assert cv2.imread(str(tmp_path / name)).shape[:2] == size
+    assert len(list((tmp_path / "flo").glob("*.flo"))) == 7
+    assert clip.exists()
+
+
+def test_the_api_computes_flow_on_8px_frames():
+    import lexp as api
+
+    frames = [np.roll(np.eye(8, dtype=np.uint8)[..., None].repeat(3, 2) * 255, i, 1)
+              for i in range(6)]
+    flows = api.optical_flow(frames, fps=10, method="dis")
+    assert len(flows) == 5 and all(f.shape == (2, 8, 8) and np.isfinite(f).all()
+                                   for f in flows)
+    assert api.render(frames, fps=10, method="flow").linear.shape == (8, 8, 3)
+
+
+def test_bench_json_on_tiny_frames_is_valid_json_without_warnings(tmp_path):
+    """It printed NaN (not JSON) and numpy's RuntimeWarnings."""
+    _tiny_clip(tmp_path / "tiny.mkv", 8, 8)
+    proc = lexp("bench", "--quality", "tiny.mkv", "--json", cwd=tmp_path,
+                env={"LEXP_CACHE_DIR": str(tmp_path / "c")})
+    assert proc.returncode == 0, proc.stderr
+
+    def refuse(token):
+        raise ValueError(f"{token} is not JSON")
+
+    result = json.loads(proc.stdout, parse_constant=refuse)
+    assert result["quality"]["scores"]
+    assert "Warning" not in proc.stderr, proc.stderr
+
+
+# --------------------------------------------------------------------------- the API's errors
+
+
+@pytest.mark.parametrize("arguments,error,says", [
+    ({"fps": "30"}, "UsageError", "fps='30' must be a number"),
+    ({"ev": "1"}, "UsageError", "ev='1' must be a number"),
+    ({"stride": 1.5}, "UsageError", "stride=1.5 must be an integer"),
+    ({"max_frames": "3"}, "UsageError", "max_frames='3' must be an integer"),
+    ({"tone": "sepia"}, "UsageError", "unknown tone 'sepia'"),
+    ({"transfer": "gamma9"}, "UsageError", "unknown transfer 'gamma9'"),
+    ({"flow": "bogus", "method": "mean"}, "UsageError", "unknown flow estimator flow='bogus'"),
+    ({"frames": "mixed"}, "InputError", "frame 3 is 30x40, but frame 0 is 64x48"),
+])
+def test_the_api_raises_lexps_errors_naming_the_argument(arguments, error, says):
+    import lexp as api
+    from lexp.errors import LexpError
+
+    frames = [np.zeros((48, 64, 3), np.uint8)] * 3
+    if arguments.pop("frames", None):
+        frames = frames + [np.zeros((40, 30, 3), np.uint8)] * 3
+    arguments = {"fps": 10, **arguments}
+    with pytest.raises(LexpError) as err:
+        api.render(frames, **arguments)
+    assert type(err.value).__name__ == error and says in err.value.message

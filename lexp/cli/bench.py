@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -100,7 +101,7 @@ def bench(
                                                 on_progress=on_progress)
         result["speed"] = speed_report.to_json()
     if json_out:
-        stdout.write_text(json.dumps(result, indent=2, default=_json_number) + "\n",
+        stdout.write_text(json.dumps(_json_numbers(result), indent=2, allow_nan=False) + "\n",
                           "the --json results")
     elif csv_out:
         _print_csv(result)
@@ -108,8 +109,16 @@ def bench(
         _print_bench_tables(result)
 
 
-def _json_number(value):
-    return None if value != value else value  # NaN -> null
+def _json_numbers(value):
+    """``value`` with every NaN or infinite float as null: JSON has no such numbers
+    (Python's NaN and Infinity tokens make the whole document unreadable to jq)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_numbers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_numbers(v) for v in value]
+    return value
 
 
 def _print_csv(result: dict) -> None:

@@ -3,10 +3,32 @@ and Farnebäck (2003)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from lexp.errors import UsageError
 from lexp.flow.base import FlowEstimator
 
 DIS_PRESETS = ("ultrafast", "fast", "medium")
+# OpenCV refuses DIS on images under 12 px, and its pyramids (DIS's patches of 8 px,
+# Farnebäck's 5 levels) need room: smaller frames are padded to this (edges replicated)
+# and the flow cropped back. A frame that small has little motion to find, but a clip of
+# them (a thumbnail, a 1-px strip) must render, not fail.
+MIN_SIDE = 32
+
+
+def _padded(estimate):
+    """``estimate(ga, gb)`` on grey images padded to MIN_SIDE, cropped back."""
+    def padded(self, ga, gb):
+        import cv2
+
+        h, w = ga.shape[:2]
+        if h >= MIN_SIDE and w >= MIN_SIDE:
+            return estimate(self, ga, gb)
+        bottom, right = max(0, MIN_SIDE - h), max(0, MIN_SIDE - w)
+        ga, gb = (cv2.copyMakeBorder(g, 0, bottom, 0, right, cv2.BORDER_REPLICATE)
+                  for g in (ga, gb))
+        return np.ascontiguousarray(estimate(self, ga, gb)[:h, :w])
+    return padded
 
 
 class DISFlow(FlowEstimator):
@@ -17,6 +39,7 @@ class DISFlow(FlowEstimator):
             raise UsageError(f"unknown DIS preset {preset!r}", hint="ultrafast, fast or medium")
         super().__init__("dis", scale, {"preset": preset})
 
+    @_padded
     def _estimate(self, ga, gb):
         import cv2
 
@@ -33,6 +56,7 @@ class FarnebackFlow(FlowEstimator):
         super().__init__("farneback", scale, {"levels": 5, "winsize": 15, "iterations": 5,
                                               "poly_n": 7, "poly_sigma": 1.5})
 
+    @_padded
     def _estimate(self, ga, gb):
         import cv2
 

@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from lexp.errors import LexpError
+
 # --------------------------------------------------------------------------- candidates
 
 def work_scale(height: int, width: int, work_size: int) -> float:
@@ -167,14 +169,23 @@ class Learner(Capture):
         h, w = flow_render.shape[:2]
         with torch.inference_mode():
             if self.config.arch == "lexp":
-                weights = self.network.weights(batch)[0].float().cpu().numpy()
+                weights = _finite(self.network.weights(batch)[0].float().cpu().numpy())
                 self.weights_mean = [round(float(x), 4) for x in weights.mean(axis=(1, 2))]
                 out = np.zeros_like(flow_render)
                 for k, candidate in enumerate(full):
                     out += resize(np.ascontiguousarray(weights[k]), (w, h))[..., None] * candidate
                 return out
-            image = self.network(batch)[0].float().cpu().numpy().transpose(1, 2, 0)
+            image = _finite(self.network(batch)[0].float().cpu().numpy()).transpose(1, 2, 0)
         return colour.decode(resize(np.ascontiguousarray(image), (w, h)), "srgb")
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """``values``, checked: a generator whose output is NaN or infinite (weights that
+    overflow on this clip) would write a black image as a success."""
+    if not np.isfinite(values).all():
+        raise LexpError("the generator produced values that are not numbers on this clip",
+                        hint="render with -m flow, or use another --checkpoint")
+    return values
 
 
 def render_learned(clip, config, estimator, *, cache=None, source=None, frames=None,
