@@ -156,6 +156,9 @@ def _open(source: Source, fps: float | None):
             raise UsageError("no frames given", hint="give at least one H×W×3 uint8 frame")
         frames = [media.check_frame(f, i) for i, f in enumerate(source)]
         for i, frame in enumerate(frames):
+            if frame.dtype != frames[0].dtype:
+                raise UsageError(f"frame {i} is {frame.dtype}, but frame 0 is "
+                                 f"{frames[0].dtype}", hint="give every frame one depth")
             if frame.shape != frames[0].shape:
                 from lexp.errors import InputError
 

@@ -327,7 +327,10 @@ def render_image(job: Job, config: RenderConfig, out: OutputConfig, progress_for
                               flow_cache=flow_cache, video=video)
     recorded = {"video": job.video, "comet": str(out.comet) if out.comet else None} \
         if job.video else {}
-    data = image.encode(job.format, bit_depth=job.bit_depth, quality=out.quality,
+    depth = job.bit_depth
+    if out.bit_depth is None and job.format != "jpeg":  # 16-bit frames: a 16-bit file
+        depth = max(depth, image.clip.bit_depth)
+    data = image.encode(job.format, bit_depth=depth, quality=out.quality,
                         output=recorded)
     return data, image
 

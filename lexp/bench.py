@@ -200,7 +200,7 @@ def run_quality(paths: list[str], methods: list[Method], protocols: list[Protoco
         needed = max(p.frames_needed for p in protocols)
         try:
             with media.open_clip(source) as clip:
-                frames = [f for _, f in clip.frames(0, needed)]
+                frames = [media.to_8bit(f) for _, f in clip.frames(0, needed)]  # (8-bit truth)
                 fps = clip.info.fps
         except InputError as err:  # one unreadable clip does not void the others' scores
             report.skipped += [(name, p.name, err.message) for p in protocols]

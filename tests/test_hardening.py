@@ -354,3 +354,156 @@ def test_the_api_raises_lexps_errors_naming_the_argument(arguments, error, says)
     with pytest.raises(LexpError) as err:
         api.render(frames, **arguments)
     assert type(err.value).__name__ == error and says in err.value.message
+
+
+# --------------------------------------------------------------------------- pixels right
+
+
+def _ffmpeg() -> str:
+    from lexp.media import ffmpeg_exe
+
+    return ffmpeg_exe()
+
+
+def test_a_photo_is_read_upright_as_its_exif_orientation_says(tmp_path):
+    """Orientation 6 (a phone held upright) came out on its side: 60x40 for a 40x60 view."""
+    from PIL import Image as PILImage
+
+    from lexp import media
+
+    pixels = np.zeros((40, 60, 3), np.uint8)
+    pixels[:10, :20] = 255  # a mark in the stored image's top-left corner
+    exif = PILImage.new("RGB", (1, 1)).getexif()
+    exif[0x0112] = 6  # rotate 90° clockwise to view
+    for suffix in (".jpg", ".png"):
+        path = tmp_path / f"upright{suffix}"
+        PILImage.fromarray(pixels).save(path, exif=exif.tobytes())
+        frame = media.read_image(path)
+        assert frame.shape == (60, 40, 3)
+        assert frame[:10, -5:].mean() > 200 and frame[-10:, :5].mean() < 50  # top-right now
+    proc = lexp("render", "upright.jpg", "-o", "out.png", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert cv2.imread(str(tmp_path / "out.png")).shape[:2] == (60, 40)
+
+
+def test_anamorphic_video_is_shown_with_square_pixels(tmp_path):
+    """A 4:3 sample aspect ratio was ignored (OpenCV's frames are storage pixels)."""
+    subprocess.run([_ffmpeg(), "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=160x90:rate=10", "-frames:v", "10", "-vf", "setsar=4/3",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(tmp_path / "wide.mp4")],
+                   check=True)
+    for decoder in ("", "ffmpeg"):
+        proc = lexp("render", "wide.mp4", "-o", "out.png", "-m", "mean", "--overwrite",
+                    cwd=tmp_path, env={"LEXP_DECODER": decoder})
+        assert proc.returncode == 0, proc.stderr
+        assert cv2.imread(str(tmp_path / "out.png")).shape[:2] == (90, 213), decoder
+
+
+def test_sixteen_bit_frames_stay_sixteen_bits_end_to_end(tmp_path):
+    """A 16-bit PNG sequence was quantised to 8 bits on reading: a smooth ramp came out
+    in at most 256 levels ("360 input levels -> 2 levels out")."""
+    frames = tmp_path / "ramp"
+    frames.mkdir()
+    ramp = np.linspace(1000, 64000, 1200).astype(np.uint16)[None, :, None]
+    for i in range(6):
+        image = np.repeat(np.repeat(ramp, 24, 0), 3, 2).copy()
+        image[:6, i * 100:i * 100 + 80] = 65535  # something moving along the top
+        cv2.imwrite(str(frames / f"f{i:02d}.png"), image)
+    for method in ("mean", "max", "median", "flow"):
+        proc = lexp("render", "ramp", "-o", f"{method}.png", "-m", method, "--fps", "10",
+                    cwd=tmp_path, env={"LEXP_CACHE_DIR": str(tmp_path / "c")})
+        assert proc.returncode == 0, proc.stderr
+        out = cv2.imread(str(tmp_path / f"{method}.png"), cv2.IMREAD_UNCHANGED)
+        assert out.dtype == np.uint16, method  # a 16-bit PNG by default from 16-bit frames
+        levels = len(np.unique(out[12:, :, 1]))
+        assert levels >= 1000, (method, levels)
+        # The still ramp is the input's, to within 16-bit rounding (not 8-bit steps).
+        assert np.abs(out[12:, :, 1].astype(int) - ramp[0, :, 0].astype(int)).max() <= 2
+
+
+def test_an_animated_png_or_webp_is_a_clip_of_all_its_frames(tmp_path):
+    """They were read as their first frame, without a word."""
+    from PIL import Image as PILImage
+
+    frames = [PILImage.fromarray(f) for f in synthetic.moving_square(96, 64, frames=10)]
+    for name, options in (("a.png", {}), ("a.webp", {"lossless": True})):
+        frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:], duration=100,
+                       loop=0, **options)
+        proc = lexp("render", name, "-o", f"{name}.jpg", "-m", "mean", "--json", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        assert result["frames"] == 10, result
+    # Among stills, an animation is not one frame: it is refused, saying why.
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    frames[0].save(folder / "f1.png")
+    frames[0].save(folder / "f2.png", save_all=True, append_images=frames[1:], duration=100)
+    proc = lexp("render", "mixed", "-o", "m.jpg", cwd=tmp_path)
+    assert proc.returncode == 1 and "f2.png is an animation of 10 frames" in proc.stderr
+
+
+def test_a_whole_variable_rate_file_is_not_called_truncated(tmp_path):
+    """40 frames over 21.6 s: 'decoding stopped after 40 of about 216 frames'."""
+    subprocess.run([_ffmpeg(), "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=160x90:rate=10", "-frames:v", "40", "-vf",
+                    "setpts='if(lt(N,20),N*0.04,0.8+(N-20)*1.04)/TB'", "-fps_mode", "vfr",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(tmp_path / "vfr.mkv")],
+                   check=True)
+    proc = lexp("render", "vfr.mkv", "-o", "out.jpg", "-m", "mean", cwd=tmp_path)
+    assert proc.returncode == 0 and "truncated" not in proc.stderr, proc.stderr
+    whole = (tmp_path / "vfr.mkv").read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) // 2])
+    proc = lexp("render", "cut.mkv", "-o", "cut.jpg", "-m", "mean", cwd=tmp_path)
+    assert "truncated" in proc.stderr, proc.stderr  # a file that is cut still says so
+
+
+# --------------------------------------------------------------------------- smaller things
+
+
+def test_a_training_run_stopped_before_its_first_checkpoint_does_not_offer_resume(tmp_path):
+    """It said "resume with --resume"; resuming then said "nothing to resume"."""
+    proc = _stop_midway(["train", "--data", "synthetic:3", "--run-dir", "run", "--steps",
+                         "100000"], tmp_path, signal.SIGINT,
+                        env={"LEXP_CACHE_DIR": str(tmp_path / "cache")},
+                        wait_for=lambda: (tmp_path / "cache").exists())
+    assert proc.returncode == 130, proc.stderr
+    assert "nothing to resume" in proc.stderr and "--resume" not in proc.stderr
+
+
+def test_names_with_control_characters_reach_the_terminal_escaped(tmp_path):
+    """A file name with escape sequences was echoed raw: it could recolour or retitle
+    the user's terminal."""
+    name = "clip\x1b]0;pwned\x07\x1b[2J.mp4"
+    synthetic.write_video(tmp_path / name, synthetic.moving_square(96, 64, frames=6), fps=10)
+    proc = lexp("render", name, "-o", "out.jpg", "-m", "mean", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
+    assert "clip\\x1b]0;pwned\\x07\\x1b[2J.mp4" in proc.stderr
+
+
+def test_a_full_stderr_loses_the_words_not_the_render(clips, tmp_path):
+    """2>/dev/full turned a success into exit 1."""
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "lexp", "render",
+                               str(clips / "square.mp4"), "-o", "out.jpg", "-m", "mean"],
+                              cwd=tmp_path, stderr=full, stdout=subprocess.DEVNULL,
+                              env={**os.environ, "LEXP_CACHE_DIR": str(tmp_path / "c")})
+    assert proc.returncode == 0 and (tmp_path / "out.jpg").exists()
+
+
+def test_a_long_registry_lists_as_plain_columns_in_a_pipe(tmp_path):
+    """Rich laid the table out at ~1.7 ms an entry."""
+    entries = [{"name": f"asset-{i}", "filename": f"f{i}.bin", "url": "http://127.0.0.1:9/x",
+                "sha256": None, "size": 1000, "licence": "t", "used_by": "t\x1b[31m"}
+               for i in range(2000)]
+    (tmp_path / "registry.json").write_text(json.dumps(entries))
+    proc = lexp("download", "--list", cwd=tmp_path,
+                env={"LEXP_REGISTRY": str(tmp_path / "registry.json"),
+                     "LEXP_CACHE_DIR": str(tmp_path / "c")})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.decode().splitlines()
+    assert lines[0].split()[:3] == ["name", "size", "cached"]
+    assert len(lines) == 1 + 2000 + 4  # the header, these, the built-in four
+    assert "asset-1999" in lines[-1] and "\x1b" not in proc.stdout.decode()

@@ -418,8 +418,8 @@ def test_damaged_and_foreign_checkpoints_are_clear_errors(tmp_path, clips):
         assert not (tmp_path / "out.jpg").exists()
 
 
-def _train(tmp_path, steps, resume=False, run="run", on_event=None):
-    config = TrainConfig(data=("synthetic:3",), run_dir=str(tmp_path / run), steps=steps,
+def _train(tmp_path, steps, resume=False, run="run", on_event=None, data=("synthetic:3",)):
+    config = TrainConfig(data=data, run_dir=str(tmp_path / run), steps=steps,
                          eval_every=2, batch=2, crop=32, work_size=64, val_fraction=0.34)
     return train.train(config, resume=resume, on_event=on_event)
 
@@ -445,6 +445,9 @@ def test_training_writes_a_run_and_resume_continues_it(tmp_path, monkeypatch):
     # A run directory is never overwritten by a fresh run.
     with pytest.raises(Exception, match="already holds a run"):
         _train(tmp_path, 2, run="straight")
+    # Nor resumed on other data: its best loss was measured on its own validation clips.
+    with pytest.raises(Exception, match="was trained on --data synthetic:3, not synthetic:4"):
+        _train(tmp_path, 6, resume=True, run="straight", data=("synthetic:4",))
 
 
 def test_validation_holds_out_whole_clips():

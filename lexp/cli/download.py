@@ -81,7 +81,10 @@ def _print_assets(reporter, cache) -> None:
     from lexp import weights
     from lexp.cli import show
 
-    # The listing is the result the user asked for: it goes to stdout.
-    stdout.write_text(show.rich_text(lambda console: show.assets_table(console, cache)),
-                      "the list")
+    # The listing is the result the user asked for: it goes to stdout. A Rich table on a
+    # terminal; for a pipe or a file, plain aligned columns (Rich lays out ~1 ms a row:
+    # a registry of thousands of assets took seconds).
+    text = show.rich_text(lambda console: show.assets_table(console, cache)) \
+        if stdout.is_terminal() else show.assets_text(cache)
+    stdout.write_text(text, "the list")
     reporter.info(f"cache: {weights.location(weights.BUILTIN[0], cache).parent.parent}")

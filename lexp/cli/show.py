@@ -20,6 +20,22 @@ from rich.console import Console
 from rich.markup import escape
 
 
+# C0 and C1 control characters and DEL: in a file name (or any text from outside) they
+# would reach the terminal as commands (colours, a cleared screen, a retitled window).
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as a ``\\xNN`` escape, so what
+    lexp prints is only ever text, whatever the names it quotes hold."""
+    return text.translate(_CONTROL)
+
+
+def _say(text: str) -> str:
+    """Text for a Rich markup string: printable, and its brackets not markup."""
+    return escape(printable(text))
+
+
 def _console(stderr: bool) -> Console:
     """A Rich console that writes no escape codes at all when ``NO_COLOR`` is set."""
     no_colour = os.environ.get("NO_COLOR", "") != ""
@@ -38,17 +54,29 @@ class Reporter:
 
     def info(self, message: str) -> None:
         if not self.quiet:  # soft wrap: a log line stays one line (grep, cron mail)
-            self.console.print(escape(message), soft_wrap=True)
+            self._print(_say(message))
 
     def warn(self, message: str) -> None:
         # Warnings show even with --quiet: they say the result may not be what was asked.
-        self.console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+        self._print(f"[yellow]warning:[/] {_say(message)}")
 
     def error(self, message: str, hint: str | None = None) -> None:
-        line = f"[bold red]error:[/] {escape(message)}"
+        line = f"[bold red]error:[/] {_say(message)}"
         if hint:
-            line += f" [dim](hint: {escape(hint)})[/]"
-        self.console.print(line, soft_wrap=True)
+            line += f" [dim](hint: {_say(hint)})[/]"
+        self._print(line)
+
+    def _print(self, markup: str) -> None:
+        """One line on stderr. stderr full or closed (``2>/dev/full``) loses the words,
+        never the work: a render that succeeded still exits 0."""
+        try:
+            self.console.print(markup, soft_wrap=True)
+            self.console.file.flush()
+        except (OSError, ValueError):
+            with contextlib.suppress(OSError):  # nothing more can fail there, at exit either
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 2)
+                os.close(null)
 
     # Without a terminal (logs, cron), a long job says once how long it expects to take:
     # after EXPECT_AFTER_S, when the whole would take over EXPECT_OVER_S.
@@ -126,7 +154,7 @@ class Reporter:
 
         with Progress(TextColumn("{task.description}"), *columns, console=self.console,
                       transient=True) as bar:
-            task = bar.add_task(escape(description), total=total)
+            task = bar.add_task(_say(description), total=total)
             last = 0.0
 
             def on_progress(done: int, now_total: int | None = None, **_: object) -> None:
@@ -186,7 +214,7 @@ def bench_tables(result: dict, out) -> None:
             for r in (r for r in summary if r["protocol"] == proto):
                 table.add_row(r["method"], f"{r['psnr_median']:.2f}",
                               f"{r['psnr_moving_median']:.2f}", f"{r['ssim_median']:.4f}",
-                              f"{r['worst_clip']} ({r['worst_psnr']:.2f})", str(r["clips"]))
+                              f"{_say(r['worst_clip'])} ({r['worst_psnr']:.2f})", str(r["clips"]))
             out.print(table)
             scores = [s for s in result["quality"]["scores"] if s["protocol"] == proto]
             names = list(dict.fromkeys(s["method"] for s in scores))
@@ -196,11 +224,11 @@ def bench_tables(result: dict, out) -> None:
                 per_clip.add_column(name, justify="right")
             for clip in dict.fromkeys(s["clip"] for s in scores):
                 row = {s["method"]: s["psnr"] for s in scores if s["clip"] == clip}
-                per_clip.add_row(clip, *(f"{row[n]:.2f}" for n in names))
+                per_clip.add_row(_say(clip), *(f"{row[n]:.2f}" for n in names))
             out.print(per_clip)
     if "speed" in result:
         sp = result["speed"]
-        table = Table(title=f"speed: {sp['clip']} ({sp['width']}x{sp['height']}, {sp['frames']} "
+        table = Table(title=f"speed: {_say(sp['clip'])} ({sp['width']}x{sp['height']}, {sp['frames']} "
                             f"frames; {sp['device']}, {sp['dtype']}; median of {sp['repeats']}; "
                             f"peak RAM {sp['peak_rss_mb']:.0f} MB)", box=None,
                       header_style="bold")
@@ -215,17 +243,37 @@ def bench_tables(result: dict, out) -> None:
         out.print(table)
 
 
+ASSET_COLUMNS = ("name", "size", "cached", "used by", "licence", "source")
+
+
+def _asset_rows(cache) -> list[tuple[str, ...]]:
+    """The registry's assets as rows of :data:`ASSET_COLUMNS` (text, made printable)."""
+    from lexp import weights
+
+    rows = []
+    for asset in weights.registry().values():
+        size = f"{asset.size / 1e6:,.1f} MB" if asset.size else "?"
+        rows.append(tuple(printable(str(v)) for v in (
+            asset.name, size, "yes" if weights.is_cached(asset, cache) else "no",
+            asset.used_by, asset.licence, asset.description)))
+    return rows
+
+
 def assets_table(out, cache) -> None:
     """``lexp download --list``: the registry's assets, and whether each is cached."""
     from rich.table import Table
 
-    from lexp import weights
-
     table = Table(box=None, header_style="bold")
-    for column in ("name", "size", "cached", "used by", "licence", "source"):
+    for column in ASSET_COLUMNS:
         table.add_column(column)
-    for asset in weights.registry().values():
-        size = f"{asset.size / 1e6:,.1f} MB" if asset.size else "?"
-        table.add_row(asset.name, size, "yes" if weights.is_cached(asset, cache) else "no",
-                      asset.used_by, asset.licence, asset.description)
+    for row in _asset_rows(cache):
+        table.add_row(*(escape(cell) for cell in row))
     out.print(table)
+
+
+def assets_text(cache) -> str:
+    """:func:`assets_table` as plain aligned columns (for a pipe or a file)."""
+    rows = [ASSET_COLUMNS, *_asset_rows(cache)]
+    widths = [max(len(row[k]) for row in rows) for k in range(len(ASSET_COLUMNS) - 1)]
+    return "".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]
+                   + "\n" for row in rows)

@@ -171,7 +171,11 @@ def train(
         summary = training.train(config, resume=resume, on_event=data_report.event,
                                  jobs=jobs or os.cpu_count() or 1)
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; resume with --resume --run-dir {run_dir}") from None
+        if (run_dir / "last.pt").is_file():
+            raise Interrupted(f"interrupted; resume with --resume --run-dir {run_dir}") \
+                from None
+        raise Interrupted("interrupted before the first checkpoint (last.pt), so there is "
+                          "nothing to resume", hint="run the same command again") from None
     finally:
         data_report.close()
     if json_out:

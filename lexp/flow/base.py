@@ -46,11 +46,14 @@ class FlowEstimator:
         """:meth:`pair` for several pairs of one size at once (RAFT batches them)."""
         import cv2
 
+        from lexp.media import to_8bit
+
         h, w = frames[0][0].shape[:2]
         for a, b in frames:
             if a.shape[:2] != (h, w) or b.shape[:2] != (h, w):
                 raise UsageError(f"frames of different sizes: {a.shape[:2]} and {b.shape[:2]}")
-        inputs = [(self._prepare(a), self._prepare(b)) for a, b in frames]
+        # Every estimator works on 8 bits (16-bit frames' extra bits are for the light).
+        inputs = [(self._prepare(to_8bit(a)), self._prepare(to_8bit(b))) for a, b in frames]
         if self.scale != 1:
             size = (max(8, round(w * self.scale)), max(8, round(h * self.scale)))
             inputs = [tuple(cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in pair)

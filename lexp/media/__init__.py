@@ -44,6 +44,7 @@ from lexp.media.clip import (
     is_image,
     is_video,
     natural_key,
+    to_8bit,
     window_frames,
     window_length,
 )
@@ -55,7 +56,7 @@ from lexp.media.ffmpeg import (
     _transfer_tag,
     ffmpeg_exe,
 )
-from lexp.media.images import FrameFolderClip, read_image_rgb8
+from lexp.media.images import AnimatedImageClip, FrameFolderClip, read_image, read_image_rgb8
 from lexp.media.opencv import CvVideoClip, is_utf8_name, open_video
 from lexp.media.sources import ClipSource, open_clip
 from lexp.media.stdin import StdinClip
@@ -63,10 +64,11 @@ from lexp.media.writer import VideoWriter
 from lexp.paths import refuse_special_file, special_file_kind
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "STDIN", "VIDEO_EXTENSIONS", "Clip", "ClipInfo", "ClipSource",
+    "IMAGE_EXTENSIONS", "STDIN", "VIDEO_EXTENSIONS", "AnimatedImageClip", "Clip", "ClipInfo",
+    "ClipSource",
     "CvVideoClip", "FrameFolderClip", "IteratorClip", "MemoryClip", "StdinClip", "VideoClip",
     "VideoWriter", "_deep_pixels", "_input_pixel_format", "_parse_header", "_transfer_tag",
     "check_frame", "ffmpeg_exe", "is_image", "is_utf8_name", "is_video", "natural_key",
-    "open_clip", "open_video", "read_image_rgb8", "refuse_special_file",
-    "special_file_kind", "window_frames", "window_length",
+    "open_clip", "open_video", "read_image", "read_image_rgb8", "refuse_special_file",
+    "special_file_kind", "to_8bit", "window_frames", "window_length",
 ]

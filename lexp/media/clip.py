@@ -49,6 +49,7 @@ class ClipInfo:
     # The video's transfer tag as ffmpeg names it (bt709, arib-std-b67 = HLG, smpte2084 =
     # PQ, ...); None when it has none or it was not read (8-bit video: never HDR).
     transfer_tag: str | None = None
+    bit_depth: int = 8  # code values per channel: 8 (uint8 frames) or 16 (uint16 frames)
 
 
 class Clip:
@@ -98,7 +99,8 @@ class MemoryClip(Clip):
         self._frames = list(frames)
         self._times = list(times) if times is not None else None  # in frame periods
         h, w = self._frames[0].shape[:2]
-        self.info = ClipInfo(name, "frames", w, h, fps, len(self._frames), True)
+        self.info = ClipInfo(name, "frames", w, h, fps, len(self._frames), True,
+                             bit_depth=bit_depth_of(self._frames[0]))
 
     def frame_time(self, index):
         return self._times[index] if self._times is not None else None
@@ -109,16 +111,31 @@ class MemoryClip(Clip):
             yield index, self._frames[index]
 
 
+def to_8bit(frame: np.ndarray) -> np.ndarray:
+    """A frame's 8-bit view (uint16 codes rounded: 257 = 65535/255 per step), for what
+    works on 8 bits only (optical flow, feature matching); uint8 frames as they are."""
+    if frame.dtype == np.uint8:
+        return frame
+    import cv2
+
+    return cv2.convertScaleAbs(frame, alpha=1 / 257)
+
+
+def bit_depth_of(frame: np.ndarray) -> int:
+    """8 for a uint8 frame, 16 for a uint16 one."""
+    return 16 if frame.dtype == np.uint16 else 8
+
+
 def check_frame(frame, index: int) -> np.ndarray:
     """A frame handed in by a caller (the Python API), checked against the data contract:
-    uint8 H×W×3 RGB. A UsageError says what is wrong with it otherwise."""
+    uint8 (or uint16) H×W×3 RGB. A UsageError says what is wrong with it otherwise."""
     from lexp.errors import UsageError
 
     frame = np.asarray(frame)
-    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or \
+    if frame.dtype not in (np.uint8, np.uint16) or frame.ndim != 3 or frame.shape[2] != 3 or \
             min(frame.shape[:2]) < 1:
         raise UsageError(f"frame {index} is {frame.dtype} {'x'.join(map(str, frame.shape))}; "
-                         "frames are uint8 H×W×3 RGB",
+                         "frames are uint8 (or uint16) H×W×3 RGB",
                          hint="e.g. np.asarray(frame, np.uint8), or cv2.cvtColor(bgr, "
                               "cv2.COLOR_BGR2RGB) for OpenCV's frames")
     return frame
@@ -138,7 +155,8 @@ class IteratorClip(Clip):
             raise InputError("the frames given are none", hint="give at least one frame") \
                 from None
         h, w = self._first.shape[:2]
-        self.info = ClipInfo(name, "frames", w, h, fps, None, True)
+        self.info = ClipInfo(name, "frames", w, h, fps, None, True,
+                             bit_depth=bit_depth_of(self._first))
         self._used = False
 
     def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
@@ -155,6 +173,10 @@ class IteratorClip(Clip):
                 raise InputError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, but "
                                  f"the frames started at {size[1]}x{size[0]}",
                                  hint="all frames of a clip must have one size")
+            if frame.dtype != self._first.dtype:
+                raise InputError(f"frame {index} is {frame.dtype}, but the frames started "
+                                 f"as {self._first.dtype}",
+                                 hint="give every frame of a clip one depth")
             if index >= first and (index - first) % stride == 0:
                 yield index, frame
 

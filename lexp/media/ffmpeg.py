@@ -206,10 +206,16 @@ def _diagnose(text: str, path: str | None = None) -> tuple[str, str | None]:
 
 
 def _ended_early(name: str, decoded: int, expected: int | None,
-                 failed: bool = False) -> str | None:
+                 failed: bool = False, reached: float | None = None,
+                 fps: float | None = None) -> str | None:
     """A warning if decoding stopped well short of the frame count the container gave
-    (2 %, at least 2 frames, of slack for containers that round), or the decoder failed."""
-    if not failed and not (expected and decoded < expected - max(2, expected // 50)):
+    (2 %, at least 2 frames, of slack for containers that round), or the decoder failed.
+    ``reached``: the last frame's time in seconds, when known: a variable-rate file
+    holds fewer frames than duration × rate, and one decoded to its end is whole."""
+    slack = max(2, expected // 50) if expected else 0
+    if not failed and not (expected and decoded < expected - slack):
+        return None
+    if not failed and reached is not None and fps and reached >= (expected - slack - 1) / fps:
         return None
     about = f" of about {expected}" if expected else ""
     return f"{name}: decoding stopped after {decoded}{about} frames (is the file truncated?)"
@@ -238,10 +244,14 @@ class VideoClip(Clip):
         if stdin_data is None:
             cmd.append("-nostdin")
         cmd += [*input_options, "-i", path, "-map", "0:v:0", "-an", "-sn", "-dn"]
+        # Square pixels: anamorphic video (a sample aspect ratio other than 1:1, e.g. DV
+        # or HDV) is stretched to the width it is shown at; sar is 1 when unknown.
+        scale = "scale=w='iw*sar':h=ih"
         if high_bit_depth:
             # swscale's default path to rgb24 drops the extra bits first and comes out
             # ~2 codes dark on 10-bit video (measured on flat greys); this one rounds.
-            cmd += ["-vf", "scale=flags=accurate_rnd+full_chroma_int"]
+            scale += ":flags=accurate_rnd+full_chroma_int"
+        cmd += ["-vf", scale + ",setsar=1"]
         cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
         try:
             # A session of its own: Ctrl-C reaches only us, and we stop ffmpeg in order.

@@ -8,32 +8,92 @@ from pathlib import Path
 import numpy as np
 
 from lexp.errors import InputError
-from lexp.media.clip import Clip, ClipInfo
+from lexp.media.clip import Clip, ClipInfo, bit_depth_of, to_8bit
 
 
-def read_image_rgb8(path: Path) -> np.ndarray:
-    """One image file -> uint8 H×W×3 RGB. Raises InputError if it cannot be decoded."""
+def read_image(path: Path) -> np.ndarray:
+    """One image file -> H×W×3 RGB, uint8 for 8-bit files and uint16 for 16-bit ones
+    (PNG, TIFF: their extra bits are the best inputs there are; float TIFFs in [0, 1]
+    become uint16 too), turned upright as its EXIF orientation says (as a photo viewer
+    shows it). Alpha is dropped, grey becomes RGB. Raises InputError if it cannot be
+    decoded."""
     import cv2
 
     data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
     try:
-        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size \
-            else None
+        # IMREAD_COLOR applies the EXIF orientation (IMREAD_UNCHANGED ignored it: phone
+        # photos came out on their side); ANYDEPTH keeps 16 bits.
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) \
+            if data is not None and data.size else None
     except cv2.error:  # OpenCV refuses, e.g., a header claiming over 2^30 pixels
         raise InputError(f"cannot decode image {path}: {_image_size_said(path)}",
                          hint="remove or replace the file") from None
     if img is None:
         raise InputError(f"cannot decode image {path}",
                          hint="remove or replace the broken file")
-    if img.dtype == np.uint16:
-        img = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        img = np.clip(np.rint(img.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    if img.dtype not in (np.uint8, np.uint16):
+        img = np.clip(np.rint(np.nan_to_num(img.astype(np.float64)) * 65535.0), 0,
+                      65535).astype(np.uint16)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_image_rgb8(path: Path) -> np.ndarray:
+    """:func:`read_image` as uint8 (a 16-bit file rounded to 8 bits)."""
+    return to_8bit(read_image(path))
+
+
+ANIMATED_SUFFIXES = frozenset((".png", ".apng", ".webp"))  # GIF is read as a video
+
+
+def animation_frames(path: Path) -> int:
+    """How many frames an image file holds: more than 1 for an animated PNG or WebP
+    (Pillow reads the header), 1 for a still or a file Pillow cannot open."""
+    if path.suffix.lower() not in ANIMATED_SUFFIXES:
+        return 1
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return int(getattr(img, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - not Pillow's to judge: OpenCV reads (or refuses) it
+        return 1
+
+
+class AnimatedImageClip(Clip):
+    """An animated PNG or WebP as a clip of all its frames (Pillow decodes them), timed
+    by each frame's own duration."""
+
+    def __init__(self, name: str, path: Path, fps: float | None) -> None:
+        from PIL import Image
+
+        self.path = path
+        with Image.open(path) as img:
+            count = int(img.n_frames)
+            w, h = img.size
+            durations = []
+            for k in range(count):
+                img.seek(k)
+                durations.append(float(img.info.get("duration") or 0))
+        known = all(d > 0 for d in durations)
+        rate = fps or (1000.0 * count / sum(durations) if known else None)
+        # Frame times in frame periods, from the durations (uneven ones weigh as such).
+        self._times = None
+        if known and fps is None:
+            period = sum(durations) / count
+            self._times = [sum(durations[:k]) / period for k in range(count)]
+        self.info = ClipInfo(name, "frames", w, h, rate, count, True)
+
+    def frame_time(self, index):
+        return self._times[index] if self._times is not None else None
+
+    def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
+        from PIL import Image
+
+        stop = self.info.frame_count if end is None else min(end, self.info.frame_count)
+        with Image.open(self.path) as img:
+            for index in range(first, stop, stride):
+                img.seek(index)
+                yield index, np.asarray(img.convert("RGB"))
 
 
 def _image_size_said(path: Path) -> str:
@@ -60,13 +120,23 @@ class FrameFolderClip(Clip):
             raise InputError(f"no image files in {name}",
                              hint="expected .jpg/.png/.tif frames, or pass a video file")
         self.files = list(files)
-        self._first = read_image_rgb8(self.files[0])
+        self._first = self._read(self.files[0])
         h, w = self._first.shape[:2]
-        self.info = ClipInfo(name, "frames", w, h, fps, len(self.files), True)
+        self.info = ClipInfo(name, "frames", w, h, fps, len(self.files), True,
+                             bit_depth=bit_depth_of(self._first))
         self._times: list[float] | None = None
         self._timing_checked = False
         self._warnings: list[str] = []
         self.notes: list[str] = []  # from resolving the folder (ClipSource.notes)
+
+    def _read(self, path: Path) -> np.ndarray:
+        """One frame; an animation among stills is refused (its frames are a clip)."""
+        if len(self.files) > 1 and (count := animation_frames(path)) > 1:
+            raise InputError(f"{path.name} is an animation of {count} frames, among "
+                             f"{len(self.files)} image files",
+                             hint=f"render it on its own (lexp render {path}), or move it "
+                                  "out of the frames")
+        return read_image(path)
 
     def frame_time(self, index):
         if not self._timing_checked:  # read every file's EXIF once, on first use
@@ -85,7 +155,10 @@ class FrameFolderClip(Clip):
         stop = len(self.files) if end is None else min(end, len(self.files))
         for index in range(first, stop, stride):
             path = self.files[index]
-            frame = self._first if index == 0 else read_image_rgb8(path)
+            frame = self._first if index == 0 else self._read(path)
+            if frame.dtype != self._first.dtype:  # one depth per clip: the first frame's
+                frame = to_8bit(frame) if self.info.bit_depth == 8 else \
+                    frame.astype(np.uint16) * np.uint16(257)
             if frame.shape[:2] != (self.info.height, self.info.width):
                 h, w = frame.shape[:2]
                 raise InputError(

@@ -51,6 +51,9 @@ class CvVideoClip(Clip):
         # The decoder's pixel format as a fourcc, e.g. b"I420" (8-bit 4:2:0).
         self.pixel_format = int(self._cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT)
                                 ).to_bytes(4, "little", signed=False)
+        # Pixels that are not square (anamorphic video): OpenCV would ignore it.
+        num, den = self._cap.get(cv2.CAP_PROP_SAR_NUM), self._cap.get(cv2.CAP_PROP_SAR_DEN)
+        self.square_pixels = not (num > 0 and den > 0 and num != den)
         self.info = ClipInfo(name, "video", width, height,
                              fps or (rate if rate > 0 and math.isfinite(rate) else None),
                              count if count > 0 else None, False)
@@ -103,6 +106,7 @@ class CvVideoClip(Clip):
         import cv2
 
         cap, decoded = self._cap, 0  # decoded = frames taken from the stream so far
+        reached = None  # the last frame's time (s): the file's end, for a variable rate
         try:
             while end is None or decoded < end:
                 if self._stop.is_set():
@@ -112,6 +116,7 @@ class CvVideoClip(Clip):
                     if not cap.grab():  # decoded but not converted: a skipped frame
                         break
                     decoded += 1
+                    reached = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
                     continue
                 slot = self._take_slot(slots)
                 if slot is _NO_SLOT:
@@ -120,14 +125,16 @@ class CvVideoClip(Clip):
                 if not ok:
                     break
                 decoded += 1
-                self._times[index] = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                self._times[index] = reached = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
                 if to_rgb:
                     cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=frame)
                 full.put((index, frame, slot))
             else:
                 full.put(None)  # reached `end`: no truncation check
                 return
-            warning = _ended_early(self._name, decoded, self.info.frame_count)
+            warning = _ended_early(self._name, decoded, self.info.frame_count,
+                                   reached=reached,
+                                   fps=self.info.fps)
             if warning:
                 self._warnings.append(warning)
             full.put(None)
@@ -168,10 +175,11 @@ def open_video(path: str, name: str, fps: float | None = None) -> Clip:
         except (OSError, ImportError):
             pass
         else:
-            if clip.pixel_format in _EIGHT_BIT_FORMATS:
+            if clip.pixel_format in _EIGHT_BIT_FORMATS and clip.square_pixels:
                 return clip
+            deep = clip.pixel_format not in _EIGHT_BIT_FORMATS
             clip.close()
-            return VideoClip(path, name, "video", fps, high_bit_depth=True)
+            return VideoClip(path, name, "video", fps, high_bit_depth=deep)
     return VideoClip(path, name, "video", fps)
 
 

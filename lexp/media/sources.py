@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lexp.errors import InputError
 from lexp.media.clip import Clip
-from lexp.media.images import FrameFolderClip
+from lexp.media.images import AnimatedImageClip, FrameFolderClip, animation_frames
 from lexp.media.opencv import open_video
 from lexp.media.stdin import StdinClip
 from lexp.paths import refuse_special_file
@@ -38,6 +38,8 @@ def open_clip(source: ClipSource, fps: float | None = None) -> Clip:
     if source.kind == "stdin":
         return StdinClip(fps)
     if source.kind == "frames":
+        if len(source.paths) == 1 and animation_frames(source.paths[0]) > 1:
+            return AnimatedImageClip(source.name, source.paths[0], fps)  # APNG, animated WebP
         clip = FrameFolderClip(source.name, source.paths, fps)
         clip.notes = list(source.notes)
         return clip

@@ -121,7 +121,9 @@ class Aligner:
 
         h, w = frame.shape[:2]
         self._scale = min(1.0, WORK_SIDE / max(h, w))
-        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        from lexp.media import to_8bit
+
+        grey = cv2.cvtColor(to_8bit(frame), cv2.COLOR_RGB2GRAY)  # ORB works on 8 bits
         if self._scale < 1.0:
             grey = cv2.resize(grey, (round(w * self._scale), round(h * self._scale)),
                               interpolation=cv2.INTER_AREA)

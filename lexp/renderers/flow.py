@@ -229,7 +229,7 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     window = window_for(config, info.fps)
     if frames is None:
         frames = media.window_frames(clip, window)
-    lut = colour.decode_lut(config.transfer).astype(np.float32)
+    lut = colour.decode_lut(config.transfer, clip.info.bit_depth)
     stream = FrameStream(clip, config, frames, lut)
     stats = FlowStats(estimator.label())
     if integrator is not None and integrator.device.type != "cpu":

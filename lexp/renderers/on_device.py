@@ -63,6 +63,8 @@ class DeviceFrames:
 
     def linear(self, rgb: np.ndarray, gain: float):
         """A decoded uint8 H×W×3 frame in linear light on the device, float32 (× ``gain``)."""
+        if rgb.dtype == np.uint16:  # (torch's uint16 cannot index)
+            rgb = rgb.astype(np.int32)
         codes = self.torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device)
         linear = self.lut[codes.long()]  # long: a uint8 index would be read as a mask
         if gain != 1.0:

@@ -139,10 +139,10 @@ class HostFrames:
         self.box_above = None if exact else segments.SHORT_TRAIL  # tiles.plan's
 
     def linear(self, rgb: np.ndarray, gain: float) -> np.ndarray:
-        """A decoded uint8 H×W×3 frame in linear light, float32 (× ``gain``)."""
-        import cv2
+        """A decoded uint8 (or uint16) H×W×3 frame in linear light, float32 (× ``gain``)."""
+        from lexp import colour
 
-        linear = cv2.LUT(rgb, self.lut)  # the same floats as lut[rgb], 8× faster at 1080p
+        linear = colour.linearise(rgb, self.lut)
         if gain != 1.0:
             linear *= np.float32(gain)
         return linear

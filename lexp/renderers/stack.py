@@ -82,7 +82,7 @@ class MeanStacker(Stacker):
         for top in range(0, self.height, band):
             rows = frame[top:top + band]
             linear = scratch[: rows.shape[0]]
-            cv2.LUT(rows, lut, dst=linear)
+            colour.linearise(rows, lut, out=linear)
             target = block[top:top + band]
             if factor == 1.0:
                 cv2.add(target, linear, dst=target)
@@ -184,8 +184,10 @@ class MedianStacker(Stacker):
         return len(self.kept)
 
 
-def make_stacker(method: str, height: int, width: int, config: RenderConfig) -> Stacker:
-    lut = colour.decode_lut(config.transfer)
+def make_stacker(method: str, height: int, width: int, config: RenderConfig,
+                 bits: int = 8) -> Stacker:
+    """The stacker for ``method``, for frames of ``bits`` per channel (8 or 16)."""
+    lut = colour.decode_lut(config.transfer, bits)
     if method == "mean":
         return MeanStacker(height, width, lut)
     if method in ("max", "min"):
@@ -210,7 +212,7 @@ def stack_clip(clip: Clip, config: RenderConfig,
     info = clip.info
     first, _ = config.window.frame_range(info.fps)  # validates the window before any work
     total = window_length(info, config.window)
-    stacker = make_stacker(config.method, info.height, info.width, config)
+    stacker = make_stacker(config.method, info.height, info.width, config, info.bit_depth)
     # Our stacking calls are per band and small; OpenCV's worker pool would only fight
     # the decoder threads for the two cores.
     threads = cv2.getNumThreads()

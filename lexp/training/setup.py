@@ -102,6 +102,13 @@ def open_run_dir(run_dir: Path, config: TrainConfig, resume: bool, main: bool) -
         if saved.arch != config.arch or saved.work_size != config.work_size:
             raise UsageError(f"{last_path} is a {saved.arch} run at {saved.work_size} px",
                              hint="resume with the same --arch and --work-size")
+        if tuple(saved.data) != tuple(config.data):
+            # Its validation clips come from its data: another --data would compare the
+            # best loss so far with losses on other clips.
+            raise UsageError(f"{last_path} was trained on --data {' '.join(saved.data)}, not "
+                             f"{' '.join(config.data)}",
+                             hint="resume with the same --data, or start a new run that "
+                                  "fine-tunes it: --init " + str(last_path))
     elif last_path.exists() and main:
         raise UsageError(f"{run_dir} already holds a run",
                          hint="add --resume to continue it, or choose another --run-dir")
