@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from rich.console import Console
 from rich.markup import escape
 
-
 # C0 and C1 control characters and DEL: in a file name (or any text from outside) they
 # would reach the terminal as commands (colours, a cleared screen, a retitled window).
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
@@ -228,7 +227,8 @@ def bench_tables(result: dict, out) -> None:
             out.print(per_clip)
     if "speed" in result:
         sp = result["speed"]
-        table = Table(title=f"speed: {_say(sp['clip'])} ({sp['width']}x{sp['height']}, {sp['frames']} "
+        clip = _say(sp["clip"])
+        table = Table(title=f"speed: {clip} ({sp['width']}x{sp['height']}, {sp['frames']} "
                             f"frames; {sp['device']}, {sp['dtype']}; median of {sp['repeats']}; "
                             f"peak RAM {sp['peak_rss_mb']:.0f} MB)", box=None,
                       header_style="bold")
@@ -275,5 +275,6 @@ def assets_text(cache) -> str:
     """:func:`assets_table` as plain aligned columns (for a pipe or a file)."""
     rows = [ASSET_COLUMNS, *_asset_rows(cache)]
     widths = [max(len(row[k]) for row in rows) for k in range(len(ASSET_COLUMNS) - 1)]
-    return "".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]
-                   + "\n" for row in rows)
+    lines = ("  ".join([*(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)),
+                        row[-1]]) for row in rows)
+    return "".join(line + "\n" for line in lines)
