@@ -141,6 +141,18 @@ def test_sighup_while_reading_stdin_removes_its_spool(clips, tmp_path):
     assert list(work.iterdir()) == [] and list(tmp.iterdir()) == []
 
 
+def test_sighup_during_bench_says_so_and_removes_its_temp_folder(tmp_path):
+    """bench caught no interrupt: Typer made it a silent exit 130, and the folder of
+    /tmp/lexp-bench-* stayed after a SIGHUP."""
+    (tmp_path / "tmp").mkdir()
+    proc = _stop_midway(["bench", "--speed", "synthetic:320x180x200"], tmp_path,
+                        signal.SIGHUP, env=_env_with_progress(tmp_path),
+                        wait_for="stages timed: 2")
+    assert proc.returncode == 130, proc.stderr
+    assert "error: interrupted" in proc.stderr
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
 def test_nohup_keeps_a_render_going_past_sighup(clips, tmp_path):
     """An ignored SIGHUP (nohup) stays ignored: the render outlives its terminal."""
     script = ("import signal, sys; signal.signal(signal.SIGHUP, signal.SIG_IGN); "

@@ -13,7 +13,7 @@ import sys
 import typer
 
 from lexp import __version__
-from lexp.errors import Interrupted, LexpError, UsageError
+from lexp.errors import EXIT_INTERRUPTED, Interrupted, LexpError, UsageError
 from lexp.paths import machine_error
 from lexp.signals import unwind_on_stop_signals
 
@@ -75,6 +75,8 @@ def main() -> None:
         if not _is_click_error(exc):
             raise
         sys.exit(_report_click_error(exc))
+    if code == EXIT_INTERRUPTED:  # Typer turns a KeyboardInterrupt no command caught into
+        code = _report(Interrupted("interrupted; no partial output was left"))  # this code
     sys.exit(code if isinstance(code, int) else 0)
 
 
