@@ -78,8 +78,8 @@ def test_render_takes_the_clis_times(square_frames):
 @pytest.mark.parametrize("source,error,says", [
     ("missing.mp4", InputError, "no such file"),
     ([], UsageError, "no frames"),
-    ([np.zeros((8, 8), np.uint8)], UsageError, "uint8 (or uint16) H×W×3"),
-    ([np.zeros((8, 8, 3), np.float32)], UsageError, "uint8 (or uint16) H×W×3"),
+    ([np.zeros((8, 8), np.uint8)], UsageError, r"uint8 \(or uint16\) H×W×3"),
+    ([np.zeros((8, 8, 3), np.float32)], UsageError, r"uint8 \(or uint16\) H×W×3"),
     (iter([]), InputError, "none"),
     (42, UsageError, "cannot render a int"),
 ])

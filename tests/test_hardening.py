@@ -73,6 +73,14 @@ def test_an_output_that_names_stdout_writes_the_image_there(clips, tmp_path, nam
 # --------------------------------------------------------------------------- signals
 
 
+def _default_stop_signals() -> None:
+    """In the child: HUP and INT as a terminal's shell gives them (a suite run under
+    ``nohup`` or in the background would hand them down ignored, and lexp keeps an
+    ignored signal ignored)."""
+    for signum in (signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def _stop_midway(args: list[str], cwd: Path, signum: int, env: dict | None = None,
                  stdin=None, wait_for="to go") -> subprocess.CompletedProcess:
     """Start lexp, send ``signum`` once it says ``wait_for`` on stderr (or, for a
@@ -81,7 +89,8 @@ def _stop_midway(args: list[str], cwd: Path, signum: int, env: dict | None = Non
     full_env.pop("LEXP_DEBUG", None)
     proc = subprocess.Popen([sys.executable, "-m", "lexp", *args], cwd=cwd, env=full_env,
                             stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=_default_stop_signals)
     said = b""
     deadline = time.monotonic() + 60
     if callable(wait_for):
@@ -100,6 +109,16 @@ def _stop_midway(args: list[str], cwd: Path, signum: int, env: dict | None = Non
                                        (said + rest).decode("utf-8", "replace"))
 
 
+def _video_begun(work: Path):
+    """A wait_for: the trail video's temp file is there (the render is under way)."""
+    def begun() -> bool:
+        try:
+            return any(p.stat().st_size > 0 for p in work.glob(".lexp-tmp-*.mp4"))
+        except FileNotFoundError:  # renamed into place meanwhile
+            return True
+    return begun
+
+
 def _env_with_progress(tmp_path: Path) -> dict:
     """A cache and a temp folder of the test's own (what is left there is checked)."""
     return {"LEXP_CACHE_DIR": str(tmp_path / "cache"), "TMPDIR": str(tmp_path / "tmp")}
@@ -112,7 +131,8 @@ def test_a_stop_signal_leaves_nothing_behind(clips, tmp_path, signum):
     work.mkdir()
     (tmp_path / "tmp").mkdir()
     proc = _stop_midway(["render", str(clips / "long.mp4"), "-o", "out.jpg", "-m", "flow",
-                         "--video", "t.mp4"], work, signum, env=_env_with_progress(tmp_path))
+                         "--video", "t.mp4"], work, signum, env=_env_with_progress(tmp_path),
+                        wait_for=_video_begun(work))
     assert proc.returncode == 130, proc.stderr
     assert "interrupted" in proc.stderr and "Traceback" not in proc.stderr
     assert list(work.iterdir()) == []
@@ -136,7 +156,8 @@ def test_sighup_while_reading_stdin_removes_its_spool(clips, tmp_path):
     tmp.mkdir()
     with open(clips / "long.mp4", "rb") as stdin:
         proc = _stop_midway(["render", "-", "-o", "out.jpg", "-m", "flow"], work,
-                            signal.SIGHUP, env=_env_with_progress(tmp_path), stdin=stdin)
+                            signal.SIGHUP, env=_env_with_progress(tmp_path), stdin=stdin,
+                            wait_for=lambda: any(tmp.glob("lexp-stdin-*")))
     assert proc.returncode == 130, proc.stderr
     assert list(work.iterdir()) == [] and list(tmp.iterdir()) == []
 
@@ -175,11 +196,12 @@ def test_what_a_sigkill_left_is_removed_by_the_next_run(clips, tmp_path):
     tmp.mkdir()
     env = _env_with_progress(tmp_path)
     proc = _stop_midway(["render", str(clips / "long.mp4"), "-o", "out.jpg", "-m", "flow",
-                         "--video", "t.mp4"], work, signal.SIGKILL, env=env)
+                         "--video", "t.mp4"], work, signal.SIGKILL, env=env,
+                        wait_for=_video_begun(work))
     assert proc.returncode == -signal.SIGKILL
     with open(clips / "long.mp4", "rb") as stdin:
         _stop_midway(["render", "-", "-o", "s.jpg", "-m", "flow"], work, signal.SIGKILL,
-                     env=env, stdin=stdin)
+                     env=env, stdin=stdin, wait_for=lambda: any(tmp.glob("lexp-stdin-*")))
     left = {p.name for p in work.iterdir()} | {p.name for p in tmp.iterdir()}
     assert any(n.startswith(".lexp-tmp-") for n in left), left  # the case is real
     assert any(n.startswith("lexp-stdin-") for n in left), left

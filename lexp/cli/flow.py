@@ -63,7 +63,7 @@ def flow(
 ) -> None:
     """Estimate optical flow between consecutive frames, cached on disk and exportable."""
     from lexp import flow as flows
-    from lexp import inputs, jobs
+    from lexp import inputs
     from lexp.cli.show import Reporter
     from lexp.config import RenderConfig, Window
     from lexp.flow.cache import FlowCache
@@ -80,21 +80,7 @@ def flow(
     if len(sources) != 1:
         raise UsageError(f"{clip} holds {len(sources)} clips; lexp flow takes one",
                          hint="name one video (or one folder of frames)")
-    if export_video is not None:
-        from lexp.paths import check_writable_dir, through_links
-
-        if export_video.suffix.lower() not in jobs.VIDEO_SUFFIXES:
-            raise UsageError(f"--export-video {export_video} is not a video file name",
-                             hint="end it in .mp4 (or .mov, .m4v, .mkv)")
-        export_video = through_links(export_video)  # a link's file, not the link
-        check_writable_dir(export_video.parent, export_video)
-        jobs.check_not_an_input(export_video, sources[0].paths, "--export-video",
-                                sources[0].name)
-    if sources[0].kind != "video":  # exports named like frames would join (or replace) them
-        for option, folder in (("--export-flo", export_flo), ("--export-images", export_images)):
-            if folder is not None:
-                jobs.check_folder_holds_no_input(folder, sources[0].paths, option,
-                                                 sources[0].name)
+    export_video = _checked_exports(sources[0], export_flo, export_images, export_video)
     exporter = flows.FlowExporter(export_flo, export_images, export_video)
     on_flow = exporter if exporter.wanted else None  # else the flows' motion will do
     flow_cache = None if no_cache else FlowCache(cache)
@@ -123,3 +109,27 @@ def flow(
     reporter.info(f"{run.clip}: {run.pairs} flows ({run.method}{chosen}) in {run.seconds:.2f} s; "
                   f"motion mean {run.mean_motion:.2f} px, max {run.max_motion:.2f} px; "
                   f"cache {run.cache_hits} hits, {run.cache_misses} misses")
+
+
+def _checked_exports(source, export_flo: Path | None, export_images: Path | None,
+                     export_video: Path | None) -> Path | None:
+    """Check, before any work, that the exports can be written and replace no input;
+    returns the video's path (through a link to the file it names)."""
+    from lexp import jobs
+
+    if export_video is not None:
+        from lexp.paths import check_writable_dir, through_links
+
+        if export_video.suffix.lower() not in jobs.VIDEO_SUFFIXES:
+            raise UsageError(f"--export-video {export_video} is not a video file name",
+                             hint="end it in .mp4 (or .mov, .m4v, .mkv)")
+        export_video = through_links(export_video)  # a link's file, not the link
+        check_writable_dir(export_video.parent, export_video)
+        jobs.check_not_an_input(export_video, source.paths, "--export-video",
+                                source.name)
+    if source.kind != "video":  # exports named like frames would join (or replace) them
+        for option, folder in (("--export-flo", export_flo), ("--export-images", export_images)):
+            if folder is not None:
+                jobs.check_folder_holds_no_input(folder, source.paths, option,
+                                                 source.name)
+    return export_video
