@@ -149,7 +149,7 @@ def _plan_images(sources, output, config, out, shard) -> list[Job]:
             raise UsageError(f"{len(sources)} inputs but -o {output} is a single file",
                              hint="give a folder (-o out/) or a template (-o 'out/{stem}.jpg')")
         target = through_links(output)
-        fmt = format_for(target, out.format)
+        fmt = format_for(Path(output), out.format)  # the name given says the format
         check_writable_dir(target.parent, target)
         return [job(sources[0], str(target), fmt)]
     if is_template:
@@ -159,13 +159,14 @@ def _plan_images(sources, output, config, out, shard) -> list[Job]:
         template = os.path.join(folder, "{stem}_{method}" + DEFAULT_SUFFIX[out.format or "jpeg"])
     jobs, seen = [], {}
     for source in sources:
-        target = through_links(_fill(template, source, config))
+        named = Path(_fill(template, source, config))
+        target = through_links(named)
         if target in seen:
             raise UsageError(f"{seen[target]} and {source.name} would both write {target}",
                              hint="use a template that tells them apart, e.g. -o "
                                   "'out/{parent}_{stem}.jpg'")
         seen[target] = source.name
-        jobs.append(job(source, str(target), format_for(target, out.format)))
+        jobs.append(job(source, str(target), format_for(named, out.format)))
     if shard is not None:
         jobs = [j for j in jobs if shard_of(j, shard[1]) == shard[0]]
     for folder in sorted({Path(j.output).parent for j in jobs}):

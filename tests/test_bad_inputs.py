@@ -86,6 +86,13 @@ def inputs(tmp_path_factory) -> Path:
     synthetic.write_video(root / "square.mp4", iter(square), fps=10)
     synthetic.write_video(root / "street.mp4", synthetic.night_street(160, 90, frames=24), fps=20)
     synthetic.write_video(root / "one.mp4", iter(square[:1]), fps=10)
+    from PIL import Image as PILImage
+
+    animation = io.BytesIO()
+    PILImage.fromarray(square[0]).save(animation, "PNG", save_all=True, duration=100,
+                                       append_images=[PILImage.fromarray(f) for f in square[1:]])
+    whole = animation.getvalue()
+    (root / "cut_animation.png").write_bytes(whole[:len(whole) * 3 // 5])
     (root / "frames").mkdir()
     for i, frame in enumerate(square[:4]):
         cv2.imwrite(str(root / "frames" / f"flow_{i:05d}_{i + 1:05d}.png"), frame)
@@ -194,6 +201,8 @@ CASES = [
     Case("empty-folder", ["render", "{in}/empty_dir", "-o", "o.jpg"], 1, "no videos or images"),
     Case("junk-folder", ["render", "{in}/junk_dir", "-o", "o.jpg"], 1, "no videos or images"),
     Case("mixed-sizes", ["render", "{in}/mixed_sizes", "-o", "o.jpg"], 1, "is 30x22"),
+    Case("truncated-animation", ["render", "{in}/cut_animation.png", "-o", "o.jpg"], 1,
+         "is the file truncated"),
     Case("fifo-input", ["render", "{in}/fifo.mp4", "-o", "o.jpg"], 1, "is a FIFO"),
     Case("device-input", ["render", "/dev/null", "-o", "o.jpg"], 1, "character device"),
     Case("png-bomb", ["render", "{in}/huge.png", "-o", "o.jpg"], 1, "60000x60000"),

@@ -48,6 +48,14 @@ def test_an_output_link_is_written_through_and_stays_a_link(clips, tmp_path):
     assert cv2.imread(str(tmp_path / "real.jpg")) is not None  # the image, through the link
 
 
+def test_an_output_link_to_an_input_is_refused(clips, tmp_path):
+    os.symlink(clips / "square.mp4", tmp_path / "out.jpg")
+    proc = lexp("render", str(clips / "square.mp4"), "-o", "out.jpg", "--overwrite",
+                cwd=tmp_path)
+    assert proc.returncode == 2 and "is one of the inputs" in proc.stderr, proc.stderr
+    assert (tmp_path / "out.jpg").is_symlink()
+
+
 def test_a_dangling_output_link_makes_the_file_it_names(clips, tmp_path):
     os.symlink("made.jpg", tmp_path / "link.jpg")
     proc = lexp("render", str(clips / "square.mp4"), "-o", "link.jpg", "-m", "mean",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,7 +68,7 @@ class AnimatedImageClip(Clip):
         from PIL import Image
 
         self.path = path
-        with Image.open(path) as img:
+        with self._reading(), Image.open(path) as img:
             count = int(img.n_frames)
             w, h = img.size
             durations = []
@@ -90,10 +91,20 @@ class AnimatedImageClip(Clip):
         from PIL import Image
 
         stop = self.info.frame_count if end is None else min(end, self.info.frame_count)
-        with Image.open(self.path) as img:
+        with self._reading(), Image.open(self.path) as img:
             for index in range(first, stop, stride):
                 img.seek(index)
                 yield index, np.asarray(img.convert("RGB"))
+
+    @contextlib.contextmanager
+    def _reading(self):
+        """Pillow's errors on a damaged file (OSError "Truncated File Read", EOFError,
+        SyntaxError, ...) as the InputError a damaged clip gets."""
+        try:
+            yield
+        except (OSError, EOFError, SyntaxError, ValueError) as err:
+            raise InputError(f"cannot decode {self.path.name}: {err} (is the file truncated?)",
+                             hint="re-copy or re-export it") from None
 
 
 def _image_size_said(path: Path) -> str:
