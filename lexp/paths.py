@@ -24,9 +24,11 @@ from typing import BinaryIO
 from lexp.errors import InputError, OutputError
 
 TEMP_PREFIX = ".lexp-tmp-"
-# Every temp file or folder lexp makes is named PREFIX-PID-...: a later run removes those
-# of processes that no longer exist (killed with SIGKILL, or the machine went down).
-LEFTOVER_NAME = re.compile(r"^\.?lexp-(?:tmp|crop|partial|stdin|bench)-(\d+)-")
+# Every temp file or folder lexp makes is named lexp-KIND-PID-HOST-...: a later run on the
+# same machine removes those of processes that no longer exist there (killed with SIGKILL,
+# or the machine went down). HOST (a hash of the host name) keeps a run from judging the
+# processes of another machine writing into the same shared folder (a job array on NFS).
+LEFTOVER_NAME = re.compile(r"^\.?lexp-(?:tmp|crop|partial|stdin|bench)-(\d+)-([0-9a-f]{8})-")
 LOCK_SUFFIX = ".lexp-lock"  # .NAME.lexp-lock: an output's lock (see lexp.batch.OutputLock)
 _swept: set[str] = set()  # folders already swept by this process
 
@@ -155,8 +157,8 @@ def atomic_write(path: Path | str) -> Iterator[BinaryIO]:
     sweep_leftovers(target.parent)
     try:
         # The pid in the name lets a parent clean up after a worker that was killed.
-        fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".part",
-                                        dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=scratch_name("tmp", hidden=True),
+                                        suffix=".part", dir=target.parent)
     except OSError as err:
         raise describe_os_error(err, target) from err
     try:
@@ -208,10 +210,18 @@ def special_file_kind(path: Path) -> str | None:
     return None
 
 
-def scratch_name(kind: str) -> str:
-    """The prefix for a temp file or folder of ``kind`` (stdin, bench, ...) in the system's
-    temp folder: it carries our pid, so :func:`sweep_leftovers` can tell when it is stale."""
-    return f"lexp-{kind}-{os.getpid()}-"
+def scratch_name(kind: str, hidden: bool = False) -> str:
+    """The prefix for a temp file or folder of ``kind``: ``stdin`` and ``bench`` in the
+    system's temp folder, hidden ``tmp``, ``crop`` and ``partial`` beside outputs. It
+    carries our pid and host, so :func:`sweep_leftovers` can tell when it is stale."""
+    return f"{'.' if hidden else ''}lexp-{kind}-{os.getpid()}-{_host_tag()}-"
+
+
+def _host_tag() -> str:
+    """8 hex digits naming this machine (its host name, hashed)."""
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
 
 
 def sweep_leftovers(folder: Path | str | None = None) -> int:
@@ -238,7 +248,8 @@ def sweep_leftovers(folder: Path | str | None = None) -> int:
             removed += _remove_if_unlocked(folder / name)
             continue
         match = LEFTOVER_NAME.match(name)
-        if match is None or _process_exists(int(match.group(1))):
+        if match is None or match.group(2) != _host_tag() or \
+                _process_exists(int(match.group(1))):
             continue
         path = folder / name
         with contextlib.suppress(OSError):

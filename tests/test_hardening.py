@@ -199,6 +199,8 @@ def test_nohup_keeps_a_render_going_past_sighup(clips, tmp_path):
 
 def test_what_a_sigkill_left_is_removed_by_the_next_run(clips, tmp_path):
     """SIGKILL leaves temp files for ever unless the next run recognises them."""
+    from lexp import paths
+
     work, tmp = tmp_path / "work", tmp_path / "tmp"
     work.mkdir()
     tmp.mkdir()
@@ -215,7 +217,8 @@ def test_what_a_sigkill_left_is_removed_by_the_next_run(clips, tmp_path):
     assert any(n.startswith("lexp-stdin-") for n in left), left
     # Someone else's temp files, and a live process's, are left alone.
     (work / ".lexp-tmp-notapid.mp4").write_bytes(b"x")
-    (work / f".lexp-tmp-{os.getpid()}-live.part").write_bytes(b"x")
+    live = f"{paths.scratch_name('tmp', hidden=True)}live.part"
+    (work / live).write_bytes(b"x")
     again = lexp("render", str(clips / "square.mp4"), "-o", "again.jpg", "-m", "mean",
                  "--video", "again.mp4", cwd=work, env=env)
     assert again.returncode == 0, again.stderr
@@ -225,9 +228,28 @@ def test_what_a_sigkill_left_is_removed_by_the_next_run(clips, tmp_path):
                                env={**os.environ, **env})
     assert piped.returncode == 0, piped.stderr
     assert sorted(p.name for p in work.iterdir()) == sorted(
-        [".lexp-tmp-notapid.mp4", f".lexp-tmp-{os.getpid()}-live.part", "again.jpg",
+        [".lexp-tmp-notapid.mp4", live, "again.jpg",
          "again.mp4", "p.jpg"])
     assert list(tmp.iterdir()) == []
+
+
+def test_the_sweep_leaves_other_machines_and_live_processes_alone(tmp_path):
+    """A shared output folder (a job array on NFS): a pid that is dead here may be alive
+    on the machine whose name the file carries."""
+    from lexp import paths
+
+    dead = 2 ** 22 + 12345  # above Linux's pid_max default: no such process
+    ours = paths.scratch_name("tmp", hidden=True).split("-")[3]
+    other = "0" * 8 if ours != "0" * 8 else "1" * 8
+    names = {f".lexp-tmp-{dead}-{ours}-a.part": False,  # a dead run of ours: removed
+             f".lexp-tmp-{dead}-{other}-b.part": True,  # another machine's: kept
+             f".lexp-tmp-{os.getpid()}-{ours}-c.part": True,  # alive: kept
+             f".lexp-partial-{dead}-{ours}-d": False,  # a staging folder: removed
+             "notes.txt": True}
+    for name in names:
+        (tmp_path / name).mkdir() if name.endswith("-d") else (tmp_path / name).write_text("x")
+    assert paths.sweep_leftovers(tmp_path) == 2
+    assert {p.name for p in tmp_path.iterdir()} == {n for n, kept in names.items() if kept}
 
 
 # --------------------------------------------------------------------------- downloads

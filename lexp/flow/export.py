@@ -95,15 +95,15 @@ class FlowExporter:
 
     @staticmethod
     def _make_staging(folder):
-        import os
         import tempfile
 
-        from lexp.paths import describe_os_error, sweep_leftovers
+        from lexp.paths import describe_os_error, scratch_name, sweep_leftovers
 
         try:
             folder.mkdir(parents=True, exist_ok=True)
             sweep_leftovers(folder)  # staging folders of runs that were killed
-            return Path(tempfile.mkdtemp(prefix=f".lexp-partial-{os.getpid()}-", dir=folder))
+            return Path(tempfile.mkdtemp(prefix=scratch_name("partial", hidden=True),
+                                         dir=folder))
         except OSError as err:
             raise describe_os_error(err, folder) from err
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -13,10 +12,10 @@ import numpy as np
 from lexp.errors import OutputError
 from lexp.media.ffmpeg import ffmpeg_exe
 from lexp.paths import (
-    TEMP_PREFIX,
     check_replaceable,
     describe_os_error,
     replace_into,
+    scratch_name,
     sweep_leftovers,
     through_links,
 )
@@ -41,8 +40,8 @@ class VideoWriter:
         sweep_leftovers(self.path.parent)  # partial videos of runs that were killed
         self.fps, self.crf, self.preset = fps, crf, preset
         # A short hidden name: the target's own name may already be near the 255-byte limit.
-        # (TEMP_PREFIX and the pid: a batch cleans up after a worker that was killed.)
-        self._tmp = self.path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{id(self):x}.mp4")
+        # (Named after our pid: a batch cleans up after a worker that was killed.)
+        self._tmp = self.path.with_name(f"{scratch_name('tmp', hidden=True)}{id(self):x}.mp4")
         self._proc: subprocess.Popen | None = None
         self._log = None
         self._size: tuple[int, int] | None = None

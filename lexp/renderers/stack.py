@@ -139,7 +139,8 @@ class MedianStacker(Stacker):
 
     def __init__(self, height, width, lut, memory_mb: int):
         super().__init__(height, width, lut)
-        self.capacity = max(3, (memory_mb << 20) // (height * width * 3))
+        code_bytes = 1 if len(lut) <= 256 else 2  # 8- or 16-bit frames
+        self.capacity = max(3, (memory_mb << 20) // (height * width * 3 * code_bytes))
         self.kept: list[np.ndarray] = []
         self.gains: list[float] = []
         self.sample_every = 1

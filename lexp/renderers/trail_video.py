@@ -20,7 +20,6 @@ then, in one re-encode.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,9 +143,10 @@ class TrailVideo:
         tmp = self.writer.finish_unplaced()
         x, y, w, h = crop
         w, h = w - w % 2, h - h % 2  # H.264 4:2:0 wants even sizes
-        cropped = self.path.with_name(f".lexp-crop-{os.getpid()}-{id(self):x}.mp4")
         from lexp.media import ffmpeg_exe
-        from lexp.paths import replace_into
+        from lexp.paths import replace_into, scratch_name
+
+        cropped = self.path.with_name(f"{scratch_name('crop', hidden=True)}{id(self):x}.mp4")
 
         try:
             done = subprocess.run(
