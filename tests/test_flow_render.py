@@ -329,7 +329,10 @@ def test_samples_follow_the_motion():
 def test_cli_auto_says_what_it_chose_and_why(tmp_path):
     from lexp import synthetic
 
-    moving = synthetic.write_video(tmp_path / "moving.mp4", iter(drifting(12, 3.0)), fps=10)
+    # (A textured square's copies show in a mean; a smooth texture's would not.)
+    moving = synthetic.write_video(tmp_path / "moving.mp4",
+                                   synthetic.moving_square(96, 64, frames=12, velocity=(5, 0)),
+                                   fps=10)
     still = synthetic.write_video(tmp_path / "still.mp4", iter([drifting(1)[0]] * 12), fps=10)
     env = {"LEXP_CACHE_DIR": str(tmp_path / "cache")}
     proc = run_lexp("render", str(moving), str(still), "-o", f"{tmp_path}/out/", "--json",

@@ -48,7 +48,9 @@ Start = Annotated[str | None, typer.Option(
 End = Annotated[str | None, typer.Option(
     help="End of the window (exclusive): 6 or 180f.", rich_help_panel="Frames")]
 Stride = Annotated[int, typer.Option(
-    min=1, help="Use every N-th frame of the window.", rich_help_panel="Frames")]
+    min=1, help="Use every N-th frame of the window: fewer frames to decode and stack "
+                "(auto fills the gaps along the flow where they would show).",
+    rich_help_panel="Frames")]
 Fps = Annotated[float | None, typer.Option(
     help="Frame rate for clips without one (image folders); overrides the video's rate "
          "for --start/--end in seconds.", rich_help_panel="Frames")]

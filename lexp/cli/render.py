@@ -111,8 +111,10 @@ MethodOption = Annotated[Method, typer.Option(
          "long exposure by stacking; max/lighten: light trails; min/darken: remove bright "
          "movers; median: remove transient objects (memory-bounded: see --median-memory). "
          "auto: flow when the exposure outlasts the clip (learned, where its checkpoint "
-         "measured better there), frames are strided, or the first two frames move more "
-         "than 1 px, else mean; it says which and why.")]
+         "measured better there) or when the mean would show copies of what moves (both "
+         "tried on the first 4 intervals: flow below 40 dB PSNR where things move, "
+         "predicted for the whole window), else mean (water, smoke, foliage); it says "
+         "which and why.")]
 Exposure = Annotated[str | None, typer.Option(
     metavar="TIME",
     help="Exposure length: 2s, 1.5 or 48f. Shorter than the clip: the first TIME of the "

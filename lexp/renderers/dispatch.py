@@ -24,10 +24,12 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
 
     auto measures the input rather than guessing: flow-guided integration when the
     exposure is longer than the window (only it and the generator can extrapolate; the
-    generator where its checkpoint measured better there), when frames are
-    strided, or when the first two frames show more than ``AUTO_MOTION_PX`` of motion per
-    frame (stacking would show steps, not trails); plain linear stacking (mean) otherwise,
-    where flow would cost ~60x the time (measured at 720p) to change nothing visible.
+    generator where its checkpoint measured better there); otherwise the plain mean, unless the first frames move more than ``AUTO_MOTION_PX``
+    per frame *and* the mean would visibly differ from the flow render: both are made
+    from the window's first ``PROBE_INTERVALS`` intervals, and their difference carried
+    to the whole window (:func:`predicted_db`) must stay under ``INVISIBLE_DB``. Water,
+    smoke and foliage move in every frame, but their copies blend invisibly in a long
+    mean, and the flow render costs ~50x the mean's time there.
     ``cache``/``source``: the flow cache and the clip's ClipSource (its content is the
     key; it is hashed only if flow runs). ``video``: a trail_video.TrailSpec.
     """
@@ -40,7 +42,7 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
         from lexp.renderers import flow as flow_render
 
         frames = window_frames(clip, flow_render.window_for(config, clip.info.fps))
-        peeked = list(itertools.islice(frames, 2))
+        peeked = [(i, f.copy()) for i, f in itertools.islice(frames, PROBE_INTERVALS + 1)]
         frames = itertools.chain(peeked, frames)
         method, reason = _choose(config, clip.info, peeked, learned_allowed=video is None)
     if method in ("flow", "learned"):
@@ -98,7 +100,12 @@ def for_clip(config: RenderConfig, info: ClipInfo) -> RenderConfig:
     return replace(config, transfer=transfer, tone=tone)
 
 
-AUTO_MOTION_PX = 1.0  # motion per frame above which auto integrates along the flow
+AUTO_MOTION_PX = 1.0  # motion per frame under which the mean is already continuous
+# The mean against the flow render, PSNR over the moving region (DESIGN.md §3), at and
+# above which the mean's copies are invisible: auto then takes the mean.
+INVISIBLE_DB = 40.0
+PROBE_INTERVALS = 4  # intervals at the window's start that auto renders both ways
+WINDOW_DB_PER_DECADE = 6.0  # how the probe's dB grows with the window (predicted_db)
 
 
 def replace_method(config: RenderConfig, method: str) -> RenderConfig:
@@ -133,15 +140,69 @@ def _choose(config: RenderConfig, info, peeked, learned_allowed: bool) -> tuple[
         stop = min(x for x in (end, info.frame_count, math.inf) if x is not None)
         if exposure > stop - first:
             return _extrapolator(config, learned_allowed)
-    if config.window.stride > 1:
-        return "flow", f"every {config.window.stride}th frame: flow fills the gaps"
+    # (A strided window is judged like any other, on its own frames: the mean of every
+    # 8th frame of a waterfall still blends invisibly, and costs an eighth.)
     if len(peeked) < 2:
         return "mean", "one frame"
     from lexp.flow import DISFlow
 
-    (i, a), (j, b) = peeked
+    (i, a), (j, b) = peeked[:2]
     motion = DISFlow("ultrafast", scale=0.5).pair(a, b)
     per_frame = float(np.percentile(np.sqrt(motion[0] ** 2 + motion[1] ** 2), 99.5)) / (j - i)
-    if per_frame > AUTO_MOTION_PX:
+    if per_frame <= AUTO_MOTION_PX:
+        return "mean", f"motion {per_frame:.1f} px/frame: stacking is already continuous"
+    if len(peeked) < 3:
         return "flow", f"motion {per_frame:.1f} px/frame: flow draws continuous trails"
-    return "mean", f"motion {per_frame:.1f} px/frame: stacking is already continuous"
+    db = predicted_db(config, info, peeked)
+    if db >= INVISIBLE_DB:
+        return "mean", (f"motion {per_frame:.1f} px/frame, but its copies blend invisibly "
+                        f"in the mean ({db:.0f} dB from the flow render, predicted)")
+    return "flow", (f"motion {per_frame:.1f} px/frame: the mean would show copies "
+                    f"({db:.0f} dB from the flow render, predicted); flow draws trails")
+
+
+def predicted_db(config: RenderConfig, info: ClipInfo, probe: list) -> float:
+    """How far the window's plain mean would be from its flow render: PSNR in dB over
+    the moving region (DESIGN.md §3), predicted from ``probe``, the window's first
+    (index, frame) pairs.
+
+    Both renders are made from the probe's K intervals (at full size: copies show in
+    the detail), and the dB carried to the window's N intervals as
+    ``dB_K + WINDOW_DB_PER_DECADE · log10(N / K)``. Each interval's difference between
+    the two (the copies against the trail) lands on other pixels as things move, so a
+    longer window dilutes it: were the differences independent, by 10 dB per tenfold
+    (RMS ∝ 1/√N); things that move on coherently (a lamp along its path, water along
+    its current) pile theirs up more: 6.4–8.5 dB per tenfold measured on synthetic
+    water and lamps, 10–12 on the night street (tests/test_auto.py,
+    scripts/auto_table.py). 6 errs towards the flow render where it matters, near the
+    rule; far above it (water over hundreds of frames) what does not average away (the
+    flow render's own smoothing) sets a floor the scaling does not see, harmlessly.
+    """
+    from dataclasses import replace
+
+    from lexp import flow as flows
+    from lexp import metrics
+    from lexp.config import STILL_BELOW_PX, Window
+    from lexp.media import MemoryClip, window_length
+    from lexp.renderers import flow as flow_render
+    from lexp.renderers.stack import finish
+
+    frames = [f for _, f in probe]
+    clip = MemoryClip(frames, info.fps, name=info.name)
+    clip.info = replace(clip.info, transfer_tag=info.transfer_tag)
+    plain = replace(config, window=Window(), exposure=None, keep_sharp=None,
+                    sharp_mask=None, rear_curtain=False, still_below=STILL_BELOW_PX)
+    estimator = (flows.auto_estimator(device=config.device, raft_on_cpu=False)
+                 if config.flow == "auto" else
+                 flows.make_estimator(config.flow, device=config.device))
+    flowed = flow_render.render_flow(clip, replace_method(plain, "flow"), estimator).linear
+    mean = stack_clip(clip, replace_method(plain, "mean")).linear
+    lut = colour.decode_lut(config.transfer, info.bit_depth)
+    truth, first = finish(flowed, config), finish(lut[frames[0]], config)
+    db = metrics.psnr(finish(mean, config), truth, metrics.moving_mask(truth, first))
+    if np.isnan(db):  # nothing moved enough to count
+        return math.inf
+    k = len(frames) - 1
+    length = window_length(info, config.window)
+    n = max(k, (length - 1) if length else k)  # unknown length (a stream): as the probe
+    return db + WINDOW_DB_PER_DECADE * math.log10(n / k)

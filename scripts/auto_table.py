@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""What ``auto`` chooses on real clips, and whether it should have (issue 45).
+
+For every clip (default: ../shared/clips/*.mp4, whole, at its native size and rate):
+auto's choice, its reason and its time; then the plain mean and the flow render, and the
+PSNR of the mean against the flow render over the moving region (DESIGN.md §3: where the
+flow render differs from the first frame by more than 2/255). The rule auto follows: the
+mean where that PSNR is at least ``lexp.renderers.dispatch.INVISIBLE_DB`` (the copies
+blend invisibly), the flow render otherwise. A row is "right" when auto's choice is the
+rule's on the measured PSNR.
+
+    .venv/bin/python scripts/auto_table.py                 # every clip
+    .venv/bin/python scripts/auto_table.py --max-frames 120 clip.mp4 ...
+
+The flow render here uses the regular integration (within 0.2 dB of --exact, see
+scripts/quality_guard.py), with the flow cache in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clips", nargs="*", help="clips (default: ../shared/clips/*.mp4)")
+    parser.add_argument("--max-frames", type=int, default=None)
+    args = parser.parse_args()
+    clips = [Path(c) for c in args.clips] or sorted((REPO.parent / "shared" / "clips")
+                                                   .glob("*.mp4"))
+    if not clips:
+        print("no clips (../shared/clips is absent)", file=sys.stderr)
+        return 1
+    os.environ.setdefault("LEXP_CACHE_DIR", tempfile.mkdtemp(prefix="lexp-auto-table-"))
+
+    import lexp
+    from lexp import metrics, synthetic  # noqa: F401 (synthetic: same import cost as a render)
+    from lexp.renderers.dispatch import INVISIBLE_DB
+
+    print("| clip | auto | why | auto s | mean s | flow s | mean vs flow, moving (dB) | "
+          "rule | right |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for clip in clips:
+        options = {"max_frames": args.max_frames} if args.max_frames else {}
+        started = time.perf_counter()
+        auto = lexp.render(str(clip), **options)
+        auto_s = time.perf_counter() - started
+        started = time.perf_counter()
+        mean = lexp.render(str(clip), method="mean", **options)
+        mean_s = time.perf_counter() - started
+        started = time.perf_counter()
+        flow = auto if auto.method == "flow" else lexp.render(str(clip), method="flow", **options)
+        flow_s = auto_s if auto.method == "flow" else time.perf_counter() - started
+        first = lexp.render(str(clip), method="mean", max_frames=1)
+        moving = metrics.moving_mask(flow.encoded(), first.encoded())
+        db = metrics.psnr(mean.encoded(), flow.encoded(), moving)
+        rule = "mean" if not db < INVISIBLE_DB else "flow"
+        print(f"| {clip.name} | {auto.method} | {auto.details.auto} | {auto_s:.1f} | "
+              f"{mean_s:.1f} | {flow_s:.1f} | {db:.2f} | {rule} | "
+              f"{'yes' if rule == auto.method else '**no**'} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
