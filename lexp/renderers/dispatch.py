@@ -24,8 +24,8 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
 
     auto measures the input rather than guessing: flow-guided integration when the
     exposure is longer than the window (only it and the generator can extrapolate; the
-    generator where its checkpoint measured better there); otherwise the plain mean, unless the first frames move more than ``AUTO_MOTION_PX``
-    per frame *and* the mean would visibly differ from the flow render: both are made
+    generator where its checkpoint measured better there); otherwise the plain mean,
+    unless the first frames move more than ``AUTO_MOTION_PX`` per frame *and* the mean would visibly differ from the flow render: both are made
     from the window's first ``PROBE_INTERVALS`` intervals, and their difference carried
     to the whole window (:func:`predicted_db`) must stay under ``INVISIBLE_DB``. Water,
     smoke and foliage move in every frame, but their copies blend invisibly in a long
