@@ -25,11 +25,12 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
     auto measures the input rather than guessing: flow-guided integration when the
     exposure is longer than the window (only it and the generator can extrapolate; the
     generator where its checkpoint measured better there); otherwise the plain mean,
-    unless the first frames move more than ``AUTO_MOTION_PX`` per frame *and* the mean would visibly differ from the flow render: both are made
-    from the window's first ``PROBE_INTERVALS`` intervals, and their difference carried
-    to the whole window (:func:`predicted_db`) must stay under ``INVISIBLE_DB``. Water,
-    smoke and foliage move in every frame, but their copies blend invisibly in a long
-    mean, and the flow render costs ~50x the mean's time there.
+    unless the first frames move more than ``AUTO_MOTION_PX`` per frame *and* the mean
+    would visibly differ from the flow render: both are made from the window's first
+    ``PROBE_INTERVALS`` intervals, and their difference carried to the whole window
+    (:func:`predicted_db`) must stay under ``INVISIBLE_DB``. Water, smoke and foliage
+    move in every frame, but their copies blend invisibly in a long mean, and the flow
+    render costs ~50x the mean's time there.
     ``cache``/``source``: the flow cache and the clip's ClipSource (its content is the
     key; it is hashed only if flow runs). ``video``: a trail_video.TrailSpec.
     """
