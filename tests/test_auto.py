@@ -15,11 +15,10 @@ from lexp.renderers.dispatch import INVISIBLE_DB
 
 
 def measured_db(frames, fps: float = 30.0) -> float:
-    """The mean against the flow render, PSNR over the moving region (DESIGN.md §3)."""
+    """The mean against the flow render in their worst neighbourhoods."""
     flow = lexp.render(frames, fps=fps, method="flow", cache=False).encoded()
     mean = lexp.render(frames, fps=fps, method="mean", cache=False).encoded()
-    first = lexp.render(frames[:1], fps=fps, method="mean").encoded()
-    return metrics.psnr(mean, flow, metrics.moving_mask(flow, first))
+    return metrics.local_psnr(mean, flow)
 
 
 def water(frames: int, width: int = 128, height: int = 96, seed: int = 3) -> list:
@@ -51,9 +50,19 @@ def lamp(frames: int, width: int = 128, height: int = 96, speed: float = 9.0) ->
     return out
 
 
+def night_street(frames: int = 120) -> list:
+    """The demo's street: lamps in lanes, beaded in the mean (44 dB, visible zoomed in)."""
+    from lexp import synthetic
+
+    return list(synthetic.night_street(320, 180, frames=frames))
+
+
 @pytest.mark.parametrize("make,frames,expected", [
     (water, 90, "mean"),  # moves everywhere, copies invisible in 90 frames
+    (water, 300, "mean"),
     (lamp, 12, "flow"),  # one fast light in 12 frames: copies are the picture
+    (lamp, 60, "flow"),
+    (night_street, 120, "flow"),
 ])
 def test_auto_takes_the_mean_where_the_copies_would_not_show(make, frames, expected):
     clip = make(frames)
@@ -63,6 +72,6 @@ def test_auto_takes_the_mean_where_the_copies_would_not_show(make, frames, expec
     assert image.method == expected, image.details.auto
     assert "predicted" in image.details.auto
     said = float(image.details.auto.split("(")[1].split(" dB")[0])
-    # The prediction sits on the same side of the rule, and errs towards the flow render
-    # (the copies of a few intervals, carried to the window, are at least as strong).
-    assert (said >= INVISIBLE_DB) == (measured >= INVISIBLE_DB)
+    # The prediction errs towards the flow render: never above the measured dB by more
+    # than the rounding of what it says.
+    assert said <= measured + 0.5, (said, measured)

@@ -102,11 +102,13 @@ def for_clip(config: RenderConfig, info: ClipInfo) -> RenderConfig:
 
 
 AUTO_MOTION_PX = 1.0  # motion per frame under which the mean is already continuous
-# The mean against the flow render, PSNR over the moving region (DESIGN.md §3), at and
-# above which the mean's copies are invisible: auto then takes the mean.
-INVISIBLE_DB = 40.0
+# The mean against the flow render in their worst neighbourhoods (metrics.local_psnr),
+# at and above which the mean's copies are invisible and auto takes the mean: one 8-bit
+# code value RMS (20·log10(255) dB). The night street's beaded trails are 44 dB there
+# (visible, zoomed in); water's noise-like differences, 52-54.
+INVISIBLE_DB = 48.13
 PROBE_INTERVALS = 4  # intervals at the window's start that auto renders both ways
-WINDOW_DB_PER_DECADE = 6.0  # how the probe's dB grows with the window (predicted_db)
+WINDOW_DB_PER_DECADE = 7.0  # how the probe's dB grows with the window (predicted_db)
 
 
 def replace_method(config: RenderConfig, method: str) -> RenderConfig:
@@ -157,15 +159,17 @@ def _choose(config: RenderConfig, info, peeked, learned_allowed: bool) -> tuple[
     db = predicted_db(config, info, peeked)
     if db >= INVISIBLE_DB:
         return "mean", (f"motion {per_frame:.1f} px/frame, but its copies blend invisibly "
-                        f"in the mean ({db:.0f} dB from the flow render, predicted)")
+                        f"in the mean ({db:.0f} dB from the flow render where they differ "
+                        "most, predicted)")
     return "flow", (f"motion {per_frame:.1f} px/frame: the mean would show copies "
-                    f"({db:.0f} dB from the flow render, predicted); flow draws trails")
+                    f"({db:.0f} dB from the flow render where they differ most, "
+                    "predicted); flow draws trails")
 
 
 def predicted_db(config: RenderConfig, info: ClipInfo, probe: list) -> float:
-    """How far the window's plain mean would be from its flow render: PSNR in dB over
-    the moving region (DESIGN.md §3), predicted from ``probe``, the window's first
-    (index, frame) pairs.
+    """How far the window's plain mean would be from its flow render in their worst
+    neighbourhoods (:func:`lexp.metrics.local_psnr`, dB), predicted from ``probe``, the
+    window's first (index, frame) pairs.
 
     Both renders are made from the probe's K intervals (at full size: copies show in
     the detail), and the dB carried to the window's N intervals as
@@ -173,11 +177,9 @@ def predicted_db(config: RenderConfig, info: ClipInfo, probe: list) -> float:
     the two (the copies against the trail) lands on other pixels as things move, so a
     longer window dilutes it: were the differences independent, by 10 dB per tenfold
     (RMS ∝ 1/√N); things that move on coherently (a lamp along its path, water along
-    its current) pile theirs up more: 6.4–8.5 dB per tenfold measured on synthetic
-    water and lamps, 10–12 on the night street (tests/test_auto.py,
-    scripts/auto_table.py). 6 errs towards the flow render where it matters, near the
-    rule; far above it (water over hundreds of frames) what does not average away (the
-    flow render's own smoothing) sets a floor the scaling does not see, harmlessly.
+    its current) pile theirs up more: 7.0–10.7 dB per tenfold measured on synthetic
+    water and lamps and on the night street (tests/test_auto.py, scripts/auto_table.py);
+    the lowest errs towards the flow render.
     """
     from dataclasses import replace
 
@@ -198,11 +200,7 @@ def predicted_db(config: RenderConfig, info: ClipInfo, probe: list) -> float:
                  flows.make_estimator(config.flow, device=config.device))
     flowed = flow_render.render_flow(clip, replace_method(plain, "flow"), estimator).linear
     mean = stack_clip(clip, replace_method(plain, "mean")).linear
-    lut = colour.decode_lut(config.transfer, info.bit_depth)
-    truth, first = finish(flowed, config), finish(lut[frames[0]], config)
-    db = metrics.psnr(finish(mean, config), truth, metrics.moving_mask(truth, first))
-    if np.isnan(db):  # nothing moved enough to count
-        return math.inf
+    db = metrics.local_psnr(finish(mean, config), finish(flowed, config))
     k = len(frames) - 1
     length = window_length(info, config.window)
     n = max(k, (length - 1) if length else k)  # unknown length (a stream): as the probe
