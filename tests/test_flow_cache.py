@@ -184,3 +184,17 @@ def test_clip_id_follows_content_not_path(tmp_path, monkeypatch):
 def test_the_cache_lives_in_lexp_cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("LEXP_CACHE_DIR", str(tmp_path))
     assert FlowCache().root == Path(tmp_path) / "flow"
+
+
+def test_the_cache_limit_suits_a_laptop_and_is_configurable(tmp_path, monkeypatch):
+    """After a handful of renders the cache was 3.4 GB (its limit was 20 GiB)."""
+    from lexp.errors import UsageError
+    from lexp.flow.cache import FlowCache
+
+    monkeypatch.delenv("LEXP_FLOW_CACHE_GB", raising=False)
+    assert FlowCache(tmp_path).max_bytes == 2 << 30
+    monkeypatch.setenv("LEXP_FLOW_CACHE_GB", "0.5")
+    assert FlowCache(tmp_path).max_bytes == 1 << 29
+    monkeypatch.setenv("LEXP_FLOW_CACHE_GB", "lots")
+    with pytest.raises(UsageError, match="LEXP_FLOW_CACHE_GB"):
+        FlowCache(tmp_path)

@@ -35,7 +35,24 @@ import numpy as np
 from lexp.media import ClipSource
 from lexp.paths import cache_dir, sha256_of
 
-DEFAULT_MAX_BYTES = 20 << 30  # 20 GiB
+DEFAULT_MAX_BYTES = 2 << 30  # 2 GiB: a laptop's share (LEXP_FLOW_CACHE_GB changes it)
+
+
+def max_cache_bytes() -> int:
+    """The flow cache's size limit: ``LEXP_FLOW_CACHE_GB`` (GiB, a number) or 2 GiB."""
+    text = os.environ.get("LEXP_FLOW_CACHE_GB", "").strip()
+    if not text:
+        return DEFAULT_MAX_BYTES
+    try:
+        gib = float(text)
+    except ValueError:
+        gib = -1.0
+    if not (0 <= gib < 1 << 20):
+        from lexp.errors import UsageError
+
+        raise UsageError(f"LEXP_FLOW_CACHE_GB={text!r} is not a size in GiB",
+                         hint="e.g. LEXP_FLOW_CACHE_GB=2 (0 keeps nothing)")
+    return int(gib * (1 << 30))
 
 
 HALF_SMALLEST_NORMAL = np.float32(2.0 ** -14)
@@ -67,9 +84,9 @@ class FlowCache:
     """Flows on disk, by key. ``hits``, ``misses`` and ``damaged`` (entries found broken,
     deleted, and counted as misses too) say what :meth:`get` found."""
 
-    def __init__(self, root: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, root: Path | None = None, max_bytes: int | None = None) -> None:
         self.root = (root or cache_dir()) / "flow"
-        self.max_bytes = max_bytes
+        self.max_bytes = max_cache_bytes() if max_bytes is None else max_bytes
         self.hits = self.misses = self.damaged = 0
         # Why entries cannot be written (a full disk, a read-only or misplaced cache), once
         # a write has failed; None while they can. A cache only saves time: flows are then
