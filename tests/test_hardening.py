@@ -64,7 +64,9 @@ def test_a_dangling_output_link_makes_the_file_it_names(clips, tmp_path):
     assert (tmp_path / "link.jpg").is_symlink() and (tmp_path / "made.jpg").stat().st_size
 
 
-@pytest.mark.parametrize("name", ["/dev/stdout", "/proc/self/fd/1", "link"])
+# (/dev/stdout itself is what users type, and is the same kind of link as these; it is
+# left out here because a lexp with the bug, run as root, replaces the machine's own.)
+@pytest.mark.parametrize("name", ["/proc/self/fd/1", "link"])
 def test_an_output_that_names_stdout_writes_the_image_there(clips, tmp_path, name):
     """/dev/stdout (and a link to it) became a regular file and stdout got 0 bytes."""
     if not Path(name if name != "link" else "/proc/self/fd/1").exists():

@@ -194,7 +194,8 @@ def predicted_db(config: RenderConfig, info: ClipInfo, probe: list) -> float:
     clip = MemoryClip(frames, info.fps, name=info.name)
     clip.info = replace(clip.info, transfer_tag=info.transfer_tag)
     plain = replace(config, window=Window(), exposure=None, keep_sharp=None,
-                    sharp_mask=None, rear_curtain=False, still_below=STILL_BELOW_PX)
+                    sharp_mask=None, rear_curtain=False, still_below=STILL_BELOW_PX,
+                    checkpoint=None)
     estimator = (flows.auto_estimator(device=config.device, raft_on_cpu=False)
                  if config.flow == "auto" else
                  flows.make_estimator(config.flow, device=config.device))
