@@ -180,6 +180,9 @@ class RenderConfig:
     exact: bool = False
     align: str | None = None  # register frames to the first: similarity | homography | None
     align_border: str = "crop"  # aligned result: crop to the common area | fill the borders
+    # auto (the method) aligns when the camera drifts or shakes (off: --no-align, to keep
+    # a deliberate pan); only while ``align`` is None
+    align_auto: bool = True
     deflicker: bool = False  # match every frame's exposure in linear light
     timestamps: bool = True  # weigh frames by the time each covers (video pts, EXIF times)
     keep_sharp: str | None = None  # sharp frame blended where still: first | last | TIME

@@ -174,10 +174,12 @@ def _control(*names: str, help: str, **more):  # noqa: A002 (Typer's own name)
     return typer.Option(*names, help=help, rich_help_panel=CONTROLS, **more)
 
 
-Align = Annotated[bool, _control(
-    "--align", help="Steady a handheld clip: register every frame to the first (ORB features "
-    "+ RANSAC, which ignores moving things) before blending; frames that cannot be "
-    "registered are skipped and reported. e.g. --align --align-model homography")]
+Align = Annotated[bool | None, _control(
+    "--align/--no-align", help="Steady a handheld clip: register every frame to the first "
+    "(ORB features + RANSAC, which ignores moving things) before blending; frames that "
+    "cannot be registered are skipped and reported. e.g. --align --align-model homography. "
+    "Default: auto aligns when the camera drifts or shakes, and says so; --no-align keeps "
+    "the camera's motion (a deliberate pan).")]
 AlignModelOption = Annotated[AlignModel, _control(
     help="similarity: shift, rotation, zoom (hand shake); homography: also tilt (wide "
          "lenses, close scenes).")]
@@ -230,7 +232,7 @@ def render(
     tone: ToneOption = Tone.auto, image_format: Format = None, bit_depth: BitDepth = None,
     quality: Quality = 95, median_memory: MedianMemory = 512, overwrite: Overwrite = False,
     workers: Workers = 1, shard: Shard = None, json_lines: JsonLines = False,
-    cache: CacheDir = None, align: Align = False,
+    cache: CacheDir = None, align: Align = None,
     align_model: AlignModelOption = AlignModel.similarity,
     align_border: AlignBorderOption = AlignBorder.crop, keep_sharp: KeepSharp = None,
     still_below: StillBelow = None, sharp_mask: SharpMask = None,
@@ -255,7 +257,7 @@ def render(
             median_memory_mb=median_memory,
             exposure=TimeSpec.parse(exposure, "--exposure") if exposure else None,
             flow=flow_method.value, device=device, exact=exact,
-            align=align_model.value if align else None,
+            align=align_model.value if align else None, align_auto=align is None,
             align_border=align_border.value, deflicker=deflicker, timestamps=timestamps,
             keep_sharp=keep_sharp,
             sharp_mask=str(sharp_mask) if sharp_mask else None, rear_curtain=rear_curtain,
