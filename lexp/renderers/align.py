@@ -111,6 +111,12 @@ class Aligner:
         if self.border != "crop" or self._covered is None or self._covered.min() == 255:
             return None
         box = largest_rectangle(self._covered == 255)
+        h, w = self._covered.shape
+        if box[2] * box[3] < 0.05 * h * w:  # a pan across the view, not a steadied hand
+            raise InputError(f"the aligned frames share only {box[2]}x{box[3]} of {w}x{h} "
+                             "pixels: the camera pans further than a hand shakes",
+                             hint="keep the camera's motion (--no-align), or keep every "
+                                  "frame's view with --align-border fill")
         self.stats.crop = box
         return box
 

@@ -47,7 +47,7 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
         frames = itertools.chain(peeked, frames)
         probe, steadied = peeked, ""
         if config.align is None and config.align_auto:
-            config, probe, steadied = _steady_a_moving_camera(config, peeked)
+            config, probe, steadied = _steady_a_moving_camera(config, clip.info, peeked)
             resolved = config
         method, reason = _choose(config, clip.info, probe, learned_allowed=video is None)
         reason = steadied + reason
@@ -180,9 +180,9 @@ CAMERA_PX = 0.5
 CAMERA_SHARE = 0.6
 
 
-def camera_motion(peeked: list) -> float | None:
-    """The camera's own motion in px per frame from the first two (index, frame) pairs,
-    or None when it holds still (or nothing can tell)."""
+def camera_motion(peeked: list) -> tuple[float, float] | None:
+    """The camera's own motion (x, y) in px per frame from the first two (index, frame)
+    pairs, or None when it holds still (or nothing can tell)."""
     from lexp.flow import DISFlow
 
     if len(peeked) < 2:
@@ -201,21 +201,36 @@ def camera_motion(peeked: list) -> float | None:
                            float(np.median(fy[r * h // 3:(r + 1) * h // 3,
                                               c * w // 3:(c + 1) * w // 3])) - my) < near
                 for r in range(3) for c in range(3))
-    return speed if agree >= 7 else None  # (a passer-by may fill two regions)
+    # (a passer-by may fill two regions)
+    return (mx / (j - i), my / (j - i)) if agree >= 7 else None
 
 
-def _steady_a_moving_camera(config: RenderConfig, peeked: list):
+# A camera whose drift over the window would leave less than this share of the frame
+# in every view pans on purpose (aligning would crop the picture away): auto keeps it.
+PAN_KEEPS = 0.5
+
+
+def _steady_a_moving_camera(config: RenderConfig, info: ClipInfo, peeked: list):
     """(config, probe frames, words): with ``--align`` turned on when the camera drifts
-    or shakes (the probe frames aligned too), or as they were when it holds still or
-    its frames cannot be registered (too little texture), saying which."""
+    or shakes (the probe frames aligned too), or as they were when it holds still, pans
+    across the view, or its frames cannot be registered (too little texture), saying
+    which."""
     from dataclasses import replace
 
     from lexp.errors import InputError
+    from lexp.media import window_length
     from lexp.renderers.align import Aligner
 
-    speed = camera_motion(peeked)
-    if speed is None:
+    motion = camera_motion(peeked)
+    if motion is None:
         return config, peeked, ""
+    speed = math.hypot(*motion)
+    length = window_length(info, config.window)
+    if length is not None:
+        dx, dy = (abs(m) * (length - 1) for m in motion)
+        if (1 - dx / info.width) * (1 - dy / info.height) < PAN_KEEPS:
+            return config, peeked, (f"the camera pans {speed:.1f} px/frame: its motion "
+                                    "kept (--align steadies it); ")
     steadied = replace(config, align="similarity")
     aligner = Aligner(steadied.align, steadied.align_border)
     try:
