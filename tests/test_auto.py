@@ -96,8 +96,8 @@ def camera_scene(frames: int, camera_px: float, seed: int = 1) -> tuple[list, np
     rng = np.random.default_rng(seed)
     # Cells 4 px wide, their edges softened as a lens does (razor edges would make the
     # sub-pixel resampling of any alignment, not the alignment, the error measured).
-    street = cv2.GaussianBlur(cv2.resize(rng.integers(30, 200, (80, 120, 3), dtype=np.uint8),
-                                         (480, 320), interpolation=cv2.INTER_NEAREST),
+    street = cv2.GaussianBlur(cv2.resize(rng.integers(30, 200, (80, 160, 3), dtype=np.uint8),
+                                         (640, 320), interpolation=cv2.INTER_NEAREST),
                               (0, 0), 1.2)
     views = []
     for t in range(frames):
@@ -142,3 +142,15 @@ def test_auto_steadies_a_drifting_camera_to_the_tripods_sharpness():
     # the tripod: what is left is the sub-pixel resampling of the warp.
     assert errors["steadied"] <= errors["tripod"] + 1.0, errors
     assert errors["smeared"] > 20 * errors["steadied"] + 5, errors
+
+
+def test_a_pan_keeps_its_motion_and_aligning_it_anyway_says_why_it_cannot():
+    """A texture sliding right out of view aligned to an empty picture (0x0), silently."""
+    from lexp.errors import InputError
+
+    views, _ = camera_scene(40, 6.0)  # 234 px over a 240-px view: a pan, not a shake
+    kept = lexp.render(views, fps=30, cache=False)
+    assert "the camera pans" in kept.details.auto and kept.config.align is None
+    assert kept.linear.shape[:2] == (180, 240)
+    with pytest.raises(InputError, match="share only .* the camera pans further"):
+        lexp.render(views, fps=30, cache=False, method="mean", align=True)
