@@ -34,6 +34,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clips", nargs="*", help="clips (default: ../shared/clips/*.mp4)")
     parser.add_argument("--max-frames", type=int, default=None)
+    parser.add_argument("--choices-only", action="store_true",
+                        help="only what auto chooses and why, and how long choosing takes "
+                             "(no renders)")
     args = parser.parse_args()
     clips = [Path(c) for c in args.clips] or sorted((REPO.parent / "shared" / "clips")
                                                    .glob("*.mp4"))
@@ -46,6 +49,9 @@ def main() -> int:
     import lexp
     from lexp import metrics, synthetic  # noqa: F401 (synthetic: same import cost as a render)
     from lexp.renderers.dispatch import INVISIBLE_DB
+
+    if args.choices_only:
+        return choices(clips, args.max_frames)
 
     print("| clip | auto | why | auto s | mean s | flow s | mean vs flow, moving (dB) | "
           "worst 0.1 % (dB) | rule | right |")
@@ -69,6 +75,26 @@ def main() -> int:
         print(f"| {clip.name} | {auto.method} | {auto.details.auto} | {auto_s:.1f} | "
               f"{mean_s:.1f} | {flow_s:.1f} | {db:.2f} | {worst:.2f} | {rule} | "
               f"{'yes' if rule == auto.method else '**no**'} |", flush=True)
+    return 0
+
+
+def choices(clips: list[Path], max_frames: int | None) -> int:
+    """auto's choice for each clip, its reason, and the seconds choosing took."""
+    from lexp import inputs, media
+    from lexp.config import RenderConfig, Window
+    from lexp.renderers.dispatch import choose_auto, for_clip
+
+    print("| clip | auto | why | choosing s |")
+    print("|---|---|---|---|")
+    for clip in clips:
+        source = inputs.resolve_inputs([str(clip)])[0]
+        started = time.perf_counter()
+        with media.open_clip(source) as opened:
+            config = for_clip(RenderConfig(method="auto",
+                                           window=Window(max_frames=max_frames)), opened.info)
+            _, method, why, _ = choose_auto(opened, config)
+        print(f"| {clip.name} | {method} | {why} | {time.perf_counter() - started:.1f} |",
+              flush=True)
     return 0
 
 

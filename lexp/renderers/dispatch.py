@@ -34,23 +34,13 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
     ``cache``/``source``: the flow cache and the clip's ClipSource (its content is the
     key; it is hashed only if flow runs). ``video``: a trail_video.TrailSpec.
     """
-    import itertools
-
     config = resolved = for_clip(config, clip.info)
     method, reason = config.method, ""
     frames = None
     if method == "auto":
-        from lexp.renderers import flow as flow_render
-
-        frames = window_frames(clip, flow_render.window_for(config, clip.info.fps))
-        peeked = [(i, f.copy()) for i, f in itertools.islice(frames, PROBE_INTERVALS + 1)]
-        frames = itertools.chain(peeked, frames)
-        probe, steadied = peeked, ""
-        if config.align is None and config.align_auto:
-            config, probe, steadied = _steady_a_moving_camera(config, clip.info, peeked)
-            resolved = config
-        method, reason = _choose(config, clip.info, probe, learned_allowed=video is None)
-        reason = steadied + reason
+        config, method, reason, frames = choose_auto(clip, config,
+                                                     learned_allowed=video is None)
+        resolved = config
     if method in ("flow", "learned"):
         from lexp import flow as flows
         from lexp.renderers import flow as flow_render
@@ -92,6 +82,24 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
     if config.transfer in colour.HDR_TRANSFERS:
         result.details.hdr = (config.transfer, config.tone)
     return result
+
+
+def choose_auto(clip: Clip, config: RenderConfig, learned_allowed: bool = True):
+    """What ``auto`` renders ``clip`` with: (config, with --align turned on for a moving
+    camera; the method; why, in words; the window's frames, the first few already read).
+    ``config`` has its transfer resolved (:func:`for_clip`)."""
+    import itertools
+
+    from lexp.renderers import flow as flow_render
+
+    frames = window_frames(clip, flow_render.window_for(config, clip.info.fps))
+    peeked = [(i, f.copy()) for i, f in itertools.islice(frames, PROBE_INTERVALS + 1)]
+    frames = itertools.chain(peeked, frames)
+    probe, steadied = peeked, ""
+    if config.align is None and config.align_auto:
+        config, probe, steadied = _steady_a_moving_camera(config, clip.info, peeked)
+    method, reason = _choose(config, clip.info, probe, learned_allowed=learned_allowed)
+    return config, method, steadied + reason, frames
 
 
 def for_clip(config: RenderConfig, info: ClipInfo) -> RenderConfig:
