@@ -13,8 +13,9 @@ Every renderer (stacking and flow) reads its frames through a :class:`FrameStrea
 :meth:`FrameStream.finish` then applies, to the renderer's linear result: the
 deflicker level, the keep-sharp composite, and the alignment crop, in that order.
 
-Frames stay uint8 H×W×3 in whatever channel order the decoder gave (every step here
-treats channels alike); times and weights are floats in frame periods.
+Frames stay uint8 (16-bit sources: uint16) H×W×3 in whatever channel order the decoder
+gave (every step here treats channels alike); times and weights are floats in frame
+periods.
 """
 
 from __future__ import annotations

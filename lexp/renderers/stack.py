@@ -3,13 +3,15 @@
 A renderer ("stacker") receives frames one at a time and returns a linear-light image:
 
 - ``mean``   the long exposure proper: the average of the frames in linear light.
-             Frames are decoded through a 256-entry table and summed band by band (a
+             Frames are decoded through a table (256 entries, 65536 for 16-bit
+             frames: colour.linearise) and summed band by band (a
              band of rows stays in the CPU cache), in float32 blocks of at most 64
              frames that are folded into a float64 total, so precision does not depend
              on clip length. Memory: three H×W×3 arrays whatever the length.
 - ``max`` / ``min`` (lighten / darken): the transfer curves are monotonic, so the
-             brightest code value is also the brightest light. We keep a uint8 running
-             max/min and decode once at the end: exact, and the cheapest method.
+             brightest code value is also the brightest light. We keep a running
+             max/min of code values and decode once at the end: exact, and the
+             cheapest method.
 - ``median`` the per-pixel median, in linear light (for an even count, the mean of the
              two middle values, taken in linear light). It needs the frames themselves;
              it keeps at most ``median_memory_mb`` of them. When the window holds more,
@@ -42,7 +44,7 @@ _BLOCK_FRAMES = 64
 
 
 class Stacker:
-    """Accumulates frames (uint8 H×W×3 RGB) into a linear-light result.
+    """Accumulates frames (uint8, or uint16, H×W×3 RGB) into a linear-light result.
 
     ``add(frame, weight, gain)``: ``weight`` is the time the frame stands for (frame
     periods; only the mean weighs time, the others are order statistics), ``gain`` a
