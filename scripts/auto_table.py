@@ -92,7 +92,7 @@ def choices(clips: list[Path], max_frames: int | None) -> int:
         with media.open_clip(source) as opened:
             config = for_clip(RenderConfig(method="auto",
                                            window=Window(max_frames=max_frames)), opened.info)
-            _, method, why, _ = choose_auto(opened, config)
+            _, method, why, _ = choose_auto(opened, config, source=source)
         print(f"| {clip.name} | {method} | {why} | {time.perf_counter() - started:.1f} |",
               flush=True)
     return 0

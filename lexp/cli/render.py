@@ -112,9 +112,9 @@ MethodOption = Annotated[Method, typer.Option(
          "movers; median: remove transient objects (memory-bounded: see --median-memory). "
          "auto: flow when the exposure outlasts the clip (learned, where its checkpoint "
          "measured better there) or when the mean would show copies of what moves (both "
-         "tried on the first 4 intervals, the difference predicted for the whole window: "
-         "flow where it would exceed one 8-bit code value), else mean (water, smoke, "
-         "foliage); it says which and why.")]
+         "tried on small copies of the whole window: flow where they would differ by "
+         "more than one 8-bit code value), else mean (water, smoke, foliage); a drifting "
+         "camera is steadied first; it says which and why.")]
 Exposure = Annotated[str | None, typer.Option(
     metavar="TIME",
     help="Exposure length: 2s, 1.5 or 48f. Shorter than the clip: the first TIME of the "

@@ -7,6 +7,7 @@ and returns a :class:`~lexp.renderers.result.RenderResult` that says what ran an
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,12 +26,14 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
     auto measures the input rather than guessing: flow-guided integration when the
     exposure is longer than the window (only it and the generator can extrapolate; the
     generator where its checkpoint measured better there); otherwise the plain mean,
-    unless the first frames move more than ``AUTO_MOTION_PX`` per frame *and* the mean
-    would visibly differ from the flow render: both are made from the window's first
-    ``PROBE_INTERVALS`` intervals, and their difference carried to the whole window
-    (:func:`predicted_db`) must stay under ``INVISIBLE_DB``. Water, smoke and foliage
-    move in every frame, but their copies blend invisibly in a long mean, and the flow
-    render costs ~50x the mean's time there.
+    unless it would visibly differ from the flow render: both are rendered on small
+    copies of the whole window (:func:`window_scan`), corrected for the detail by the
+    window's first ``PROBE_INTERVALS`` intervals at full size, and the two must stay
+    within ``INVISIBLE_DB`` where they differ most. (A stream, which cannot be read
+    twice, is judged by its first intervals: :func:`predicted_db`.) Water, smoke and
+    foliage move in every frame, but their copies blend invisibly in a long mean, and
+    the flow render costs ~50x the mean's time there. A drifting or shaking camera is
+    steadied first (``--align``), a pan is not.
     ``cache``/``source``: the flow cache and the clip's ClipSource (its content is the
     key; it is hashed only if flow runs). ``video``: a trail_video.TrailSpec.
     """
@@ -39,7 +42,8 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
     frames = None
     if method == "auto":
         config, method, reason, frames = choose_auto(clip, config,
-                                                     learned_allowed=video is None)
+                                                     learned_allowed=video is None,
+                                                     source=source)
         resolved = config
     if method in ("flow", "learned"):
         from lexp import flow as flows
@@ -84,21 +88,37 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
     return result
 
 
-def choose_auto(clip: Clip, config: RenderConfig, learned_allowed: bool = True):
+def choose_auto(clip: Clip, config: RenderConfig, learned_allowed: bool = True,
+                source=None):
     """What ``auto`` renders ``clip`` with: (config, with --align turned on for a moving
     camera; the method; why, in words; the window's frames, the first few already read).
-    ``config`` has its transfer resolved (:func:`for_clip`)."""
+    ``config`` has its transfer resolved (:func:`for_clip`). ``source``: the clip's
+    ClipSource, to read the window a second time for :func:`window_scan` (a clip of
+    frames in memory is read again as it is; a stream cannot be)."""
+    import contextlib
     import itertools
 
+    from lexp.media import MemoryClip, open_clip
     from lexp.renderers import flow as flow_render
 
-    frames = window_frames(clip, flow_render.window_for(config, clip.info.fps))
+    window = flow_render.window_for(config, clip.info.fps)
+    frames = window_frames(clip, window)
     peeked = [(i, f.copy()) for i, f in itertools.islice(frames, PROBE_INTERVALS + 1)]
     frames = itertools.chain(peeked, frames)
     probe, steadied = peeked, ""
     if config.align is None and config.align_auto:
         config, probe, steadied = _steady_a_moving_camera(config, clip.info, peeked)
-    method, reason = _choose(config, clip.info, probe, learned_allowed=learned_allowed)
+    again = None
+    if isinstance(clip, MemoryClip):
+        again = contextlib.nullcontext(clip)
+    elif source is not None and source.kind != "stdin" and source.paths:
+        again = open_clip(source, config.fps)
+    if again is None:
+        method, reason = _choose(config, clip.info, probe, learned_allowed=learned_allowed)
+    else:
+        with again as second:
+            method, reason = _choose(config, clip.info, probe, learned_allowed=learned_allowed,
+                                     rescan=lambda: window_frames(second, window))
     return config, method, steadied + reason, frames
 
 
@@ -144,10 +164,13 @@ def _extrapolator(config: RenderConfig, learned_allowed: bool) -> tuple[str, str
     return "flow", "the exposure is longer than the clip: flow extrapolates"
 
 
-def _choose(config: RenderConfig, info, peeked, learned_allowed: bool) -> tuple[str, str]:
-    """auto's choice and why, from the first two frames of the window. The generator
-    only extrapolates, and only where it measured better (``learned_allowed``: false
-    for a trail video, which only the flow render can show building up)."""
+def _choose(config: RenderConfig, info, peeked, learned_allowed: bool,
+            rescan=None) -> tuple[str, str]:
+    """auto's choice and why, from the window's first frames (``peeked``) and, where the
+    window can be read again (``rescan()``: its (index, frame) pairs anew), a scan of all
+    of it (:func:`window_scan`). The generator only extrapolates, and only where it
+    measured better (``learned_allowed``: false for a trail video, which only the flow
+    render can show building up)."""
     from lexp.renderers import flow as flow_render
 
     exposure = flow_render.exposure_periods(config, info.fps)
@@ -160,6 +183,8 @@ def _choose(config: RenderConfig, info, peeked, learned_allowed: bool) -> tuple[
     # 8th frame of a waterfall still blends invisibly, and costs an eighth.)
     if len(peeked) < 2:
         return "mean", "one frame"
+    if rescan is not None:
+        return _choose_by_scan(config, info, peeked, rescan)
     from lexp.flow import DISFlow
 
     (i, a), (j, b) = peeked[:2]
@@ -179,13 +204,131 @@ def _choose(config: RenderConfig, info, peeked, learned_allowed: bool) -> tuple[
                     "predicted); flow draws trails")
 
 
+def _choose_by_scan(config: RenderConfig, info: ClipInfo, peeked: list, rescan) -> tuple:
+    """mean or flow by the whole window's predicted difference (:func:`window_scan`,
+    corrected for the detail a small copy cannot show by the full-size probe)."""
+    scan = window_scan(config, info, rescan())
+    if scan.whole >= STILL_DB:
+        return "mean", "nothing moves enough to leave copies: stacking is continuous"
+    detail = DEFAULT_DETAIL_DB
+    if len(peeked) >= 3:
+        full = probe_db(config, info, peeked)
+        if max(full, scan.start) < STILL_DB:  # the start moves: measure what detail costs
+            detail = min(0.0, max(DETAIL_FLOOR_DB, full - scan.start))
+    db = scan.whole + detail
+    words = f"({db:.0f} dB from the flow render where they differ most, predicted)"
+    if db >= INVISIBLE_DB:
+        return "mean", f"what moves blends invisibly in the mean {words}"
+    return "flow", f"the mean would show copies of what moves {words}; flow draws trails"
+
+
+PROXY_SIDE = 320  # px: the long side of the window scan's copies of the frames
+PROXY_BUDGET = 256 << 20  # bytes of those copies: a longer window is scanned this far
+# What the full-size detail costs the scan's prediction: the full-size probe against
+# the scan's own at the window's start, measured per clip, down to DETAIL_FLOOR_DB (stars
+# a small copy cannot show at all measured -108); where the start holds still,
+# DEFAULT_DETAIL_DB, the most measured on ../shared/clips above the floor (-12.3, the
+# crowd; scripts/auto_table.py). STILL_DB: two renders this close are the same picture.
+DEFAULT_DETAIL_DB = -12.0
+DETAIL_FLOOR_DB = -15.0
+STILL_DB = 100.0
+
+
+@dataclass
+class WindowScan:
+    """The mean against the flow render on small copies of the window's frames, in
+    their worst neighbourhoods (dB): all of the window, and its first intervals."""
+
+    whole: float
+    start: float
+
+
+def window_scan(config: RenderConfig, info: ClipInfo, frames) -> WindowScan:
+    """Render the window both ways on copies ``PROXY_SIDE`` px on their long side
+    (``frames``: its (index, frame) pairs; at most ``PROXY_BUDGET`` of copies), and
+    compare: how the differences between the two add up over the whole window (a crowd
+    dilutes them, lamps in one lane pile them up), which a few intervals cannot tell."""
+    import cv2
+
+    from lexp import metrics
+
+    scale = min(1.0, PROXY_SIDE / max(info.width, info.height))
+    size = (max(1, round(info.width * scale)), max(1, round(info.height * scale)))
+    aligner = None
+    if config.align:  # steadied (by auto or --align): the scan sees what the render will
+        from lexp.errors import InputError
+        from lexp.renderers.align import Aligner
+
+        aligner = Aligner(config.align, "fill")
+    small, used = [], 0
+    for index, frame in frames:
+        copy = cv2.resize(frame, size, interpolation=cv2.INTER_AREA) if scale < 1 else \
+            frame.copy()
+        if aligner is not None:
+            try:
+                copy = aligner.warp(index, copy)
+            except InputError:  # too plain to align at this size: judge it unaligned
+                aligner = None
+            if copy is None:
+                continue
+        small.append(copy)
+        used += copy.nbytes
+        if used >= PROXY_BUDGET:
+            break
+    if len(small) < 2:
+        return WindowScan(math.inf, math.inf)
+    sigma = max(1.0, metrics.LOCAL_SIGMA * scale)
+
+    def both(part: list) -> float:
+        mean, flowed = _both_ways(config, info, part, estimator_name="dis")
+        return metrics.local_psnr(mean, flowed, sigma=sigma)
+
+    return WindowScan(both(small), both(small[:PROBE_INTERVALS + 1]))
+
+
+def _both_ways(config: RenderConfig, info: ClipInfo, frames: list,
+               estimator_name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, flow render) of ``frames`` (a clip in memory), encoded as the output is."""
+    from dataclasses import replace
+
+    from lexp import flow as flows
+    from lexp.config import STILL_BELOW_PX, Window
+    from lexp.media import MemoryClip
+    from lexp.renderers import flow as flow_render
+    from lexp.renderers.stack import finish
+
+    clip = MemoryClip(frames, info.fps, name=info.name)
+    clip.info = replace(clip.info, transfer_tag=info.transfer_tag)
+    plain = replace(config, window=Window(), exposure=None, keep_sharp=None,
+                    sharp_mask=None, rear_curtain=False, still_below=STILL_BELOW_PX,
+                    checkpoint=None)
+    if estimator_name is not None:
+        estimator = flows.make_estimator(estimator_name)
+    elif config.flow == "auto":
+        estimator = flows.auto_estimator(device=config.device, raft_on_cpu=False)
+    else:
+        estimator = flows.make_estimator(config.flow, device=config.device)
+    flowed = flow_render.render_flow(clip, replace_method(plain, "flow"), estimator).linear
+    mean = stack_clip(clip, replace_method(plain, "mean")).linear
+    return finish(mean, config), finish(flowed, config)
+
+
+def probe_db(config: RenderConfig, info: ClipInfo, probe: list) -> float:
+    """The mean against the flow render of the ``probe`` frames (the window's first
+    (index, frame) pairs) at full size, in their worst neighbourhoods (dB)."""
+    from lexp import metrics
+
+    return metrics.local_psnr(*_both_ways(config, info, [f for _, f in probe]))
+
+
 # The camera moves when most of the first pair's flow is one shift: its median at least
 # CAMERA_PX a frame, CAMERA_SHARE of the pixels near it (within 0.5 px, or a quarter of
-# the shift), and the same shift in 7 of the frame's 3×3 regions. (A car crossing a
-# still street moves a minority; a river or a crowd moves by regions; a pan or a
-# drifting hand moves all.)
+# the shift), the same shift in 7 of the frame's 3×3 regions, and none of them still.
+# (A car crossing a still street moves a minority; a river or a crowd moves by regions;
+# stars turn over still ground; a pan or a drifting hand moves all.)
 CAMERA_PX = 0.5
 CAMERA_SHARE = 0.6
+STILL_REGION_PX = 0.3  # a region whose median moves less holds still: so does the camera
 
 
 def camera_motion(peeked: list) -> tuple[float, float] | None:
@@ -204,11 +347,12 @@ def camera_motion(peeked: list) -> tuple[float, float] | None:
     if speed < CAMERA_PX or share < CAMERA_SHARE:
         return None
     h, w = fx.shape
-    agree = sum(math.hypot(float(np.median(fx[r * h // 3:(r + 1) * h // 3,
-                                              c * w // 3:(c + 1) * w // 3])) - mx,
-                           float(np.median(fy[r * h // 3:(r + 1) * h // 3,
-                                              c * w // 3:(c + 1) * w // 3])) - my) < near
-                for r in range(3) for c in range(3))
+    regions = [(float(np.median(fx[r * h // 3:(r + 1) * h // 3, c * w // 3:(c + 1) * w // 3])),
+                float(np.median(fy[r * h // 3:(r + 1) * h // 3, c * w // 3:(c + 1) * w // 3])))
+               for r in range(3) for c in range(3)]
+    if any(math.hypot(x, y) < STILL_REGION_PX for x, y in regions):
+        return None  # ground that holds still: a tripod under a turning sky, not a drift
+    agree = sum(math.hypot(x - mx, y - my) < near for x, y in regions)
     # (a passer-by may fill two regions)
     return (mx / (j - i), my / (j - i)) if agree >= 7 else None
 
@@ -270,27 +414,10 @@ def predicted_db(config: RenderConfig, info: ClipInfo, probe: list) -> float:
     water whose first frames differ more (or less) than the rest is predicted off by up
     to 9 dB (tests/test_auto.py), on the rule's right side in every case measured.
     """
-    from dataclasses import replace
-
-    from lexp import flow as flows
-    from lexp import metrics
-    from lexp.config import STILL_BELOW_PX, Window
-    from lexp.media import MemoryClip, window_length
-    from lexp.renderers import flow as flow_render
-    from lexp.renderers.stack import finish
+    from lexp.media import window_length
 
     frames = [f for _, f in probe]
-    clip = MemoryClip(frames, info.fps, name=info.name)
-    clip.info = replace(clip.info, transfer_tag=info.transfer_tag)
-    plain = replace(config, window=Window(), exposure=None, keep_sharp=None,
-                    sharp_mask=None, rear_curtain=False, still_below=STILL_BELOW_PX,
-                    checkpoint=None)
-    estimator = (flows.auto_estimator(device=config.device, raft_on_cpu=False)
-                 if config.flow == "auto" else
-                 flows.make_estimator(config.flow, device=config.device))
-    flowed = flow_render.render_flow(clip, replace_method(plain, "flow"), estimator).linear
-    mean = stack_clip(clip, replace_method(plain, "mean")).linear
-    db = metrics.local_psnr(finish(mean, config), finish(flowed, config))
+    db = probe_db(config, info, probe)
     k = len(frames) - 1
     length = window_length(info, config.window)
     n = max(k, (length - 1) if length else k)  # unknown length (a stream): as the probe
