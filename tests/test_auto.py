@@ -7,6 +7,8 @@ pan or a tripod.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -161,3 +163,22 @@ def test_a_pan_keeps_its_motion_and_aligning_it_anyway_says_why_it_cannot():
     assert kept.linear.shape[:2] == (180, 240)
     with pytest.raises(InputError, match="share only .* the camera pans further"):
         lexp.render(views, fps=30, cache=False, method="mean", align=True)
+
+
+def test_what_moves_after_a_still_start_is_seen_from_a_file_or_a_pipe(tmp_path):
+    """The street's bus and the fireworks come after a still start: the first frames
+    alone said mean. A clip piped in (spooled to a file) is judged as the file is."""
+    from lexp import synthetic
+    from tests.conftest import run_lexp
+
+    dark = np.full((96, 128, 3), 20, np.uint8)
+    clip = synthetic.write_video(tmp_path / "late.mp4", iter([dark] * 10 + lamp(12)), fps=30)
+    said = []
+    for args, stdin in ((["render", str(clip)], None), (["render", "-"], clip.read_bytes())):
+        proc = run_lexp(*args, "-o", str(tmp_path / "out.png"), "--overwrite", "--json",
+                        stdin=stdin, env={"LEXP_CACHE_DIR": str(tmp_path / "cache")})
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        assert result["method"] == "flow", result["details"]["auto"]
+        said.append(result["details"]["auto"])
+    assert said[0] == said[1]

@@ -298,7 +298,15 @@ def test_a_long_job_says_how_long_it_expects_once_without_a_terminal(monkeypatch
         for done in range(1, 11):
             clock[0] += 0.5  # 5 s in all
             on_progress(done, 10)
+    # A slow start (auto choosing, 10 s) is not the pace of the frames: the 122-s render
+    # said "about 25 s to go", a 24-s one "2330 s".
+    with reporter.progress("late.mp4") as on_progress:
+        clock[0] += 10.0
+        for done in range(1, 101):
+            clock[0] += 0.5
+            on_progress(done, 100)
     lines = capsys.readouterr().err.splitlines()
-    assert lines == ["clip.mp4: about 48 s to go (4 of 100 frames in 2 s)"]
+    assert lines == ["clip.mp4: about 48 s to go (5 of 100 frames in 2 s)",
+                     "late.mp4: about 48 s to go (5 of 100 frames in 12 s)"]
     with show.Reporter(quiet=True).progress("x") as on_progress:
         assert on_progress is None

@@ -97,17 +97,25 @@ class Reporter:
 
     def _expected_time(self, description: str, unit: str):
         started = time.monotonic()
+        first: tuple[float, int] | None = None  # (when, done) at the first report
         said = False
 
         def on_progress(done: int, total: int | None = None, **_: object) -> None:
-            nonlocal said
+            nonlocal said, first
             if said or not total or done < 1:
                 return
-            elapsed = time.monotonic() - started
-            if elapsed < self.EXPECT_AFTER_S:
+            now = time.monotonic()
+            if first is None:
+                # The pace is measured from the first frame done, not from the start:
+                # what came before (auto choosing, flows read from the cache) is not
+                # the pace of the rest ("25 s to go" for 122 s; "2330 s" for 24 s).
+                first = (now, done)
+                return
+            if now - first[0] < self.EXPECT_AFTER_S or done <= first[1]:
                 return
             said = True
-            left = elapsed / done * max(0, total - done)
+            elapsed = now - started
+            left = (now - first[0]) / (done - first[1]) * max(0, total - done)
             if elapsed + left > self.EXPECT_OVER_S:
                 self.info(f"{description}: about {left:.0f} s to go ({done} of {total} "
                           f"{unit} in {elapsed:.0f} s)")

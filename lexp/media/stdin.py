@@ -33,6 +33,7 @@ class StdinClip(Clip):
             raise InputError("nothing arrived on standard input",
                              hint="pipe a video in: cat clip.mp4 | lexp render - -o out.jpg")
         self._spool: str | None = None
+        self._fps = fps
         if _looks_like_mp4(head):
             sweep_leftovers()  # spools of runs that were killed
             fd, self._spool = tempfile.mkstemp(prefix=scratch_name("stdin"), suffix=".mp4")
@@ -51,6 +52,14 @@ class StdinClip(Clip):
             self._video = VideoClip("pipe:0", STDIN, "stdin", fps, stdin_data=stream, head=head,
                                     input_options=options)
         self.info = dataclasses.replace(self._video.info, kind="stdin")
+
+    def reopen(self):
+        """The stream again, as a new clip (a context manager), when it was spooled to a
+        file (MP4 and MOV, whose index may sit at the end); None when it was not (it
+        went straight into ffmpeg and cannot be read twice)."""
+        if not self._spool:
+            return None
+        return open_video(self._spool, STDIN, self._fps)
 
     @property
     def native_bgr(self) -> bool:

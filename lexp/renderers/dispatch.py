@@ -113,6 +113,8 @@ def choose_auto(clip: Clip, config: RenderConfig, learned_allowed: bool = True,
         again = contextlib.nullcontext(clip)
     elif source is not None and source.kind != "stdin" and source.paths:
         again = open_clip(source, config.fps)
+    elif hasattr(clip, "reopen"):  # stdin spooled to a file: judged as the file would be
+        again = clip.reopen()
     if again is None:
         method, reason = _choose(config, clip.info, probe, learned_allowed=learned_allowed)
     else:
