@@ -182,3 +182,15 @@ def test_what_moves_after_a_still_start_is_seen_from_a_file_or_a_pipe(tmp_path):
         assert result["method"] == "flow", result["details"]["auto"]
         said.append(result["details"]["auto"])
     assert said[0] == said[1]
+
+
+def test_a_method_named_outright_is_warned_of_a_drifting_camera():
+    """`-m mean` smeared a drifting camera without a word."""
+    drifting_views, _ = camera_scene(20, 2.0)
+    tripod_views, _ = camera_scene(20, 0.0)
+    smeared = lexp.render(drifting_views, fps=30, method="mean")
+    assert any("the camera moves 2.0 px/frame, so the picture smears; --align steadies it"
+               in w for w in smeared.warnings), smeared.warnings
+    assert smeared.config.align is None  # what was asked for, as asked
+    assert not lexp.render(drifting_views, fps=30, method="mean", align=False).warnings
+    assert not lexp.render(tripod_views, fps=30, method="max").warnings

@@ -39,12 +39,14 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
     """
     config = resolved = for_clip(config, clip.info)
     method, reason = config.method, ""
-    frames = None
+    frames, drift = None, None
     if method == "auto":
         config, method, reason, frames = choose_auto(clip, config,
                                                      learned_allowed=video is None,
                                                      source=source)
         resolved = config
+    elif config.align is None and config.align_auto:
+        drift = _drift_of(clip, config, source)
     if method in ("flow", "learned"):
         from lexp import flow as flows
         from lexp.renderers import flow as flow_render
@@ -83,9 +85,38 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
                                    "extrapolate; --method flow can")
     result.method, result.config = method, resolved
     result.details.auto = reason
+    if drift is not None:  # asked for a method, not for steadying: say what it costs
+        result.warnings.append(f"the camera moves {drift:.1f} px/frame, so the picture "
+                               "smears; --align steadies it (--no-align: keep it so)")
     if config.transfer in colour.HDR_TRANSFERS:
         result.details.hdr = (config.transfer, config.tone)
     return result
+
+
+def _drift_of(clip: Clip, config: RenderConfig, source) -> float | None:
+    """The camera's motion in px per frame when it drifts, else None, from the window's
+    first two frames read from a second opening of the clip (the render then streams
+    the clip as it would have: its own buffers, its decoder's channel order); None where
+    it cannot be read twice. For a method named outright, which auto's steadying does
+    not apply to, but whose user should hear of a smear."""
+    import contextlib
+    import itertools
+
+    from lexp.media import MemoryClip, open_clip
+    from lexp.renderers import flow as flow_render
+
+    if isinstance(clip, MemoryClip):
+        again = contextlib.nullcontext(clip)
+    elif source is not None and source.kind != "stdin" and source.paths:
+        again = open_clip(source, config.fps)
+    else:
+        return None
+    with again as second:
+        frames = window_frames(second, flow_render.window_for(config, clip.info.fps))
+        peeked = [(i, f.copy()) for i, f in itertools.islice(frames, 2)]
+        frames.close()
+    motion = camera_motion(peeked)
+    return None if motion is None else math.hypot(*motion)
 
 
 def choose_auto(clip: Clip, config: RenderConfig, learned_allowed: bool = True,
