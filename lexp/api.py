@@ -41,7 +41,7 @@ def render(source: Source, *, method: str = "auto", exposure: Time = None,
            max_frames: int | None = None, fps: float | None = None, flow: str = "auto",
            device: str = "auto", exact: bool = False, checkpoint: str | None = None,
            transfer: str = "auto", ev: float = 0.0, tone: str = "auto",
-           align: bool | None = None,
+           align: bool | None = None, gap_fill: bool | None = None,
            keep_sharp: Time = None, motion_guide: str = "flow", deflicker: bool = False,
            cache: bool = True, on_progress: Callable[..., None] | None = None) -> Image:
     """A long exposure of ``source``, as ``lexp render`` makes it.
@@ -53,7 +53,9 @@ def render(source: Source, *, method: str = "auto", exposure: Time = None,
     extrapolates). ``flow``: the estimator (auto, dis, dis-fast, dis-ultrafast,
     farneback, raft-small, raft-large); ``device``: auto, cpu, cuda, cuda:N, mps.
     ``exact``: the reference flow render (every instant at full size, slow).
-    ``align``: True steadies the frames, False keeps the camera's motion, None (default)
+    ``gap_fill`` (max): the lighten blend over the instants between frames too, along
+    the flow (True), the frames only (False), or where they move over a pixel a frame
+    (None). ``align``: True steadies the frames, False keeps the camera's motion, None (default)
     lets ``auto`` align a drifting or shaking camera. ``cache``: read and fill lexp's
     flow cache (files only). ``on_progress(done,
     total)``: frames rendered so far (total may be None). The other arguments are the
@@ -68,7 +70,7 @@ def render(source: Source, *, method: str = "auto", exposure: Time = None,
                                                   max_frames),
         fps=fps, transfer=transfer, ev=ev, tone=tone, exposure=_timespec(exposure, "exposure"),
         flow=flow, device=device, exact=exact, align="similarity" if align else None,
-        align_auto=align is None,
+        align_auto=align is None, gap_fill=gap_fill,
         deflicker=deflicker, keep_sharp=_time(keep_sharp), motion_guide=motion_guide,
         checkpoint=checkpoint)
     clip_source, clip = _open(source, fps)

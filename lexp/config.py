@@ -183,6 +183,9 @@ class RenderConfig:
     # auto (the method) aligns when the camera drifts or shakes (off: --no-align, to keep
     # a deliberate pan); only while ``align`` is None
     align_auto: bool = True
+    # max: also over the instants between frames, along the flow (unbroken light trails);
+    # None: when the first frames move over a pixel a frame (and no trail video is made)
+    gap_fill: bool | None = None
     deflicker: bool = False  # match every frame's exposure in linear light
     timestamps: bool = True  # weigh frames by the time each covers (video pts, EXIF times)
     keep_sharp: str | None = None  # sharp frame blended where still: first | last | TIME
@@ -230,6 +233,9 @@ class RenderConfig:
             raise UsageError("--sharp-mask and --still-below shape --keep-sharp",
                              hint="add --keep-sharp first, last or a time (2s, 48f)")
         guide_direction(self.motion_guide)
+        if self.gap_fill is not None and method != "max":
+            raise UsageError("--gap-fill and --no-gap-fill are for --method max",
+                             hint="add -m max (lighten), or drop the option")
         if self.checkpoint is not None and method not in ("learned", "auto"):
             raise UsageError("--checkpoint is for --method learned (or auto, which uses "
                              "the generator past the clip's end where it measured better)",

@@ -194,3 +194,55 @@ def test_a_method_named_outright_is_warned_of_a_drifting_camera():
     assert smeared.config.align is None  # what was asked for, as asked
     assert not lexp.render(drifting_views, fps=30, method="mean", align=False).warnings
     assert not lexp.render(tripod_views, fps=30, method="max").warnings
+
+
+# --------------------------------------------------------------------------- light trails
+
+
+def headlight(frames: int = 10, speed: float = 12.0) -> list:
+    """Night traffic at its plainest: a car (a dim body, one headlight of σ 3 px) crossing
+    a dark, faintly textured road 12 px a frame."""
+    rng = np.random.default_rng(0)
+    road = (8 + 6 * rng.random((64, 160))).astype(np.float32)
+    yy, xx = np.mgrid[:64, :160]
+    out = []
+    for t in range(frames):
+        x = 10 + speed * t
+        image = road.copy()
+        image[(np.abs(xx - (x - 10)) < 16) & (np.abs(yy - 34) < 7)] = 40  # the body
+        image += 247 * np.exp(-((xx - x) ** 2 + (yy - 32) ** 2) / (2 * 3.0 ** 2))
+        out.append(np.repeat(np.clip(image, 0, 255).astype(np.uint8)[..., None], 3, axis=2))
+    return out
+
+
+def widest_gap(image: np.ndarray, start: int, stop: int) -> int:
+    """The widest run of pixels along the headlight's path (row 32, columns
+    [start, stop)) darker than half its brightest: a gap in the trail."""
+    row = image[32, start:stop, 1].astype(float)
+    dark = row < (row.max() + 8) / 2
+    widest = run = 0
+    for is_dark in dark:
+        run = run + 1 if is_dark else 0
+        widest = max(widest, run)
+    return widest
+
+
+def test_max_fills_the_gaps_of_a_fast_light_along_the_flow():
+    """-m max drew a headlight as a string of separate beads; the trail is unbroken."""
+    frames = headlight()
+    plain = lexp.render(frames, fps=30, method="max", gap_fill=False, cache=False)
+    filled = lexp.render(frames, fps=30, method="max", cache=False)  # auto: gaps show
+    assert filled.details.trails and filled.details.trails >= 9 * 10  # a pixel apart
+    path = (10, 10 + 12 * 9 + 1)  # from the first position to the last
+    assert widest_gap(plain.to_srgb(), *path) >= 3  # the beads, 12 px apart
+    assert widest_gap(filled.to_srgb(), *path) <= 1, filled.to_srgb()[32, :130, 1]
+    # Never brighter than the light itself, nor anywhere nothing moved (the road above).
+    assert filled.linear.max() <= plain.linear.max() * 1.01
+    assert np.abs(filled.linear[:15] - plain.linear[:15]).max() < 2e-3
+
+
+def test_gap_fill_is_for_max_only():
+    from lexp.errors import UsageError
+
+    with pytest.raises(UsageError, match="--gap-fill and --no-gap-fill are for --method max"):
+        lexp.render(headlight(), fps=30, method="mean", gap_fill=True)

@@ -209,6 +209,12 @@ Video = Annotated[str | None, _control(
 Comet = Annotated[str | None, _control(
     metavar="TIME", help="With --video: comet mode, old light fades with this half-life "
     "(1s, 30f). e.g. -m max --video comets.mp4 --comet 15f")]
+GapFill = Annotated[bool | None, _control(
+    "--gap-fill/--no-gap-fill", help="With -m max: take the brightest light over the "
+    "instants between frames too, along the optical flow, so a headlight moving 20 px a "
+    "frame draws one unbroken line, not beads (slower: a warp a pixel of motion). "
+    "Default: when the first frames move over a pixel a frame, and no --video; "
+    "--no-gap-fill: the frames only.")]
 Timestamps = Annotated[bool, _control(
     "--timestamps/--no-timestamps", help="Weigh each frame by the time it covers (video "
     "presentation times; EXIF capture times in image folders), so skipped or unevenly "
@@ -238,7 +244,7 @@ def render(
     still_below: StillBelow = None, sharp_mask: SharpMask = None,
     rear_curtain: RearCurtain = False, video: Video = None, comet: Comet = None,
     timestamps: Timestamps = True, deflicker: Deflicker = False,
-    motion_guide: MotionGuide = "flow",
+    motion_guide: MotionGuide = "flow", gap_fill: GapFill = None,
 ) -> None:
     """Render a long exposure from a clip, in linear light: stacked, or integrated along
     the optical flow."""
@@ -258,6 +264,7 @@ def render(
             exposure=TimeSpec.parse(exposure, "--exposure") if exposure else None,
             flow=flow_method.value, device=device, exact=exact,
             align=align_model.value if align else None, align_auto=align is None,
+            gap_fill=gap_fill,
             align_border=align_border.value, deflicker=deflicker, timestamps=timestamps,
             keep_sharp=keep_sharp,
             sharp_mask=str(sharp_mask) if sharp_mask else None, rear_curtain=rear_curtain,

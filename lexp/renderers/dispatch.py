@@ -47,7 +47,31 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
         resolved = config
     elif config.align is None and config.align_auto:
         drift = _drift_of(clip, config, source)
-    if method in ("flow", "learned"):
+    if method == "max" and config.gap_fill and video is not None:
+        raise UsageError("--gap-fill does not show in a --video yet",
+                         hint="drop --video, or use --no-gap-fill for the video's max")
+    if method == "max" and video is None and config.gap_fill is not False:
+        import itertools
+
+        from lexp.renderers import flow as flow_render
+
+        if frames is None:
+            frames = window_frames(clip, flow_render.window_for(config, clip.info.fps))
+        peeked = [(i, f.copy()) for i, f in itertools.islice(frames, 3)]
+        frames = itertools.chain(peeked, frames)
+        if config.gap_fill or _gaps_would_show(config, clip.info, peeked):
+            method = "max-trails"
+    if method == "max-trails":
+        from lexp import flow as flows
+        from lexp.renderers.trails import max_along_flow
+
+        estimator = (flows.auto_estimator(device=config.device, raft_on_cpu=False)
+                     if config.flow == "auto" else
+                     flows.make_estimator(config.flow, device=config.device))
+        result = max_along_flow(clip, config, estimator, cache=cache, source=source,
+                                frames=frames, on_progress=on_progress)
+        method = "max"
+    elif method in ("flow", "learned"):
         from lexp import flow as flows
         from lexp.renderers import flow as flow_render
 
@@ -91,6 +115,36 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
     if config.transfer in colour.HDR_TRANSFERS:
         result.details.hdr = (config.transfer, config.tone)
     return result
+
+
+def _gaps_would_show(config: RenderConfig, info: ClipInfo, peeked: list) -> bool:
+    """Whether a lighten stack would leave visible gaps between the frames' copies of a
+    light: the window's first frames (``peeked``) moving more than ``AUTO_MOTION_PX`` a
+    frame, and their gap-filled lighten blend differing from the plain one by more than
+    ``INVISIBLE_DB`` where they differ most (a wide glow's copies may already touch)."""
+    from dataclasses import replace
+
+    from lexp import flow as flows
+    from lexp import metrics
+    from lexp.config import Window
+    from lexp.flow import DISFlow
+    from lexp.media import MemoryClip
+    from lexp.renderers.stack import finish
+    from lexp.renderers.trails import max_along_flow
+
+    if len(peeked) < 2:
+        return False
+    (i, a), (j, b) = peeked[:2]
+    motion = DISFlow("ultrafast", scale=0.5).pair(a, b)
+    if float(np.percentile(np.hypot(motion[0], motion[1]), 99.5)) / (j - i) <= AUTO_MOTION_PX:
+        return False
+    clip = MemoryClip([f for _, f in peeked], info.fps, name=info.name)
+    plain = replace(config, window=Window(), exposure=None, keep_sharp=None, gap_fill=None,
+                    sharp_mask=None, rear_curtain=False)
+    filled = max_along_flow(clip, plain, flows.make_estimator("dis")).linear
+    frames_only = stack_clip(clip, plain).linear
+    return metrics.local_psnr(finish(frames_only, config), finish(filled, config)) < \
+        INVISIBLE_DB
 
 
 def _drift_of(clip: Clip, config: RenderConfig, source) -> float | None:

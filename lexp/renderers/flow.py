@@ -181,7 +181,7 @@ class _Exposure:
                 self._record(tail, 0.5, level)
 
 
-def _flow_clip_id(cache, source, config, first: int) -> str | None:
+def flow_clip_id(cache, source, config, first: int) -> str | None:
     """The flow cache's key for the clip (its content; hashed here, once flow is sure to
     run), or None when flows are not cached."""
     clip_id = cache.clip_id(source) if cache is not None and source and source.paths else None
@@ -220,7 +220,7 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     info = clip.info
     first, _ = config.window.frame_range(info.fps)
     exposure = exposure_periods(config, info.fps)
-    clip_id = _flow_clip_id(cache, source, config, first)
+    clip_id = flow_clip_id(cache, source, config, first)
     if exposure is not None:  # known before any work when the window's length is
         length = media.window_length(info, config.window)
         if length is not None:

@@ -107,6 +107,7 @@ class RenderDetails:
     deflicker: DeflickerStats | None = None
     keep_sharp: SharpStats | None = None
     hdr: tuple[str, str] | None = None  # (transfer, tone) of an HDR clip's conversion
+    trails: int | None = None  # max with gap filling: the instants taken between frames
     auto: str = ""  # auto's reason for its choice ("" when the method was asked for)
 
     def to_dict(self) -> dict:
@@ -120,6 +121,8 @@ class RenderDetails:
                 out[key] = step.to_dict()
         if self.hdr is not None:
             out["hdr"] = {"transfer": self.hdr[0], "tone": self.hdr[1]}
+        if self.trails is not None:
+            out["gap_fill_instants"] = self.trails
         if self.auto:
             out["auto"] = self.auto
         return out
@@ -148,6 +151,8 @@ class RenderDetails:
             parts.append(f"frame {self.keep_sharp.frame} kept sharp")
         if self.hdr is not None:
             parts.append(f"{self.hdr[0].upper()} HDR to sRGB, tone {self.hdr[1]}")
+        if self.trails is not None:
+            parts.append(f"gaps filled along the flow ({self.trails} instants)")
         if self.generator is not None and self.generator.fallback:
             parts.append(self.generator.fallback)
         if self.auto:
