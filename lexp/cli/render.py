@@ -276,6 +276,9 @@ def render(
             checkpoints.load_network(checkpoints.resolve(checkpoint))  # fail before any work
         if comet is not None and video is None:
             raise UsageError("--comet shapes the trail video", hint="add --video trails.mp4")
+        if gap_fill and video is not None:
+            raise UsageError("--gap-fill does not show in a --video yet",
+                             hint="drop --video, or use --no-gap-fill for the video's max")
         out = OutputConfig(format=image_format.value if image_format else None,
                            bit_depth=bit_depth, quality=quality,
                            comet=TimeSpec.parse(comet, "--comet") if comet else None)
