@@ -41,6 +41,24 @@ class Frame:
 
 
 @dataclass
+class FramesUsed:
+    """Which frames of the window went into a render, counted as they come."""
+
+    count: int = 0
+    first: int = -1  # the first one's index in the clip (-1: none yet)
+    last: int = -1
+
+    def add(self, index: int, on_progress=None, total: int | None = None) -> None:
+        """Count frame ``index``, and tell ``on_progress(done, total)`` when given."""
+        self.count += 1
+        if self.first < 0:
+            self.first = index
+        self.last = index
+        if on_progress is not None:
+            on_progress(self.count, total)
+
+
+@dataclass
 class StreamNotes:
     """What the stream did, for messages and metadata."""
 

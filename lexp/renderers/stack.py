@@ -208,7 +208,7 @@ def stack_clip(clip: Clip, config: RenderConfig,
     ``video``: a trail_video.TrailSpec to write the exposure building up."""
     import cv2
 
-    from lexp.renderers.prepare import FrameStream
+    from lexp.renderers.prepare import FrameStream, FramesUsed
     from lexp.renderers.trail_video import recording
 
     started = time.perf_counter()
@@ -230,26 +230,21 @@ def stack_clip(clip: Clip, config: RenderConfig,
                                    any_channel_order=True)
         stream = FrameStream(clip, config, frames, stacker.lut, reused=reused)
         with recording(video, config, config.method, info.fps, native) as recorder:
-            used, first_used, last_used = 0, -1, -1
+            used = FramesUsed()
             for frame in stream:
                 stacker.add(frame.rgb, frame.weight, frame.gain)
                 if recorder is not None:
                     recorder.add(stacker.lut[frame.rgb] * np.float32(frame.weight * frame.gain),
                                  frame.weight, stream.level())
-                used += 1
-                if first_used < 0:
-                    first_used = frame.index
-                last_used = frame.index
-                if on_progress is not None:
-                    on_progress(used, total)
-            if used == 0:
+                used.add(frame.index, on_progress, total)
+            if used.count == 0:
                 where = "" if first == 0 else f" at or after frame {first}"
                 raise InputError(f"no frames to stack in {info.name}{where}",
                                  hint="check the clip and the --start/--end window")
             warnings = clip.warnings() + stream.notes.warnings
             if isinstance(stacker, MedianStacker) and stacker.sample_every > 1:
                 warnings.append(
-                    f"median used {stacker.frames_sampled} of {used} frames (1 in "
+                    f"median used {stacker.frames_sampled} of {used.count} frames (1 in "
                     f"{stacker.sample_every}) to stay within --median-memory "
                     f"{config.median_memory_mb} MB")
             linear = stream.finish(stacker.result())
@@ -259,7 +254,7 @@ def stack_clip(clip: Clip, config: RenderConfig,
         cv2.setNumThreads(threads)
     if native:
         linear = np.ascontiguousarray(linear[..., ::-1])
-    return RenderResult(linear, info, used, first_used, last_used,
+    return RenderResult(linear, info, used.count, used.first, used.last,
                         time.perf_counter() - started, warnings, details=stream.notes.details)
 
 

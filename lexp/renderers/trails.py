@@ -22,7 +22,7 @@ import numpy as np
 from lexp import colour
 from lexp.errors import InputError
 from lexp.media import window_frames
-from lexp.renderers.prepare import FrameStream
+from lexp.renderers.prepare import FrameStream, FramesUsed
 from lexp.renderers.result import RenderResult
 
 MAX_INSTANTS = 256  # per interval: 256 px of trail between two frames, a pixel apart
@@ -48,7 +48,7 @@ def max_along_flow(clip, config, estimator, *, cache=None, source=None, frames=N
     stream = FrameStream(clip, config, frames, lut)
     clip_id = flow_clip_id(cache, source, config, first)
     best, previous, size = None, None, None
-    used, first_used, last_used, instants = 0, -1, -1, 0
+    used, instants = FramesUsed(), 0
     for frame in stream:
         linear = colour.linearise(frame.rgb, lut)
         if frame.gain != 1.0:
@@ -84,17 +84,12 @@ def max_along_flow(clip, config, estimator, *, cache=None, source=None, frames=N
                     np.maximum(best, instant, out=best)
                 instants += n - 1
         previous = (frame, linear, small)
-        used += 1
-        if first_used < 0:
-            first_used = frame.index
-        last_used = frame.index
-        if on_progress is not None:
-            on_progress(used, None)
+        used.add(frame.index, on_progress)
     if best is None:
         raise InputError(f"no frames to render in {info.name}",
                          hint="check the clip and the --start/--end window")
     linear = stream.finish(best)
     stream.notes.details.trails = instants
-    return RenderResult(linear, info, used, first_used, last_used,
+    return RenderResult(linear, info, used.count, used.first, used.last,
                         time.perf_counter() - started, clip.warnings() + stream.notes.warnings,
                         details=stream.notes.details)
