@@ -6,7 +6,7 @@ auto's choice, its reason and its time; then the plain mean and the flow render,
 PSNR of the mean against the flow render, over the moving region (DESIGN.md §3: where the
 flow render differs from the first frame by more than 2/255) and in their worst
 neighbourhoods (``lexp.metrics.local_psnr``). The rule auto follows: the mean where the
-worst neighbourhoods are within ``lexp.renderers.dispatch.INVISIBLE_DB`` (one 8-bit code
+worst neighbourhoods are within ``lexp.renderers.auto.INVISIBLE_DB`` (one 8-bit code
 value RMS: the copies blend invisibly), the flow render otherwise. A row is "right" when
 auto's choice is the rule's on the measured dB.
 
@@ -48,7 +48,7 @@ def main() -> int:
 
     import lexp
     from lexp import metrics, synthetic  # noqa: F401 (synthetic: same import cost as a render)
-    from lexp.renderers.dispatch import INVISIBLE_DB
+    from lexp.renderers.auto import INVISIBLE_DB
 
     if args.choices_only:
         return choices(clips, args.max_frames)
@@ -82,7 +82,8 @@ def choices(clips: list[Path], max_frames: int | None) -> int:
     """auto's choice for each clip, its reason, and the seconds choosing took."""
     from lexp import inputs, media
     from lexp.config import RenderConfig, Window
-    from lexp.renderers.dispatch import choose_auto, for_clip
+    from lexp.renderers.auto import choose_auto
+    from lexp.renderers.dispatch import for_clip
 
     print("| clip | auto | why | choosing s |")
     print("|---|---|---|---|")

@@ -14,7 +14,7 @@ import pytest
 
 import lexp
 from lexp import metrics
-from lexp.renderers.dispatch import INVISIBLE_DB
+from lexp.renderers.auto import INVISIBLE_DB
 
 
 def measured_db(frames, fps: float = 30.0) -> float:

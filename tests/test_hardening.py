@@ -483,8 +483,9 @@ def test_sixteen_bit_frames_stay_sixteen_bits_end_to_end(tmp_path):
         assert out.dtype == np.uint16, method  # a 16-bit PNG by default from 16-bit frames
         levels = len(np.unique(out[12:, :, 1]))
         assert levels >= 1000, (method, levels)
-        # The still ramp is the input's, to within 16-bit rounding (not 8-bit steps).
-        assert np.abs(out[12:, :, 1].astype(int) - ramp[0, :, 0].astype(int)).max() <= 2
+        # The still ramp is the input's, to within 16-bit rounding (not 8-bit steps of
+        # 257; the gap-filled max's warps reach a few codes more at the left edge).
+        assert np.abs(out[12:, :, 1].astype(int) - ramp[0, :, 0].astype(int)).max() <= 8
 
 
 def test_an_animated_png_or_webp_is_a_clip_of_all_its_frames(tmp_path):

@@ -7,7 +7,9 @@ part of a frame take its own count of instants (lexp.renderers.tiles): 83–92 d
 c965cda's, at most 143/65535 apart. ``learned`` follows the shipped checkpoint: written
 again when it was retrained on the corpus (issue 27; 39.6 dB from the one before), and
 when it was fine-tuned on extrapolation with --harm-weight 3 (42.7 dB from that one), and
-when that stage was made in dB instead (--loss psnr --harm-weight 1; 48.5 dB from it)."""
+when that stage was made in dB instead (--loss psnr --harm-weight 1; 48.5 dB from it).
+``max`` is the plain lighten stack (``--no-gap-fill``); ``max-gap-filled``, the lighten
+blend over the instants between frames too (issue 45), written when it came."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from tests.conftest import decode_rgb, run_lexp
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 CASES = {
-    "mean": ["-m", "mean"], "max": ["-m", "max"], "min": ["-m", "min"],
+    "mean": ["-m", "mean"], "max": ["-m", "max", "--no-gap-fill"], "min": ["-m", "min"],
+    "max-gap-filled": ["-m", "max", "--gap-fill"],
     "median": ["-m", "median"], "flow": ["-m", "flow"], "auto": ["-m", "auto"],
     "flow-extrapolated": ["-m", "flow", "--end", "5f", "--exposure", "20f"],
     "learned": ["-m", "learned", "--end", "5f", "--exposure", "20f"],

@@ -1,0 +1,115 @@
+"""Is the camera moving? What ``auto`` (:mod:`lexp.renderers.auto`) asks before it
+judges the picture: a camera that drifts is steadied (``--align``) and said so, a pan
+keeps its motion, a tripod under a turning sky is a tripod; a method named outright on a
+drifting camera renders as asked, with a warning.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lexp.config import RenderConfig
+from lexp.media import Clip, ClipInfo, window_frames
+
+# The camera moves when most of the first pair's flow is one shift: its median at least
+# CAMERA_PX a frame, CAMERA_SHARE of the pixels near it (within 0.5 px, or a quarter of
+# the shift), the same shift in 7 of the frame's 3×3 regions, and none of them still.
+# (A car crossing a still street moves a minority; a river or a crowd moves by regions;
+# stars turn over still ground; a pan or a drifting hand moves all.)
+CAMERA_PX = 0.5
+CAMERA_SHARE = 0.6
+STILL_REGION_PX = 0.3  # a region whose median moves less holds still: so does the camera
+
+
+def camera_motion(peeked: list) -> tuple[float, float] | None:
+    """The camera's own motion (x, y) in px per frame from the first two (index, frame)
+    pairs, or None when it holds still (or nothing can tell)."""
+    from lexp.flow import DISFlow
+
+    if len(peeked) < 2:
+        return None
+    (i, a), (j, b) = peeked[:2]
+    fx, fy = DISFlow("medium").pair(a, b)  # full size: the regions must agree within 0.5 px
+    mx, my = float(np.median(fx)), float(np.median(fy))
+    speed = math.hypot(mx, my) / (j - i)
+    near = max(0.5, 0.25 * math.hypot(mx, my))  # px: "the same shift", up to flow's noise
+    share = float(np.mean(np.hypot(fx - mx, fy - my) < near))
+    if speed < CAMERA_PX or share < CAMERA_SHARE:
+        return None
+    h, w = fx.shape
+    regions = [(float(np.median(fx[r * h // 3:(r + 1) * h // 3, c * w // 3:(c + 1) * w // 3])),
+                float(np.median(fy[r * h // 3:(r + 1) * h // 3, c * w // 3:(c + 1) * w // 3])))
+               for r in range(3) for c in range(3)]
+    if any(math.hypot(x, y) < STILL_REGION_PX for x, y in regions):
+        return None  # ground that holds still: a tripod under a turning sky, not a drift
+    agree = sum(math.hypot(x - mx, y - my) < near for x, y in regions)
+    # (a passer-by may fill two regions)
+    return (mx / (j - i), my / (j - i)) if agree >= 7 else None
+
+
+# A camera whose drift over the window would leave less than this share of the frame
+# in every view pans on purpose (aligning would crop the picture away): auto keeps it.
+PAN_KEEPS = 0.5
+
+
+def steady_a_moving_camera(config: RenderConfig, info: ClipInfo, peeked: list):
+    """(config, probe frames, words): with ``--align`` turned on when the camera drifts
+    or shakes (the probe frames aligned too), or as they were when it holds still, pans
+    across the view, or its frames cannot be registered (too little texture), saying
+    which."""
+    from dataclasses import replace
+
+    from lexp.errors import InputError
+    from lexp.media import window_length
+    from lexp.renderers.align import Aligner
+
+    motion = camera_motion(peeked)
+    if motion is None:
+        return config, peeked, ""
+    speed = math.hypot(*motion)
+    length = window_length(info, config.window)
+    if length is not None:
+        dx, dy = (abs(m) * (length - 1) for m in motion)
+        if (1 - dx / info.width) * (1 - dy / info.height) < PAN_KEEPS:
+            return config, peeked, (f"the camera pans {speed:.1f} px/frame: its motion "
+                                    "kept (--align steadies it); ")
+    steadied = replace(config, align="similarity")
+    aligner = Aligner(steadied.align, steadied.align_border)
+    try:
+        probe = [(i, warped) for i, f in peeked
+                 if (warped := aligner.warp(i, f)) is not None]
+    except InputError:
+        probe = []
+    if len(probe) < 2:
+        return config, peeked, (f"the camera moves {speed:.1f} px/frame, but its frames "
+                                "have too little texture to align; ")
+    return steadied, probe, (f"the camera moves {speed:.1f} px/frame: frames aligned "
+                             "(--no-align keeps its motion); ")
+
+
+def drift_of(clip: Clip, config: RenderConfig, source) -> float | None:
+    """The camera's motion in px per frame when it drifts, else None, from the window's
+    first two frames read from a second opening of the clip (the render then streams
+    the clip as it would have: its own buffers, its decoder's channel order); None where
+    it cannot be read twice. For a method named outright, which auto's steadying does
+    not apply to, but whose user should hear of a smear."""
+    import contextlib
+    import itertools
+
+    from lexp.media import MemoryClip, open_clip
+    from lexp.renderers import flow as flow_render
+
+    if isinstance(clip, MemoryClip):
+        again = contextlib.nullcontext(clip)
+    elif source is not None and source.kind != "stdin" and source.paths:
+        again = open_clip(source, config.fps)
+    else:
+        return None
+    with again as second:
+        frames = window_frames(second, flow_render.window_for(config, clip.info.fps))
+        peeked = [(i, f.copy()) for i, f in itertools.islice(frames, 2)]
+        frames.close()
+    motion = camera_motion(peeked)
+    return None if motion is None else math.hypot(*motion)
