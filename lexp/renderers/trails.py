@@ -10,7 +10,8 @@ change (a light switching on), an instant leans to the plain blend of the two fr
 whose maximum is the frames' own: never brighter than the plain lighten stack there.
 
 Cost: one instant per pixel of the fastest motion (the 99.5th percentile), each two
-warps at full size, up to ``MAX_INSTANTS`` an interval.
+warps and a trust blur at full size, up to ``MAX_INSTANTS`` an interval; tile by tile
+where things move (lexp.renderers.tiles), each tile as its own motion needs.
 """
 
 from __future__ import annotations
@@ -35,9 +36,8 @@ def max_along_flow(clip, config, estimator, *, cache=None, source=None, frames=N
     ``source``: the flow cache and the clip's ClipSource (flows are shared with the flow
     render); ``frames``: (index, RGB frame) pairs to use instead of reading the window."""
     from lexp import flow as flows
-    from lexp.renderers import interpolate, resolution
+    from lexp.renderers import resolution
     from lexp.renderers.flow import flow_clip_id
-    from lexp.renderers.warp import _grid, _local_error
 
     started = time.perf_counter()
     info = clip.info
@@ -66,23 +66,11 @@ def max_along_flow(clip, config, estimator, *, cache=None, source=None, frames=N
             gap = frame.time - before.time
             forward = resolution.flow_at(flows.cached_pair(
                 estimator, cache, clip_id, before.index, frame.index, a_small, small), (w, h))
-            n = min(interpolate.exact_samples_for(forward, gap), MAX_INSTANTS)
-            if n > 1:
+            if _instants(forward, gap) > 1:
                 backward = resolution.flow_at(flows.cached_pair(
                     estimator, cache, clip_id, frame.index, before.index, small, a_small),
                     (w, h))
-                basis = np.stack([np.stack(_grid(h, w)), forward, backward]).reshape(3, -1)
-                plain_error = _local_error(a, linear)
-                for k in range(1, n):
-                    s = k / n
-                    weights = np.float32(interpolate.instant_weights(s, False))
-                    coords = (weights @ basis).reshape(2, 2, h, w)
-                    instant = interpolate.departure(a, linear, a, linear, coords,
-                                                    plain_error, s)
-                    instant += a * np.float32(1 - s)
-                    instant += linear * np.float32(s)
-                    np.maximum(best, instant, out=best)
-                instants += n - 1
+                instants += _fill_gaps(best, a, linear, forward, backward, gap)
         previous = (frame, linear, small)
         used.add(frame.index, on_progress)
     if best is None:
@@ -93,3 +81,59 @@ def max_along_flow(clip, config, estimator, *, cache=None, source=None, frames=N
     return RenderResult(linear, info, used.count, used.first, used.last,
                         time.perf_counter() - started, clip.warnings() + stream.notes.warnings,
                         details=stream.notes.details)
+
+
+def _instants(flow: np.ndarray, gap: float) -> int:
+    """Instants for (part of) an interval: a pixel apart, up to MAX_INSTANTS."""
+    from lexp.renderers import interpolate
+
+    return min(interpolate.exact_samples_for(flow, gap), MAX_INSTANTS)
+
+
+def _fill_gaps(best: np.ndarray, a: np.ndarray, b: np.ndarray, forward: np.ndarray,
+               backward: np.ndarray, gap: float) -> int:
+    """Raise ``best`` (float32 H×W×3, in place) to the brightest of the instants between
+    linear frames ``a`` and ``b`` (flows a→b, b→a at full size), tile by tile where
+    things move as lexp.renderers.tiles plans it (each tile a pixel apart along its own
+    motion; a still sky costs nothing); returns the instants of the fastest tile."""
+    from lexp.renderers import tiles
+
+    h, w = a.shape[:2]
+    budget = tiles.WORTH_IT * (_instants(forward, gap) - 1) * h * w
+    plan, work = tiles.plan(forward, backward, None, gap, _instants, budget)
+    if work >= budget:  # motion everywhere: the whole frame at once
+        plan = [((0, h, 0, w), _instants(forward, gap), (0, h, 0, w))]
+    for (y0, y1, x0, x1), n, (cy0, cy1, cx0, cx1) in plan:
+        if n == 1:
+            continue  # under a pixel: the frames' own maximum is the trail's
+        crop = (slice(cy0, cy1), slice(cx0, cx1))
+        brightest = _brightest_instant(
+            np.ascontiguousarray(a[crop]), np.ascontiguousarray(b[crop]),
+            np.ascontiguousarray(forward[:, crop[0], crop[1]]),
+            np.ascontiguousarray(backward[:, crop[0], crop[1]]), n)
+        inner = brightest[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+        np.maximum(best[y0:y1, x0:x1], inner, out=best[y0:y1, x0:x1])
+    return max(n for _, n, _ in plan) - 1
+
+
+def _brightest_instant(a: np.ndarray, b: np.ndarray, forward: np.ndarray,
+                       backward: np.ndarray, n: int) -> np.ndarray:
+    """The per-pixel maximum of instants k/n (k = 1 … n−1) between ``a`` and ``b``:
+    each its plain blend plus its trusted warped departure, as the flow render's."""
+    from lexp.renderers import interpolate
+    from lexp.renderers.warp import _grid, _local_error
+
+    h, w = a.shape[:2]
+    basis = np.stack([np.stack(_grid(h, w)), forward, backward]).reshape(3, -1)
+    plain_error = _local_error(a, b)
+    brightest = None
+    for k in range(1, n):
+        s = k / n
+        weights = np.float32(interpolate.instant_weights(s, False))
+        coords = (weights @ basis).reshape(2, 2, h, w)
+        instant = interpolate.departure(a, b, a, b, coords, plain_error, s)
+        instant += a * np.float32(1 - s)
+        instant += b * np.float32(s)
+        brightest = instant if brightest is None else np.maximum(brightest, instant,
+                                                                 out=brightest)
+    return brightest
