@@ -54,10 +54,10 @@ def render(source: Source, *, method: str = "auto", exposure: Time = None,
     farneback, raft-small, raft-large); ``device``: auto, cpu, cuda, cuda:N, mps.
     ``exact``: the reference flow render (every instant at full size, slow).
     ``gap_fill`` (max): the lighten blend over the instants between frames too, along
-    the flow (True), the frames only (False), or where they move over a pixel a frame
-    (None). ``align``: True steadies the frames, False keeps the camera's motion, None (default)
-    lets ``auto`` align a drifting or shaking camera. ``cache``: read and fill lexp's
-    flow cache (files only). ``on_progress(done,
+    the flow (True), the frames only (False), or where the gaps would show (None).
+    ``align``: True steadies the frames, False keeps the camera's motion, None (default)
+    lets ``auto`` align a drifting camera. ``cache``: read and fill lexp's flow cache
+    (files only). ``on_progress(done,
     total)``: frames rendered so far (total may be None). The other arguments are the
     CLI's options of the same names (``lexp render --help``).
     """

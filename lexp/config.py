@@ -180,7 +180,7 @@ class RenderConfig:
     exact: bool = False
     align: str | None = None  # register frames to the first: similarity | homography | None
     align_border: str = "crop"  # aligned result: crop to the common area | fill the borders
-    # auto (the method) aligns when the camera drifts or shakes (off: --no-align, to keep
+    # auto (the method) aligns when the camera drifts (off: --no-align, to keep
     # a deliberate pan); only while ``align`` is None
     align_auto: bool = True
     # max: also over the instants between frames, along the flow (unbroken light trails);

@@ -178,7 +178,7 @@ Align = Annotated[bool | None, _control(
     "--align/--no-align", help="Steady a handheld clip: register every frame to the first "
     "(ORB features + RANSAC, which ignores moving things) before blending; frames that "
     "cannot be registered are skipped and reported. e.g. --align --align-model homography. "
-    "Default: auto aligns when the camera drifts or shakes, and says so; --no-align keeps "
+    "Default: auto aligns when the whole picture drifts, and says so; --no-align keeps "
     "the camera's motion (a deliberate pan).")]
 AlignModelOption = Annotated[AlignModel, _control(
     help="similarity: shift, rotation, zoom (hand shake); homography: also tilt (wide "

@@ -39,9 +39,10 @@ def choose_auto(clip: Clip, config: RenderConfig, learned_allowed: bool = True,
                 source=None):
     """What ``auto`` renders ``clip`` with: (config, with --align turned on for a moving
     camera; the method; why, in words; the window's frames, the first few already read).
-    ``config`` has its transfer resolved (:func:`for_clip`). ``source``: the clip's
-    ClipSource, to read the window a second time for :func:`window_scan` (a clip of
-    frames in memory is read again as it is; a stream cannot be)."""
+    ``config`` has its transfer resolved (:func:`lexp.renderers.dispatch.for_clip`).
+    ``source``: the clip's ClipSource, to read the window a second time for
+    :func:`window_scan` (a clip of frames in memory is read again as it is; a stream
+    cannot be)."""
     import contextlib
     import itertools
 

@@ -56,7 +56,8 @@ PAN_KEEPS = 0.5
 
 def steady_a_moving_camera(config: RenderConfig, info: ClipInfo, peeked: list):
     """(config, probe frames, words): with ``--align`` turned on when the camera drifts
-    or shakes (the probe frames aligned too), or as they were when it holds still, pans
+    (:func:`camera_motion`; a shake that rotates, or parallax, is not seen) (the probe
+    frames aligned too), or as they were when it holds still, pans
     across the view, or its frames cannot be registered (too little texture), saying
     which."""
     from dataclasses import replace
