@@ -184,7 +184,7 @@ class RenderConfig:
     # a deliberate pan); only while ``align`` is None
     align_auto: bool = True
     # max: also over the instants between frames, along the flow (unbroken light trails);
-    # None: when the first frames move over a pixel a frame (and no trail video is made)
+    # None: where the gaps would show on the first frames (and no trail video is made)
     gap_fill: bool | None = None
     deflicker: bool = False  # match every frame's exposure in linear light
     timestamps: bool = True  # weigh frames by the time each covers (video pts, EXIF times)

@@ -213,7 +213,7 @@ GapFill = Annotated[bool | None, _control(
     "--gap-fill/--no-gap-fill", help="With -m max: take the brightest light over the "
     "instants between frames too, along the optical flow, so a headlight moving 20 px a "
     "frame draws one unbroken line, not beads (slower: a warp a pixel of motion). "
-    "Default: when the first frames move over a pixel a frame, and no --video; "
+    "Default: where the gaps would show (tried on the first frames), and no --video; "
     "--no-gap-fill: the frames only.")]
 Timestamps = Annotated[bool, _control(
     "--timestamps/--no-timestamps", help="Weigh each frame by the time it covers (video "
