@@ -214,7 +214,7 @@ GapFill = Annotated[bool | None, _control(
     "instants between frames too, along the optical flow, so a headlight moving 20 px a "
     "frame draws one unbroken line, not beads (slower: a warp a pixel of motion). "
     "Default: where the gaps would show (tried on the first frames), and no --video; "
-    "--no-gap-fill: the frames only.")]
+    "--no-gap-fill: the frames only. e.g. -m max --gap-fill")]
 Timestamps = Annotated[bool, _control(
     "--timestamps/--no-timestamps", help="Weigh each frame by the time it covers (video "
     "presentation times; EXIF capture times in image folders), so skipped or unevenly "
