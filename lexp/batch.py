@@ -298,9 +298,9 @@ class OutputLock:
     @classmethod
     def remove_if_stale(cls, output: str) -> None:
         """Remove the output's lock file if no process holds it (e.g. a killed worker's)."""
-        lock = cls(output)
-        if lock.path.exists() and lock.__enter__():
-            lock.__exit__()
+        from lexp.paths import remove_if_unlocked
+
+        remove_if_unlocked(cls(output).path)
 
     def __exit__(self, *exc: object) -> None:
         if self.lock is not None:  # we hold the lock: the file is ours to remove

@@ -245,7 +245,7 @@ def sweep_leftovers(folder: Path | str | None = None) -> int:
         return 0
     for name in names:
         if name.startswith(".") and name.endswith(LOCK_SUFFIX):
-            removed += _remove_if_unlocked(folder / name)
+            removed += remove_if_unlocked(folder / name)
             continue
         match = LEFTOVER_NAME.match(name)
         if match is None or match.group(2) != _host_tag() or \
@@ -261,7 +261,7 @@ def sweep_leftovers(folder: Path | str | None = None) -> int:
     return removed
 
 
-def _remove_if_unlocked(path: Path) -> int:
+def remove_if_unlocked(path: Path) -> int:
     """Remove an output's lock file that no process holds (1), else leave it (0). The
     kernel drops a dead process's flock, so a free lock is a killed run's."""
     import fcntl
@@ -288,6 +288,6 @@ def _process_exists(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OverflowError, OSError):
+    except (OverflowError, OSError):  # another user's (PermissionError): it exists
         return True
     return True

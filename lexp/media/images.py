@@ -80,8 +80,11 @@ class AnimatedImageClip(Clip):
         # Frame times in frame periods, from the durations (uneven ones weigh as such).
         self._times = None
         if known and fps is None:
+            import itertools
+
             period = sum(durations) / count
-            self._times = [sum(durations[:k]) / period for k in range(count)]
+            starts = itertools.accumulate(durations[:-1], initial=0.0)
+            self._times = [start / period for start in starts]
         self.info = ClipInfo(name, "frames", w, h, rate, count, True)
 
     def frame_time(self, index):

@@ -51,7 +51,7 @@ def choose_auto(clip: Clip, config: RenderConfig, learned_allowed: bool = True,
 
     window = flow_render.window_for(config, clip.info.fps)
     frames = window_frames(clip, window)
-    peeked = [(i, f.copy()) for i, f in itertools.islice(frames, PROBE_INTERVALS + 1)]
+    peeked = list(itertools.islice(frames, PROBE_INTERVALS + 1))
     frames = itertools.chain(peeked, frames)
     probe, steadied = peeked, ""
     if config.align is None and config.align_auto:
@@ -107,11 +107,7 @@ def _choose(config: RenderConfig, info, peeked, learned_allowed: bool,
         return "mean", "one frame"
     if rescan is not None:
         return _choose_by_scan(config, info, peeked, rescan)
-    from lexp.flow import DISFlow
-
-    (i, a), (j, b) = peeked[:2]
-    motion = DISFlow("ultrafast", scale=0.5).pair(a, b)
-    per_frame = float(np.percentile(np.sqrt(motion[0] ** 2 + motion[1] ** 2), 99.5)) / (j - i)
+    per_frame = motion_per_frame(peeked)
     if per_frame <= AUTO_MOTION_PX:
         return "mean", f"motion {per_frame:.1f} px/frame: stacking is already continuous"
     if len(peeked) < 3:
@@ -184,8 +180,7 @@ def window_scan(config: RenderConfig, info: ClipInfo, frames) -> WindowScan:
         aligner = Aligner(config.align, "fill")
     small, used = [], 0
     for index, frame in frames:
-        copy = cv2.resize(frame, size, interpolation=cv2.INTER_AREA) if scale < 1 else \
-            frame.copy()
+        copy = cv2.resize(frame, size, interpolation=cv2.INTER_AREA) if scale < 1 else frame
         if aligner is not None:
             try:
                 copy = aligner.warp(index, copy)
@@ -208,29 +203,41 @@ def window_scan(config: RenderConfig, info: ClipInfo, frames) -> WindowScan:
     return WindowScan(both(small), both(small[:PROBE_INTERVALS + 1]))
 
 
+def motion_per_frame(peeked: list) -> float:
+    """How far the fast pixels of the first two (index, frame) pairs move per frame:
+    the 99.5th percentile of a quick flow's length (DIS ultrafast at half size)."""
+    from lexp.flow import DISFlow
+
+    (i, a), (j, b) = peeked[:2]
+    motion = DISFlow("ultrafast", scale=0.5).pair(a, b)
+    return float(np.percentile(np.hypot(motion[0], motion[1]), 99.5)) / (j - i)
+
+
+def _plain(config: RenderConfig, method: str) -> RenderConfig:
+    """``config`` for rendering a few frames in memory with ``method``: the whole of
+    them, and none of the finishing touches that need the whole clip."""
+    from lexp.config import STILL_BELOW_PX, Window
+
+    return replace(config, method=method, window=Window(), exposure=None, keep_sharp=None,
+                   sharp_mask=None, rear_curtain=False, still_below=STILL_BELOW_PX,
+                   checkpoint=None, gap_fill=None)
+
+
 def _both_ways(config: RenderConfig, info: ClipInfo, frames: list,
                estimator_name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, flow render) of ``frames`` (a clip in memory), encoded as the output is."""
-
+    """(mean, flow render) of ``frames`` (a clip in memory), encoded as the output is.
+    ``estimator_name``: the flow estimator (default: the render's own)."""
     from lexp import flow as flows
-    from lexp.config import STILL_BELOW_PX, Window
     from lexp.media import MemoryClip
     from lexp.renderers import flow as flow_render
     from lexp.renderers.stack import finish
 
     clip = MemoryClip(frames, info.fps, name=info.name)
     clip.info = replace(clip.info, transfer_tag=info.transfer_tag)
-    plain = replace(config, window=Window(), exposure=None, keep_sharp=None,
-                    sharp_mask=None, rear_curtain=False, still_below=STILL_BELOW_PX,
-                    checkpoint=None)
-    if estimator_name is not None:
-        estimator = flows.make_estimator(estimator_name)
-    elif config.flow == "auto":
-        estimator = flows.auto_estimator(device=config.device, raft_on_cpu=False)
-    else:
-        estimator = flows.make_estimator(config.flow, device=config.device)
-    flowed = flow_render.render_flow(clip, replace(plain, method="flow"), estimator).linear
-    mean = stack_clip(clip, replace(plain, method="mean")).linear
+    estimator = flows.make_estimator(estimator_name) if estimator_name is not None else \
+        flow_render.estimator_for(config)
+    flowed = flow_render.render_flow(clip, _plain(config, "flow"), estimator).linear
+    mean = stack_clip(clip, _plain(config, "mean")).linear
     return finish(mean, config), finish(flowed, config)
 
 
@@ -261,9 +268,8 @@ def predicted_db(config: RenderConfig, info: ClipInfo, probe: list) -> float:
     """
     from lexp.media import window_length
 
-    frames = [f for _, f in probe]
     db = probe_db(config, info, probe)
-    k = len(frames) - 1
+    k = len(probe) - 1
     length = window_length(info, config.window)
     n = max(k, (length - 1) if length else k)  # unknown length (a stream): as the probe
     return db + WINDOW_DB_PER_DECADE * math.log10(n / k)
@@ -274,24 +280,18 @@ def gaps_would_show(config: RenderConfig, info: ClipInfo, peeked: list) -> bool:
     light: the window's first frames (``peeked``) moving more than ``AUTO_MOTION_PX`` a
     frame, and their gap-filled lighten blend differing from the plain one by more than
     ``INVISIBLE_DB`` where they differ most (a wide glow's copies may already touch)."""
-
     from lexp import flow as flows
     from lexp import metrics
-    from lexp.config import Window
-    from lexp.flow import DISFlow
     from lexp.media import MemoryClip
     from lexp.renderers.stack import finish
     from lexp.renderers.trails import max_along_flow
 
     if len(peeked) < 2:
         return False
-    (i, a), (j, b) = peeked[:2]
-    motion = DISFlow("ultrafast", scale=0.5).pair(a, b)
-    if float(np.percentile(np.hypot(motion[0], motion[1]), 99.5)) / (j - i) <= AUTO_MOTION_PX:
+    if motion_per_frame(peeked) <= AUTO_MOTION_PX:
         return False
     clip = MemoryClip([f for _, f in peeked], info.fps, name=info.name)
-    plain = replace(config, window=Window(), exposure=None, keep_sharp=None, gap_fill=None,
-                    sharp_mask=None, rear_curtain=False)
+    plain = _plain(config, "max")
     filled = max_along_flow(clip, plain, flows.make_estimator("dis")).linear
     frames_only = stack_clip(clip, plain).linear
     return metrics.local_psnr(finish(frames_only, config), finish(filled, config)) < \

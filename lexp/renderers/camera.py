@@ -110,7 +110,7 @@ def drift_of(clip: Clip, config: RenderConfig, source) -> float | None:
         return None
     with again as second:
         frames = window_frames(second, flow_render.window_for(config, clip.info.fps))
-        peeked = [(i, f.copy()) for i, f in itertools.islice(frames, 2)]
+        peeked = list(itertools.islice(frames, 2))
         frames.close()
     motion = camera_motion(peeked)
     return None if motion is None else math.hypot(*motion)

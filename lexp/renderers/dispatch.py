@@ -62,29 +62,22 @@ def _lighten_kind(clip: Clip, config: RenderConfig, frames, video):
         return "max", frames
     if frames is None:
         frames = window_frames(clip, flow_render.window_for(config, clip.info.fps))
-    peeked = [(i, f.copy()) for i, f in itertools.islice(frames, 3)]
+    peeked = list(itertools.islice(frames, 3))
     frames = itertools.chain(peeked, frames)
     filled = config.gap_fill or gaps_would_show(config, clip.info, peeked)
     return ("max-trails" if filled else "max"), frames
-
-
-def _estimator(config: RenderConfig):
-    """The flow estimator ``config`` names (auto: RAFT on a GPU with cached weights)."""
-    from lexp import flow as flows
-
-    if config.flow == "auto":
-        return flows.auto_estimator(device=config.device, raft_on_cpu=False)
-    return flows.make_estimator(config.flow, device=config.device)
 
 
 def _render(clip: Clip, config: RenderConfig, method: str, frames, *, cache, source, video,
             on_progress) -> RenderResult:
     """``method`` (resolved: flow, learned, max-trails, or a stacking method) on the
     clip's window (``frames``: its frames, when some were read already)."""
+    from lexp.renderers.flow import estimator_for
+
     if method == "max-trails":
         from lexp.renderers.trails import max_along_flow
 
-        return max_along_flow(clip, config, _estimator(config), cache=cache, source=source,
+        return max_along_flow(clip, config, estimator_for(config), cache=cache, source=source,
                               frames=frames, on_progress=on_progress)
     if method == "learned":
         from lexp.renderers import learned
@@ -92,13 +85,13 @@ def _render(clip: Clip, config: RenderConfig, method: str, frames, *, cache, sou
         if video is not None:
             raise UsageError("--video cannot show a learned render building up",
                              hint="use --method flow for the trail video")
-        return learned.render_learned(clip, config, _estimator(config), cache=cache,
+        return learned.render_learned(clip, config, estimator_for(config), cache=cache,
                                       source=source, frames=frames, on_progress=on_progress)
     if method == "flow":
         from lexp.renderers import flow as flow_render
         from lexp.renderers.interpolate_torch import integrator_for
 
-        return flow_render.render_flow(clip, config, _estimator(config), cache=cache,
+        return flow_render.render_flow(clip, config, estimator_for(config), cache=cache,
                                        source=source, frames=frames, on_progress=on_progress,
                                        video=video, integrator=integrator_for(config.device))
     periods = None

@@ -181,6 +181,17 @@ class _Exposure:
                 self._record(tail, 0.5, level)
 
 
+def estimator_for(config):
+    """The flow estimator a render uses: ``config.flow`` (auto: RAFT on a GPU when its
+    weights are cached, else DIS medium; never RAFT on a CPU, which the render cannot
+    afford)."""
+    from lexp import flow as flows
+
+    if config.flow == "auto":
+        return flows.auto_estimator(device=config.device, raft_on_cpu=False)
+    return flows.make_estimator(config.flow, device=config.device)
+
+
 def flow_clip_id(cache, source, config, first: int) -> str | None:
     """The flow cache's key for the clip (its content; hashed here, once flow is sure to
     run), or None when flows are not cached."""

@@ -66,11 +66,12 @@ def max_along_flow(clip, config, estimator, *, cache=None, source=None, frames=N
             gap = frame.time - before.time
             forward = resolution.flow_at(flows.cached_pair(
                 estimator, cache, clip_id, before.index, frame.index, a_small, small), (w, h))
-            if _instants(forward, gap) > 1:
+            n = _instants(forward, gap)
+            if n > 1:
                 backward = resolution.flow_at(flows.cached_pair(
                     estimator, cache, clip_id, frame.index, before.index, small, a_small),
                     (w, h))
-                instants += _fill_gaps(best, a, linear, forward, backward, gap)
+                instants += _fill_gaps(best, a, linear, forward, backward, gap, n)
         previous = (frame, linear, small)
         used.add(frame.index, on_progress)
     if best is None:
@@ -91,18 +92,19 @@ def _instants(flow: np.ndarray, gap: float) -> int:
 
 
 def _fill_gaps(best: np.ndarray, a: np.ndarray, b: np.ndarray, forward: np.ndarray,
-               backward: np.ndarray, gap: float) -> int:
+               backward: np.ndarray, gap: float, n: int) -> int:
     """Raise ``best`` (float32 H×W×3, in place) to the brightest of the instants between
-    linear frames ``a`` and ``b`` (flows a→b, b→a at full size), tile by tile where
+    linear frames ``a`` and ``b`` (flows a→b, b→a at full size; ``n`` instants for the
+    whole frame: :func:`_instants`), tile by tile where
     things move as lexp.renderers.tiles plans it (each tile a pixel apart along its own
     motion; a still sky costs nothing); returns the instants of the fastest tile."""
     from lexp.renderers import tiles
 
     h, w = a.shape[:2]
-    budget = tiles.WORTH_IT * (_instants(forward, gap) - 1) * h * w
+    budget = tiles.WORTH_IT * (n - 1) * h * w
     plan, work = tiles.plan(forward, backward, None, gap, _instants, budget)
     if work >= budget:  # motion everywhere: the whole frame at once
-        plan = [((0, h, 0, w), _instants(forward, gap), (0, h, 0, w))]
+        plan = [((0, h, 0, w), n, (0, h, 0, w))]
     for (y0, y1, x0, x1), n, (cy0, cy1, cx0, cx1) in plan:
         if n == 1:
             continue  # under a pixel: the frames' own maximum is the trail's
