@@ -18,6 +18,7 @@ from lexp.config import OutputConfig, RenderConfig
 from lexp.errors import LexpError
 from lexp.jobs import NAME_MAX, STDOUT, Job, JobResult
 from lexp.paths import LOCK_SUFFIX
+from lexp.renderers.result import exposure_seconds
 
 
 def render_jobs(jobs: list[Job], config: RenderConfig, out: OutputConfig, *,
@@ -248,6 +249,9 @@ def _render_unlocked(job, config, out, progress_for, debug, base, started) -> Jo
         return base
     base.status, base.frames = "ok", image.frames_used
     base.method = image.method
+    base.exposure_s = exposure_seconds(image.first_frame, image.last_frame, image.clip.fps,
+                                       image.details)
+    base.fps = image.clip.fps
     base.details = image.details
     base.warnings = image.warnings
     base.seconds = time.perf_counter() - started

@@ -43,6 +43,8 @@ class JobResult:
     status: str  # "ok", "skipped" or "failed"
     frames: int = 0  # frames stacked
     seconds: float = 0.0  # wall time for this clip
+    exposure_s: float | None = None  # the time the exposure spans (None: no frame rate)
+    fps: float | None = None  # the clip's frame rate
     method: str = ""  # the method that ran (what auto chose, for auto)
     details: RenderDetails = field(default_factory=RenderDetails)  # what each step did
     error: str | None = None  # one-line reason, when failed or skipped
@@ -53,6 +55,8 @@ class JobResult:
     def to_json(self) -> dict[str, Any]:
         d = {"input": self.input, "output": self.output, "status": self.status,
              "frames": self.frames, "seconds": round(self.seconds, 3), "method": self.method}
+        if self.exposure_s is not None:
+            d["exposure_s"] = round(self.exposure_s, 3)
         for key in ("error", "hint"):
             if getattr(self, key):
                 d[key] = getattr(self, key)

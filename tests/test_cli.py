@@ -48,7 +48,7 @@ def test_render_a_video(clips, tmp_path):
     proc = run_lexp("render", str(clips["street"]), "-o", str(out), "-m", "mean")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == b""  # results only on stdout; nothing asked for here
-    assert "mean of 40 frames" in proc.stderr
+    assert "2.0 s exposure, 40 frames stacked" in proc.stderr
     settings = stills.read_settings(out)
     assert settings["method"] == "mean" and settings["frames_used"] == 40
     assert settings["input"] == str(clips["street"])
@@ -101,7 +101,7 @@ def test_one_frame_clip_renders_that_frame(clips, tmp_path):
     proc = run_lexp("render", str(clips["one_frame"]), "-m", "flow", "--exposure", "10f",
                     "-o", str(held))
     assert proc.returncode == 0, proc.stderr
-    assert "flow (held still for 9 frames more)" in proc.stderr and "dis-medium" not in proc.stderr
+    assert "held still for 0.9 s more" in proc.stderr and "dis-medium" not in proc.stderr
     assert np.abs(decode_rgb(held).astype(int) - decode_rgb(out)).max() <= 1
 
 
@@ -277,8 +277,33 @@ def test_help_states_the_keep_sharp_default_that_config_holds():
     would slow every --help): it must say what the config uses."""
     from lexp.config import STILL_BELOW_PX
 
-    proc = run_lexp("render", "--help", env={"COLUMNS": "400"})
+    proc = run_lexp("render", "--help-all", env={"COLUMNS": "400"})
     assert f"Default {STILL_BELOW_PX:g}.".encode() in proc.stdout
+
+
+def test_render_help_is_brief_and_help_all_is_whole():
+    """--help: the dozen options a newcomer needs, within a screen or so at 80 columns;
+    --help-all: every option the command parses, with its whole help."""
+    from lexp.cli.app import app
+    from lexp.cli.render import RENDER_BRIEF
+
+    brief = run_lexp("render", "--help", env={"COLUMNS": "80"}).stdout.decode()
+    whole = run_lexp("render", "--help-all", env={"COLUMNS": "80"}).stdout.decode()
+    assert len(brief.splitlines()) <= 80 and "lexp render --help-all" in brief
+    assert all(len(line) <= 80 for line in brief.splitlines())
+    assert "--flow " not in brief and "--exact" not in brief and "ORB" not in whole
+    import typer.main
+
+    command = typer.main.get_command(app).commands["render"]
+    options = [o for p in command.params for o in p.opts if o.startswith("--")]
+    assert len(options) > 35
+    for option in options:
+        assert option in whole, option
+    for name in RENDER_BRIEF:  # every brief entry names a real parameter, shown in --help
+        param = next(p for p in command.params if p.name == name)
+        assert param.opts[0] in brief or param.human_readable_name in brief, name
+    # The brief help leaves the command as it was: parsing still knows every option.
+    assert run_lexp("render", "--help", "--exact").returncode == 0
 
 
 def test_a_long_job_says_how_long_it_expects_once_without_a_terminal(monkeypatch, capsys):

@@ -341,10 +341,10 @@ def test_cli_auto_says_what_it_chose_and_why(tmp_path):
     results = {json.loads(line)["input"].rsplit("/", 1)[1]: json.loads(line)
                for line in proc.stdout.decode().splitlines()}
     assert results["moving.mp4"]["method"] == "flow"
-    assert "the mean would show copies" in results["moving.mp4"]["details"]["auto"]
+    assert "stacked frames would show separate copies" in results["moving.mp4"]["details"]["auto"]
     assert results["still.mp4"]["method"] == "mean"
     assert "nothing moves" in results["still.mp4"]["details"]["auto"]
-    assert "chosen by auto" in proc.stderr
+    assert "(auto: stacked frames would show separate copies of what moves)" in proc.stderr
     settings = stills.read_settings(results["moving.mp4"]["output"])
     assert settings["method"] == "flow" and settings["method_details"]["flow"] == "dis-medium"
 

@@ -108,7 +108,7 @@ def test_hdr_highlights_are_tone_mapped_softly_by_default(hlg_greys, tmp_path):
     out = tmp_path / "greys.png"
     proc = run_lexp("render", str(hlg_greys), "-o", str(out), "-m", "mean", "--bit-depth", "16")
     assert proc.returncode == 0, proc.stderr
-    assert "HLG HDR to sRGB, tone soft" in proc.stderr
+    assert "HLG HDR brought into sRGB, highlights rolled off" in proc.stderr
     got = patch_values(decode_rgb(out), 4)[:, 1]
     linear = colour.decode(np.array([0.75, 0.5]), "hlg")
     expected = srgb(colour.tone_map(np.repeat(linear[:, None], 3, axis=1), "soft")[:, 0])
@@ -176,7 +176,7 @@ def test_flow_render_and_trail_video_of_an_hdr_clip(hlg_greys, tmp_path):
     proc = run_lexp("render", str(hlg_greys), "-o", str(out), "-m", "flow", "--tone", "clip",
                     "--bit-depth", "16", "--video", str(video))
     assert proc.returncode == 0, proc.stderr
-    assert "HLG HDR to sRGB, tone clip" in proc.stderr
+    assert "HLG HDR brought into sRGB, highlights clipped" in proc.stderr
     expected = srgb(colour.decode(np.array([0.75, 0.5, 0.25]), "hlg"))
     assert patch_values(decode_rgb(out), 4)[:3, 1] == pytest.approx(expected, abs=0.01)
     with media.open_video(str(video), "trail") as clip:

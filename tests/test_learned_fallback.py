@@ -113,10 +113,10 @@ def test_bench_scores_the_network_itself(tmp_path, street):
 
 def test_auto_extrapolates_with_the_generator_only_where_it_measured_better(tmp_path, street):
     better = _render(street, "auto", _measured(tmp_path, 0.6))
-    assert better.method == "learned" and "+0.60 dB over flow" in better.details.auto
+    assert better.method == "learned" and "+0.60 dB over flow" in better.details.auto.figures
     for gain, worst in ((-0.2, None), (None, None), (0.6, -0.5)):
         image = _render(street, "auto", _measured(tmp_path, gain, worst))
-        assert image.method == "flow" and "flow extrapolates" in image.details.auto
+        assert image.method == "flow" and "their motion is continued" in image.details.auto.words
     # Within the clip auto never reaches for the generator.
     within = lexp.render(street, fps=20, method="auto", flow="dis", cache=False,
                          checkpoint=str(_measured(tmp_path, 0.6)))

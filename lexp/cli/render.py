@@ -29,6 +29,7 @@ from lexp.cli.options import (
     Tone,
     Transfer,
 )
+from lexp.cli.brief_help import brief_help_command
 from lexp.errors import EXIT_ERROR, EXIT_SOME_FAILED, Interrupted, LexpError, UsageError
 
 RENDER_EPILOG = """\
@@ -88,6 +89,44 @@ Examples:
   ffmpeg -i in.mov -f image2pipe -c:v png - | lexp render - --fps 30 -o out.png  # image stream
 
 Times are seconds (2.5 or 2.5s) or frame numbers (48f); the window is [start, end).
+""" + EXIT_CODES_HELP
+
+
+# `lexp render --help`: the options a newcomer needs, each in a line (--help-all: every
+# option, with its whole help), and a few examples.
+RENDER_BRIEF = {
+    "inputs": "Videos, folders of frames or videos, images, globs, or - for stdin.",
+    "method": "auto (it chooses, and says why), mean, flow, max (light trails), min, "
+              "median, learned.",
+    "output": "The picture (.jpg .png .tif), a folder, or a name like {stem}_long.jpg.",
+    "exposure": "How long the shutter stays open: 2s or 48f (longer than the clip: the "
+                "motion goes on).",
+    "start": "Where the exposure starts: 2.5 (s) or 48f.",
+    "end": "Where it ends: 6 (s) or 180f.",
+    "stride": "Use every N-th frame.",
+    "align": "Steady a handheld camera (auto: when the picture drifts).",
+    "keep_sharp": "Keep one frame (first, last, 2s) sharp where nothing moves.",
+    "video": "Also write the exposure building up, as a video.",
+    "ev": "Brighter or darker, in stops.",
+    "overwrite": "Replace pictures that exist.",
+    "json_lines": "One JSON line per input on stdout.",
+    "verbose": "Also say how, in an engineer's terms.",
+    "workers": "Render N clips at once.",
+}
+RENDER_BRIEF_EPILOG = """\
+Examples:
+
+  lexp render clip.mp4 -o out.jpg                  # auto chooses, says why
+
+  lexp render clip.mp4 -o trails.jpg -m max        # light or star trails
+
+  lexp render falls.mp4 -o out.jpg --keep-sharp first  # crisp rocks
+
+  lexp render clip.mp4 -o long.jpg --end 5f --exposure 64f  # beyond the end
+
+  lexp render clips/ -o renders/ -j 2              # a folder, 2 at a time
+
+Every option, with details and more examples: lexp render --help-all
 """ + EXIT_CODES_HELP
 
 
@@ -167,6 +206,10 @@ Shard = Annotated[str | None, typer.Option(
          "every machine runs the same command with its own I.")]
 JsonLines = Annotated[bool, typer.Option(
     "--json", help="Print one JSON line per input on stdout.", rich_help_panel="Output")]
+Verbose = Annotated[bool, typer.Option(
+    "--verbose", "-v", rich_help_panel="Output",
+    help="Say how each picture was made in an engineer's terms too: the method, the flow "
+         "estimator, the figures behind auto's choice.")]
 
 
 def _control(*names: str, help: str, **more):  # noqa: A002 (Typer's own name)
@@ -175,9 +218,9 @@ def _control(*names: str, help: str, **more):  # noqa: A002 (Typer's own name)
 
 
 Align = Annotated[bool | None, _control(
-    "--align/--no-align", help="Steady a handheld clip: register every frame to the first "
-    "(ORB features + RANSAC, which ignores moving things) before blending; frames that "
-    "cannot be registered are skipped and reported. e.g. --align --align-model homography. "
+    "--align/--no-align", help="Steady a handheld clip: every frame is matched to the first "
+    "by its fixed detail (what moves is ignored) before blending; frames that cannot be "
+    "matched are left out and reported. e.g. --align --align-model homography. "
     "Default: auto aligns when the whole picture drifts, and says so; --no-align keeps "
     "the camera's motion (a deliberate pan).")]
 AlignModelOption = Annotated[AlignModel, _control(
@@ -228,26 +271,28 @@ MotionGuide = Annotated[str, _control(
     "degrees (0 right, 90 up, 270 down) for all motion. e.g. --motion-guide 270")]
 
 
-@app.command(epilog=RENDER_EPILOG)
+@app.command(epilog=RENDER_EPILOG, cls=brief_help_command(RENDER_BRIEF, RENDER_BRIEF_EPILOG))
 def render(
-    inputs: Inputs, output: Output = None, method: MethodOption = Method.auto,
-    exposure: Exposure = None, flow_method: Estimator = FlowMethod.auto,
-    device: Device = "auto", exact: Exact = False, checkpoint: Checkpoint = None,
-    start: Start = None, end: End = None, stride: Stride = 1, max_frames: MaxFrames = None,
-    fps: Fps = None, transfer: TransferOption = Transfer.auto, ev: Ev = 0.0,
-    tone: ToneOption = Tone.auto, image_format: Format = None, bit_depth: BitDepth = None,
-    quality: Quality = 95, median_memory: MedianMemory = 512, overwrite: Overwrite = False,
-    workers: Workers = 1, shard: Shard = None, json_lines: JsonLines = False,
-    cache: CacheDir = None, align: Align = None,
+    inputs: Inputs, method: MethodOption = Method.auto, output: Output = None,
+    exposure: Exposure = None, start: Start = None, end: End = None, stride: Stride = 1,
+    max_frames: MaxFrames = None, fps: Fps = None,
+    image_format: Format = None, bit_depth: BitDepth = None, quality: Quality = 95,
+    overwrite: Overwrite = False, json_lines: JsonLines = False, verbose: Verbose = False,
+    align: Align = None, keep_sharp: KeepSharp = None, video: Video = None,
+    comet: Comet = None, gap_fill: GapFill = None, rear_curtain: RearCurtain = False,
+    deflicker: Deflicker = False, timestamps: Timestamps = True,
     align_model: AlignModelOption = AlignModel.similarity,
-    align_border: AlignBorderOption = AlignBorder.crop, keep_sharp: KeepSharp = None,
+    align_border: AlignBorderOption = AlignBorder.crop,
     still_below: StillBelow = None, sharp_mask: SharpMask = None,
-    rear_curtain: RearCurtain = False, video: Video = None, comet: Comet = None,
-    timestamps: Timestamps = True, deflicker: Deflicker = False,
-    motion_guide: MotionGuide = "flow", gap_fill: GapFill = None,
+    motion_guide: MotionGuide = "flow",
+    ev: Ev = 0.0, tone: ToneOption = Tone.auto, transfer: TransferOption = Transfer.auto,
+    median_memory: MedianMemory = 512,
+    workers: Workers = 1, shard: Shard = None,
+    flow_method: Estimator = FlowMethod.auto, device: Device = "auto", exact: Exact = False,
+    checkpoint: Checkpoint = None, cache: CacheDir = None,
 ) -> None:
-    """Render a long exposure from a clip, in linear light: stacked, or integrated along
-    the optical flow."""
+    """Render a long exposure from a clip: its frames stacked in linear light, or traced
+    along their motion into continuous trails."""
     if json_lines and output == "-":
         raise UsageError("--json and -o - both want stdout", hint="write the image to a file")
     if json_lines:
@@ -283,7 +328,7 @@ def render(
                            bit_depth=bit_depth, quality=quality,
                            comet=TimeSpec.parse(comet, "--comet") if comet else None)
         _render_batch(inputs, output, config, out, video=video, shard=shard, workers=workers,
-                      overwrite=overwrite, json_lines=json_lines)
+                      overwrite=overwrite, json_lines=json_lines, verbose=verbose)
 
 
 @contextlib.contextmanager
@@ -304,7 +349,7 @@ def _json_line_on_failure(json_lines: bool, output: str | None):
 
 
 def _render_batch(inputs, output, config, out, *, video, shard, workers, overwrite,
-                  json_lines) -> None:
+                  json_lines, verbose=False) -> None:
     """Resolve the inputs, plan the outputs and render them, reporting each result."""
     from lexp import batch, jobs
     from lexp.cli.show import Reporter
@@ -335,9 +380,8 @@ def _render_batch(inputs, output, config, out, *, video, shard, workers, overwri
             reporter.warn(warning)
         if result.status == "ok":
             where = "stdout" if result.output == "-" else result.output
-            frames = "1 frame" if result.frames == 1 else f"{result.frames} frames"
-            reporter.info(f"{result.input} → {where}: {describe_method(result)} of "
-                          f"{frames} in {result.seconds:.2f} s")
+            reporter.info(f"{result.input} → {where}: {describe_result(result, verbose)} · took "
+                          f"{result.seconds:.1f} s")
         elif result.status == "skipped":
             hint = f" ({result.hint})" if result.hint else ""
             reporter.info(f"skipped {result.input}: {result.error}{hint}")
@@ -370,7 +414,14 @@ def _render_batch(inputs, output, config, out, *, video, shard, workers, overwri
         raise typer.Exit(code)
 
 
-def describe_method(result) -> str:
-    """'flow (dis-medium, chosen by auto: ...)' for messages."""
-    details = result.details.summary()
-    return result.method + (f" ({'; '.join(details)})" if details else "")
+def describe_result(result, verbose: bool = False) -> str:
+    """What a render made, in a photographer's words ('4.0 s exposure, 120 frames
+    stacked (auto: ...)'); with --verbose the method and the engineering detail too
+    ('[flow: dis-medium; chosen by auto: ...]')."""
+    from lexp.renderers.result import in_words
+
+    line = in_words(result.method, result.frames, result.exposure_s, result.fps,
+                    result.details)
+    if verbose:
+        line += f" [{'; '.join([result.method, *result.details.summary()])}]"
+    return line

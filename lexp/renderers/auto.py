@@ -23,6 +23,7 @@ import numpy as np
 from lexp.config import RenderConfig
 from lexp.media import Clip, ClipInfo, window_frames
 from lexp.renderers.camera import steady_a_moving_camera
+from lexp.renderers.result import Why
 from lexp.renderers.stack import stack_clip
 
 AUTO_MOTION_PX = 1.0  # motion per frame under which the mean is already continuous
@@ -53,7 +54,7 @@ def choose_auto(clip: Clip, config: RenderConfig, learned_allowed: bool = True,
     frames = window_frames(clip, window)
     peeked = list(itertools.islice(frames, PROBE_INTERVALS + 1))
     frames = itertools.chain(peeked, frames)
-    probe, steadied = peeked, ""
+    probe, steadied = peeked, None
     if config.align is None and config.align_auto:
         config, probe, steadied = steady_a_moving_camera(config, clip.info, peeked)
     again = None
@@ -69,10 +70,10 @@ def choose_auto(clip: Clip, config: RenderConfig, learned_allowed: bool = True,
         with again as second:
             method, reason = _choose(config, clip.info, probe, learned_allowed=learned_allowed,
                                      rescan=lambda: window_frames(second, window))
-    return config, method, steadied + reason, frames
+    return config, method, (steadied.then(reason) if steadied else reason), frames
 
 
-def _extrapolator(config: RenderConfig, learned_allowed: bool) -> tuple[str, str]:
+def _extrapolator(config: RenderConfig, learned_allowed: bool) -> tuple[str, Why]:
     """Past the clip's end: the generator where its checkpoint measured above the flow
     render there, on clips it never trained on (``checkpoint.Measured.earned``), else
     the flow render."""
@@ -81,13 +82,14 @@ def _extrapolator(config: RenderConfig, learned_allowed: bool) -> tuple[str, str
     gain = checkpoint.measured(checkpoint.resolve(config.checkpoint)) \
         if learned_allowed else None
     if gain is not None and gain.earned():
-        return "learned", (f"the exposure is longer than the clip: the generator "
-                           f"extrapolates ({gain.median_db:+.2f} dB over flow, measured)")
-    return "flow", "the exposure is longer than the clip: flow extrapolates"
+        return "learned", Why("the exposure outlasts the frames: the trained generator "
+                              "continues their motion",
+                              f"{gain.median_db:+.2f} dB over flow, measured")
+    return "flow", Why("the exposure outlasts the frames: their motion is continued")
 
 
 def _choose(config: RenderConfig, info, peeked, learned_allowed: bool,
-            rescan=None) -> tuple[str, str]:
+            rescan=None) -> tuple[str, Why]:
     """auto's choice and why, from the window's first frames (``peeked``) and, where the
     window can be read again (``rescan()``: its (index, frame) pairs anew), a scan of all
     of it (:func:`window_scan`). The generator only extrapolates, and only where it
@@ -104,22 +106,19 @@ def _choose(config: RenderConfig, info, peeked, learned_allowed: bool,
     # (A strided window is judged like any other, on its own frames: the mean of every
     # 8th frame of a waterfall still blends invisibly, and costs an eighth.)
     if len(peeked) < 2:
-        return "mean", "one frame"
+        return "mean", Why("one frame")
     if rescan is not None:
         return _choose_by_scan(config, info, peeked, rescan)
     per_frame = motion_per_frame(peeked)
     if per_frame <= AUTO_MOTION_PX:
-        return "mean", f"motion {per_frame:.1f} px/frame: stacking is already continuous"
+        return "mean", Why(STILL_WORDS, f"motion {per_frame:.1f} px/frame")
     if len(peeked) < 3:
-        return "flow", f"motion {per_frame:.1f} px/frame: flow draws continuous trails"
+        return "flow", Why(COPIES_WORDS, f"motion {per_frame:.1f} px/frame")
     db = predicted_db(config, info, peeked)
+    figures = f"motion {per_frame:.1f} px/frame; {_differ(db)}"
     if db >= INVISIBLE_DB:
-        return "mean", (f"motion {per_frame:.1f} px/frame, but its copies blend invisibly "
-                        f"in the mean ({db:.0f} dB from the flow render where they differ "
-                        "most, predicted)")
-    return "flow", (f"motion {per_frame:.1f} px/frame: the mean would show copies "
-                    f"({db:.0f} dB from the flow render where they differ most, "
-                    "predicted); flow draws trails")
+        return "mean", Why(_blends_words(info), figures)
+    return "flow", Why(COPIES_WORDS, figures)
 
 
 def _choose_by_scan(config: RenderConfig, info: ClipInfo, peeked: list, rescan) -> tuple:
@@ -127,17 +126,31 @@ def _choose_by_scan(config: RenderConfig, info: ClipInfo, peeked: list, rescan) 
     corrected for the detail a small copy cannot show by the full-size probe)."""
     scan = window_scan(config, info, rescan())
     if scan.whole >= STILL_DB:
-        return "mean", "nothing moves enough to leave copies: stacking is continuous"
+        return "mean", Why(STILL_WORDS, f"the stacked and traced renders {scan.whole:.0f} dB "
+                           "apart")
     detail = DEFAULT_DETAIL_DB
     if len(peeked) >= 3:
         full = probe_db(config, info, peeked)
         if max(full, scan.start) < STILL_DB:  # the start moves: measure what detail costs
             detail = min(0.0, max(DETAIL_FLOOR_DB, full - scan.start))
     db = scan.whole + detail
-    words = f"({db:.0f} dB from the flow render where they differ most, predicted)"
     if db >= INVISIBLE_DB:
-        return "mean", f"what moves blends invisibly in the mean {words}"
-    return "flow", f"the mean would show copies of what moves {words}; flow draws trails"
+        return "mean", Why(_blends_words(info), _differ(db))
+    return "flow", Why(COPIES_WORDS, _differ(db))
+
+
+# auto's reasons, in a camera manual's words (the figures behind them: Why.figures)
+STILL_WORDS = "nothing moves enough to leave copies"
+COPIES_WORDS = "stacked frames would show separate copies of what moves"
+
+
+def _blends_words(info: ClipInfo) -> str:
+    rate = f" at {info.fps:.3g} frames/s" if info.fps else ""
+    return f"what moves blends smoothly{rate}, as in a long exposure"
+
+
+def _differ(db: float) -> str:
+    return f"the stacked and traced renders {db:.0f} dB apart where they differ most, predicted"
 
 
 PROXY_SIDE = 320  # px: the long side of the window scan's copies of the frames

@@ -12,6 +12,7 @@ import numpy as np
 
 from lexp.config import RenderConfig
 from lexp.media import Clip, ClipInfo, window_frames
+from lexp.renderers.result import Why
 
 # The camera moves when most of the first pair's flow is one shift: its median at least
 # CAMERA_PX a frame, CAMERA_SHARE of the pixels near it (within 0.5 px, or a quarter of
@@ -68,14 +69,14 @@ def steady_a_moving_camera(config: RenderConfig, info: ClipInfo, peeked: list):
 
     motion = camera_motion(peeked)
     if motion is None:
-        return config, peeked, ""
+        return config, peeked, None
     speed = math.hypot(*motion)
     length = window_length(info, config.window)
     if length is not None:
         dx, dy = (abs(m) * (length - 1) for m in motion)
         if (1 - dx / info.width) * (1 - dy / info.height) < PAN_KEEPS:
-            return config, peeked, (f"the camera pans {speed:.1f} px/frame: its motion "
-                                    "kept (--align steadies it); ")
+            return config, peeked, Why("the camera pans: its motion kept (--align "
+                                       "steadies it)", f"{speed:.1f} px/frame")
     steadied = replace(config, align="similarity")
     aligner = Aligner(steadied.align, steadied.align_border)
     try:
@@ -84,10 +85,10 @@ def steady_a_moving_camera(config: RenderConfig, info: ClipInfo, peeked: list):
     except InputError:
         probe = []
     if len(probe) < 2:
-        return config, peeked, (f"the camera moves {speed:.1f} px/frame, but its frames "
-                                "have too little texture to align; ")
-    return steadied, probe, (f"the camera moves {speed:.1f} px/frame: frames aligned "
-                             "(--no-align keeps its motion); ")
+        return config, peeked, Why("the camera moves, but its frames have too little "
+                                   "detail to steady", f"{speed:.1f} px/frame")
+    return steadied, probe, Why("the camera drifts: steadied (--no-align keeps its "
+                                "motion)", f"{speed:.1f} px/frame")
 
 
 def drift_of(clip: Clip, config: RenderConfig, source) -> float | None:

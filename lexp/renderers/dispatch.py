@@ -25,7 +25,7 @@ def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback 
     key; it is hashed only if flow runs). ``video``: a trail_video.TrailSpec.
     """
     config = resolved = for_clip(config, clip.info)
-    method, reason = config.method, ""
+    method, reason = config.method, None
     frames, drift = None, None
     if method == "auto":
         config, method, reason, frames = choose_auto(clip, config,

@@ -10,11 +10,28 @@ shape (``--json`` "details", the settings embedded in image files) is written.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from lexp.config import RenderConfig
 from lexp.media import ClipInfo
+
+
+class Why(NamedTuple):
+    """A reason ``auto`` gives: in a photographer's words, and the figures behind them
+    (for ``--verbose`` and ``--json``)."""
+
+    words: str
+    figures: str = ""
+
+    def __str__(self) -> str:
+        return self.words + (f" ({self.figures})" if self.figures else "")
+
+    def then(self, other: Why) -> Why:
+        """This reason followed by ``other`` (the camera's, then the method's)."""
+        return Why(f"{self.words}; {other.words}",
+                   "; ".join(f for f in (self.figures, other.figures) if f))
 
 
 @dataclass
@@ -108,7 +125,7 @@ class RenderDetails:
     keep_sharp: SharpStats | None = None
     hdr: tuple[str, str] | None = None  # (transfer, tone) of an HDR clip's conversion
     trails: int | None = None  # max with gap filling: the instants taken between frames
-    auto: str = ""  # auto's reason for its choice ("" when the method was asked for)
+    auto: Why | None = None  # auto's reason for its choice (None: the method was asked for)
 
     def to_dict(self) -> dict:
         """The JSON shape: the flow figures at the top level, one key per other step."""
@@ -124,11 +141,11 @@ class RenderDetails:
         if self.trails is not None:
             out["gap_fill_instants"] = self.trails
         if self.auto:
-            out["auto"] = self.auto
+            out["auto"] = str(self.auto)
         return out
 
     def summary(self) -> list[str]:
-        """The details in words, for the one line a render prints: ['dis-medium',
+        """The details as an engineer reads them (``--verbose``): ['dis-medium',
         '15 frames extrapolated', 'chosen by auto: ...']."""
         parts = []
         one_frame = self.flow is not None and self.flow.pairs == 0  # nothing was estimated
@@ -155,9 +172,87 @@ class RenderDetails:
             parts.append(f"gaps filled along the flow ({self.trails} instants)")
         if self.generator is not None and self.generator.fallback:
             parts.append(self.generator.fallback)
-        if self.auto:
-            parts.append(f"chosen by auto: {self.auto}")
+        if self.auto and self.auto.figures:
+            parts.append(f"auto: {self.auto.figures}")
         return parts
+
+
+# What each method does to the frames, in a camera manual's words.
+METHOD_WORDS = {
+    "mean": "{n} stacked",
+    "flow": "{n} traced along their motion",
+    "learned": "{n} traced along their motion",
+    "max": "light trails from {n}",
+    "lighten": "light trails from {n}",
+    "min": "the darkest of {n} (bright movers removed)",
+    "darken": "the darkest of {n} (bright movers removed)",
+    "median": "the median of {n} (passers-by removed)",
+}
+TONE_WORDS = {"clip": "highlights clipped", "soft": "highlights rolled off",
+              "reinhard": "highlights compressed"}
+
+
+def in_words(method: str, frames: int, exposure_s: float | None, fps: float | None,
+             details: RenderDetails) -> str:
+    """What a render made, for the line it prints, in a photographer's words:
+    '4.0 s exposure, 120 frames traced along their motion; the camera steadied (auto:
+    stacked frames would show copies of what moves)'. ``exposure_s``: the time the
+    exposure spans, ``fps`` the clip's rate (None without one). The engineering detail is
+    :meth:`RenderDetails.summary`."""
+    count = "1 frame" if frames == 1 else f"{frames} frames"
+    what = METHOD_WORDS.get(method, method + " of {n}").format(n=count)
+    if method in ("mean", "flow", "learned") and exposure_s:
+        what = f"{_seconds(exposure_s)} exposure, {what}"
+    parts = [what]
+    flow = details.flow
+    if flow is not None and flow.extrapolated:
+        periods = round(flow.extrapolated, 3)
+        more = _seconds(periods / fps) if fps else \
+            f"{periods:g} frame{'' if periods == 1 else 's'}"
+        by = " by the trained generator" if details.generator is not None and \
+            details.generator.blend is not None else ""
+        parts.append(f"held still for {more} more" if flow.pairs == 0
+                     else f"its motion continued {more} past the last frame{by}")
+    if details.trails is not None:
+        parts.append("the gaps between frames filled along the motion")
+    if details.align is not None:
+        parts.append("the camera steadied" + (
+            f" (cropped to {details.align.crop[2]}×{details.align.crop[3]})"
+            if details.align.crop else ""))
+    if details.deflicker is not None and details.deflicker.corrected_frames:
+        parts.append(f"brightness evened over {details.deflicker.corrected_frames} frames")
+    if details.keep_sharp is not None:
+        parts.append(f"frame {details.keep_sharp.frame} kept sharp")
+    if details.hdr is not None:
+        parts.append(f"{details.hdr[0].upper()} HDR brought into sRGB, "
+                     f"{TONE_WORDS.get(details.hdr[1], details.hdr[1])}")
+    if details.generator is not None and details.generator.fallback:
+        parts.append("the trained generator left out (it measured worse than tracing "
+                     "the motion here)")
+    line = "; ".join(parts)
+    if details.auto:
+        line += f" (auto: {details.auto.words})"
+    return line
+
+
+def exposure_seconds(first_frame: int, last_frame: int, fps: float | None,
+                     details: RenderDetails) -> float | None:
+    """The time an exposure of frames ``first_frame``..``last_frame`` spans, from the
+    first to the end of the last one's period, and past the clip's end where the motion
+    was continued; None for a clip without a frame rate."""
+    if not fps:
+        return None
+    periods = last_frame - first_frame + 1
+    if details.flow is not None:
+        periods += details.flow.extrapolated
+    return periods / fps
+
+
+def _seconds(s: float) -> str:
+    """'4.0 s', '0.5 s', '1 min 30 s' for an exposure."""
+    if s >= 60:
+        return f"{int(s // 60)} min {round(s % 60):d} s"
+    return f"{s:.1f} s" if s >= 0.1 else f"1/{round(1 / s)} s"
 
 
 @dataclass
