@@ -12,6 +12,7 @@ import typer
 
 from lexp import stdout
 from lexp.cli.app import EXIT_CODES_HELP, _State, app
+from lexp.cli.brief_help import brief_help_command
 from lexp.cli.options import (
     CONTROLS,
     AlignBorder,
@@ -29,7 +30,6 @@ from lexp.cli.options import (
     Tone,
     Transfer,
 )
-from lexp.cli.brief_help import brief_help_command
 from lexp.errors import EXIT_ERROR, EXIT_SOME_FAILED, Interrupted, LexpError, UsageError
 
 RENDER_EPILOG = """\
