@@ -67,6 +67,31 @@ def night_street(frames: int = 120, width: int = 320) -> list:
     return list(synthetic.night_street(width, width * 9 // 16, frames=frames))
 
 
+def test_the_demo_draws_even_continuous_trails():
+    """The demo's long exposure (the first image a newcomer sees): auto traces the cars,
+    and each lane's trail is even along the road, as steady traffic draws it — within
+    1% (coefficient of variation over the road, its ends left out), nowhere under 97%
+    of its mean; the stacked frames show the beads the tracing removes. (The street
+    before had random speeds and whole-pixel lights: 22-36% CV, steps and patches.)"""
+    height, width = 180, 320
+    frames = night_street(120, width)
+
+    def evenness(linear: np.ndarray) -> list[tuple[float, float]]:
+        out = []
+        for lane in (0.78, 0.88):  # the lanes' rows (lights at y and y + 4)
+            y = int(lane * height)
+            along = linear[y - 2:y + 6].mean(axis=2).sum(axis=0)[width // 20:-width // 20]
+            out.append((float(along.std() / along.mean()), float(along.min() / along.mean())))
+        return out
+
+    traced = lexp.render(frames, fps=30, cache=False)
+    stacked = lexp.render(frames, fps=30, method="mean", cache=False)
+    assert traced.method == "flow", traced.details.auto
+    for cv, low in evenness(traced.linear):
+        assert cv < 0.01 and low > 0.97, (cv, low)
+    assert evenness(stacked.linear)[0][0] > 3 * evenness(traced.linear)[0][0]
+
+
 def wide_night_street(frames: int) -> list:
     """Twice the scan's size: auto judges a small copy and corrects for the detail."""
     return night_street(frames, width=640)
