@@ -64,8 +64,8 @@ TRAFFIC_FRAMES = 120  # the demo's length: its lanes' trails are even over this 
 
 def night_street(width: int = 640, height: int = 360, frames: int = 120,
                  seed: int = 0) -> Iterator[np.ndarray]:
-    """A dusk street scene: cars in two lanes (about 6.3 and 4.8 px/frame at 640 px wide,
-    slower in smaller frames), clouds drifting 0.6 px/frame."""
+    """A dusk street scene: cars in two lanes (4.75 and 3.2 px/frame), clouds drifting
+    0.6 px/frame."""
     rng = np.random.default_rng(seed)
     horizon = int(height * 0.55)
     road_top, road_bottom = int(height * 0.72), int(height * 0.95)
@@ -92,14 +92,17 @@ def night_street(width: int = 640, height: int = 360, frames: int = 120,
     # Clouds: soft noise twice as wide as the frame, drifting to the right.
     clouds = _smooth_noise(rng, horizon, width * 2, scale=max(8.0, width / 10))
     clouds = np.clip((clouds - 0.45) * 2.2, 0, 1) * 0.06
-    # Traffic in two lanes, each at one speed, its cars evenly spaced: in 120 frames every
-    # point of a lane is passed the same number of times (k cars × the span a car covers
-    # ÷ the span), so the lanes' light trails come out even, as steady traffic draws them.
-    span = width + 120  # a car leaves 60 px past one edge and comes back 60 px before the other
-    cars = []
-    for lane, direction, count, spans in ((0.78, 1, 8, 0.75), (0.88, -1, 8, 0.5)):
-        speed, phase = span * spans / TRAFFIC_FRAMES, rng.uniform(0, span)
-        cars += [(lane * height, direction, speed, phase + k * span / count)
+    # Traffic in two lanes, each at one speed, its cars evenly spaced round a loop a little
+    # wider than the frame (they leave past one edge and come back before the other). The
+    # loop's length is chosen so that in the demo's 120 frames every point of a lane is
+    # passed a whole number of times (cars × speed × 120 frames ÷ loop): the lanes' light
+    # trails come out even, as steady traffic draws them, at any frame size.
+    cars, loops = [], []
+    for lane, direction, count, speed in ((0.78, 1, 5, 4.75), (0.88, -1, 5, 3.2)):
+        travel = count * speed * TRAFFIC_FRAMES  # px: all the lane's cars together
+        loop = travel / max(1, int(travel // (width + 120)))
+        phase = rng.uniform(0, loop)
+        cars += [(lane * height, direction, speed, phase + k * loop / count, loop)
                  for k in range(count)]
     head, tail = max(1.5, height / 180), max(1.2, height / 240)  # glow radii, px
     for t in range(frames):
@@ -107,8 +110,8 @@ def night_street(width: int = 640, height: int = 360, frames: int = 120,
         shift = int(t * 0.6) % width
         img[:horizon] += clouds[:, width - shift:2 * width - shift, None] * sky_mask * \
             np.float32([0.9, 0.85, 1.0])
-        for y, direction, speed, x0 in cars:
-            cx = (x0 + direction * speed * t) % span - 60
+        for y, direction, speed, x0, loop in cars:
+            cx = (x0 + direction * speed * t) % loop - 60
             front = 10 * direction
             _add_light(img, head, cx + front, y, (4.0, 3.6, 2.8))
             _add_light(img, head, cx + front, y + 4, (4.0, 3.6, 2.8))

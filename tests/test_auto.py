@@ -70,9 +70,10 @@ def night_street(frames: int = 120, width: int = 320) -> list:
 def test_the_demo_draws_even_continuous_trails():
     """The demo's long exposure (the first image a newcomer sees): auto traces the cars,
     and each lane's trail is even along the road, as steady traffic draws it — within
-    1% (coefficient of variation over the road, its ends left out), nowhere under 97%
-    of its mean; the stacked frames show the beads the tracing removes. (The street
-    before had random speeds and whole-pixel lights: 22-36% CV, steps and patches.)"""
+    1.5% (coefficient of variation over the road, its ends left out; 0.4-0.8% measured),
+    nowhere under 95% of its mean; the stacked frames show the beads the tracing
+    removes. (The street before had random speeds and whole-pixel lights: 9-33% here,
+    steps and patches.)"""
     height, width = 180, 320
     frames = night_street(120, width)
 
@@ -88,7 +89,7 @@ def test_the_demo_draws_even_continuous_trails():
     stacked = lexp.render(frames, fps=30, method="mean", cache=False)
     assert traced.method == "flow", traced.details.auto
     for cv, low in evenness(traced.linear):
-        assert cv < 0.01 and low > 0.97, (cv, low)
+        assert cv < 0.015 and low > 0.95, (cv, low)
     assert evenness(stacked.linear)[0][0] > 3 * evenness(traced.linear)[0][0]
 
 
