@@ -97,7 +97,7 @@ def night_street(width: int = 640, height: int = 360, frames: int = 120,
     # loop's length is chosen so that in the demo's 120 frames every point of a lane is
     # passed a whole number of times (cars × speed × 120 frames ÷ loop): the lanes' light
     # trails come out even, as steady traffic draws them, at any frame size.
-    cars, loops = [], []
+    cars = []
     for lane, direction, count, speed in ((0.78, 1, 5, 4.75), (0.88, -1, 5, 3.2)):
         travel = count * speed * TRAFFIC_FRAMES  # px: all the lane's cars together
         loop = travel / max(1, int(travel // (width + 120)))
