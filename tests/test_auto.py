@@ -194,6 +194,34 @@ def test_a_pan_keeps_its_motion_and_aligning_it_anyway_says_why_it_cannot():
         lexp.render(views, fps=30, cache=False, method="mean", align=True)
 
 
+def zoom_views(frames: int, rate: float) -> list:
+    """The textured street seen through a lens zooming in by ``rate`` a frame."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    street = cv2.GaussianBlur(cv2.resize(rng.integers(30, 200, (90, 160, 3), dtype=np.uint8),
+                                         (640, 360), interpolation=cv2.INTER_NEAREST),
+                              (0, 0), 1.2)
+    return [cv2.warpAffine(street, cv2.getRotationMatrix2D((320, 180), 0, (1 + rate) ** t),
+                           (640, 360), flags=cv2.INTER_LINEAR)[60:300, 80:560].copy()
+            for t in range(frames)]
+
+
+def test_a_zoom_is_named_and_kept_not_steadied():
+    """Aligning a zoom crops to the narrowest view and blurs it: auto says it sees a zoom
+    instead of steadying (or silently ignoring) it, and measures its rate."""
+    from lexp.renderers import camera
+
+    views = zoom_views(12, 0.01)
+    image = lexp.render(views, fps=30, cache=False)
+    assert "the camera zooms" in image.details.auto.words and image.config.align is None
+    assert "+1.0% a frame" in image.details.auto.figures
+    # Neither a drift nor a tripod is taken for a zoom.
+    for still_or_drift in (camera_scene(3, 0.0)[0], camera_scene(3, 2.0)[0]):
+        first = camera._first_flow(list(enumerate(still_or_drift[:2])))
+        assert camera.zoom_rate(*first) is None
+
+
 def test_what_moves_after_a_still_start_is_seen_from_a_file_or_a_pipe(tmp_path):
     """The street's bus and the fireworks come after a still start: the first frames
     alone said mean. A clip piped in (spooled to a file) is judged as the file is."""

@@ -27,14 +27,27 @@ STILL_REGION_PX = 0.3  # a region whose median moves less holds still: so does t
 def camera_motion(peeked: list) -> tuple[float, float] | None:
     """The camera's own motion (x, y) in px per frame from the first two (index, frame)
     pairs, or None when it holds still (or nothing can tell)."""
+    first = _first_flow(peeked)
+    return None if first is None else _shift_of(*first)
+
+
+def _first_flow(peeked: list) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """(x flow, y flow, frames apart) of the window's first two frames, at full size (the
+    regions must agree within 0.5 px); None with fewer than two."""
     from lexp.flow import DISFlow
 
     if len(peeked) < 2:
         return None
     (i, a), (j, b) = peeked[:2]
-    fx, fy = DISFlow("medium").pair(a, b)  # full size: the regions must agree within 0.5 px
+    fx, fy = DISFlow("medium").pair(a, b)
+    return fx, fy, j - i
+
+
+def _shift_of(fx: np.ndarray, fy: np.ndarray, apart: int) -> tuple[float, float] | None:
+    """The camera's shift (x, y) in px per frame when most of the flow is one shift,
+    else None."""
     mx, my = float(np.median(fx)), float(np.median(fy))
-    speed = math.hypot(mx, my) / (j - i)
+    speed = math.hypot(mx, my) / apart
     near = max(0.5, 0.25 * math.hypot(mx, my))  # px: "the same shift", up to flow's noise
     share = float(np.mean(np.hypot(fx - mx, fy - my) < near))
     if speed < CAMERA_PX or share < CAMERA_SHARE:
@@ -47,7 +60,36 @@ def camera_motion(peeked: list) -> tuple[float, float] | None:
         return None  # ground that holds still: a tripod under a turning sky, not a drift
     agree = sum(math.hypot(x - mx, y - my) < near for x, y in regions)
     # (a passer-by may fill two regions)
-    return (mx / (j - i), my / (j - i)) if agree >= 7 else None
+    return (mx / apart, my / apart) if agree >= 7 else None
+
+
+# A zoom: the flow of the frame's 4×4 regions is one radial field (x, y) · z about some
+# point, z·(half the diagonal) at least ZOOM_PX a frame, and it explains the regions
+# within a quarter of that (a scene's own motion does not line up so).
+ZOOM_PX = 1.0
+
+
+def zoom_rate(fx: np.ndarray, fy: np.ndarray, apart: int) -> float | None:
+    """The camera's zoom as a change of scale a frame (+0.01: 1% closer a frame), when
+    the first pair's flow is a zoom (with any shift and roll), else None. Least squares
+    of u = z·x − r·y + tx, v = r·x + z·y + ty over the 16 regions' median flows."""
+    h, w = fx.shape
+    rows = []
+    for r in range(4):
+        for c in range(4):
+            ys, xs = slice(r * h // 4, (r + 1) * h // 4), slice(c * w // 4, (c + 1) * w // 4)
+            x, y = (c + 0.5) * w / 4 - w / 2, (r + 0.5) * h / 4 - h / 2
+            rows.append((x, y, float(np.median(fx[ys, xs])), float(np.median(fy[ys, xs]))))
+    x, y, u, v = (np.array(col) for col in zip(*rows, strict=True))
+    one, nil = np.ones_like(x), np.zeros_like(x)
+    design = np.vstack([np.stack([x, -y, one, nil], 1), np.stack([y, x, nil, one], 1)])
+    flows = np.concatenate([u, v])
+    fit = np.linalg.lstsq(design, flows, rcond=None)[0]  # zoom, roll, shift x, shift y
+    reach = abs(fit[0]) * math.hypot(w, h) / 2  # px the corners move, from the zoom alone
+    misfit = float(np.sqrt(np.mean((design @ fit - flows) ** 2)))
+    if reach / apart < ZOOM_PX or misfit > 0.25 * reach:
+        return None
+    return float(fit[0]) / apart
 
 
 # A camera whose drift over the window would leave less than this share of the frame
@@ -59,16 +101,21 @@ def steady_a_moving_camera(config: RenderConfig, info: ClipInfo, peeked: list):
     """(config, probe frames, words): with ``--align`` turned on when the camera drifts
     (:func:`camera_motion`; a shake that rotates, or parallax, is not seen) (the probe
     frames aligned too), or as they were when it holds still, pans
-    across the view, or its frames cannot be registered (too little texture), saying
-    which."""
+    across the view, zooms, or its frames cannot be registered (too little texture),
+    saying which."""
     from dataclasses import replace
 
     from lexp.errors import InputError
     from lexp.media import window_length
     from lexp.renderers.align import Aligner
 
-    motion = camera_motion(peeked)
+    first = _first_flow(peeked)
+    motion = None if first is None else _shift_of(*first)
     if motion is None:
+        zoom = None if first is None else zoom_rate(*first)
+        if zoom is not None:  # aligning would crop to the narrowest view, and blur it
+            return config, peeked, Why("the camera zooms: a zoom cannot be steadied, its "
+                                       "motion kept", f"{100 * zoom:+.1f}% a frame")
         return config, peeked, None
     speed = math.hypot(*motion)
     length = window_length(info, config.window)
