@@ -298,6 +298,36 @@ def test_max_fills_the_gaps_of_a_fast_light_along_the_flow():
     assert np.abs(filled.linear[:15] - plain.linear[:15]).max() < 2e-3
 
 
+def test_the_trail_video_and_its_comet_are_filled_too(tmp_path):
+    """--video showed the beads (and --gap-fill with --video was refused): each video
+    frame now adds the frame and the instants before it, so the growing trail and a
+    comet's fading tail are unbroken, and the video ends on the image."""
+    from lexp import synthetic
+    from tests.conftest import decode_rgb, run_lexp
+    from tests.test_controls import video_frames
+
+    clip = synthetic.write_video(tmp_path / "car.mp4", iter(headlight()), fps=30, crf=0)
+    path = (10, 10 + 12 * 9 + 1)
+    for extra, name in (([], "build"), (["--comet", "3f"], "comet")):
+        out, video = tmp_path / f"{name}.png", tmp_path / f"{name}.mp4"
+        proc = run_lexp("render", str(clip), "-o", str(out), "-m", "max",
+                        "--video", str(video), *extra)
+        assert proc.returncode == 0, proc.stderr
+        assert "the gaps between frames filled" in proc.stderr
+        frames = video_frames(video)
+        assert len(frames) == 10
+        last = frames[-1]
+        if name == "build":
+            assert np.abs(last.astype(float) - decode_rgb(out)).mean() < 2
+            assert widest_gap(last, *path) <= 1, last[32, :130, 1]
+            halfway = frames[5]  # the trail so far: unbroken up to the car
+            assert widest_gap(halfway, 10, 10 + 12 * 5 + 1) <= 1
+        else:  # the last 3 frame periods at full strength or near it: no beads there
+            assert widest_gap(last, 10 + 12 * 6, 10 + 12 * 9 + 1) <= 1
+            # The oldest light, 3 half-lives back: an eighth of the head's, 0.42 in sRGB.
+            assert last[32, 10:40, 1].mean() < 0.55 * last[32, 90:119, 1].mean()
+
+
 def test_gap_fill_is_for_max_only():
     from lexp.errors import UsageError
 

@@ -256,8 +256,8 @@ GapFill = Annotated[bool | None, _control(
     "--gap-fill/--no-gap-fill", help="With -m max: take the brightest light over the "
     "instants between frames too, along the optical flow, so a headlight moving 20 px a "
     "frame draws one unbroken line, not beads (slower: a warp a pixel of motion). "
-    "Default: where the gaps would show (tried on the first frames), and no --video; "
-    "--no-gap-fill: the frames only. e.g. -m max --gap-fill")]
+    "Default: where the gaps would show (tried on the first frames); the --video and "
+    "its --comet are filled too. --no-gap-fill: the frames only. e.g. -m max --gap-fill")]
 Timestamps = Annotated[bool, _control(
     "--timestamps/--no-timestamps", help="Weigh each frame by the time it covers (video "
     "presentation times; EXIF capture times in image folders), so skipped or unevenly "
@@ -321,9 +321,6 @@ def render(
             checkpoints.load_network(checkpoints.resolve(checkpoint))  # fail before any work
         if comet is not None and video is None:
             raise UsageError("--comet shapes the trail video", hint="add --video trails.mp4")
-        if gap_fill and video is not None:
-            raise UsageError("--gap-fill does not show in a --video yet",
-                             hint="drop --video, or use --no-gap-fill for the video's max")
         out = OutputConfig(format=image_format.value if image_format else None,
                            bit_depth=bit_depth, quality=quality,
                            comet=TimeSpec.parse(comet, "--comet") if comet else None)

@@ -55,10 +55,7 @@ def _lighten_kind(clip: Clip, config: RenderConfig, frames, video):
 
     from lexp.renderers import flow as flow_render
 
-    if config.gap_fill and video is not None:
-        raise UsageError("--gap-fill does not show in a --video yet",
-                         hint="drop --video, or use --no-gap-fill for the video's max")
-    if video is not None or config.gap_fill is False:
+    if config.gap_fill is False:
         return "max", frames
     if frames is None:
         frames = window_frames(clip, flow_render.window_for(config, clip.info.fps))
@@ -78,7 +75,7 @@ def _render(clip: Clip, config: RenderConfig, method: str, frames, *, cache, sou
         from lexp.renderers.trails import max_along_flow
 
         return max_along_flow(clip, config, estimator_for(config), cache=cache, source=source,
-                              frames=frames, on_progress=on_progress)
+                              frames=frames, on_progress=on_progress, video=video)
     if method == "learned":
         from lexp.renderers import learned
 

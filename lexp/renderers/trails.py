@@ -30,11 +30,25 @@ MAX_INSTANTS = 256  # per interval: 256 px of trail between two frames, a pixel 
 
 
 def max_along_flow(clip, config, estimator, *, cache=None, source=None, frames=None,
-                   on_progress=None) -> RenderResult:
+                   on_progress=None, video=None) -> RenderResult:
     """The lighten blend of the clip's window over its frames and the instants between
     them (see the module docstring): a RenderResult, linear float32 H×W×3. ``cache``,
     ``source``: the flow cache and the clip's ClipSource (flows are shared with the flow
-    render); ``frames``: (index, RGB frame) pairs to use instead of reading the window."""
+    render); ``frames``: (index, RGB frame) pairs to use instead of reading the window;
+    ``video``: a trail_video.TrailSpec, whose frame k adds the brightest of frame k and
+    the instants before it (a comet's light ages a frame period at a time)."""
+    from lexp.renderers.trail_video import recording
+
+    with recording(video, config, "max", clip.info.fps) as recorder:
+        result = _max_along_flow(clip, config, estimator, cache, source, frames,
+                                 on_progress, recorder)
+        if recorder is not None:
+            recorder.commit(result.details.align.crop if result.details.align else None)
+    return result
+
+
+def _max_along_flow(clip, config, estimator, cache, source, frames, on_progress,
+                    recorder) -> RenderResult:
     from lexp import flow as flows
     from lexp.renderers import resolution
     from lexp.renderers.flow import flow_clip_id
@@ -60,6 +74,9 @@ def max_along_flow(clip, config, estimator, *, cache=None, source=None, frames=N
             best = linear.copy()
         else:
             np.maximum(best, linear, out=best)
+        # The video adds what this frame period brought: the frame and the instants
+        # before it (filled into a copy, then into the whole exposure).
+        brought = linear.copy() if recorder is not None and previous is not None else best
         small = frame.rgb if (w, h) == size else resolution.downscale(frame.rgb, size)
         if previous is not None:
             before, a, a_small = previous
@@ -71,7 +88,11 @@ def max_along_flow(clip, config, estimator, *, cache=None, source=None, frames=N
                 backward = resolution.flow_at(flows.cached_pair(
                     estimator, cache, clip_id, frame.index, before.index, small, a_small),
                     (w, h))
-                instants += _fill_gaps(best, a, linear, forward, backward, gap, n)
+                instants += _fill_gaps(brought, a, linear, forward, backward, gap, n)
+        if brought is not best:
+            np.maximum(best, brought, out=best)
+        if recorder is not None:
+            recorder.add(brought if previous is not None else linear, 1.0, stream.level())
         previous = (frame, linear, small)
         used.add(frame.index, on_progress)
     if best is None:
