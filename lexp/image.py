@@ -22,6 +22,11 @@ from lexp.media import ClipInfo, ClipSource
 from lexp.renderers.result import RenderDetails
 
 
+# The methods whose renders may read optical flow, and so the flow cache: max and lighten
+# for their gap filling (lexp.renderers.trails).
+FLOW_METHODS = ("auto", "flow", "learned", "max", "lighten")
+
+
 @dataclass(frozen=True)
 class Image:
     """A rendered long exposure.
@@ -115,7 +120,7 @@ def render_source(source: ClipSource | None, config: RenderConfig, *, clip=None,
 
     cache = None
     if flow_cache and source is not None and source.paths and \
-            config.method in ("auto", "flow", "learned"):
+            config.method in FLOW_METHODS:
         from lexp.flow.cache import FlowCache
 
         cache = FlowCache()
@@ -131,7 +136,8 @@ def render_source(source: ClipSource | None, config: RenderConfig, *, clip=None,
             if error is None:
                 raise
             raise error from exc
-    if cache is not None and rendered.method in ("flow", "learned"):
+    if cache is not None and (rendered.method in ("flow", "learned") or
+                              rendered.details.trails is not None):
         cache.prune()
     if cache is not None and cache.write_problem is not None:
         rendered.warnings.append(cache.write_problem)

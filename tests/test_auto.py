@@ -328,6 +328,22 @@ def test_the_trail_video_and_its_comet_are_filled_too(tmp_path):
             assert last[32, 10:40, 1].mean() < 0.55 * last[32, 90:119, 1].mean()
 
 
+def test_gap_filled_max_keeps_its_flows_in_the_cache(tmp_path):
+    """-m max opened no flow cache: its gap filling estimated every flow on every run."""
+    from lexp import synthetic
+    from tests.conftest import decode_rgb, run_lexp
+
+    clip = synthetic.write_video(tmp_path / "car.mp4", iter(headlight()), fps=30, crf=0)
+    env = {"LEXP_CACHE_DIR": str(tmp_path / "cache")}
+    outs = [tmp_path / "a.png", tmp_path / "b.png"]
+    for out in outs:
+        proc = run_lexp("render", str(clip), "-o", str(out), "-m", "max", env=env)
+        assert proc.returncode == 0 and "gaps between frames filled" in proc.stderr
+    flows = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert len(flows) >= 9  # each interval's flow, kept
+    assert np.array_equal(decode_rgb(outs[0]), decode_rgb(outs[1]))
+
+
 def test_gap_fill_is_for_max_only():
     from lexp.errors import UsageError
 
