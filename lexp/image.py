@@ -21,7 +21,6 @@ from lexp.errors import OutputError
 from lexp.media import ClipInfo, ClipSource
 from lexp.renderers.result import RenderDetails
 
-
 # The methods whose renders may read optical flow, and so the flow cache: max and lighten
 # for their gap filling (lexp.renderers.trails).
 FLOW_METHODS = ("auto", "flow", "learned", "max", "lighten")

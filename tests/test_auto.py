@@ -328,6 +328,42 @@ def test_the_trail_video_and_its_comet_are_filled_too(tmp_path):
             assert last[32, 10:40, 1].mean() < 0.55 * last[32, 90:119, 1].mean()
 
 
+def test_sparse_gap_filling_matches_the_dense_and_leaves_still_lights_alone(monkeypatch):
+    """Gap filling makes an instant every 4 px where the motion runs one way and sweeps
+    the light they bring along it: it matches an instant every pixel (within 45 dB
+    here), and a still lamp beside the path is not swept (it brings nothing)."""
+    from lexp.renderers import trails
+
+    frames = headlight()
+    yy, xx = np.mgrid[:64, :160]
+    lamp = 200 * np.exp(-((xx - 64) ** 2 + (yy - 12) ** 2) / (2 * 2.0 ** 2))
+    for frame in frames:
+        frame[...] = np.clip(frame + lamp[..., None], 0, 255).astype(np.uint8)
+    sparse = lexp.render(frames, fps=30, method="max", gap_fill=True, cache=False)
+    monkeypatch.setattr(trails, "GAP_STEP_PX", 1)
+    dense = lexp.render(frames, fps=30, method="max", gap_fill=True, cache=False)
+    plain = lexp.render(frames, fps=30, method="max", gap_fill=False, cache=False)
+    assert metrics.psnr(sparse.to_srgb() / 255, dense.to_srgb() / 255) > 45
+    assert widest_gap(sparse.to_srgb(), 10, 10 + 12 * 9 + 1) <= 1
+    near_lamp = (slice(4, 20), slice(54, 75))
+    assert np.abs(sparse.linear[near_lamp] - plain.linear[near_lamp]).max() < 2e-3
+
+
+def test_gap_filling_sweeps_along_one_way_motion_only():
+    from lexp.renderers import trails
+
+    right = np.zeros((2, 32, 32), np.float32)
+    right[0, 10:20, 5:25] = 12  # a car going right, and one going left in the next lane
+    right[0, 24:28, 5:25] = -8
+    assert trails._motion_axis(right) == pytest.approx(0.0, abs=1e-6)
+    crossing = right.copy()
+    crossing[1, 0:8, 0:32], crossing[0, 0:8, 0:32] = 12, 0  # and one going down
+    assert trails._motion_axis(crossing) is None  # each pixel a pixel apart, then
+    assert trails._motion_axis(np.zeros((2, 8, 8), np.float32)) is None
+    kernel = trails._line_kernel(np.pi / 2, 2)  # vertical, 2 px each way
+    assert kernel[:, 2].tolist() == [1, 1, 1, 1, 1] and kernel.sum() == 5
+
+
 def test_gap_filled_max_keeps_its_flows_in_the_cache(tmp_path):
     """-m max opened no flow cache: its gap filling estimated every flow on every run."""
     from lexp import synthetic
