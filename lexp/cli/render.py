@@ -255,7 +255,8 @@ Comet = Annotated[str | None, _control(
 GapFill = Annotated[bool | None, _control(
     "--gap-fill/--no-gap-fill", help="With -m max: take the brightest light over the "
     "instants between frames too, along the optical flow, so a headlight moving 20 px a "
-    "frame draws one unbroken line, not beads (slower: an in-between picture every few px of motion). "
+    "frame draws one unbroken line, not beads (slower: an in-between picture every few "
+    "px of motion). "
     "Default: where the gaps would show (tried on the first frames); the --video and "
     "its --comet are filled too. --no-gap-fill: the frames only. e.g. -m max --gap-fill")]
 Timestamps = Annotated[bool, _control(
