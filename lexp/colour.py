@@ -21,10 +21,13 @@ Transfer functions (``--transfer``):
              reference white (75 % signal, BT.2408) is 1.0; highlights reach 3.78.
 - ``pq``     perceptual quantiser (SMPTE ST 2084, BT.2100; HDR10, Dolby Vision): undone
              to display light in cd/m², divided by the 203 cd/m² of reference white.
+- ``linear`` frames that are linear light already (RAW files, developed by
+             :mod:`lexp.media.camera_files`): not decoded; the picture is written with
+             the sRGB curve.
 - ``none``   no decoding: blend the code values themselves. This is what naive tools do
              (the "8-bit mean" baseline); it darkens highlights and kills light trails.
 - ``auto``   (resolved per clip by :func:`transfer_for`): hlg or pq when the video says
-             so in its colour tags, else srgb.
+             so in its colour tags, linear for RAW frames, else srgb.
 
 HDR clips carry BT.2020 primaries. They are blended in them (a blend is linear, so the
 primaries it is done in do not matter) and the result is converted to BT.709/sRGB's
@@ -38,10 +41,10 @@ from typing import Literal
 
 import numpy as np
 
-Transfer = Literal["srgb", "rec709", "hlg", "pq", "none"]
+Transfer = Literal["srgb", "rec709", "hlg", "pq", "linear", "none"]
 ToneCurve = Literal["clip", "soft", "reinhard"]
 # The curves themselves; ``auto`` (either option) is resolved per clip, see below.
-TRANSFERS: tuple[str, ...] = ("srgb", "rec709", "hlg", "pq", "none")
+TRANSFERS: tuple[str, ...] = ("srgb", "rec709", "hlg", "pq", "linear", "none")
 HDR_TRANSFERS: tuple[str, ...] = ("hlg", "pq")
 TONES: tuple[str, ...] = ("clip", "soft", "reinhard")  # see tone_map
 TONE_CURVES: tuple[str, ...] = ("clip", "soft", "reinhard")
@@ -75,7 +78,7 @@ def decode(code: np.ndarray, transfer: Transfer) -> np.ndarray:
         p = np.clip(v, 0.0, 1.0) ** (1 / _PQ_M2)
         y = (np.maximum(p - _PQ_C1, 0.0) / (_PQ_C2 - _PQ_C3 * p)) ** (1 / _PQ_M1)
         return y * (_PQ_PEAK / REFERENCE_WHITE_NITS)
-    if transfer == "none":
+    if transfer in ("linear", "none"):
         return v
     raise ValueError(f"unknown transfer function {transfer!r}")
 
@@ -103,7 +106,7 @@ def encode(linear: np.ndarray, transfer: Transfer) -> np.ndarray:
         out = np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
     elif transfer == "rec709":
         out = np.where(x < 0.018, x * 4.5, 1.099 * np.power(x, 0.45) - 0.099)
-    elif transfer == "none":
+    elif transfer in ("linear", "none"):
         out = x
     else:
         raise ValueError(f"unknown transfer function {transfer!r}")
@@ -175,6 +178,8 @@ def transfer_for(requested: str, tagged: str | None) -> str:
     ``arib-std-b67``; None when it has none, as image folders)."""
     if requested != "auto":
         return requested
+    if tagged == "linear":  # RAW frames (lexp.media.camera_files): linear light already
+        return "linear"
     return _TAGGED_HDR.get(tagged or "", "srgb")
 
 
@@ -190,7 +195,7 @@ def tone_for(requested: str, transfer: str) -> str:
 def output_transfer(transfer: str) -> str:
     """The curve an image is written with: the clip's own, except for HDR clips, which
     become SDR pictures (sRGB)."""
-    return "srgb" if transfer in HDR_TRANSFERS else transfer
+    return "srgb" if transfer in HDR_TRANSFERS or transfer == "linear" else transfer
 
 
 def _rgb_to_xyz(primaries: tuple[tuple[float, float], ...]) -> np.ndarray:

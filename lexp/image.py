@@ -140,6 +140,8 @@ def render_source(source: ClipSource | None, config: RenderConfig, *, clip=None,
         cache.prune()
     if cache is not None and cache.write_problem is not None:
         rendered.warnings.append(cache.write_problem)
+    rendered.details.raw = rendered.clip.transfer_tag == "linear"
+    rendered.details.live_photo = source.live_photo if source is not None else None
     return Image(rendered.linear, rendered.config, rendered.method,
                  source.name if source is not None else rendered.clip.name, rendered.clip,
                  rendered.frames_used, rendered.first_frame, rendered.last_frame,

@@ -5,8 +5,10 @@ flow, bench) and :func:`clips_under` (train's folders, searched recursively).
 - a video file: one clip. A file with an unknown extension is tried as a video.
 - image files (typically a shell-expanded glob ``frames/*.png``): together, one clip
   whose frames are those files in natural order.
-- a folder: every video in it is a clip (a batch); a folder of images and no videos is
-  one clip of frames (images lexp itself wrote there left out, with a warning).
+- a folder: every video in it is a clip (a batch; a folder of Live Photos is a batch of
+  their videos); a folder of images and no videos is one clip of frames (images lexp
+  itself wrote there left out, with a warning; of RAW+JPEG pairs, the RAW frames).
+- a Live Photo's still (IMG_1234.HEIC or .JPG with IMG_1234.MOV beside it): its video.
 - a quoted glob (``'shots/*.jpg'``): expanded by lexp with the same rules.
 """
 
@@ -38,10 +40,18 @@ def resolve_inputs(args: list[str], problems: list | None = None) -> list[ClipSo
             # Natural order, as for a folder: a shell glob passes frame10 before frame2,
             # and order matters to flow.
             files = sorted(pending_images, key=natural_key)
+            pending_images.clear()
+            if len(files) == 1 and (video := live_photo_video(files[0])) is not None:
+                sources.append(ClipSource(str(video), "video", (video,),
+                                          live_photo=files[0].name))
+                return
             frames, notes = _without_lexp_outputs(name, files) if len(files) > 1 \
                 else (files, ())
-            sources.append(ClipSource(name, "frames", tuple(frames), notes))
-            pending_images.clear()
+            if len(files) == 1 and files[0].suffix.lower() in (".heic", ".heif"):
+                notes = (f"{files[0].name}: no Live Photo video ({files[0].stem}.MOV) beside "
+                         "it: the still alone rendered",)
+            frames, twins = _raw_over_twins(name, frames)
+            sources.append(ClipSource(name, "frames", tuple(frames), notes + twins))
 
     if STDIN in args:
         if len(args) > 1:
@@ -100,16 +110,51 @@ def clips_under(folder: Path, min_frames: int) -> list[ClipSource]:
 def _sources_in(name: str, entries: list[Path]) -> list[ClipSource]:
     files = [p for p in entries if p.is_file() and not p.name.startswith(".")]
     videos = [p for p in files if is_video(p)]
-    if videos:
-        return [ClipSource(str(p), "video", (p,)) for p in videos]
+    if videos:  # a folder of Live Photos too: a batch of their videos
+        stills = {p.stem: p.name for p in files if p.suffix.lower() in LIVE_PHOTO_STILLS}
+        return [ClipSource(str(p), "video", (p,), live_photo=stills.get(p.stem))
+                for p in videos]
     images = [p for p in files if is_image(p)]
     if images:
         frames, notes = _without_lexp_outputs(name, images)
+        frames, twins = _raw_over_twins(name, frames)
         if frames:
-            return [ClipSource(name, "frames", tuple(frames), notes)]
+            return [ClipSource(name, "frames", tuple(frames), notes + twins)]
     raise InputError(f"no videos or images in {name}",
                      hint="lexp reads video files (mp4, mov, mkv, ...) and image frames "
                           "(jpg, png, tif)")
+
+
+# A Live Photo: a still (HEIC, or JPEG when exported so) beside a short video of the same
+# name, as iPhones write them.
+LIVE_PHOTO_STILLS = (".heic", ".heif", ".jpg", ".jpeg")
+LIVE_PHOTO_VIDEOS = (".mov", ".mp4")
+
+
+def live_photo_video(still: Path) -> Path | None:
+    """The video of a Live Photo whose still is ``still`` (IMG_1234.HEIC: IMG_1234.MOV
+    beside it, in any case), or None."""
+    if still.suffix.lower() not in LIVE_PHOTO_STILLS:
+        return None
+    for entry in still.parent.iterdir() if still.parent.is_dir() else ():
+        if entry.stem == still.stem and entry.suffix.lower() in LIVE_PHOTO_VIDEOS and \
+                entry.is_file():
+            return entry
+    return None
+
+
+def _raw_over_twins(name: str, images: list[Path]) -> tuple[list[Path], tuple]:
+    """A camera's RAW+JPEG mode writes IMG_0001.CR2 and IMG_0001.JPG: the RAW frames are
+    the clip, their twins of the same name left out (said once)."""
+    from lexp.media.camera_files import is_raw
+
+    raw_stems = {p.stem for p in images if is_raw(p)}
+    twins = [p for p in images if not is_raw(p) and p.stem in raw_stems]
+    if not twins:
+        return images, ()
+    note = (f"{name}: {len(twins)} RAW+JPEG pair{'s' if len(twins) > 1 else ''}: the RAW "
+            f"frames used, {twins[0].name}{' and the rest' if len(twins) > 1 else ''} left out")
+    return [p for p in images if p not in twins], (note,)
 
 
 def _without_lexp_outputs(name: str, images: list[Path]) -> tuple[list[Path], tuple]:

@@ -24,7 +24,7 @@ Method = choices("Method", "auto", "flow", "learned", "mean", "max", "min", "med
                  "lighten", "darken")
 FlowMethod = choices("FlowMethod", "auto", "dis", "dis-fast", "dis-ultrafast", "farneback",
                      "raft-small", "raft-large")
-Transfer = choices("Transfer", "auto", "srgb", "rec709", "hlg", "pq", "none")
+Transfer = choices("Transfer", "auto", "srgb", "rec709", "hlg", "pq", "linear", "none")
 Tone = choices("Tone", "auto", "clip", "soft", "reinhard")
 Arch = choices("Arch", "lexp", "seed")
 AlignModel = choices("AlignModel", "similarity", "homography")

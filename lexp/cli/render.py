@@ -175,9 +175,10 @@ MaxFrames = Annotated[int | None, typer.Option(
     min=1, help="Use at most N frames.", rich_help_panel="Frames")]
 TransferOption = Annotated[Transfer, typer.Option(
     help="Transfer curve of the clip, undone before blending. auto: the video's own HDR "
-         "curve (hlg, pq: phones' HDR, HDR10) when it is tagged so, else srgb. An HDR clip "
-         "is blended in scene light, highlights and all, and written as an sRGB picture. "
-         "'none' blends code values (the naive 8-bit mean).", rich_help_panel="Light")]
+         "curve (hlg, pq: phones' HDR, HDR10) when it is tagged so, linear for RAW frames "
+         "(developed to linear light), else srgb. An HDR clip is blended in scene light, "
+         "highlights and all, and written as an sRGB picture. 'none' blends code values "
+         "(the naive 8-bit mean).", rich_help_panel="Light")]
 Ev = Annotated[float, typer.Option(
     help="Exposure compensation in stops (+1 = twice the light).", rich_help_panel="Light")]
 ToneOption = Annotated[Tone, typer.Option(

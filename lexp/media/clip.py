@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from lexp.errors import InputError
+from lexp.media.camera_files import HEIF_EXTENSIONS, RAW_EXTENSIONS
 
 VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mov .mkv .avi .webm .gif .mts .m2ts .ts .mpg .mpeg .wmv .flv .3gp .y4m .ogv"
     .split()
 )
-IMAGE_EXTENSIONS = frozenset(".jpg .jpeg .png .tif .tiff .bmp .webp .ppm .pgm .jp2".split())
+IMAGE_EXTENSIONS = frozenset(".jpg .jpeg .png .tif .tiff .bmp .webp .ppm .pgm .jp2".split()) \
+    | RAW_EXTENSIONS | HEIF_EXTENSIONS
 STDIN = "-"
 
 

@@ -17,8 +17,16 @@ def read_image(path: Path) -> np.ndarray:
     (PNG, TIFF: their extra bits are the best inputs there are; float TIFFs in [0, 1]
     become uint16 too), turned upright as its EXIF orientation says (as a photo viewer
     shows it). Alpha is dropped, grey becomes RGB. Raises InputError if it cannot be
-    decoded."""
+    decoded. RAW files are developed to linear light and HEIC stills keep their 10 bits
+    (:mod:`lexp.media.camera_files`)."""
     import cv2
+
+    from lexp.media import camera_files
+
+    if camera_files.is_raw(path):
+        return camera_files.read_raw(path)
+    if camera_files.is_heif(path):
+        return camera_files.read_heif(path)
 
     data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
     try:
@@ -133,10 +141,20 @@ class FrameFolderClip(Clip):
         if not files:
             raise InputError(f"no image files in {name}",
                              hint="expected .jpg/.png/.tif frames, or pass a video file")
+        from lexp.media import camera_files
+
         self.files = list(files)
+        # RAW frames: linear light, every one developed with the first's white balance.
+        raws = sum(camera_files.is_raw(f) for f in self.files)
+        if raws not in (0, len(self.files)):
+            raise InputError(f"{name} mixes RAW files with other images",
+                             hint="render the RAW frames on their own (a RAW+JPEG pair "
+                                  "shares its name, and then the RAW is used)")
+        self.white_balance = camera_files.raw_white_balance(self.files[0]) if raws else None
         self._first = self._read(self.files[0])
         h, w = self._first.shape[:2]
         self.info = ClipInfo(name, "frames", w, h, fps, len(self.files), True,
+                             transfer_tag="linear" if raws else None,
                              bit_depth=bit_depth_of(self._first))
         self._times: list[float] | None = None
         self._timing_checked = False
@@ -150,6 +168,10 @@ class FrameFolderClip(Clip):
                              f"{len(self.files)} image files",
                              hint=f"render it on its own (lexp render {path}), or move it "
                                   "out of the frames")
+        if self.white_balance is not None:
+            from lexp.media.camera_files import read_raw
+
+            return read_raw(path, self.white_balance)
         return read_image(path)
 
     def frame_time(self, index):

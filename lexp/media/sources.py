@@ -21,6 +21,7 @@ class ClipSource:
     kind: str  # "video", "frames" or "stdin"
     paths: tuple[Path, ...] = ()  # the video file, or the frame files in order
     notes: tuple[str, ...] = ()  # warnings found while resolving (e.g. files left out)
+    live_photo: str | None = None  # a Live Photo's still, when this is its video
 
     @property
     def stem(self) -> str:

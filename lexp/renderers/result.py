@@ -126,6 +126,8 @@ class RenderDetails:
     hdr: tuple[str, str] | None = None  # (transfer, tone) of an HDR clip's conversion
     trails: int | None = None  # max with gap filling: the instants taken between frames
     auto: Why | None = None  # auto's reason for its choice (None: the method was asked for)
+    raw: bool = False  # the frames were RAW files, developed to linear light
+    live_photo: str | None = None  # the Live Photo's still, when its video was rendered
 
     def to_dict(self) -> dict:
         """The JSON shape: the flow figures at the top level, one key per other step."""
@@ -142,6 +144,10 @@ class RenderDetails:
             out["gap_fill_instants"] = self.trails
         if self.auto:
             out["auto"] = str(self.auto)
+        if self.raw:
+            out["raw"] = True
+        if self.live_photo:
+            out["live_photo"] = self.live_photo
         return out
 
     def summary(self) -> list[str]:
@@ -199,10 +205,13 @@ def in_words(method: str, frames: int, exposure_s: float | None, fps: float | No
     stacked frames would show copies of what moves)'. ``exposure_s``: the time the
     exposure spans, ``fps`` the clip's rate (None without one). The engineering detail is
     :meth:`RenderDetails.summary`."""
-    count = "1 frame" if frames == 1 else f"{frames} frames"
+    kind = "RAW frame" if details.raw else "frame"
+    count = f"1 {kind}" if frames == 1 else f"{frames} {kind}s"
     what = METHOD_WORDS.get(method, method + " of {n}").format(n=count)
     if method in ("mean", "flow", "learned") and exposure_s:
         what = f"{_seconds(exposure_s)} exposure, {what}"
+    if details.live_photo:
+        what += f" of the Live Photo {details.live_photo}"
     parts = [what]
     flow = details.flow
     if flow is not None and flow.extrapolated:

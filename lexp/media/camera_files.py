@@ -1,0 +1,136 @@
+"""What cameras and phones write: RAW files (through libraw, by rawpy) and HEIC/HEIF
+stills (through libheif, by pillow-heif).
+
+- **RAW** (DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2, ...): demosaiced to *linear* light in
+  sRGB's primaries, 16 bits, no automatic brightening, highlights that clip in the sensor
+  kept white (libraw's clip mode), turned upright as the file says. Every frame of a
+  clip is developed with one white balance, the first frame's as-shot one, so a burst
+  does not flicker in colour. The frames are linear already: a clip of them has the
+  ``linear`` transfer (:mod:`lexp.colour`), which the blend does not decode and the
+  picture is written from with the sRGB curve.
+- **HEIC/HEIF** (iPhones, many Android phones and cameras): decoded with their full depth
+  (10-bit stills become uint16, not squeezed to 8), as sRGB-encoded frames.
+
+Both libraries are imported when such a file is read, so ``lexp --help`` and video
+renders pay nothing for them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lexp.errors import InputError
+
+# libraw's formats (its list is longer; these are the ones cameras write today).
+RAW_EXTENSIONS = frozenset(
+    ".dng .cr2 .cr3 .crw .nef .nrw .arw .srf .sr2 .raf .orf .rw2 .pef .srw .x3f .3fr "
+    ".iiq .erf .kdc .dcr .mrw .rwl .raw".split())
+HEIF_EXTENSIONS = frozenset(".heic .heif .hif".split())
+
+
+def is_raw(path: Path) -> bool:
+    return path.suffix.lower() in RAW_EXTENSIONS
+
+
+def is_heif(path: Path) -> bool:
+    return path.suffix.lower() in HEIF_EXTENSIONS
+
+
+def raw_white_balance(path: Path) -> list[float]:
+    """The as-shot white balance of a RAW file: libraw's four channel multipliers
+    (R, G, B, G2), the camera's own; daylight's where the camera wrote none."""
+    raw = _libraw(path, lambda rawpy: rawpy.imread(str(path)))
+    with raw:
+        shot = [float(m) for m in raw.camera_whitebalance]
+        if not any(shot[:3]):
+            shot = [float(m) for m in raw.daylight_whitebalance]
+    if not shot[3]:
+        shot[3] = shot[1]  # three-colour cameras: the second green is the first
+    return shot
+
+
+def read_raw(path: Path, white_balance: list[float] | None = None) -> np.ndarray:
+    """A RAW file developed to linear light: uint16 H×W×3 RGB in sRGB's primaries, 65535
+    the sensor's white after the white balance (``white_balance``: libraw's four
+    multipliers; None: the file's own as-shot balance)."""
+    options = {"user_wb": white_balance} if white_balance is not None else \
+        {"use_camera_wb": True}
+    raw = _libraw(path, lambda rawpy: rawpy.imread(str(path)))
+    with raw:
+        return _libraw(path, lambda rawpy: raw.postprocess(
+            gamma=(1, 1), no_auto_bright=True, output_bps=16,
+            # the white level as the camera says, every frame alike (libraw would lower
+            # it to each frame's brightest value: a burst would flicker)
+            adjust_maximum_thr=0.0, output_color=rawpy.ColorSpace.sRGB,
+            highlight_mode=rawpy.HighlightMode.Clip, **options))
+
+
+def _libraw(path: Path, call):
+    """``call(rawpy)``'s result, with libraw's failures as one InputError naming ``path``.
+    libraw prints its own messages ("Unexpected end of file") on the process's stderr,
+    from C: they are caught while it runs, put in our error, and anything caught from a
+    call that succeeded is passed on."""
+    import os
+    import sys
+    import tempfile
+
+    import rawpy
+
+    sys.stderr.flush()
+    failure = None
+    with tempfile.TemporaryFile() as caught:
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            result = call(rawpy)
+        except (rawpy.LibRawError, OSError, MemoryError) as err:
+            failure = err
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        caught.seek(0)
+        said = caught.read().decode(errors="replace").strip()
+    if failure is not None:
+        raise _raw_error(path, failure, said)
+    if said:
+        os.write(2, (said + "\n").encode())
+    return result
+
+
+def _raw_error(path: Path, err: Exception, said: str = "") -> InputError:
+    import rawpy
+
+    version = ".".join(str(v) for v in rawpy.libraw_version)
+    why = said.splitlines()[-1].split(": ")[-1] if said else type(err).__name__
+    if isinstance(err, rawpy.LibRawFileUnsupportedError):
+        return InputError(f"cannot read {path}: libraw {version} does not know this file "
+                          "or its camera",
+                          hint="convert it to DNG (Adobe DNG Converter), or update rawpy")
+    if isinstance(err, MemoryError):
+        return InputError(f"not enough memory to develop {path}",
+                          hint="close other programs, or render fewer frames at a time")
+    return InputError(f"cannot decode RAW {path}: the file is damaged or truncated "
+                      f"(libraw {version}: {why})",
+                      hint="re-copy it from the card, or remove it")
+
+
+def read_heif(path: Path) -> np.ndarray:
+    """A HEIC/HEIF still: H×W×3 RGB, uint8 for 8-bit files and uint16 (scaled to 16 bits)
+    for 10- and 12-bit ones, turned upright as it says (libheif applies the file's
+    rotation and mirroring)."""
+    import pillow_heif
+
+    try:
+        heif = pillow_heif.open_heif(str(path), convert_hdr_to_8bit=False)
+        bits = int(heif.info.get("bit_depth", 8))
+        pixels = np.asarray(heif)[..., :3]
+    except (ValueError, RuntimeError, OSError) as err:
+        raise InputError(f"cannot decode HEIC {path}: {err}",
+                         hint="re-copy the file, or export it as JPEG") from None
+    if pixels.dtype == np.uint16 and bits < 16:
+        # libheif hands 10-bit values up in 16-bit words (v << 6): white to 65535.
+        top = (1 << bits) - 1
+        pixels = ((pixels >> (16 - bits)).astype(np.uint32) * 65535 // top).astype(np.uint16)
+    return np.ascontiguousarray(pixels)

@@ -1,0 +1,203 @@
+"""What cameras and phones shoot (issue 41): RAW bursts developed to linear light and
+blended there, RAW+JPEG pairs, HEIC stills with their 10 bits, Live Photos.
+
+No camera file is kept in the repository: the DNGs are written here (a known Bayer
+mosaic, black and white levels, an as-shot white balance, a colour matrix that makes
+the camera's space sRGB's, so the developed frame is the mosaic's own linear values);
+the HEICs by pillow-heif, the Live Photos' videos by ffmpeg.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lexp
+from lexp import synthetic
+from tests.conftest import assert_clean_failure, decode_rgb, run_lexp
+
+BLACK, WHITE = 256, 4095  # the synthetic sensor's levels (12 bits)
+XYZ_TO_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314],
+                        [-0.9692660, 1.8760108, 0.0415560],
+                        [0.0556434, -0.2040259, 1.0572252]])
+
+
+def write_dng(path: Path, linear: np.ndarray, neutral=(1.0, 1.0, 1.0)) -> Path:
+    """A DNG whose RGGB mosaic samples ``linear`` (H×W×3 in [0, 1] of the sensor's
+    range, even H and W), with ``neutral`` as its as-shot white (AsShotNeutral: the
+    camera's response to white; libraw's multipliers are its inverse)."""
+    import tifffile
+
+    sensor = np.rint(BLACK + np.clip(linear, 0, 1) * (WHITE - BLACK)).astype(np.uint16)
+    mosaic = np.empty(sensor.shape[:2], np.uint16)
+    mosaic[0::2, 0::2] = sensor[0::2, 0::2, 0]
+    mosaic[0::2, 1::2] = sensor[0::2, 1::2, 1]
+    mosaic[1::2, 0::2] = sensor[1::2, 0::2, 1]
+    mosaic[1::2, 1::2] = sensor[1::2, 1::2, 2]
+
+    def rationals(values):
+        return [x for v in values for x in (int(round(v * 10000)), 10000)]
+
+    tags = [(33421, "H", 2, (2, 2), True),  # CFARepeatPatternDim
+            (33422, "B", 4, (0, 1, 1, 2), True),  # CFAPattern: RGGB
+            (50706, "B", 4, (1, 4, 0, 0), True),  # DNGVersion
+            (50707, "B", 4, (1, 2, 0, 0), True),  # DNGBackwardVersion
+            (50708, "s", 0, "lexp Synthetic", True),  # UniqueCameraModel
+            (50714, "H", 1, BLACK, True), (50717, "H", 1, WHITE, True),
+            (50721, "2i", 9, rationals(XYZ_TO_SRGB.ravel()), True),  # ColorMatrix1
+            (50728, "2I", 3, rationals(neutral), True),  # AsShotNeutral
+            (50778, "H", 1, 21, True),  # CalibrationIlluminant1: D65
+            (271, "s", 0, "lexp", True), (272, "s", 0, "Synthetic", True)]
+    tifffile.imwrite(path, mosaic, photometric=32803, extratags=tags, subfiletype=0)
+    return path
+
+
+def burst(folder: Path, frames: int = 4, size=(48, 64)) -> list[np.ndarray]:
+    """A RAW burst: a smooth colour field and a bright square moving across it."""
+    folder.mkdir(exist_ok=True)
+    h, w = size
+    yy, xx = np.mgrid[:h, :w] / np.array([h, w])[:, None, None]
+    truth = []
+    for t in range(frames):
+        linear = np.stack([0.1 + 0.3 * xx, 0.2 + 0.2 * yy, 0.15 + 0.1 * xx * yy], axis=2)
+        linear[10:22, 8 + 10 * t:20 + 10 * t] = (0.9, 0.7, 0.5)
+        write_dng(folder / f"IMG_{t + 1:04d}.DNG", linear)
+        truth.append(linear)
+    return truth
+
+
+def test_a_raw_burst_blends_in_the_sensors_linear_light(tmp_path):
+    """The mean of a RAW burst is the mean of the mosaics' linear values, to 1/1000 of
+    the white level (interior pixels: demosaicing guesses at the borders and edges)."""
+    truth = burst(tmp_path / "burst")
+    image = lexp.render(tmp_path / "burst", method="mean", cache=False)
+    assert image.clip.transfer_tag == "linear" and image.config.transfer == "linear"
+    assert image.details.raw and image.clip.bit_depth == 16
+    expected = np.mean(truth, axis=0)
+    flat = (slice(26, 44), slice(4, 60))  # below the moving square: the colour field
+    assert np.abs(image.linear[flat] - expected[flat]).max() < 1e-3
+    inside = (slice(13, 19), slice(11, 17))  # the square's first place: 1 frame of 4
+    assert np.abs(image.linear[inside] - expected[inside]).max() < 1e-3
+    # The picture is written with the sRGB curve from that linear light.
+    assert image.to_srgb()[35, 30] == pytest.approx(
+        np.rint(255 * lexp.colour.encode(expected[35, 30], "srgb")), abs=1)
+
+
+def test_every_frame_is_developed_with_the_first_frames_white_balance(tmp_path):
+    """A burst whose camera changed its mind about white (auto WB) would flicker in
+    colour: every frame takes the first frame's as-shot balance."""
+    field = np.full((48, 64, 3), (0.3, 0.4, 0.2))
+    (tmp_path / "a").mkdir()
+    write_dng(tmp_path / "a" / "IMG_0001.DNG", field, neutral=(0.5, 1.0, 0.8))
+    write_dng(tmp_path / "a" / "IMG_0002.DNG", field, neutral=(1.0, 1.0, 1.0))
+    both = lexp.render(tmp_path / "a", method="mean", cache=False)
+    first = lexp.render(tmp_path / "a" / "IMG_0001.DNG", method="mean", cache=False)
+    assert np.abs(both.linear - first.linear).max() < 1e-4
+    # The balance is the first's: red ×2, blue ×1.25 (the inverse of its neutral).
+    assert both.linear[8, 8] == pytest.approx([0.6, 0.4, 0.25], abs=2e-3)
+
+
+def test_sensor_highlights_stay_white_after_white_balance(tmp_path):
+    """A clipped sky or star core is clipped in every channel of the sensor: scaling red
+    by the white balance must not turn it magenta."""
+    field = np.full((48, 64, 3), 1.0)
+    write_dng(tmp_path / "IMG_0001.DNG", field, neutral=(0.5, 1.0, 0.7))
+    image = lexp.render(tmp_path / "IMG_0001.DNG", method="mean", cache=False)
+    r, g, b = image.linear[8, 8]
+    assert r == pytest.approx(g, abs=1e-3) and b == pytest.approx(g, abs=1e-3) and g > 0.99
+
+
+def test_raw_plus_jpeg_pairs_are_the_raw_frames_said_once(tmp_path):
+    import cv2
+
+    burst(tmp_path / "card", frames=3)
+    for t in range(3):  # the camera's JPEG twins
+        cv2.imwrite(str(tmp_path / "card" / f"IMG_{t + 1:04d}.JPG"),
+                    np.zeros((48, 64, 3), np.uint8))
+    out = tmp_path / "out.png"
+    proc = run_lexp("render", str(tmp_path / "card"), "-o", str(out), "-m", "mean",
+                    "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("RAW+JPEG") == 1 and "3 RAW+JPEG pairs" in proc.stderr
+    record = json.loads(proc.stdout)
+    assert record["frames"] == 3 and record["details"]["raw"] is True
+    assert decode_rgb(out).mean() > 30  # the RAW frames, not the black JPEGs
+
+
+def test_raw_and_other_frames_that_are_not_pairs_are_refused(tmp_path):
+    import cv2
+
+    burst(tmp_path / "mixed", frames=2)
+    cv2.imwrite(str(tmp_path / "mixed" / "other.jpg"), np.zeros((48, 64, 3), np.uint8))
+    proc = run_lexp("render", str(tmp_path / "mixed"), "-o", str(tmp_path / "o.jpg"))
+    assert_clean_failure(proc, 1)
+    assert "mixes RAW files with other images" in proc.stderr
+
+
+@pytest.mark.parametrize("damage", ["truncated", "junk"])
+def test_a_damaged_raw_is_one_line_naming_the_file(tmp_path, damage):
+    burst(tmp_path / "b", frames=3)
+    bad = tmp_path / "b" / "IMG_0002.DNG"
+    data = bad.read_bytes()
+    bad.write_bytes(data[:len(data) // 3] if damage == "truncated" else b"not a raw" * 100)
+    proc = run_lexp("render", str(tmp_path / "b"), "-o", str(tmp_path / "o.jpg"), "-m", "mean")
+    assert_clean_failure(proc, 1)
+    assert "IMG_0002.DNG" in proc.stderr
+    assert not (tmp_path / "o.jpg").exists()
+
+
+def heic(path: Path, rgb16: np.ndarray) -> Path:
+    """A lossless 10-bit HEIC of ``rgb16`` (uint16 H×W×3)."""
+    import pillow_heif
+
+    h, w = rgb16.shape[:2]
+    pillow_heif.from_bytes(mode="RGB;16", size=(w, h), data=rgb16.tobytes()).save(
+        str(path), quality=-1)
+    return path
+
+
+def test_a_heic_keeps_its_10_bits(tmp_path):
+    """Phones' HEIC stills are 10-bit: squeezed to 8 bits, a smooth sky bands."""
+    from lexp.media import read_image
+
+    ramp = np.repeat(np.linspace(0, 65535, 64)[None, :, None], 32, axis=0)
+    ramp = np.repeat(ramp, 3, axis=2).astype(np.uint16)
+    frame = read_image(heic(tmp_path / "IMG_0001.HEIC", ramp))
+    assert frame.dtype == np.uint16 and frame.shape == (32, 64, 3)
+    levels = len(np.unique(frame[16, :, 1]))
+    assert levels > 40  # 64 steps of 10 bits; 8 bits would merge neighbours
+    assert np.abs(frame.astype(float) - ramp).mean() < 0.01 * 65535  # lossless up to 10 bits
+
+
+def test_a_live_photo_renders_its_video_and_says_so(tmp_path):
+    still = heic(tmp_path / "IMG_1234.HEIC", np.full((90, 160, 3), 30000, np.uint16))
+    synthetic.write_video(tmp_path / "IMG_1234.MOV", synthetic.night_street(160, 90, 30),
+                          fps=30)
+    out = tmp_path / "out.jpg"
+    proc = run_lexp("render", str(still), "-o", str(out), "-m", "mean", "--json")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert record["frames"] == 30 and record["details"]["live_photo"] == "IMG_1234.HEIC"
+    assert "of the Live Photo IMG_1234.HEIC" in proc.stderr
+    # Alone, a HEIC is a one-frame clip, and that is said.
+    (tmp_path / "IMG_1234.MOV").unlink()
+    proc = run_lexp("render", str(still), "-o", str(out), "-m", "mean", "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert "no Live Photo video" in proc.stderr and "1 frame stacked" in proc.stderr
+
+
+def test_a_folder_of_live_photos_is_a_batch_of_their_videos(tmp_path):
+    for name in ("IMG_0001", "IMG_0002"):
+        heic(tmp_path / f"{name}.HEIC", np.full((90, 160, 3), 30000, np.uint16))
+        synthetic.write_video(tmp_path / f"{name}.MOV", synthetic.night_street(160, 90, 12),
+                              fps=30)
+    proc = run_lexp("render", str(tmp_path), "-o", f"{tmp_path}/out/", "-m", "mean",
+                    "--json")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert sorted(r["details"]["live_photo"] for r in records) == ["IMG_0001.HEIC",
+                                                                  "IMG_0002.HEIC"]
+    assert all(r["frames"] == 12 for r in records)
