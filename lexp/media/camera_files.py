@@ -17,6 +17,7 @@ renders pay nothing for them.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,9 @@ def read_raw(path: Path, white_balance: list[float] | None = None) -> np.ndarray
             highlight_mode=rawpy.HighlightMode.Clip, **options))
 
 
+_STDERR_TAKEN = threading.Lock()
+
+
 def _libraw(path: Path, call):
     """``call(rawpy)``'s result, with libraw's failures as one InputError naming ``path``.
     libraw prints its own messages ("Unexpected end of file") on the process's stderr,
@@ -80,7 +84,9 @@ def _libraw(path: Path, call):
 
     sys.stderr.flush()
     failure = None
-    with tempfile.TemporaryFile() as caught:
+    # One caller at a time (a folder's frames are decoded on threads): fd 2 is the
+    # process's, and two redirections interleaved would leave it pointing at a temp file.
+    with _STDERR_TAKEN, tempfile.TemporaryFile() as caught:
         saved = os.dup(2)
         os.dup2(caught.fileno(), 2)
         try:

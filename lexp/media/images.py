@@ -134,6 +134,9 @@ def _image_size_said(path: Path) -> str:
     return f"its header says {w}x{h} pixels, more than lexp reads (2^30)"
 
 
+READ_AHEAD = 3  # frames of a folder decoded ahead of the one being rendered
+
+
 class FrameFolderClip(Clip):
     """A sequence of image files, already sorted in frame order."""
 
@@ -187,11 +190,34 @@ class FrameFolderClip(Clip):
     def warnings(self):
         return self.notes + self._warnings
 
+    def _decoded(self, indices: range):
+        """(index, frame) in order, decoded ahead on a few threads while the render works
+        on the one before (OpenCV's and libraw's decoders release the GIL; libraw
+        demosaics on every core itself): at most READ_AHEAD frames held."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if len(indices) < 3 or READ_AHEAD < 2:
+            for index in indices:
+                yield index, self._first if index == 0 else self._read(self.files[index])
+            return
+        pool = ThreadPoolExecutor(READ_AHEAD - 1, thread_name_prefix="lexp-decode")
+        try:
+            pending = []
+            for index in indices:
+                pending.append((index, pool.submit(
+                    lambda i: self._first if i == 0 else self._read(self.files[i]), index)))
+                if len(pending) >= READ_AHEAD:
+                    done, future = pending.pop(0)
+                    yield done, future.result()
+            for done, future in pending:
+                yield done, future.result()
+        finally:  # an error or Ctrl-C: drop what was read ahead, wait for none of it
+            pool.shutdown(wait=False, cancel_futures=True)
+
     def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
         stop = len(self.files) if end is None else min(end, len(self.files))
-        for index in range(first, stop, stride):
+        for index, frame in self._decoded(range(first, stop, stride)):
             path = self.files[index]
-            frame = self._first if index == 0 else self._read(path)
             if frame.dtype != self._first.dtype:  # one depth per clip: the first frame's
                 frame = to_8bit(frame) if self.info.bit_depth == 8 else \
                     frame.astype(np.uint16) * np.uint16(257)

@@ -28,19 +28,40 @@ def camera_motion(peeked: list) -> tuple[float, float] | None:
     """The camera's own motion (x, y) in px per frame from the first two (index, frame)
     pairs, or None when it holds still (or nothing can tell)."""
     first = _first_flow(peeked)
-    return None if first is None else _shift_of(*first)
+    return None if first is None else _shift_of(*first[:3])
 
 
-def _first_flow(peeked: list) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """(x flow, y flow, frames apart) of the window's first two frames, at full size (the
-    regions must agree within 0.5 px); None with fewer than two."""
+# Frames larger than this (px, the longer side) are judged on a copy this size: a camera's
+# drift is the median of many pixels, sub-pixel on the copy; a 12 MP frame's own flow
+# cost seconds.
+CAMERA_FLOW_PX = 1280
+
+
+def _first_flow(peeked: list) -> tuple[np.ndarray, np.ndarray, int, float] | None:
+    """(x flow, y flow in full-size px, frames apart, full-size px per flow sample) of the
+    window's first two frames, at full size up to CAMERA_FLOW_PX (the regions must
+    agree within 0.5 px); None with fewer than two."""
+    import cv2
+
     from lexp.flow import DISFlow
 
     if len(peeked) < 2:
         return None
     (i, a), (j, b) = peeked[:2]
+    h, w = a.shape[:2]
+    scale = max(1.0, max(h, w) / CAMERA_FLOW_PX)
+    if scale > 1:
+        size = (round(w / scale), round(h / scale))
+        a, b = (cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in (a, b))
+        scale = w / size[0]
+    if a.dtype != np.uint8:  # 16-bit frames: the estimator reads 8
+        from lexp.media import to_8bit
+
+        a, b = to_8bit(a), to_8bit(b)
     fx, fy = DISFlow("medium").pair(a, b)
-    return fx, fy, j - i
+    if scale > 1:
+        fx, fy = fx * np.float32(scale), fy * np.float32(scale)
+    return fx, fy, j - i, scale
 
 
 def _shift_of(fx: np.ndarray, fy: np.ndarray, apart: int) -> tuple[float, float] | None:
@@ -69,23 +90,25 @@ def _shift_of(fx: np.ndarray, fy: np.ndarray, apart: int) -> tuple[float, float]
 ZOOM_PX = 1.0
 
 
-def zoom_rate(fx: np.ndarray, fy: np.ndarray, apart: int) -> float | None:
+def zoom_rate(fx: np.ndarray, fy: np.ndarray, apart: int, spacing: float = 1.0
+              ) -> float | None:
     """The camera's zoom as a change of scale a frame (+0.01: 1% closer a frame), when
     the first pair's flow is a zoom (with any shift and roll), else None. Least squares
-    of u = z·x − r·y + tx, v = r·x + z·y + ty over the 16 regions' median flows."""
+    of u = z·x − r·y + tx, v = r·x + z·y + ty over the 16 regions' median flows.
+    ``spacing``: full-size px between flow samples (the flow in full-size px)."""
     h, w = fx.shape
     rows = []
     for r in range(4):
         for c in range(4):
             ys, xs = slice(r * h // 4, (r + 1) * h // 4), slice(c * w // 4, (c + 1) * w // 4)
-            x, y = (c + 0.5) * w / 4 - w / 2, (r + 0.5) * h / 4 - h / 2
+            x, y = ((c + 0.5) * w / 4 - w / 2) * spacing, ((r + 0.5) * h / 4 - h / 2) * spacing
             rows.append((x, y, float(np.median(fx[ys, xs])), float(np.median(fy[ys, xs]))))
     x, y, u, v = (np.array(col) for col in zip(*rows, strict=True))
     one, nil = np.ones_like(x), np.zeros_like(x)
     design = np.vstack([np.stack([x, -y, one, nil], 1), np.stack([y, x, nil, one], 1)])
     flows = np.concatenate([u, v])
     fit = np.linalg.lstsq(design, flows, rcond=None)[0]  # zoom, roll, shift x, shift y
-    reach = abs(fit[0]) * math.hypot(w, h) / 2  # px the corners move, from the zoom alone
+    reach = abs(fit[0]) * math.hypot(w, h) * spacing / 2  # px the corners move, by zoom
     misfit = float(np.sqrt(np.mean((design @ fit - flows) ** 2)))
     if reach / apart < ZOOM_PX or misfit > 0.25 * reach:
         return None
@@ -110,7 +133,7 @@ def steady_a_moving_camera(config: RenderConfig, info: ClipInfo, peeked: list):
     from lexp.renderers.align import Aligner
 
     first = _first_flow(peeked)
-    motion = None if first is None else _shift_of(*first)
+    motion = None if first is None else _shift_of(*first[:3])
     if motion is None:
         zoom = None if first is None else zoom_rate(*first)
         if zoom is not None:  # aligning would crop to the narrowest view, and blur it

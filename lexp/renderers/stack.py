@@ -69,7 +69,7 @@ class Stacker:
 class MeanStacker(Stacker):
     def __init__(self, height, width, lut):
         super().__init__(height, width, lut)
-        self.total = np.zeros((height, width, 3), np.float64)
+        self.total: np.ndarray | None = None  # float64, from the first fold on
         self.block = np.zeros((height, width, 3), np.float32)
         self.block_count = 0
         self.weight = 0.0
@@ -97,12 +97,18 @@ class MeanStacker(Stacker):
             self._fold()
 
     def _fold(self):
-        self.total += self.block
+        if self.total is None:
+            self.total = self.block.astype(np.float64)
+        else:
+            self.total += self.block
         self.block.fill(0)
         self.block_count = 0
 
     def result(self):
-        self._fold()
+        if self.total is None:  # one block: float32 holds its sum exactly enough
+            return self.block / np.float32(self.weight)
+        if self.block_count:
+            self._fold()
         return (self.total / self.weight).astype(np.float32)
 
 
