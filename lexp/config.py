@@ -271,8 +271,9 @@ class OutputConfig:
             raise UsageError(
                 f"unknown image format {self.format!r}", hint="choose jpeg, png or tiff"
             )
-        if self.bit_depth not in (None, 8, 16):
-            raise UsageError(f"--bit-depth {self.bit_depth} must be 8 or 16")
+        if self.bit_depth not in (None, 8, 16, 32):
+            raise UsageError(f"--bit-depth {self.bit_depth} must be 8, 16 or 32",
+                             hint="32: a float TIFF in linear light, for editing")
         if not 1 <= self.quality <= 100:
             raise UsageError(f"--quality {self.quality} must be between 1 and 100")
         if self.comet is not None and self.comet.value <= 0:

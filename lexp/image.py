@@ -71,6 +71,17 @@ class Image:
 
         return renderers.finish(self.linear, self.config)
 
+    def linear_master(self) -> np.ndarray:
+        """Scene light for editing (``--bit-depth 32``): float32 H×W×3 in sRGB's primaries,
+        after ``ev``, with no tone curve and no transfer curve (1.0 is diffuse white,
+        highlights above it kept), as a RAW editor wants to start from."""
+        from lexp import colour
+
+        linear = colour.to_output_primaries(self.linear, self.config.transfer)
+        if self.config.ev:
+            linear = linear * np.float32(2.0 ** self.config.ev)
+        return np.ascontiguousarray(linear, np.float32)
+
     def to_srgb(self, bit_depth: int = 8) -> np.ndarray:
         """Display values as uint8 (``bit_depth`` 8) or uint16 (16) H×W×3 RGB, rounded."""
         from lexp import stills
@@ -88,7 +99,8 @@ class Image:
         depth = stills.resolve_bit_depth(format, bit_depth)
         settings = {**self.settings, "output": {"format": format, "bit_depth": depth,
                                                 "quality": quality, **(output or {})}}
-        data = stills.encode_image(self.encoded(), format, bit_depth=depth, quality=quality,
+        pixels = self.linear_master() if depth == 32 else self.encoded()
+        data = stills.encode_image(pixels, format, bit_depth=depth, quality=quality,
                                    settings=settings)
         if not data:
             raise OutputError(f"could not encode the image as {format}")

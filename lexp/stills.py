@@ -57,6 +57,9 @@ def resolve_bit_depth(fmt: str, bit_depth: int | None) -> int:
         return 16 if fmt == "tiff" else 8
     if fmt == "jpeg" and bit_depth != 8:
         raise UsageError("JPEG is 8-bit only", hint="use a .png or .tif output for 16 bits")
+    if bit_depth == 32 and fmt != "tiff":
+        raise UsageError(f"--bit-depth 32 is a float TIFF in linear light, not {fmt}",
+                         hint="write to a .tif for the linear master")
     return bit_depth
 
 
@@ -70,9 +73,12 @@ def quantise(encoded: np.ndarray, bit_depth: int) -> np.ndarray:
 
 def encode_image(encoded: np.ndarray, fmt: str, *, bit_depth: int | None = None,
                  quality: int = 95, settings: dict[str, Any] | None = None) -> bytes:
-    """Encode an H×W×3 float image in [0, 1] to file bytes, with ``settings`` embedded."""
+    """Encode an H×W×3 float image in [0, 1] to file bytes, with ``settings`` embedded.
+    ``bit_depth`` 32 (TIFF): ``encoded`` is written as it is, float32 (linear light, any
+    range: :meth:`lexp.image.Image.encode`)."""
     depth = resolve_bit_depth(fmt, bit_depth)
-    pixels = quantise(encoded, depth)
+    pixels = np.ascontiguousarray(encoded, np.float32) if depth == 32 else \
+        quantise(encoded, depth)
     text = json.dumps(settings or {}, sort_keys=True, separators=(",", ":"))
     if fmt == "tiff":
         import tifffile

@@ -201,3 +201,28 @@ def test_a_folder_of_live_photos_is_a_batch_of_their_videos(tmp_path):
     assert sorted(r["details"]["live_photo"] for r in records) == ["IMG_0001.HEIC",
                                                                   "IMG_0002.HEIC"]
     assert all(r["frames"] == 12 for r in records)
+
+
+def test_a_linear_master_keeps_the_blends_light_for_editing(tmp_path):
+    """--bit-depth 32: a float TIFF of the blend in linear light, after --ev and before
+    any tone or transfer curve, highlights above white kept; not for PNG or JPEG."""
+    import tifffile
+
+    from lexp import stills
+
+    truth = burst(tmp_path / "burst", frames=3)
+    out = tmp_path / "master.tif"
+    proc = run_lexp("render", str(tmp_path / "burst"), "-o", str(out), "-m", "mean",
+                    "--bit-depth", "32", "--ev", "1")
+    assert proc.returncode == 0, proc.stderr
+    master = tifffile.imread(out)
+    assert master.dtype == np.float32
+    expected = 2 * np.mean(truth, axis=0)  # +1 stop
+    flat = (slice(26, 44), slice(4, 60))
+    assert np.abs(master[flat] - expected[flat]).max() < 2e-3
+    assert master.max() > 1.0  # the square's light at +1 stop: above white, kept
+    assert stills.read_settings(out)["output"]["bit_depth"] == 32
+    refused = run_lexp("render", str(tmp_path / "burst"), "-o", str(tmp_path / "m.png"),
+                       "--bit-depth", "32")
+    assert_clean_failure(refused, 2)
+    assert "float TIFF" in refused.stderr

@@ -188,8 +188,9 @@ Format = Annotated[ImageFormat | None, typer.Option(
     "--format", help="Image format; default from the -o extension (jpeg for -o -).",
     rich_help_panel="Output")]
 BitDepth = Annotated[int | None, typer.Option(
-    help="8 or 16 (PNG, TIFF). Default: 16 for TIFF, and for PNG from 16-bit frames; "
-         "8 otherwise.", rich_help_panel="Output")]
+    help="8 or 16 (PNG, TIFF), or 32 (TIFF): a float TIFF in linear light, no tone "
+         "curve, highlights above white kept, for editing like a RAW. Default: 16 for "
+         "TIFF, and for PNG from 16-bit frames; 8 otherwise.", rich_help_panel="Output")]
 Quality = Annotated[int, typer.Option(
     min=1, max=100, help="JPEG quality.", rich_help_panel="Output")]
 MedianMemory = Annotated[int, typer.Option(
