@@ -39,14 +39,24 @@ def exif_time(path: Path) -> float | None:
     None when the file carries no parsable capture time."""
     from PIL import Image
 
-    try:
-        with Image.open(path) as image:
-            exif = image.getexif()
-            sub = exif.get_ifd(_EXIF_IFD)
-            stamp = sub.get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
-            fraction = sub.get(_SUBSEC_ORIGINAL)
-    except (OSError, ValueError, SyntaxError):
-        return None
+    from lexp.media import camera_files
+
+    if camera_files.is_raw(path):  # Pillow cannot open RAW files
+        said = camera_files.raw_capture_time(path)
+        stamp, _, fraction = (said or "").partition(".")
+    else:
+        if camera_files.is_heif(path):
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+        try:
+            with Image.open(path) as image:
+                exif = image.getexif()
+                sub = exif.get_ifd(_EXIF_IFD)
+                stamp = sub.get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
+                fraction = sub.get(_SUBSEC_ORIGINAL)
+        except (OSError, ValueError, SyntaxError):
+            return None
     if not stamp:
         return None
     try:

@@ -25,7 +25,8 @@ XYZ_TO_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314],
                         [0.0556434, -0.2040259, 1.0572252]])
 
 
-def write_dng(path: Path, linear: np.ndarray, neutral=(1.0, 1.0, 1.0)) -> Path:
+def write_dng(path: Path, linear: np.ndarray, neutral=(1.0, 1.0, 1.0),
+              shot: str | None = None) -> Path:
     """A DNG whose RGGB mosaic samples ``linear`` (H×W×3 in [0, 1] of the sensor's
     range, even H and W), with ``neutral`` as its as-shot white (AsShotNeutral: the
     camera's response to white; libraw's multipliers are its inverse)."""
@@ -51,6 +52,8 @@ def write_dng(path: Path, linear: np.ndarray, neutral=(1.0, 1.0, 1.0)) -> Path:
             (50728, "2I", 3, rationals(neutral), True),  # AsShotNeutral
             (50778, "H", 1, 21, True),  # CalibrationIlluminant1: D65
             (271, "s", 0, "lexp", True), (272, "s", 0, "Synthetic", True)]
+    if shot is not None:  # IFD0 DateTime, 'YYYY:MM:DD HH:MM:SS'
+        tags.append((306, "s", 0, shot, True))
     tifffile.imwrite(path, mosaic, photometric=32803, extratags=tags, subfiletype=0)
     return path
 
@@ -226,3 +229,28 @@ def test_a_linear_master_keeps_the_blends_light_for_editing(tmp_path):
                        "--bit-depth", "32")
     assert_clean_failure(refused, 2)
     assert "float TIFF" in refused.stderr
+
+
+def test_capture_times_of_raw_and_heic_frames_weigh_them(tmp_path):
+    """Capture times feed the uneven-spacing logic for RAW (Pillow cannot open them:
+    their TIFF tags, or libraw's time) and HEIC frames (Pillow through pillow-heif)."""
+    import pillow_heif
+    from PIL import Image
+
+    from lexp import timing
+
+    field = np.full((48, 64, 3), 0.3)
+    seconds = (0, 1, 3)
+    raws = [write_dng(tmp_path / f"IMG_{i}.DNG", field, shot=f"2026:12:07 22:00:0{t}")
+            for i, t in enumerate(seconds)]
+    heics = []
+    for i, t in enumerate(seconds):
+        exif = Image.Exif()
+        exif[306] = f"2026:12:07 22:00:0{t}"
+        heif = pillow_heif.from_bytes(mode="RGB", size=(64, 48),
+                                      data=np.full((48, 64, 3), 80, np.uint8).tobytes())
+        heif.save(str(tmp_path / f"IMG_{i}.HEIC"), quality=90, exif=exif.tobytes())
+        heics.append(tmp_path / f"IMG_{i}.HEIC")
+    for files in (raws, heics):
+        times, why = timing.folder_times(files)
+        assert why is None and times == pytest.approx([0, 0.5, 1.5])  # gaps 1 and 2 s

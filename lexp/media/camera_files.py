@@ -122,6 +122,32 @@ def _raw_error(path: Path, err: Exception, said: str = "") -> InputError:
                       hint="re-copy it from the card, or remove it")
 
 
+def raw_capture_time(path: Path) -> str | None:
+    """When a RAW file was shot, as EXIF writes it ('2026:12:07 22:00:01', with '.25' when
+    it gives sub-seconds), or None: from its TIFF structure where it has one (DNG, CR2,
+    NEF, ARW, PEF: Pillow cannot open those, tifffile reads their tags), else libraw's
+    capture time (whole seconds)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages[0].tags
+            exif = tags.get(34665)  # the EXIF IFD, read by tifffile as a dict
+            exif = exif.value if exif is not None and isinstance(exif.value, dict) else {}
+            stamp = exif.get("DateTimeOriginal") or (tags[306].value if 306 in tags else None)
+            subsec = exif.get("SubsecTimeOriginal")
+        if stamp:
+            return str(stamp).strip("\x00 ") + (f".{str(subsec).strip()}" if subsec else "")
+    except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError):
+        pass  # not TIFF inside (CR3, RAF, RW2, ORF): libraw knows
+    try:
+        with _libraw(path, lambda rawpy: rawpy.imread(str(path))) as raw:
+            shot = raw.other.timestamp
+    except InputError:
+        return None
+    return shot.strftime("%Y:%m:%d %H:%M:%S") if shot.year > 1970 else None
+
+
 def read_heif(path: Path) -> np.ndarray:
     """A HEIC/HEIF still: H×W×3 RGB, uint8 for 8-bit files and uint16 (scaled to 16 bits)
     for 10- and 12-bit ones, turned upright as it says (libheif applies the file's
