@@ -197,6 +197,7 @@ class RenderConfig:
     # learned: keep the flow render where the checkpoint measured below it (bench turns
     # this off to score the network itself)
     learned_fallback: bool = True
+    raw_draft: bool = False  # RAW frames developed at half size (2×2 binned): previews
 
     def __post_init__(self) -> None:
         from lexp.colour import TONES, TRANSFERS

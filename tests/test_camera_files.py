@@ -254,3 +254,22 @@ def test_capture_times_of_raw_and_heic_frames_weigh_them(tmp_path):
     for files in (raws, heics):
         times, why = timing.folder_times(files)
         assert why is None and times == pytest.approx([0, 0.5, 1.5])  # gaps 1 and 2 s
+
+
+def test_a_raw_draft_is_the_half_size_blend(tmp_path):
+    """--raw-draft: each 2x2 block of the sensor one pixel (libraw's half size): the
+    same light at half the size, for previews; its flows are cached apart."""
+    truth = burst(tmp_path / "burst", frames=3)
+    draft = lexp.render(tmp_path / "burst", method="mean", raw_draft=True, cache=False)
+    full = lexp.render(tmp_path / "burst", method="mean", cache=False)
+    assert draft.linear.shape == (24, 32, 3) and full.linear.shape == (48, 64, 3)
+    expected = np.mean(truth, axis=0)[1::2, 1::2]  # a 2x2 block's light, near its centre
+    flat = (slice(14, 22), slice(2, 30))
+    assert np.abs(draft.linear[flat] - expected[flat]).max() < 0.02
+    for draft_or_not, size in ((), (48, 64, 3)), (("--raw-draft",), (24, 32, 3)):
+        out = tmp_path / "out.jpg"  # one cache: the full-size flows are not the draft's
+        proc = run_lexp("render", str(tmp_path / "burst"), "-o", str(out), "-m", "flow",
+                        "--overwrite", *draft_or_not,
+                        env={"LEXP_CACHE_DIR": str(tmp_path / "cache")})
+        assert proc.returncode == 0, proc.stderr
+        assert decode_rgb(out).shape == size

@@ -173,6 +173,10 @@ Exact = Annotated[bool, typer.Option(
     "against it (scripts/quality_guard.py).", rich_help_panel="Flow")]
 MaxFrames = Annotated[int | None, typer.Option(
     min=1, help="Use at most N frames.", rich_help_panel="Frames")]
+RawDraft = Annotated[bool, typer.Option(
+    "--raw-draft", rich_help_panel="Frames",
+    help="Develop RAW frames at half size (each 2x2 block of the sensor one pixel, no "
+         "demosaicing): several times faster, for previews. e.g. --raw-draft -o test.jpg")]
 TransferOption = Annotated[Transfer, typer.Option(
     help="Transfer curve of the clip, undone before blending. auto: the video's own HDR "
          "curve (hlg, pq: phones' HDR, HDR10) when it is tagged so, linear for RAW frames "
@@ -278,7 +282,7 @@ MotionGuide = Annotated[str, _control(
 def render(
     inputs: Inputs, method: MethodOption = Method.auto, output: Output = None,
     exposure: Exposure = None, start: Start = None, end: End = None, stride: Stride = 1,
-    max_frames: MaxFrames = None, fps: Fps = None,
+    max_frames: MaxFrames = None, fps: Fps = None, raw_draft: RawDraft = False,
     image_format: Format = None, bit_depth: BitDepth = None, quality: Quality = 95,
     overwrite: Overwrite = False, json_lines: JsonLines = False, verbose: Verbose = False,
     align: Align = None, keep_sharp: KeepSharp = None, video: Video = None,
@@ -316,7 +320,7 @@ def render(
             align_border=align_border.value, deflicker=deflicker, timestamps=timestamps,
             keep_sharp=keep_sharp,
             sharp_mask=str(sharp_mask) if sharp_mask else None, rear_curtain=rear_curtain,
-            motion_guide=motion_guide, checkpoint=checkpoint,
+            motion_guide=motion_guide, checkpoint=checkpoint, raw_draft=raw_draft,
             **({} if still_below is None else {"still_below": still_below}))
         if config.method == "learned":
             from lexp import checkpoint as checkpoints

@@ -52,10 +52,13 @@ def raw_white_balance(path: Path) -> list[float]:
     return shot
 
 
-def read_raw(path: Path, white_balance: list[float] | None = None) -> np.ndarray:
+def read_raw(path: Path, white_balance: list[float] | None = None,
+             half_size: bool = False) -> np.ndarray:
     """A RAW file developed to linear light: uint16 H×W×3 RGB in sRGB's primaries, 65535
     the sensor's white after the white balance (``white_balance``: libraw's four
-    multipliers; None: the file's own as-shot balance)."""
+    multipliers; None: the file's own as-shot balance). ``half_size``: each 2×2 block of
+    the mosaic one pixel, no demosaicing (a quarter of the pixels, several times
+    faster: previews)."""
     options = {"user_wb": white_balance} if white_balance is not None else \
         {"use_camera_wb": True}
     raw = _libraw(path, lambda rawpy: rawpy.imread(str(path)))
@@ -65,7 +68,7 @@ def read_raw(path: Path, white_balance: list[float] | None = None) -> np.ndarray
             # the white level as the camera says, every frame alike (libraw would lower
             # it to each frame's brightest value: a burst would flicker)
             adjust_maximum_thr=0.0, output_color=rawpy.ColorSpace.sRGB,
-            highlight_mode=rawpy.HighlightMode.Clip, **options))
+            highlight_mode=rawpy.HighlightMode.Clip, half_size=half_size, **options))
 
 
 _STDERR_TAKEN = threading.Lock()

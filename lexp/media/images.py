@@ -140,7 +140,8 @@ READ_AHEAD = 3  # frames of a folder decoded ahead of the one being rendered
 class FrameFolderClip(Clip):
     """A sequence of image files, already sorted in frame order."""
 
-    def __init__(self, name: str, files: Sequence[Path], fps: float | None) -> None:
+    def __init__(self, name: str, files: Sequence[Path], fps: float | None,
+                 raw_draft: bool = False) -> None:
         if not files:
             raise InputError(f"no image files in {name}",
                              hint="expected .jpg/.png/.tif frames, or pass a video file")
@@ -154,6 +155,7 @@ class FrameFolderClip(Clip):
                              hint="render the RAW frames on their own (a RAW+JPEG pair "
                                   "shares its name, and then the RAW is used)")
         self.white_balance = camera_files.raw_white_balance(self.files[0]) if raws else None
+        self.raw_draft = raw_draft
         self._first = self._read(self.files[0])
         h, w = self._first.shape[:2]
         self.info = ClipInfo(name, "frames", w, h, fps, len(self.files), True,
@@ -174,7 +176,7 @@ class FrameFolderClip(Clip):
         if self.white_balance is not None:
             from lexp.media.camera_files import read_raw
 
-            return read_raw(path, self.white_balance)
+            return read_raw(path, self.white_balance, half_size=self.raw_draft)
         return read_image(path)
 
     def frame_time(self, index):

@@ -61,7 +61,7 @@ def choose_auto(clip: Clip, config: RenderConfig, learned_allowed: bool = True,
     if isinstance(clip, MemoryClip):
         again = contextlib.nullcontext(clip)
     elif source is not None and source.kind != "stdin" and source.paths:
-        again = open_clip(source, config.fps)
+        again = open_clip(source, config.fps, config.raw_draft)
     elif hasattr(clip, "reopen"):  # stdin spooled to a file: judged as the file would be
         again = clip.reopen()
     if again is None:

@@ -196,10 +196,12 @@ def flow_clip_id(cache, source, config, first: int) -> str | None:
     """The flow cache's key for the clip (its content; hashed here, once flow is sure to
     run), or None when flows are not cached."""
     clip_id = cache.clip_id(source) if cache is not None and source and source.paths else None
-    if clip_id is not None and config.align:  # aligned frames have flows of their own
+    # Aligned frames, and RAW frames developed at half size, have flows of their own.
+    if clip_id is not None and (config.align or config.raw_draft):
         import hashlib
 
         clip_id = hashlib.sha256(f"{clip_id}|align={config.align}|reference={first}"
+                                 f"{'|raw-draft' if config.raw_draft else ''}"
                                  .encode()).hexdigest()
     return clip_id
 
