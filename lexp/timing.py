@@ -39,24 +39,20 @@ def exif_time(path: Path) -> float | None:
     None when the file carries no parsable capture time."""
     from PIL import Image
 
-    from lexp.media import camera_files
+    try:
+        with Image.open(path) as image:
+            exif = image.getexif()
+            sub = exif.get_ifd(_EXIF_IFD)
+            stamp = sub.get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
+            fraction = sub.get(_SUBSEC_ORIGINAL)
+    except (OSError, ValueError, SyntaxError):
+        return None
+    return parse_exif_time(stamp, fraction)
 
-    if camera_files.is_raw(path):  # Pillow cannot open RAW files
-        said = camera_files.raw_capture_time(path)
-        stamp, _, fraction = (said or "").partition(".")
-    else:
-        if camera_files.is_heif(path):
-            import pillow_heif
 
-            pillow_heif.register_heif_opener()
-        try:
-            with Image.open(path) as image:
-                exif = image.getexif()
-                sub = exif.get_ifd(_EXIF_IFD)
-                stamp = sub.get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
-                fraction = sub.get(_SUBSEC_ORIGINAL)
-        except (OSError, ValueError, SyntaxError):
-            return None
+def parse_exif_time(stamp, fraction=None) -> float | None:
+    """EXIF's 'YYYY:MM:DD HH:MM:SS' (and its sub-second digits) as seconds since the
+    epoch (naive local time), or None."""
     if not stamp:
         return None
     try:
@@ -69,14 +65,16 @@ def exif_time(path: Path) -> float | None:
     return seconds
 
 
-def folder_times(paths: Sequence[Path]) -> tuple[list[float] | None, str | None]:
-    """Capture times of image frames, in frame periods (see the module docstring).
+def folder_times(paths: Sequence[Path], time_of=exif_time
+                 ) -> tuple[list[float] | None, str | None]:
+    """Capture times of image frames, in frame periods (see the module docstring);
+    ``time_of(path)``: a frame's capture time in seconds, or None.
 
     Returns (times, None), or (None, why) when they cannot be used: some frames lack
     one, or they do not increase in frame order (EXIF's whole seconds cannot order a
     burst). Frames without any EXIF time give (None, None): nothing worth a warning.
     """
-    stamps = [exif_time(p) for p in paths]
+    stamps = [time_of(p) for p in paths]
     if all(s is None for s in stamps) or len(paths) < 2:
         return None, None
     if any(s is None for s in stamps):

@@ -238,6 +238,7 @@ def test_capture_times_of_raw_and_heic_frames_weigh_them(tmp_path):
     from PIL import Image
 
     from lexp import timing
+    from lexp.media.camera_files import capture_time
 
     field = np.full((48, 64, 3), 0.3)
     seconds = (0, 1, 3)
@@ -252,7 +253,7 @@ def test_capture_times_of_raw_and_heic_frames_weigh_them(tmp_path):
         heif.save(str(tmp_path / f"IMG_{i}.HEIC"), quality=90, exif=exif.tobytes())
         heics.append(tmp_path / f"IMG_{i}.HEIC")
     for files in (raws, heics):
-        times, why = timing.folder_times(files)
+        times, why = timing.folder_times(files, capture_time)
         assert why is None and times == pytest.approx([0, 0.5, 1.5])  # gaps 1 and 2 s
 
 

@@ -125,6 +125,22 @@ def _raw_error(path: Path, err: Exception, said: str = "") -> InputError:
                       hint="re-copy it from the card, or remove it")
 
 
+def capture_time(path: Path) -> float | None:
+    """When an image frame was shot (seconds, for lexp.timing): EXIF through Pillow, RAW
+    files through their own tags (:func:`raw_capture_time`), HEIC through pillow-heif's
+    opener for Pillow."""
+    from lexp import timing
+
+    if is_raw(path):  # Pillow cannot open RAW files
+        stamp, _, fraction = (raw_capture_time(path) or "").partition(".")
+        return timing.parse_exif_time(stamp, fraction)
+    if is_heif(path):
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    return timing.exif_time(path)
+
+
 def raw_capture_time(path: Path) -> str | None:
     """When a RAW file was shot, as EXIF writes it ('2026:12:07 22:00:01', with '.25' when
     it gives sub-seconds), or None: from its TIFF structure where it has one (DNG, CR2,

@@ -184,7 +184,9 @@ class FrameFolderClip(Clip):
             from lexp import timing
 
             self._timing_checked = True
-            self._times, why = timing.folder_times(self.files)
+            from lexp.media.camera_files import capture_time
+
+            self._times, why = timing.folder_times(self.files, capture_time)
             if why:
                 self._warnings.append(f"{self.info.name}: {why}; frames weigh equally")
         return self._times[index] if self._times is not None else None
