@@ -274,3 +274,15 @@ def test_a_raw_draft_is_the_half_size_blend(tmp_path):
                         env={"LEXP_CACHE_DIR": str(tmp_path / "cache")})
         assert proc.returncode == 0, proc.stderr
         assert decode_rgb(out).shape == size
+
+
+def test_running_out_of_memory_on_a_raw_says_how_much_it_needs(tmp_path):
+    from lexp.errors import InputError
+    from lexp.media import camera_files
+
+    def runs_out(rawpy):
+        raise MemoryError
+
+    with pytest.raises(InputError, match=r"not enough memory to develop .*IMG\.CR2 \(it "
+                                         r"needs about 3\.1 GiB\)"):
+        camera_files._libraw(tmp_path / "IMG.CR2", runs_out, need=200 * 2**20 * 16)

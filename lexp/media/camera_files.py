@@ -63,7 +63,9 @@ def read_raw(path: Path, white_balance: list[float] | None = None,
         {"use_camera_wb": True}
     raw = _libraw(path, lambda rawpy: rawpy.imread(str(path)))
     with raw:
-        return _libraw(path, lambda rawpy: raw.postprocess(
+        # libraw holds the mosaic, a 4-channel 16-bit image and the 3-channel output
+        need = raw.sizes.raw_width * raw.sizes.raw_height * 16
+        return _libraw(path, need=need, call=lambda rawpy: raw.postprocess(
             gamma=(1, 1), no_auto_bright=True, output_bps=16,
             # the white level as the camera says, every frame alike (libraw would lower
             # it to each frame's brightest value: a burst would flicker)
@@ -74,8 +76,9 @@ def read_raw(path: Path, white_balance: list[float] | None = None,
 _STDERR_TAKEN = threading.Lock()
 
 
-def _libraw(path: Path, call):
-    """``call(rawpy)``'s result, with libraw's failures as one InputError naming ``path``.
+def _libraw(path: Path, call, need: int | None = None):
+    """``call(rawpy)``'s result, with libraw's failures as one InputError naming ``path``
+    (``need``: the bytes it takes, said when memory runs out).
     libraw prints its own messages ("Unexpected end of file") on the process's stderr,
     from C: they are caught while it runs, put in our error, and anything caught from a
     call that succeeded is passed on."""
@@ -102,13 +105,14 @@ def _libraw(path: Path, call):
         caught.seek(0)
         said = caught.read().decode(errors="replace").strip()
     if failure is not None:
-        raise _raw_error(path, failure, said)
+        raise _raw_error(path, failure, said, need)
     if said:
         os.write(2, (said + "\n").encode())
     return result
 
 
-def _raw_error(path: Path, err: Exception, said: str = "") -> InputError:
+def _raw_error(path: Path, err: Exception, said: str = "",
+               need: int | None = None) -> InputError:
     import rawpy
 
     version = ".".join(str(v) for v in rawpy.libraw_version)
@@ -117,8 +121,9 @@ def _raw_error(path: Path, err: Exception, said: str = "") -> InputError:
         return InputError(f"cannot read {path}: libraw {version} does not know this file "
                           "or its camera",
                           hint="convert it to DNG (Adobe DNG Converter), or update rawpy")
-    if isinstance(err, MemoryError):
-        return InputError(f"not enough memory to develop {path}",
+    if isinstance(err, MemoryError) or "memory" in said.lower():
+        amount = f" (it needs about {need / 2**30:.1f} GiB)" if need else ""
+        return InputError(f"not enough memory to develop {path}{amount}",
                           hint="close other programs, or render fewer frames at a time")
     return InputError(f"cannot decode RAW {path}: the file is damaged or truncated "
                       f"(libraw {version}: {why})",
