@@ -7,6 +7,7 @@ their long exposure is well defined.
 - :func:`night_street`: the README demo: a dusk street under drifting clouds, with cars
   whose head- and tail-lights draw trails, and a few stars.
 - :func:`moving_square`: a textured square moving at a constant velocity (pixels/frame).
+- :func:`write_dng`: a RAW frame (DNG) whose developed light is known.
 
 ``python -m lexp.synthetic OUT.mp4 [--frames N --size WxH --fps F]`` writes the night
 street as an H.264 video (atomically).
@@ -142,6 +143,51 @@ def moving_square(width: int = 96, height: int = 64, frames: int = 10, size: int
         y = int(round(4 + velocity[1] * t)) % max(1, height - size)
         img[y:y + size, x:x + size] = square
         yield img
+
+
+# write_dng's sensor: 12 bits, its black and white levels.
+DNG_BLACK, DNG_WHITE = 256, 4095
+# XYZ (D65) to linear sRGB: as a DNG's ColorMatrix1, it makes the camera's space sRGB's.
+_XYZ_TO_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314],
+                         [-0.9692660, 1.8760108, 0.0415560],
+                         [0.0556434, -0.2040259, 1.0572252]])
+
+
+def write_dng(path: str | Path, linear: np.ndarray, neutral=(1.0, 1.0, 1.0),
+              shot: str | None = None) -> Path:
+    """A RAW frame with known content: a DNG whose RGGB mosaic samples ``linear`` (H×W×3
+    in [0, 1] of the sensor's range, even H and W), developed by libraw to exactly those
+    linear values (its colour matrix makes the camera's space sRGB's). ``neutral``: its
+    as-shot white (AsShotNeutral: the camera's response to white; libraw's multipliers
+    are its inverse); ``shot``: its capture time ('YYYY:MM:DD HH:MM:SS', IFD0 DateTime).
+    Written with tifffile and the DNG tags."""
+    import tifffile
+
+    sensor = np.rint(DNG_BLACK + np.clip(linear, 0, 1) * (DNG_WHITE - DNG_BLACK)
+                     ).astype(np.uint16)
+    mosaic = np.empty(sensor.shape[:2], np.uint16)
+    mosaic[0::2, 0::2] = sensor[0::2, 0::2, 0]
+    mosaic[0::2, 1::2] = sensor[0::2, 1::2, 1]
+    mosaic[1::2, 0::2] = sensor[1::2, 0::2, 1]
+    mosaic[1::2, 1::2] = sensor[1::2, 1::2, 2]
+
+    def rationals(values):
+        return [x for v in values for x in (int(round(v * 10000)), 10000)]
+
+    tags = [(33421, "H", 2, (2, 2), True),  # CFARepeatPatternDim
+            (33422, "B", 4, (0, 1, 1, 2), True),  # CFAPattern: RGGB
+            (50706, "B", 4, (1, 4, 0, 0), True),  # DNGVersion
+            (50707, "B", 4, (1, 2, 0, 0), True),  # DNGBackwardVersion
+            (50708, "s", 0, "lexp Synthetic", True),  # UniqueCameraModel
+            (50714, "H", 1, DNG_BLACK, True), (50717, "H", 1, DNG_WHITE, True),
+            (50721, "2i", 9, rationals(_XYZ_TO_SRGB.ravel()), True),  # ColorMatrix1
+            (50728, "2I", 3, rationals(neutral), True),  # AsShotNeutral
+            (50778, "H", 1, 21, True),  # CalibrationIlluminant1: D65
+            (271, "s", 0, "lexp", True), (272, "s", 0, "Synthetic", True)]
+    if shot is not None:
+        tags.append((306, "s", 0, shot, True))
+    tifffile.imwrite(path, mosaic, photometric=32803, extratags=tags, subfiletype=0)
+    return Path(path)
 
 
 def write_video(path: str | Path, frames: Iterator[np.ndarray], fps: float = 30.0,

@@ -1,7 +1,7 @@
 """What cameras and phones shoot (issue 41): RAW bursts developed to linear light and
 blended there, RAW+JPEG pairs, HEIC stills with their 10 bits, Live Photos.
 
-No camera file is kept in the repository: the DNGs are written here (a known Bayer
+No camera file is kept in the repository: the DNGs are written by synthetic.write_dng (a known Bayer
 mosaic, black and white levels, an as-shot white balance, a colour matrix that makes
 the camera's space sRGB's, so the developed frame is the mosaic's own linear values);
 the HEICs by pillow-heif, the Live Photos' videos by ffmpeg.
@@ -19,44 +19,6 @@ import lexp
 from lexp import synthetic
 from tests.conftest import assert_clean_failure, decode_rgb, run_lexp
 
-BLACK, WHITE = 256, 4095  # the synthetic sensor's levels (12 bits)
-XYZ_TO_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314],
-                        [-0.9692660, 1.8760108, 0.0415560],
-                        [0.0556434, -0.2040259, 1.0572252]])
-
-
-def write_dng(path: Path, linear: np.ndarray, neutral=(1.0, 1.0, 1.0),
-              shot: str | None = None) -> Path:
-    """A DNG whose RGGB mosaic samples ``linear`` (H×W×3 in [0, 1] of the sensor's
-    range, even H and W), with ``neutral`` as its as-shot white (AsShotNeutral: the
-    camera's response to white; libraw's multipliers are its inverse)."""
-    import tifffile
-
-    sensor = np.rint(BLACK + np.clip(linear, 0, 1) * (WHITE - BLACK)).astype(np.uint16)
-    mosaic = np.empty(sensor.shape[:2], np.uint16)
-    mosaic[0::2, 0::2] = sensor[0::2, 0::2, 0]
-    mosaic[0::2, 1::2] = sensor[0::2, 1::2, 1]
-    mosaic[1::2, 0::2] = sensor[1::2, 0::2, 1]
-    mosaic[1::2, 1::2] = sensor[1::2, 1::2, 2]
-
-    def rationals(values):
-        return [x for v in values for x in (int(round(v * 10000)), 10000)]
-
-    tags = [(33421, "H", 2, (2, 2), True),  # CFARepeatPatternDim
-            (33422, "B", 4, (0, 1, 1, 2), True),  # CFAPattern: RGGB
-            (50706, "B", 4, (1, 4, 0, 0), True),  # DNGVersion
-            (50707, "B", 4, (1, 2, 0, 0), True),  # DNGBackwardVersion
-            (50708, "s", 0, "lexp Synthetic", True),  # UniqueCameraModel
-            (50714, "H", 1, BLACK, True), (50717, "H", 1, WHITE, True),
-            (50721, "2i", 9, rationals(XYZ_TO_SRGB.ravel()), True),  # ColorMatrix1
-            (50728, "2I", 3, rationals(neutral), True),  # AsShotNeutral
-            (50778, "H", 1, 21, True),  # CalibrationIlluminant1: D65
-            (271, "s", 0, "lexp", True), (272, "s", 0, "Synthetic", True)]
-    if shot is not None:  # IFD0 DateTime, 'YYYY:MM:DD HH:MM:SS'
-        tags.append((306, "s", 0, shot, True))
-    tifffile.imwrite(path, mosaic, photometric=32803, extratags=tags, subfiletype=0)
-    return path
-
 
 def burst(folder: Path, frames: int = 4, size=(48, 64)) -> list[np.ndarray]:
     """A RAW burst: a smooth colour field and a bright square moving across it."""
@@ -67,7 +29,7 @@ def burst(folder: Path, frames: int = 4, size=(48, 64)) -> list[np.ndarray]:
     for t in range(frames):
         linear = np.stack([0.1 + 0.3 * xx, 0.2 + 0.2 * yy, 0.15 + 0.1 * xx * yy], axis=2)
         linear[10:22, 8 + 10 * t:20 + 10 * t] = (0.9, 0.7, 0.5)
-        write_dng(folder / f"IMG_{t + 1:04d}.DNG", linear)
+        synthetic.write_dng(folder / f"IMG_{t + 1:04d}.DNG", linear)
         truth.append(linear)
     return truth
 
@@ -94,8 +56,8 @@ def test_every_frame_is_developed_with_the_first_frames_white_balance(tmp_path):
     colour: every frame takes the first frame's as-shot balance."""
     field = np.full((48, 64, 3), (0.3, 0.4, 0.2))
     (tmp_path / "a").mkdir()
-    write_dng(tmp_path / "a" / "IMG_0001.DNG", field, neutral=(0.5, 1.0, 0.8))
-    write_dng(tmp_path / "a" / "IMG_0002.DNG", field, neutral=(1.0, 1.0, 1.0))
+    synthetic.write_dng(tmp_path / "a" / "IMG_0001.DNG", field, neutral=(0.5, 1.0, 0.8))
+    synthetic.write_dng(tmp_path / "a" / "IMG_0002.DNG", field, neutral=(1.0, 1.0, 1.0))
     both = lexp.render(tmp_path / "a", method="mean", cache=False)
     first = lexp.render(tmp_path / "a" / "IMG_0001.DNG", method="mean", cache=False)
     assert np.abs(both.linear - first.linear).max() < 1e-4
@@ -107,7 +69,7 @@ def test_sensor_highlights_stay_white_after_white_balance(tmp_path):
     """A clipped sky or star core is clipped in every channel of the sensor: scaling red
     by the white balance must not turn it magenta."""
     field = np.full((48, 64, 3), 1.0)
-    write_dng(tmp_path / "IMG_0001.DNG", field, neutral=(0.5, 1.0, 0.7))
+    synthetic.write_dng(tmp_path / "IMG_0001.DNG", field, neutral=(0.5, 1.0, 0.7))
     image = lexp.render(tmp_path / "IMG_0001.DNG", method="mean", cache=False)
     r, g, b = image.linear[8, 8]
     assert r == pytest.approx(g, abs=1e-3) and b == pytest.approx(g, abs=1e-3) and g > 0.99
@@ -242,7 +204,7 @@ def test_capture_times_of_raw_and_heic_frames_weigh_them(tmp_path):
 
     field = np.full((48, 64, 3), 0.3)
     seconds = (0, 1, 3)
-    raws = [write_dng(tmp_path / f"IMG_{i}.DNG", field, shot=f"2026:12:07 22:00:0{t}")
+    raws = [synthetic.write_dng(tmp_path / f"IMG_{i}.DNG", field, shot=f"2026:12:07 22:00:0{t}")
             for i, t in enumerate(seconds)]
     heics = []
     for i, t in enumerate(seconds):

@@ -61,7 +61,10 @@ def choose_auto(clip: Clip, config: RenderConfig, learned_allowed: bool = True,
     if isinstance(clip, MemoryClip):
         again = contextlib.nullcontext(clip)
     elif source is not None and source.kind != "stdin" and source.paths:
-        again = open_clip(source, config.fps, config.raw_draft)
+        # RAW frames are read again at half size: the scan looks at 320-px copies, and
+        # developing a burst twice at full size would double the render's time.
+        again = open_clip(source, config.fps,
+                          config.raw_draft or clip.info.transfer_tag == "linear")
     elif hasattr(clip, "reopen"):  # stdin spooled to a file: judged as the file would be
         again = clip.reopen()
     if again is None:
@@ -193,7 +196,8 @@ def window_scan(config: RenderConfig, info: ClipInfo, frames) -> WindowScan:
         aligner = Aligner(config.align, "fill")
     small, used = [], 0
     for index, frame in frames:
-        copy = cv2.resize(frame, size, interpolation=cv2.INTER_AREA) if scale < 1 else frame
+        copy = frame if frame.shape[1::-1] == size else \
+            cv2.resize(frame, size, interpolation=cv2.INTER_AREA)  # (RAW: read at half size)
         if aligner is not None:
             try:
                 copy = aligner.warp(index, copy)
