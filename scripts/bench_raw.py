@@ -82,9 +82,9 @@ def main() -> int:
 
 def _peak_mb(folder: Path) -> float:
     """The peak resident memory of a `lexp render -m mean` of ``folder``, in MB."""
-    code = ("import resource, lexp; lexp.render(%r, method='mean', cache=False, "
-            "align=False); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-            % str(folder))
+    code = (f"import resource, lexp; lexp.render({str(folder)!r}, method='mean', "
+            "cache=False, align=False); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=REPO)
     return int(out.stdout.split()[-1]) / 1024
