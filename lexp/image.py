@@ -64,6 +64,20 @@ class Image:
             "config": self.config.to_dict(),
         }
 
+    def exif(self) -> dict[str, Any]:
+        """What a photo's EXIF says of it: the camera and lens of its frames (when they
+        said), the software, and the exposure it represents in seconds (the time its
+        frames span, continued motion included; none without a frame rate)."""
+        from lexp.renderers.result import exposure_seconds
+
+        tags: dict[str, Any] = dict(self.details.camera or {})
+        tags["software"] = f"lexp {__version__}"
+        seconds = exposure_seconds(self.first_frame, self.last_frame, self.clip.fps,
+                                   self.details)
+        if seconds:
+            tags["exposure_s"] = seconds
+        return tags
+
     def encoded(self) -> np.ndarray:
         """Display values: float32 H×W×3 in [0, 1], sRGB-encoded (or the transfer that
         ``config`` asks for), after exposure and tone curve."""
@@ -101,7 +115,7 @@ class Image:
                                                 "quality": quality, **(output or {})}}
         pixels = self.linear_master() if depth == 32 else self.encoded()
         data = stills.encode_image(pixels, format, bit_depth=depth, quality=quality,
-                                   settings=settings)
+                                   settings=settings, exif=self.exif())
         if not data:
             raise OutputError(f"could not encode the image as {format}")
         return data
@@ -154,6 +168,10 @@ def render_source(source: ClipSource | None, config: RenderConfig, *, clip=None,
         rendered.warnings.append(cache.write_problem)
     rendered.details.raw = rendered.clip.transfer_tag == "linear"
     rendered.details.live_photo = source.live_photo if source is not None else None
+    if source is not None and source.kind == "frames":
+        from lexp.media.camera_files import camera_of
+
+        rendered.details.camera = camera_of(source.paths[0]) or None
     return Image(rendered.linear, rendered.config, rendered.method,
                  source.name if source is not None else rendered.clip.name, rendered.clip,
                  rendered.frames_used, rendered.first_frame, rendered.last_frame,

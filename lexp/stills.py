@@ -72,10 +72,12 @@ def quantise(encoded: np.ndarray, bit_depth: int) -> np.ndarray:
 
 
 def encode_image(encoded: np.ndarray, fmt: str, *, bit_depth: int | None = None,
-                 quality: int = 95, settings: dict[str, Any] | None = None) -> bytes:
+                 quality: int = 95, settings: dict[str, Any] | None = None,
+                 exif: dict[str, Any] | None = None) -> bytes:
     """Encode an H×W×3 float image in [0, 1] to file bytes, with ``settings`` embedded.
     ``bit_depth`` 32 (TIFF): ``encoded`` is written as it is, float32 (linear light, any
-    range: :meth:`lexp.image.Image.encode`)."""
+    range: :meth:`lexp.image.Image.encode`). ``exif``: make, model, lens, software,
+    exposure_s, written as EXIF where the format carries it (JPEG, 8-bit PNG, TIFF)."""
     depth = resolve_bit_depth(fmt, bit_depth)
     pixels = np.ascontiguousarray(encoded, np.float32) if depth == 32 else \
         quantise(encoded, depth)
@@ -85,7 +87,8 @@ def encode_image(encoded: np.ndarray, fmt: str, *, bit_depth: int | None = None,
 
         buf = io.BytesIO()
         tifffile.imwrite(buf, pixels, photometric="rgb", compression="zlib",
-                         description=f"{METADATA_KEY}:{text}", metadata=None)
+                         description=f"{METADATA_KEY}:{text}", metadata=None,
+                         extratags=_tiff_tags(exif or {}))
         return buf.getvalue()
     if fmt == "png" and depth == 16:
         return _png16_with_itxt(pixels, text)
@@ -100,12 +103,52 @@ def encode_image(encoded: np.ndarray, fmt: str, *, bit_depth: int | None = None,
         # resolution. Keep full chroma (subsampling 0) at high quality, as photo editors do.
         Image.fromarray(pixels).save(buf, "JPEG", quality=quality,
                                      subsampling=0 if quality >= 90 else 2,
-                                     comment=comment[:65533])  # a COM length is 16 bits
+                                     comment=comment[:65533],  # a COM length is 16 bits
+                                     exif=_pillow_exif(exif or {}))
     else:
         info = PngImagePlugin.PngInfo()
         info.add_itxt(METADATA_KEY, text)
-        Image.fromarray(pixels).save(buf, "PNG", pnginfo=info, compress_level=6)
+        Image.fromarray(pixels).save(buf, "PNG", pnginfo=info, compress_level=6,
+                                     exif=_pillow_exif(exif or {}))
     return buf.getvalue()
+
+
+_EXIF_IFD0 = {"make": 271, "model": 272, "software": 305}
+_EXIF_LENS, _EXIF_EXPOSURE_TIME = 42036, 33434
+
+
+def _exposure_fraction(seconds: float) -> tuple[int, int]:
+    """An exposure time as photographers write it: 1/250 below a second, 4/1 above."""
+    if seconds >= 1:
+        return round(seconds * 10), 10
+    return 1, max(1, round(1 / seconds))
+
+
+def _pillow_exif(tags: dict[str, Any]):
+    from PIL import Image, TiffImagePlugin
+
+    exif = Image.Exif()
+    for key, tag in _EXIF_IFD0.items():
+        if tags.get(key):
+            exif[tag] = str(tags[key])
+    sub = exif.get_ifd(0x8769)
+    if tags.get("lens"):
+        sub[_EXIF_LENS] = str(tags["lens"])
+    if tags.get("exposure_s"):
+        sub[_EXIF_EXPOSURE_TIME] = TiffImagePlugin.IFDRational(
+            *_exposure_fraction(tags["exposure_s"]))
+    return exif
+
+
+def _tiff_tags(tags: dict[str, Any]) -> list:
+    """tifffile's extratags: the camera and software in IFD0 (tifffile writes no EXIF
+    sub-IFD), the exposure time there too, where EXIF readers find it."""
+    out = [(tag, "s", 0, str(tags[key]), True) for key, tag in _EXIF_IFD0.items()
+           if tags.get(key) and key != "software"]
+    if tags.get("exposure_s"):
+        out.append((_EXIF_EXPOSURE_TIME, "2I", 1, _exposure_fraction(tags["exposure_s"]),
+                    True))
+    return out
 
 
 def _png16_with_itxt(pixels: np.ndarray, text: str) -> bytes:

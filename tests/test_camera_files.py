@@ -248,3 +248,37 @@ def test_running_out_of_memory_on_a_raw_says_how_much_it_needs(tmp_path):
     with pytest.raises(InputError, match=r"not enough memory to develop .*IMG\.CR2 \(it "
                                          r"needs about 3\.1 GiB\)"):
         camera_files._libraw(tmp_path / "IMG.CR2", runs_out, need=200 * 2**20 * 16)
+
+
+def test_the_result_says_which_camera_and_lens_and_how_long_it_exposed(tmp_path):
+    """A long exposure's EXIF: the camera and lens of its frames, and an ExposureTime
+    that is the exposure the blend represents (its frames' span), not a frame's."""
+    from PIL import Image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(4):
+        exif = Image.Exif()
+        exif[271], exif[272] = "Fujifilm", "X-T5"
+        exif.get_ifd(0x8769)[42036] = "XF16-55mmF2.8"
+        Image.fromarray(np.full((32, 48, 3), 60 + 20 * i, np.uint8)).save(
+            frames / f"DSCF{i:04d}.JPG", exif=exif)
+    out = tmp_path / "long.jpg"
+    proc = run_lexp("render", str(frames), "-o", str(out), "-m", "mean", "--fps", "2",
+                    "--json")
+    assert proc.returncode == 0, proc.stderr
+    written = Image.open(out).getexif()
+    assert (written[271], written[272]) == ("Fujifilm", "X-T5")
+    sub = written.get_ifd(0x8769)
+    assert sub[42036] == "XF16-55mmF2.8" and float(sub[33434]) == pytest.approx(2.0)
+    assert json.loads(proc.stdout)["details"]["camera"]["model"] == "X-T5"
+    # RAW frames: their TIFF tags (the synthetic DNG's make and model).
+    burst(tmp_path / "raw", frames=2)
+    tif = tmp_path / "raw.tif"
+    proc = run_lexp("render", str(tmp_path / "raw"), "-o", str(tif), "-m", "mean")
+    assert proc.returncode == 0, proc.stderr
+    import tifffile
+
+    with tifffile.TiffFile(tif) as written_tif:
+        tags = written_tif.pages[0].tags
+        assert (tags[271].value, tags[272].value) == ("lexp", "Synthetic")

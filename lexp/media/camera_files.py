@@ -146,6 +146,52 @@ def capture_time(path: Path) -> float | None:
     return timing.exif_time(path)
 
 
+def camera_of(path: Path) -> dict[str, str]:
+    """The camera (``make``, ``model``) and ``lens`` that shot an image frame, from its
+    EXIF (RAW files: their TIFF tags, and libraw's lens), as far as it says; {}."""
+    found: dict[str, str] = {}
+    if is_raw(path):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                tags = tif.pages[0].tags
+                for key, tag in (("make", 271), ("model", 272)):
+                    if tag in tags:
+                        found[key] = str(tags[tag].value)
+                exif = tags.get(34665)
+                if exif is not None and isinstance(exif.value, dict) and \
+                        exif.value.get("LensModel"):
+                    found["lens"] = str(exif.value["LensModel"])
+        except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError):
+            pass  # not TIFF inside: libraw knows the lens at least
+        if "lens" not in found:
+            try:
+                with _libraw(path, lambda rawpy: rawpy.imread(str(path))) as raw:
+                    if raw.lens.model:
+                        found["lens"] = raw.lens.model
+            except InputError:
+                pass
+    else:
+        from PIL import Image
+
+        if is_heif(path):
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+        try:
+            with Image.open(path) as image:
+                exif = image.getexif()
+                lens = exif.get_ifd(0x8769).get(42036)
+                for key, value in (("make", exif.get(271)), ("model", exif.get(272)),
+                                   ("lens", lens)):
+                    if value:
+                        found[key] = str(value)
+        except (OSError, ValueError, SyntaxError):
+            pass
+    return {k: v.strip("\x00 ") for k, v in found.items() if v.strip("\x00 ")}
+
+
 def raw_capture_time(path: Path) -> str | None:
     """When a RAW file was shot, as EXIF writes it ('2026:12:07 22:00:01', with '.25' when
     it gives sub-seconds), or None: from its TIFF structure where it has one (DNG, CR2,

@@ -128,6 +128,7 @@ class RenderDetails:
     auto: Why | None = None  # auto's reason for its choice (None: the method was asked for)
     raw: bool = False  # the frames were RAW files, developed to linear light
     live_photo: str | None = None  # the Live Photo's still, when its video was rendered
+    camera: dict | None = None  # the first frame's camera: make, model, lens (EXIF)
 
     def to_dict(self) -> dict:
         """The JSON shape: the flow figures at the top level, one key per other step."""
@@ -148,6 +149,8 @@ class RenderDetails:
             out["raw"] = True
         if self.live_photo:
             out["live_photo"] = self.live_photo
+        if self.camera:
+            out["camera"] = self.camera
         return out
 
     def summary(self) -> list[str]:
