@@ -43,7 +43,7 @@ def render(source: Source, *, method: str = "auto", exposure: Time = None,
            transfer: str = "auto", ev: float = 0.0, tone: str = "auto",
            align: bool | None = None, gap_fill: bool | None = None,
            keep_sharp: Time = None, motion_guide: str = "flow", deflicker: bool = False,
-           raw_draft: bool = False, cache: bool = True,
+           raw_draft: bool = False, white_balance: str = "camera", cache: bool = True,
            on_progress: Callable[..., None] | None = None) -> Image:
     """A long exposure of ``source``, as ``lexp render`` makes it.
 
@@ -58,9 +58,9 @@ def render(source: Source, *, method: str = "auto", exposure: Time = None,
     the flow (True), the frames only (False), or where the gaps would show (None).
     ``align``: True steadies the frames, False keeps the camera's motion, None (default)
     lets ``auto`` align a drifting camera. ``raw_draft``: RAW frames developed at half
-    size (previews). ``cache``: read and fill lexp's flow cache
-    (files only). ``on_progress(done,
-    total)``: frames rendered so far (total may be None). The other arguments are the
+    size (previews); ``white_balance``: theirs, camera, daylight or auto. ``cache``:
+    read and fill lexp's flow cache (files only). ``on_progress(done, total)``: frames
+    rendered so far (total may be None). The other arguments are the
     CLI's options of the same names (``lexp render --help``).
     """
     from lexp.config import RenderConfig, Window
@@ -74,7 +74,7 @@ def render(source: Source, *, method: str = "auto", exposure: Time = None,
         flow=flow, device=device, exact=exact, align="similarity" if align else None,
         align_auto=align is None, gap_fill=gap_fill,
         deflicker=deflicker, keep_sharp=_time(keep_sharp), motion_guide=motion_guide,
-        checkpoint=checkpoint, raw_draft=raw_draft)
+        checkpoint=checkpoint, raw_draft=raw_draft, white_balance=white_balance)
     clip_source, clip = _open(source, fps)
     return render_source(clip_source, config, clip=clip, on_progress=on_progress,
                          flow_cache=cache)

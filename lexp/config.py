@@ -162,6 +162,18 @@ class Window:
         }
 
 
+WHITE_BALANCES = ("camera", "daylight", "auto")
+
+
+@dataclass(frozen=True)
+class RawOptions:
+    """How RAW frames are developed: at half size (``draft``), with which white balance
+    (:data:`WHITE_BALANCES`, taken from the first frame for all)."""
+
+    draft: bool = False
+    white_balance: str = "camera"
+
+
 @dataclass(frozen=True)
 class RenderConfig:
     """Everything that decides the pixels of a rendered long exposure."""
@@ -198,6 +210,14 @@ class RenderConfig:
     # this off to score the network itself)
     learned_fallback: bool = True
     raw_draft: bool = False  # RAW frames developed at half size (2×2 binned): previews
+    # RAW frames' white balance, one for the whole clip, from its first frame: camera (its
+    # as-shot) | daylight (the camera's daylight) | auto (grey world)
+    white_balance: str = "camera"
+
+    @property
+    def raw(self) -> RawOptions:
+        """How RAW frames are developed (lexp.media.camera_files)."""
+        return RawOptions(self.raw_draft, self.white_balance)
 
     def __post_init__(self) -> None:
         from lexp.colour import TONES, TRANSFERS
@@ -205,6 +225,9 @@ class RenderConfig:
         check_type(self.fps, float, "fps", optional=True)
         check_type(self.ev, float, "ev")
         check_type(self.median_memory_mb, int, "median_memory_mb")
+        if self.white_balance not in WHITE_BALANCES:
+            raise UsageError(f"unknown white balance {self.white_balance!r}",
+                             hint="choose one of: " + ", ".join(WHITE_BALANCES))
         for name, value, choices in (("transfer", self.transfer, TRANSFERS),
                                      ("tone", self.tone, TONES)):
             if value != "auto" and value not in choices:

@@ -149,7 +149,7 @@ def render_source(source: ClipSource | None, config: RenderConfig, *, clip=None,
         from lexp.flow.cache import FlowCache
 
         cache = FlowCache()
-    opened = media.open_clip(source, config.fps, config.raw_draft) if clip is None else \
+    opened = media.open_clip(source, config.fps, config.raw) if clip is None else \
         contextlib.nullcontext(clip)
     with opened as clip:
         try:

@@ -282,3 +282,23 @@ def test_the_result_says_which_camera_and_lens_and_how_long_it_exposed(tmp_path)
     with tifffile.TiffFile(tif) as written_tif:
         tags = written_tif.pages[0].tags
         assert (tags[271].value, tags[272].value) == ("lexp", "Synthetic")
+
+
+def test_the_white_balance_can_be_the_cameras_daylight_or_grey_world(tmp_path):
+    """--white-balance: as shot (the default), daylight, or auto (grey world), always
+    one for the whole burst, from its first frame."""
+    field = np.full((48, 64, 3), (0.2, 0.4, 0.1))
+    (tmp_path / "b").mkdir()
+    for i, neutral in enumerate(((0.5, 1.0, 0.8), (1.0, 1.0, 1.0))):
+        synthetic.write_dng(tmp_path / "b" / f"IMG_{i}.DNG", field, neutral=neutral)
+    shot = lexp.render(tmp_path / "b", method="mean", cache=False)
+    daylight = lexp.render(tmp_path / "b", method="mean", cache=False,
+                           white_balance="daylight")
+    grey = lexp.render(tmp_path / "b", method="mean", cache=False, white_balance="auto")
+    assert shot.linear[24, 32] == pytest.approx([0.4, 0.4, 0.125], abs=3e-3)
+    assert daylight.linear[24, 32] == pytest.approx([0.2, 0.4, 0.1], abs=3e-3)
+    r, g, b = grey.linear[24, 32]
+    assert r == pytest.approx(g, rel=0.02) and b == pytest.approx(g, rel=0.02)
+    proc = run_lexp("render", str(tmp_path / "b"), "-o", str(tmp_path / "o.jpg"),
+                    "--white-balance", "tungsten")
+    assert proc.returncode == 2 and "tungsten" in proc.stderr

@@ -25,6 +25,7 @@ from lexp.cli.options import (
     Fps,
     ImageFormat,
     Method,
+    RawWhiteBalance,
     Start,
     Stride,
     Tone,
@@ -173,6 +174,10 @@ Exact = Annotated[bool, typer.Option(
     "against it (scripts/quality_guard.py).", rich_help_panel="Flow")]
 MaxFrames = Annotated[int | None, typer.Option(
     min=1, help="Use at most N frames.", rich_help_panel="Frames")]
+WhiteBalance = Annotated[RawWhiteBalance, typer.Option(
+    "--white-balance", rich_help_panel="Light",
+    help="RAW frames' white balance, one for the whole clip, from its first frame: "
+         "camera (as shot), daylight (the camera's daylight), or auto (grey world).")]
 RawDraft = Annotated[bool, typer.Option(
     "--raw-draft", rich_help_panel="Frames",
     help="Develop RAW frames at half size (each 2x2 block of the sensor one pixel, no "
@@ -283,6 +288,7 @@ def render(
     inputs: Inputs, method: MethodOption = Method.auto, output: Output = None,
     exposure: Exposure = None, start: Start = None, end: End = None, stride: Stride = 1,
     max_frames: MaxFrames = None, fps: Fps = None, raw_draft: RawDraft = False,
+    white_balance: WhiteBalance = RawWhiteBalance.camera,
     image_format: Format = None, bit_depth: BitDepth = None, quality: Quality = 95,
     overwrite: Overwrite = False, json_lines: JsonLines = False, verbose: Verbose = False,
     align: Align = None, keep_sharp: KeepSharp = None, video: Video = None,
@@ -321,6 +327,7 @@ def render(
             keep_sharp=keep_sharp,
             sharp_mask=str(sharp_mask) if sharp_mask else None, rear_curtain=rear_curtain,
             motion_guide=motion_guide, checkpoint=checkpoint, raw_draft=raw_draft,
+            white_balance=white_balance.value,
             **({} if still_below is None else {"still_below": still_below}))
         if config.method == "learned":
             from lexp import checkpoint as checkpoints

@@ -39,13 +39,18 @@ def is_heif(path: Path) -> bool:
     return path.suffix.lower() in HEIF_EXTENSIONS
 
 
-def raw_white_balance(path: Path) -> list[float]:
-    """The as-shot white balance of a RAW file: libraw's four channel multipliers
-    (R, G, B, G2), the camera's own; daylight's where the camera wrote none."""
+def raw_white_balance(path: Path, mode: str = "camera") -> list[float]:
+    """A RAW file's white balance as libraw's four channel multipliers (R, G, B, G2):
+    ``camera``, the camera's as-shot one (daylight's where it wrote none); ``daylight``,
+    the camera's daylight balance (from its colour matrix); ``auto``, libraw's grey world
+    on this frame (developed at half size for it)."""
     raw = _libraw(path, lambda rawpy: rawpy.imread(str(path)))
     with raw:
         shot = [float(m) for m in raw.camera_whitebalance]
-        if not any(shot[:3]):
+        if mode == "auto":
+            _libraw(path, lambda rawpy: raw.postprocess(use_auto_wb=True, half_size=True))
+            shot = [float(m) for m in raw.auto_whitebalance]
+        if mode == "daylight" or not any(shot[:3]):
             shot = [float(m) for m in raw.daylight_whitebalance]
     if not shot[3]:
         shot[3] = shot[1]  # three-colour cameras: the second green is the first

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lexp.config import RawOptions
 from lexp.errors import InputError
 from lexp.media.clip import Clip, ClipInfo, bit_depth_of, to_8bit
 
@@ -141,7 +142,7 @@ class FrameFolderClip(Clip):
     """A sequence of image files, already sorted in frame order."""
 
     def __init__(self, name: str, files: Sequence[Path], fps: float | None,
-                 raw_draft: bool = False) -> None:
+                 raw: RawOptions | None = None) -> None:
         if not files:
             raise InputError(f"no image files in {name}",
                              hint="expected .jpg/.png/.tif frames, or pass a video file")
@@ -154,8 +155,10 @@ class FrameFolderClip(Clip):
             raise InputError(f"{name} mixes RAW files with other images",
                              hint="render the RAW frames on their own (a RAW+JPEG pair "
                                   "shares its name, and then the RAW is used)")
-        self.white_balance = camera_files.raw_white_balance(self.files[0]) if raws else None
-        self.raw_draft = raw_draft
+        raw = raw or RawOptions()
+        self.white_balance = camera_files.raw_white_balance(self.files[0], raw.white_balance) \
+            if raws else None
+        self.raw_draft = raw.draft
         self._first = self._read(self.files[0])
         h, w = self._first.shape[:2]
         self.info = ClipInfo(name, "frames", w, h, fps, len(self.files), True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lexp.config import RawOptions
 from lexp.errors import InputError
 from lexp.media.clip import Clip
 from lexp.media.images import AnimatedImageClip, FrameFolderClip, animation_frames
@@ -34,15 +35,16 @@ class ClipSource:
         return base.name if base.is_dir() else (self.paths[0].parent.name or "frames")
 
 
-def open_clip(source: ClipSource, fps: float | None = None, raw_draft: bool = False) -> Clip:
-    """Open a resolved source. ``fps`` overrides (or supplies) the frame rate;
-    ``raw_draft``: RAW frames developed at half size (lexp.media.camera_files)."""
+def open_clip(source: ClipSource, fps: float | None = None,
+              raw: RawOptions | None = None) -> Clip:
+    """Open a resolved source. ``fps`` overrides (or supplies) the frame rate; ``raw``:
+    how RAW frames are developed (lexp.media.camera_files; default: full size, as shot)."""
     if source.kind == "stdin":
         return StdinClip(fps)
     if source.kind == "frames":
         if len(source.paths) == 1 and animation_frames(source.paths[0]) > 1:
             return AnimatedImageClip(source.name, source.paths[0], fps)  # APNG, animated WebP
-        clip = FrameFolderClip(source.name, source.paths, fps, raw_draft)
+        clip = FrameFolderClip(source.name, source.paths, fps, raw or RawOptions())
         clip.notes = list(source.notes)
         return clip
     path = source.paths[0]

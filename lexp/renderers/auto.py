@@ -63,8 +63,8 @@ def choose_auto(clip: Clip, config: RenderConfig, learned_allowed: bool = True,
     elif source is not None and source.kind != "stdin" and source.paths:
         # RAW frames are read again at half size: the scan looks at 320-px copies, and
         # developing a burst twice at full size would double the render's time.
-        again = open_clip(source, config.fps,
-                          config.raw_draft or clip.info.transfer_tag == "linear")
+        again = open_clip(source, config.fps, replace(
+            config.raw, draft=config.raw_draft or clip.info.transfer_tag == "linear"))
     elif hasattr(clip, "reopen"):  # stdin spooled to a file: judged as the file would be
         again = clip.reopen()
     if again is None:

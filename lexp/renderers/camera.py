@@ -176,7 +176,7 @@ def drift_of(clip: Clip, config: RenderConfig, source) -> float | None:
     if isinstance(clip, MemoryClip):
         again = contextlib.nullcontext(clip)
     elif source is not None and source.kind != "stdin" and source.paths:
-        again = open_clip(source, config.fps, config.raw_draft)
+        again = open_clip(source, config.fps, config.raw)
     else:
         return None
     with again as second:

@@ -196,13 +196,14 @@ def flow_clip_id(cache, source, config, first: int) -> str | None:
     """The flow cache's key for the clip (its content; hashed here, once flow is sure to
     run), or None when flows are not cached."""
     clip_id = cache.clip_id(source) if cache is not None and source and source.paths else None
-    # Aligned frames, and RAW frames developed at half size, have flows of their own.
-    if clip_id is not None and (config.align or config.raw_draft):
+    # Aligned frames, and RAW frames developed otherwise than by default, have flows of
+    # their own.
+    developed = "" if config.raw == type(config.raw)() else f"|{config.raw}"
+    if clip_id is not None and (config.align or developed):
         import hashlib
 
         clip_id = hashlib.sha256(f"{clip_id}|align={config.align}|reference={first}"
-                                 f"{'|raw-draft' if config.raw_draft else ''}"
-                                 .encode()).hexdigest()
+                                 f"{developed}".encode()).hexdigest()
     return clip_id
 
 
