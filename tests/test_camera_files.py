@@ -302,3 +302,18 @@ def test_the_white_balance_can_be_the_cameras_daylight_or_grey_world(tmp_path):
     proc = run_lexp("render", str(tmp_path / "b"), "-o", str(tmp_path / "o.jpg"),
                     "--white-balance", "tungsten")
     assert proc.returncode == 2 and "tungsten" in proc.stderr
+
+
+def test_frames_from_two_cameras_are_refused(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "frames").mkdir()
+    for i, model in enumerate(("X-T5", "X-T5", "EOS R5")):
+        exif = Image.Exif()
+        exif[272] = model
+        Image.fromarray(np.full((32, 48, 3), 90, np.uint8)).save(
+            tmp_path / "frames" / f"IMG_{i}.JPG", exif=exif)
+    proc = run_lexp("render", str(tmp_path / "frames"), "-o", str(tmp_path / "o.jpg"),
+                    "-m", "mean")
+    assert_clean_failure(proc, 1)
+    assert "IMG_2.JPG was shot with a EOS R5" in proc.stderr and "X-T5" in proc.stderr

@@ -151,9 +151,10 @@ def capture_time(path: Path) -> float | None:
     return timing.exif_time(path)
 
 
-def camera_of(path: Path) -> dict[str, str]:
+def camera_of(path: Path, lens: bool = True) -> dict[str, str]:
     """The camera (``make``, ``model``) and ``lens`` that shot an image frame, from its
-    EXIF (RAW files: their TIFF tags, and libraw's lens), as far as it says; {}."""
+    EXIF (RAW files: their TIFF tags, and libraw's lens unless ``lens`` is False), as far
+    as it says; {}."""
     found: dict[str, str] = {}
     if is_raw(path):
         import tifffile
@@ -170,7 +171,7 @@ def camera_of(path: Path) -> dict[str, str]:
                     found["lens"] = str(exif.value["LensModel"])
         except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError):
             pass  # not TIFF inside: libraw knows the lens at least
-        if "lens" not in found:
+        if lens and "lens" not in found:
             try:
                 with _libraw(path, lambda rawpy: rawpy.imread(str(path))) as raw:
                     if raw.lens.model:
@@ -192,8 +193,8 @@ def camera_of(path: Path) -> dict[str, str]:
                                    ("lens", lens)):
                     if value:
                         found[key] = str(value)
-        except (OSError, ValueError, SyntaxError):
-            pass
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            pass  # unreadable here: reading the frame says why
     return {k: v.strip("\x00 ") for k, v in found.items() if v.strip("\x00 ")}
 
 

@@ -159,6 +159,10 @@ class FrameFolderClip(Clip):
         self.white_balance = camera_files.raw_white_balance(self.files[0], raw.white_balance) \
             if raws else None
         self.raw_draft = raw.draft
+        # Frames from two cameras are two clips (a second camera's frames would differ in
+        # colour, framing and time): the first frame's model, to compare the others with.
+        self._model = camera_files.camera_of(self.files[0], lens=False).get("model") \
+            if len(self.files) > 1 else None
         self._first = self._read(self.files[0])
         h, w = self._first.shape[:2]
         self.info = ClipInfo(name, "frames", w, h, fps, len(self.files), True,
@@ -176,6 +180,14 @@ class FrameFolderClip(Clip):
                              f"{len(self.files)} image files",
                              hint=f"render it on its own (lexp render {path}), or move it "
                                   "out of the frames")
+        if self._model is not None and path != self.files[0]:
+            from lexp.media.camera_files import camera_of
+
+            model = camera_of(path, lens=False).get("model")
+            if model is not None and model != self._model:
+                raise InputError(f"{path.name} was shot with a {model}, the clip's first "
+                                 f"frame ({self.files[0].name}) with a {self._model}",
+                                 hint="render each camera's frames as a clip of its own")
         if self.white_balance is not None:
             from lexp.media.camera_files import read_raw
 
