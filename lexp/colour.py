@@ -209,6 +209,9 @@ def _rgb_to_xyz(primaries: tuple[tuple[float, float], ...]) -> np.ndarray:
 _BT709 = ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060))
 _BT2020 = ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046))
 BT2020_TO_BT709 = np.linalg.solve(_rgb_to_xyz(_BT709), _rgb_to_xyz(_BT2020)).astype(np.float32)
+# Display P3 (P3-D65): the primaries of phones' photos (iPhone HEIC stills).
+_P3_D65 = ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060))
+P3_TO_BT709 = np.linalg.solve(_rgb_to_xyz(_BT709), _rgb_to_xyz(_P3_D65)).astype(np.float32)
 
 
 def to_output_primaries(linear: np.ndarray, transfer: str) -> np.ndarray:

@@ -317,3 +317,26 @@ def test_frames_from_two_cameras_are_refused(tmp_path):
                     "-m", "mean")
     assert_clean_failure(proc, 1)
     assert "IMG_2.JPG was shot with a EOS R5" in proc.stderr and "X-T5" in proc.stderr
+
+
+def test_a_display_p3_heic_is_brought_into_srgb(tmp_path):
+    """iPhones' stills are Display P3: read as sRGB, a saturated green came out duller
+    and shifted. The conversion is made in linear light; a grey stays a grey."""
+    import pillow_heif
+
+    from lexp import colour
+    from lexp.media import read_image
+
+    patch = np.zeros((48, 64, 3), np.uint8)
+    patch[:, :32] = (60, 200, 90)  # a saturated P3 green: sRGB (0, 203, 73), red clipped
+    patch[:, 32:] = (128, 128, 128)
+    pillow_heif.from_bytes(mode="RGB", size=(64, 48), data=patch.tobytes()).save(
+        str(tmp_path / "p3.heic"), quality=-1, color_primaries=12, transfer_characteristic=13,
+        matrix_coefficients=0)
+    frame = read_image(tmp_path / "p3.heic").astype(float) / 65535
+    linear = colour.decode(np.array([60, 200, 90]) / 255, "srgb") @ colour.P3_TO_BT709.T
+    expected = colour.encode(np.clip(linear, 0, 1), "srgb")
+    assert frame[24, 10] == pytest.approx(expected, abs=1.5 / 255)
+    # Read as sRGB it would be the codes themselves: several codes off.
+    assert np.abs(frame[24, 10] - np.array([60, 200, 90]) / 255).max() > 5 / 255
+    assert frame[24, 50] == pytest.approx([128 / 255] * 3, abs=1 / 255)

@@ -241,4 +241,27 @@ def read_heif(path: Path) -> np.ndarray:
         # libheif hands 10-bit values up in 16-bit words (v << 6): white to 65535.
         top = (1 << bits) - 1
         pixels = ((pixels >> (16 - bits)).astype(np.uint32) * 65535 // top).astype(np.uint16)
+    if _is_display_p3(heif.info):
+        pixels = _p3_to_srgb(pixels)
     return np.ascontiguousarray(pixels)
+
+
+def _is_display_p3(info: dict) -> bool:
+    """Whether a HEIF still's colours are Display P3's (iPhones'): its nclx colour
+    primaries 12 (ITU-T H.273: P3-D65), or an ICC profile that names Display P3."""
+    nclx = info.get("nclx_profile") or {}
+    if nclx.get("color_primaries") == 12:
+        return True
+    icc = info.get("icc_profile") or b""
+    return b"Display P3" in icc or b"D\x00i\x00s\x00p\x00l\x00a\x00y\x00 \x00P\x003" in icc
+
+
+def _p3_to_srgb(pixels: np.ndarray) -> np.ndarray:
+    """Display P3 (sRGB's curve) to sRGB's primaries, in linear light; colours outside
+    sRGB's gamut clipped to it. uint16 out: the conversion's precision kept."""
+    from lexp import colour
+
+    top = np.iinfo(pixels.dtype).max
+    linear = colour.decode(pixels / top, "srgb").astype(np.float32)
+    linear = np.clip(linear @ colour.P3_TO_BT709.T, 0.0, 1.0)
+    return np.rint(colour.encode(linear, "srgb") * 65535.0).astype(np.uint16)
