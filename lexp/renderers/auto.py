@@ -22,7 +22,7 @@ import numpy as np
 
 from lexp.config import RenderConfig
 from lexp.media import Clip, ClipInfo, window_frames
-from lexp.renderers.camera import steady_a_moving_camera
+from lexp.renderers.camera import steady_a_moving_camera, steady_a_shake
 from lexp.renderers.result import Why
 from lexp.renderers.stack import stack_clip
 
@@ -57,23 +57,84 @@ def choose_auto(clip: Clip, config: RenderConfig, learned_allowed: bool = True,
     probe, steadied = peeked, None
     if config.align is None and config.align_auto:
         config, probe, steadied = steady_a_moving_camera(config, clip.info, peeked)
-    again = None
-    if isinstance(clip, MemoryClip):
-        again = contextlib.nullcontext(clip)
-    elif source is not None and source.kind != "stdin" and source.paths:
-        # RAW frames are read again at half size: the scan looks at 320-px copies, and
-        # developing a burst twice at full size would double the render's time.
-        again = open_clip(source, config.fps, replace(
-            config.raw, draft=config.raw_draft or clip.info.transfer_tag == "linear"))
-    elif hasattr(clip, "reopen"):  # stdin spooled to a file: judged as the file would be
-        again = clip.reopen()
+
+    def reopened():
+        """The clip opened again, to read the window anew (None: it cannot be)."""
+        if isinstance(clip, MemoryClip):
+            return contextlib.nullcontext(clip)
+        if source is not None and source.kind != "stdin" and source.paths:
+            # RAW frames are read again at half size: the scan looks at 320-px copies, and
+            # developing a burst twice at full size would double the render's time.
+            return open_clip(source, config.fps, replace(
+                config.raw, draft=config.raw_draft or clip.info.transfer_tag == "linear"))
+        if hasattr(clip, "reopen"):  # stdin spooled to a file: judged as the file would be
+            return clip.reopen()
+        return None
+
+    again = reopened()
     if again is None:
-        method, reason = _choose(config, clip.info, probe, learned_allowed=learned_allowed)
-    else:
-        with again as second:
-            method, reason = _choose(config, clip.info, probe, learned_allowed=learned_allowed,
-                                     rescan=lambda: window_frames(second, window))
+        return config, *_chosen(config, clip.info, probe, steadied, learned_allowed), frames
+    # A camera still at first may shake later (a hand settling on the shutter): pairs of
+    # the window are looked at as the scan reads it, and a shake is steadied.
+    later = LaterPairs() if steadied is None and config.align is None and \
+        config.align_auto else None
+    with again as second:
+        method, reason = _choose(
+            config, clip.info, probe, learned_allowed=learned_allowed,
+            rescan=lambda: later.watch(window_frames(second, window)) if later is not None
+            else window_frames(second, window))
+    shake = later.shake() if later is not None else None
+    if shake is not None:
+        config, probe, steadied = steady_a_shake(config, clip.info, peeked, shake)
+        if config.align:  # judged again, steadied: what the render will show
+            with reopened() as third:
+                method, reason = _choose(config, clip.info, probe,
+                                         learned_allowed=learned_allowed,
+                                         rescan=lambda: window_frames(third, window))
     return config, method, (steadied.then(reason) if steadied else reason), frames
+
+
+class LaterPairs:
+    """Consecutive pairs of full-size frames at a few points of the window (the 4th,
+    8th, 12th, 16th, 24th, ... frames read), taken as the window scan reads it: where a
+    shake that starts after a still beginning shows (:func:`camera.shake_of`)."""
+
+    AT = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+    SHAKEN = 2  # pairs that must shake: one may be a burst of light filling the frame
+
+    def __init__(self) -> None:
+        self.pairs: list[list] = []
+
+    def watch(self, frames):
+        """``frames`` passed through, the pairs kept (copies: frames may share a buffer)."""
+        pending = None
+        for count, (index, frame) in enumerate(frames):
+            if pending is not None:
+                self.pairs.append([pending, (index, frame.copy())])
+                pending = None
+            if count in self.AT:
+                pending = (index, frame.copy())
+            yield index, frame
+
+    def shake(self) -> tuple[tuple[float, float], float] | None:
+        """(the mean shift (x, y) in px a frame of the pairs that shake, how much their
+        directions agree: 1 when all go one way, a pan; near 0 for a hand's shake), when
+        enough pairs shake; else None."""
+        from lexp.renderers.camera import _first_flow, shake_of
+
+        shifts = np.array([s for pair in self.pairs
+                           if (s := shake_of(*_first_flow(pair))) is not None])
+        if len(shifts) < self.SHAKEN:
+            return None
+        mean = shifts.mean(axis=0)
+        agree = float(np.hypot(*mean) / np.mean(np.hypot(shifts[:, 0], shifts[:, 1])))
+        return (float(mean[0]), float(mean[1])), agree
+
+
+def _chosen(config, info, probe, steadied, learned_allowed) -> tuple[str, Why]:
+    """(method, reason) from the window's first frames alone (a stream: no second read)."""
+    method, reason = _choose(config, info, probe, learned_allowed=learned_allowed)
+    return method, (steadied.then(reason) if steadied else reason)
 
 
 def _extrapolator(config: RenderConfig, learned_allowed: bool) -> tuple[str, Why]:

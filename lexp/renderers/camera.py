@@ -97,6 +97,18 @@ def zoom_rate(fx: np.ndarray, fy: np.ndarray, apart: int, spacing: float = 1.0
     of u = z·x − r·y + tx, v = r·x + z·y + ty over the 16 regions' median flows.
     ``spacing``: full-size px between flow samples (the flow in full-size px)."""
     h, w = fx.shape
+    fit, misfit, _ = _similarity(fx, fy, spacing)
+    reach = abs(fit[0]) * math.hypot(w, h) * spacing / 2  # px the corners move, by zoom
+    if reach / apart < ZOOM_PX or misfit > 0.25 * reach:
+        return None
+    return float(fit[0]) / apart
+
+
+def _similarity(fx: np.ndarray, fy: np.ndarray, spacing: float):
+    """(zoom, roll, shift x, shift y) fitted by least squares to the median flows of the
+    frame's 4×4 regions (u = z·x − r·y + tx, v = r·x + z·y + ty, x and y from the frame's
+    centre in full-size px); the fit's RMS misfit (px); the regions' median motion (px)."""
+    h, w = fx.shape
     rows = []
     for r in range(4):
         for c in range(4):
@@ -107,12 +119,28 @@ def zoom_rate(fx: np.ndarray, fy: np.ndarray, apart: int, spacing: float = 1.0
     one, nil = np.ones_like(x), np.zeros_like(x)
     design = np.vstack([np.stack([x, -y, one, nil], 1), np.stack([y, x, nil, one], 1)])
     flows = np.concatenate([u, v])
-    fit = np.linalg.lstsq(design, flows, rcond=None)[0]  # zoom, roll, shift x, shift y
-    reach = abs(fit[0]) * math.hypot(w, h) * spacing / 2  # px the corners move, by zoom
+    fit = np.linalg.lstsq(design, flows, rcond=None)[0]
     misfit = float(np.sqrt(np.mean((design @ fit - flows) ** 2)))
-    if reach / apart < ZOOM_PX or misfit > 0.25 * reach:
+    return fit, misfit, float(np.median(np.hypot(u, v)))
+
+
+def shake_of(fx: np.ndarray, fy: np.ndarray, apart: int, spacing: float = 1.0
+             ) -> tuple[float, float] | None:
+    """The camera's shift (x, y) in px per frame when a pair's flow is one shake of the
+    whole frame — a shift with some roll and zoom, explained by one similarity within a
+    quarter of its motion (0.5 px at least), at least CAMERA_PX a frame, and no region
+    of the frame still (ground under a turning sky keeps its sky turning) — else None."""
+    h, w = fx.shape
+    for r in range(3):
+        for c in range(3):
+            ys, xs = slice(r * h // 3, (r + 1) * h // 3), slice(c * w // 3, (c + 1) * w // 3)
+            if math.hypot(float(np.median(fx[ys, xs])),
+                          float(np.median(fy[ys, xs]))) < STILL_REGION_PX:
+                return None
+    fit, misfit, motion = _similarity(fx, fy, spacing)
+    if motion / apart < CAMERA_PX or misfit > max(0.5, 0.25 * motion):
         return None
-    return float(fit[0]) / apart
+    return float(fit[2]) / apart, float(fit[3]) / apart
 
 
 # A camera whose drift over the window would leave less than this share of the frame
@@ -128,9 +156,7 @@ def steady_a_moving_camera(config: RenderConfig, info: ClipInfo, peeked: list):
     saying which."""
     from dataclasses import replace
 
-    from lexp.errors import InputError
     from lexp.media import window_length
-    from lexp.renderers.align import Aligner
 
     first = _first_flow(peeked)
     motion = None if first is None else _shift_of(*first[:3])
@@ -147,7 +173,17 @@ def steady_a_moving_camera(config: RenderConfig, info: ClipInfo, peeked: list):
         if (1 - dx / info.width) * (1 - dy / info.height) < PAN_KEEPS:
             return config, peeked, Why("the camera pans: its motion kept (--align "
                                        "steadies it)", f"{speed:.1f} px/frame")
-    steadied = replace(config, align="similarity")
+    return _steadied(replace(config, align="similarity"), config, peeked,
+                     Why("the camera drifts: steadied (--no-align keeps its motion)",
+                         f"{speed:.1f} px/frame"))
+
+
+def _steadied(steadied: RenderConfig, config: RenderConfig, peeked: list, why: Why):
+    """(config, probe, words): ``steadied`` with the probe frames aligned, or ``config``
+    as it was when they cannot be (too little texture), said so."""
+    from lexp.errors import InputError
+    from lexp.renderers.align import Aligner
+
     aligner = Aligner(steadied.align, steadied.align_border)
     try:
         probe = [(i, warped) for i, f in peeked
@@ -156,9 +192,33 @@ def steady_a_moving_camera(config: RenderConfig, info: ClipInfo, peeked: list):
         probe = []
     if len(probe) < 2:
         return config, peeked, Why("the camera moves, but its frames have too little "
-                                   "detail to steady", f"{speed:.1f} px/frame")
-    return steadied, probe, Why("the camera drifts: steadied (--no-align keeps its "
-                                "motion)", f"{speed:.1f} px/frame")
+                                   "detail to steady", why.figures)
+    return steadied, probe, why
+
+
+# A later motion whose sampled shifts agree this much in direction is a pan, not a hand.
+PAN_AGREES = 0.8
+
+
+def steady_a_shake(config: RenderConfig, info: ClipInfo, peeked: list, shake):
+    """(config, probe frames, words) for a camera found moving later in the window
+    (``shake``: its mean shift, px a frame, and how much its samples' directions agree:
+    :class:`lexp.renderers.auto.LaterPairs`): steadied as a drift is, unless it moves one
+    way far enough to pan the view away."""
+    from dataclasses import replace
+
+    from lexp.media import window_length
+
+    (shift, agree), speed = shake, math.hypot(*shake[0])
+    length = window_length(info, config.window)
+    if length is not None and agree >= PAN_AGREES:
+        dx, dy = (abs(m) * (length - 1) for m in shift)
+        if (1 - dx / info.width) * (1 - dy / info.height) < PAN_KEEPS:
+            return config, peeked, Why("the camera pans: its motion kept (--align "
+                                       "steadies it)", f"{speed:.1f} px/frame")
+    return _steadied(replace(config, align="similarity"), config, peeked,
+                     Why("the camera shakes: steadied (--no-align keeps its motion)",
+                         f"{speed:.1f} px/frame, later in the window"))
 
 
 def drift_of(clip: Clip, config: RenderConfig, source) -> float | None:
