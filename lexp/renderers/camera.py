@@ -156,7 +156,6 @@ def steady_a_moving_camera(config: RenderConfig, info: ClipInfo, peeked: list):
     saying which."""
     from dataclasses import replace
 
-    from lexp.media import window_length
 
     first = _first_flow(peeked)
     motion = None if first is None else _shift_of(*first[:3])
@@ -167,15 +166,26 @@ def steady_a_moving_camera(config: RenderConfig, info: ClipInfo, peeked: list):
                                        "motion kept", f"{100 * zoom:+.1f}% a frame")
         return config, peeked, None
     speed = math.hypot(*motion)
-    length = window_length(info, config.window)
-    if length is not None:
-        dx, dy = (abs(m) * (length - 1) for m in motion)
-        if (1 - dx / info.width) * (1 - dy / info.height) < PAN_KEEPS:
-            return config, peeked, Why("the camera pans: its motion kept (--align "
-                                       "steadies it)", f"{speed:.1f} px/frame")
+    if (pan := _pans(config, info, motion)) is not None:
+        return config, peeked, pan
     return _steadied(replace(config, align="similarity"), config, peeked,
                      Why("the camera drifts: steadied (--no-align keeps its motion)",
                          f"{speed:.1f} px/frame"))
+
+
+def _pans(config: RenderConfig, info: ClipInfo, shift: tuple[float, float]) -> Why | None:
+    """Why the camera's motion is kept when ``shift`` (px a frame) over the window would
+    leave less than PAN_KEEPS of the view in every frame; else None."""
+    from lexp.media import window_length
+
+    length = window_length(info, config.window)
+    if length is None:
+        return None
+    dx, dy = (abs(m) * (length - 1) for m in shift)
+    if (1 - dx / info.width) * (1 - dy / info.height) >= PAN_KEEPS:
+        return None
+    return Why("the camera pans: its motion kept (--align steadies it)",
+               f"{math.hypot(*shift):.1f} px/frame")
 
 
 def _steadied(steadied: RenderConfig, config: RenderConfig, peeked: list, why: Why):
@@ -207,15 +217,9 @@ def steady_a_shake(config: RenderConfig, info: ClipInfo, peeked: list, shake):
     way far enough to pan the view away."""
     from dataclasses import replace
 
-    from lexp.media import window_length
-
     (shift, agree), speed = shake, math.hypot(*shake[0])
-    length = window_length(info, config.window)
-    if length is not None and agree >= PAN_AGREES:
-        dx, dy = (abs(m) * (length - 1) for m in shift)
-        if (1 - dx / info.width) * (1 - dy / info.height) < PAN_KEEPS:
-            return config, peeked, Why("the camera pans: its motion kept (--align "
-                                       "steadies it)", f"{speed:.1f} px/frame")
+    if agree >= PAN_AGREES and (pan := _pans(config, info, shift)) is not None:
+        return config, peeked, pan
     return _steadied(replace(config, align="similarity"), config, peeked,
                      Why("the camera shakes: steadied (--no-align keeps its motion)",
                          f"{speed:.1f} px/frame, later in the window"))
