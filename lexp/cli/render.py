@@ -177,7 +177,8 @@ MaxFrames = Annotated[int | None, typer.Option(
 WhiteBalance = Annotated[RawWhiteBalance, typer.Option(
     "--white-balance", rich_help_panel="Light",
     help="RAW frames' white balance, one for the whole clip, from its first frame: "
-         "camera (as shot), daylight (the camera's daylight), or auto (grey world).")]
+         "camera (as shot), daylight (the camera's daylight), or auto (grey world). "
+         "e.g. --white-balance daylight")]
 RawDraft = Annotated[bool, typer.Option(
     "--raw-draft", rich_help_panel="Frames",
     help="Develop RAW frames at half size (each 2x2 block of the sensor one pixel, no "
@@ -220,7 +221,7 @@ JsonLines = Annotated[bool, typer.Option(
 Verbose = Annotated[bool, typer.Option(
     "--verbose", "-v", rich_help_panel="Output",
     help="Say how each picture was made in an engineer's terms too: the method, the flow "
-         "estimator, the figures behind auto's choice.")]
+         "estimator, the figures behind auto's choice. e.g. -v")]
 
 
 def _control(*names: str, help: str, **more):  # noqa: A002 (Typer's own name)
