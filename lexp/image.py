@@ -168,10 +168,7 @@ def render_source(source: ClipSource | None, config: RenderConfig, *, clip=None,
         rendered.warnings.append(cache.write_problem)
     rendered.details.raw = rendered.clip.transfer_tag == "linear"
     rendered.details.live_photo = source.live_photo if source is not None else None
-    if source is not None and source.kind == "frames":
-        from lexp.media.camera_files import camera_of
-
-        rendered.details.camera = camera_of(source.paths[0]) or None
+    rendered.details.camera = getattr(clip, "camera", None) or None  # frames' EXIF
     return Image(rendered.linear, rendered.config, rendered.method,
                  source.name if source is not None else rendered.clip.name, rendered.clip,
                  rendered.frames_used, rendered.first_frame, rendered.last_frame,

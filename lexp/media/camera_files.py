@@ -157,21 +157,12 @@ def camera_of(path: Path, lens: bool = True) -> dict[str, str]:
     as it says; {}."""
     found: dict[str, str] = {}
     if is_raw(path):
-        import tifffile
-
-        try:
-            with tifffile.TiffFile(path) as tif:
-                tags = tif.pages[0].tags
-                for key, tag in (("make", 271), ("model", 272)):
-                    if tag in tags:
-                        found[key] = str(tags[tag].value)
-                exif = tags.get(34665)
-                if exif is not None and isinstance(exif.value, dict) and \
-                        exif.value.get("LensModel"):
-                    found["lens"] = str(exif.value["LensModel"])
-        except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError):
-            pass  # not TIFF inside: libraw knows the lens at least
-        if lens and "lens" not in found:
+        ifd0, exif = _raw_tiff_tags(path)
+        for key, value in (("make", ifd0.get(271)), ("model", ifd0.get(272)),
+                           ("lens", exif.get("LensModel"))):
+            if value:
+                found[key] = str(value)
+        if lens and "lens" not in found:  # not TIFF inside, or no lens there: libraw's
             try:
                 with _libraw(path, lambda rawpy: rawpy.imread(str(path))) as raw:
                     if raw.lens.model:
@@ -198,25 +189,34 @@ def camera_of(path: Path, lens: bool = True) -> dict[str, str]:
     return {k: v.strip("\x00 ") for k, v in found.items() if v.strip("\x00 ")}
 
 
-def raw_capture_time(path: Path) -> str | None:
-    """When a RAW file was shot, as EXIF writes it ('2026:12:07 22:00:01', with '.25' when
-    it gives sub-seconds), or None: from its TIFF structure where it has one (DNG, CR2,
-    NEF, ARW, PEF: Pillow cannot open those, tifffile reads their tags), else libraw's
-    capture time (whole seconds)."""
+def _raw_tiff_tags(path: Path) -> tuple[dict, dict]:
+    """(IFD0's Make, Model and DateTime by tag number; the EXIF IFD by name, as tifffile
+    reads it) of a RAW file with a TIFF structure (DNG, CR2, NEF, ARW, PEF: Pillow
+    cannot open those); ({}, {}) for one without."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
             tags = tif.pages[0].tags
-            exif = tags.get(34665)  # the EXIF IFD, read by tifffile as a dict
-            exif = exif.value if exif is not None and isinstance(exif.value, dict) else {}
-            stamp = exif.get("DateTimeOriginal") or (tags[306].value if 306 in tags else None)
-            subsec = exif.get("SubsecTimeOriginal")
-        if stamp:
-            return str(stamp).strip("\x00 ") + (f".{str(subsec).strip()}" if subsec else "")
+            ifd0 = {tag: tags[tag].value for tag in (271, 272, 306) if tag in tags}
+            exif = tags.get(34665)  # the EXIF IFD, a dict
+            return ifd0, exif.value if exif is not None and isinstance(exif.value, dict) \
+                else {}
     except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError):
-        pass  # not TIFF inside (CR3, RAF, RW2, ORF): libraw knows
-    try:
+        return {}, {}
+
+
+def raw_capture_time(path: Path) -> str | None:
+    """When a RAW file was shot, as EXIF writes it ('2026:12:07 22:00:01', with '.25' when
+    it gives sub-seconds), or None: from its TIFF structure where it has one (DNG, CR2,
+    NEF, ARW, PEF: Pillow cannot open those, tifffile reads their tags), else libraw's
+    capture time (whole seconds)."""
+    ifd0, exif = _raw_tiff_tags(path)
+    stamp = exif.get("DateTimeOriginal") or ifd0.get(306)
+    if stamp:
+        subsec = exif.get("SubsecTimeOriginal")
+        return str(stamp).strip("\x00 ") + (f".{str(subsec).strip()}" if subsec else "")
+    try:  # not TIFF inside (CR3, RAF, RW2, ORF), or no time there: libraw's
         with _libraw(path, lambda rawpy: rawpy.imread(str(path))) as raw:
             shot = raw.other.timestamp
     except InputError:

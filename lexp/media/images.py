@@ -159,10 +159,10 @@ class FrameFolderClip(Clip):
         self.white_balance = camera_files.raw_white_balance(self.files[0], raw.white_balance) \
             if raws else None
         self.raw_draft = raw.draft
-        # Frames from two cameras are two clips (a second camera's frames would differ in
-        # colour, framing and time): the first frame's model, to compare the others with.
-        self._model = camera_files.camera_of(self.files[0], lens=False).get("model") \
-            if len(self.files) > 1 else None
+        # The first frame's camera and lens (for the result's EXIF); frames from another
+        # camera are another clip (they would differ in colour, framing and time).
+        self.camera = camera_files.camera_of(self.files[0])
+        self._model = self.camera.get("model") if len(self.files) > 1 else None
         self._first = self._read(self.files[0])
         h, w = self._first.shape[:2]
         self.info = ClipInfo(name, "frames", w, h, fps, len(self.files), True,

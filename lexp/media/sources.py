@@ -35,6 +35,24 @@ class ClipSource:
         return base.name if base.is_dir() else (self.paths[0].parent.name or "frames")
 
 
+def open_again(clip: Clip, source: ClipSource | None, fps: float | None = None,
+               raw: RawOptions | None = None):
+    """``clip`` opened a second time, to read its frames anew from the start (a context
+    manager), or None where it cannot be: a clip in memory as it is, a file (or frames)
+    opened again from ``source``, stdin spooled to a file from its spool."""
+    import contextlib
+
+    from lexp.media.clip import MemoryClip
+
+    if isinstance(clip, MemoryClip):
+        return contextlib.nullcontext(clip)
+    if source is not None and source.kind != "stdin" and source.paths:
+        return open_clip(source, fps, raw)
+    if hasattr(clip, "reopen"):
+        return clip.reopen()
+    return None
+
+
 def open_clip(source: ClipSource, fps: float | None = None,
               raw: RawOptions | None = None) -> Clip:
     """Open a resolved source. ``fps`` overrides (or supplies) the frame rate; ``raw``:

@@ -44,10 +44,9 @@ def choose_auto(clip: Clip, config: RenderConfig, learned_allowed: bool = True,
     ``source``: the clip's ClipSource, to read the window a second time for
     :func:`window_scan` (a clip of frames in memory is read again as it is; a stream
     cannot be)."""
-    import contextlib
     import itertools
 
-    from lexp.media import MemoryClip, open_clip
+    from lexp.media.sources import open_again
     from lexp.renderers import flow as flow_render
 
     window = flow_render.window_for(config, clip.info.fps)
@@ -59,21 +58,17 @@ def choose_auto(clip: Clip, config: RenderConfig, learned_allowed: bool = True,
         config, probe, steadied = steady_a_moving_camera(config, clip.info, peeked)
 
     def reopened():
-        """The clip opened again, to read the window anew (None: it cannot be)."""
-        if isinstance(clip, MemoryClip):
-            return contextlib.nullcontext(clip)
-        if source is not None and source.kind != "stdin" and source.paths:
-            # RAW frames are read again at half size: the scan looks at 320-px copies, and
-            # developing a burst twice at full size would double the render's time.
-            return open_clip(source, config.fps, replace(
-                config.raw, draft=config.raw_draft or clip.info.transfer_tag == "linear"))
-        if hasattr(clip, "reopen"):  # stdin spooled to a file: judged as the file would be
-            return clip.reopen()
-        return None
+        """The clip opened again to read the window anew (a stdin spool judged as the
+        file would be), None where it cannot be. RAW frames are read again at half size:
+        the scan looks at 320-px copies, and developing a burst twice at full size would
+        double the render's time."""
+        return open_again(clip, source, config.fps, replace(
+            config.raw, draft=config.raw_draft or clip.info.transfer_tag == "linear"))
 
     again = reopened()
-    if again is None:
-        return config, *_chosen(config, clip.info, probe, steadied, learned_allowed), frames
+    if again is None:  # a stream: judged by its first frames
+        method, reason = _choose(config, clip.info, probe, learned_allowed=learned_allowed)
+        return config, method, (steadied.then(reason) if steadied else reason), frames
     # A camera still at first may shake later (a hand settling on the shutter): pairs of
     # the window are looked at as the scan reads it, and a shake is steadied.
     later = LaterPairs() if steadied is None and config.align is None and \
@@ -129,12 +124,6 @@ class LaterPairs:
         mean = shifts.mean(axis=0)
         agree = float(np.hypot(*mean) / np.mean(np.hypot(shifts[:, 0], shifts[:, 1])))
         return (float(mean[0]), float(mean[1])), agree
-
-
-def _chosen(config, info, probe, steadied, learned_allowed) -> tuple[str, Why]:
-    """(method, reason) from the window's first frames alone (a stream: no second read)."""
-    method, reason = _choose(config, info, probe, learned_allowed=learned_allowed)
-    return method, (steadied.then(reason) if steadied else reason)
 
 
 def _extrapolator(config: RenderConfig, learned_allowed: bool) -> tuple[str, Why]:

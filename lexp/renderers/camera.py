@@ -231,17 +231,13 @@ def drift_of(clip: Clip, config: RenderConfig, source) -> float | None:
     the clip as it would have: its own buffers, its decoder's channel order); None where
     it cannot be read twice. For a method named outright, which auto's steadying does
     not apply to, but whose user should hear of a smear."""
-    import contextlib
     import itertools
 
-    from lexp.media import MemoryClip, open_clip
+    from lexp.media.sources import open_again
     from lexp.renderers import flow as flow_render
 
-    if isinstance(clip, MemoryClip):
-        again = contextlib.nullcontext(clip)
-    elif source is not None and source.kind != "stdin" and source.paths:
-        again = open_clip(source, config.fps, config.raw)
-    else:
+    again = open_again(clip, source, config.fps, config.raw)
+    if again is None:
         return None
     with again as second:
         frames = window_frames(second, flow_render.window_for(config, clip.info.fps))

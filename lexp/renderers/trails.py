@@ -96,7 +96,7 @@ def _max_along_flow(clip, config, estimator, cache, source, frames, on_progress,
         if brought is not best:
             np.maximum(best, brought, out=best)
         if recorder is not None:
-            recorder.add(brought if previous is not None else linear, 1.0, stream.level())
+            recorder.add(brought, 1.0, stream.level())
         previous = (frame, linear, small)
         used.add(frame.index, on_progress)
     if best is None:
