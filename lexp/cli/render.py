@@ -200,7 +200,8 @@ Format = Annotated[ImageFormat | None, typer.Option(
 BitDepth = Annotated[int | None, typer.Option(
     help="8 or 16 (PNG, TIFF), or 32 (TIFF): a float TIFF in linear light, no tone "
          "curve, highlights above white kept, for editing like a RAW. Default: 16 for "
-         "TIFF, and for PNG from 16-bit frames; 8 otherwise.", rich_help_panel="Output")]
+         "TIFF, and for PNG from 16-bit frames; 8 otherwise. e.g. -o master.tif "
+         "--bit-depth 32", rich_help_panel="Output")]
 Quality = Annotated[int, typer.Option(
     min=1, max=100, help="JPEG quality.", rich_help_panel="Output")]
 MedianMemory = Annotated[int, typer.Option(
