@@ -8,7 +8,8 @@ flow, bench) and :func:`clips_under` (train's folders, searched recursively).
 - a folder: every video in it is a clip (a batch; a folder of Live Photos is a batch of
   their videos); a folder of images and no videos is one clip of frames (images lexp
   itself wrote there left out, with a warning; of RAW+JPEG pairs, the RAW frames).
-- a Live Photo's still (IMG_1234.HEIC or .JPG with IMG_1234.MOV beside it): its video.
+- a Live Photo's still (IMG_1234.HEIC or .JPG with its video beside it, the one carrying
+  its content identifier or, failing that, IMG_1234.MOV): its video.
 - a quoted glob (``'shots/*.jpg'``): expanded by lexp with the same rules.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from lexp.errors import InputError, UsageError
 from lexp.media import STDIN, ClipSource, is_image, is_video, natural_key, refuse_special_file
+from lexp.media.live_photos import live_photo_video, pair_stills_with_videos
 
 _GLOB_CHARS = set("*?[")
 
@@ -111,9 +113,9 @@ def _sources_in(name: str, entries: list[Path]) -> list[ClipSource]:
     files = [p for p in entries if p.is_file() and not p.name.startswith(".")]
     videos = [p for p in files if is_video(p)]
     if videos:  # a folder of Live Photos too: a batch of their videos
-        stills = {p.stem: p.name for p in files if p.suffix.lower() in LIVE_PHOTO_STILLS}
-        return [ClipSource(str(p), "video", (p,), live_photo=stills.get(p.stem))
-                for p in videos]
+        stills = {video: still.name for still, video in
+                  pair_stills_with_videos([p for p in files if not is_video(p)], videos).items()}
+        return [ClipSource(str(p), "video", (p,), live_photo=stills.get(p)) for p in videos]
     images = [p for p in files if is_image(p)]
     if images:
         frames, notes = _without_lexp_outputs(name, images)
@@ -123,24 +125,6 @@ def _sources_in(name: str, entries: list[Path]) -> list[ClipSource]:
     raise InputError(f"no videos or images in {name}",
                      hint="lexp reads video files (mp4, mov, mkv, ...) and image frames "
                           "(jpg, png, tif)")
-
-
-# A Live Photo: a still (HEIC, or JPEG when exported so) beside a short video of the same
-# name, as iPhones write them.
-LIVE_PHOTO_STILLS = (".heic", ".heif", ".jpg", ".jpeg")
-LIVE_PHOTO_VIDEOS = (".mov", ".mp4")
-
-
-def live_photo_video(still: Path) -> Path | None:
-    """The video of a Live Photo whose still is ``still`` (IMG_1234.HEIC: IMG_1234.MOV
-    beside it, in any case), or None."""
-    if still.suffix.lower() not in LIVE_PHOTO_STILLS:
-        return None
-    for entry in still.parent.iterdir() if still.parent.is_dir() else ():
-        if entry.stem == still.stem and entry.suffix.lower() in LIVE_PHOTO_VIDEOS and \
-                entry.is_file():
-            return entry
-    return None
 
 
 def _raw_over_twins(name: str, images: list[Path]) -> tuple[list[Path], tuple]:

@@ -114,13 +114,50 @@ def test_a_damaged_raw_is_one_line_naming_the_file(tmp_path, damage):
     assert not (tmp_path / "o.jpg").exists()
 
 
-def heic(path: Path, rgb16: np.ndarray) -> Path:
-    """A lossless 10-bit HEIC of ``rgb16`` (uint16 H×W×3)."""
+def heic(path: Path, rgb16: np.ndarray, content_identifier: str | None = None) -> Path:
+    """A lossless 10-bit HEIC of ``rgb16`` (uint16 H×W×3); ``content_identifier``: a Live
+    Photo's, in an Apple MakerNote as iPhones write it."""
     import pillow_heif
 
     h, w = rgb16.shape[:2]
+    extra = {"exif": apple_exif(content_identifier)} if content_identifier else {}
     pillow_heif.from_bytes(mode="RGB;16", size=(w, h), data=rgb16.tobytes()).save(
-        str(path), quality=-1)
+        str(path), quality=-1, **extra)
+    return path
+
+
+def apple_exif(content_identifier: str) -> bytes:
+    """EXIF whose MakerNote is Apple's, holding a Live Photo content identifier (tag
+    0x0011): 'Apple iOS\\0', version 1, 'MM', one IFD entry whose value lies after the
+    IFD, its offset counted from the note's start."""
+    import struct
+
+    from PIL import Image
+
+    value = content_identifier.encode() + b"\x00"
+    note = (b"Apple iOS\x00\x00\x01MM" + struct.pack(">H", 1)
+            + struct.pack(">HHII", 0x0011, 2, len(value), 14 + 2 + 12 + 4)
+            + struct.pack(">I", 0) + value)
+    exif = Image.Exif()
+    exif[271], exif[272] = "Apple", "iPhone 15"
+    exif.get_ifd(0x8769)[0x927C] = note
+    return exif.tobytes()
+
+
+def live_video(path: Path, frames: int, content_identifier: str | None = None) -> Path:
+    """A Live Photo's video: ``frames`` of 160×90 traffic, the content identifier in its
+    QuickTime metadata as ffmpeg writes it (moov/udta/meta, keys and ilst)."""
+    import subprocess
+
+    from lexp.media.ffmpeg import ffmpeg_exe
+
+    plain = synthetic.write_video(path.with_suffix(".plain.mp4"),
+                                  synthetic.night_street(160, 90, frames), fps=30)
+    tag = ["-metadata", f"com.apple.quicktime.content.identifier={content_identifier}",
+           "-movflags", "use_metadata_tags"] if content_identifier else []
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(plain), "-c", "copy", *tag,
+                    str(path)], check=True)
+    plain.unlink()
     return path
 
 
@@ -166,6 +203,77 @@ def test_a_folder_of_live_photos_is_a_batch_of_their_videos(tmp_path):
     assert sorted(r["details"]["live_photo"] for r in records) == ["IMG_0001.HEIC",
                                                                   "IMG_0002.HEIC"]
     assert all(r["frames"] == 12 for r in records)
+
+
+ID_A = "6A1B2C3D-1111-4222-8333-444455556666"
+ID_B = "7F00AA11-2222-4333-8444-555566667777"
+
+
+def test_a_live_photo_is_paired_by_its_content_identifier(tmp_path):
+    """A still and a video that share Apple's content identifier are one Live Photo
+    whatever their names (a renamed copy); two different identifiers are not, whatever
+    their names (files of two phones merged in one folder); the name pairs them only
+    where an identifier is missing."""
+    grey = np.full((90, 160, 3), 30000, np.uint16)
+    still = heic(tmp_path / "IMG_1234.HEIC", grey, content_identifier=ID_A)
+    live_video(tmp_path / "IMG_1234.MOV", 12, content_identifier=ID_B)  # another phone's
+    live_video(tmp_path / "IMG_1234 (1).MOV", 20, content_identifier=ID_A)  # renamed copy
+    out = tmp_path / "out.jpg"
+    proc = run_lexp("render", str(still), "-o", str(out), "-m", "mean", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["frames"] == 20
+    # The folder: each video a clip, the copy paired with the still, the other alone.
+    proc = run_lexp("render", str(tmp_path), "-o", f"{tmp_path}/out/", "-m", "mean", "--json")
+    assert proc.returncode == 0, proc.stderr
+    paired = {r["frames"]: r.get("details", {}).get("live_photo")
+              for r in map(json.loads, proc.stdout.decode().splitlines())}
+    assert paired == {20: "IMG_1234.HEIC", 12: None}
+    # Without its copy, the namesake's other identifier keeps it apart.
+    (tmp_path / "IMG_1234 (1).MOV").unlink()
+    proc = run_lexp("render", str(still), "-o", str(out), "-m", "mean", "--json", "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["frames"] == 1 and "no Live Photo video" in proc.stderr
+    # A video with no identifier (an export that dropped it) pairs by its name.
+    live_video(tmp_path / "IMG_1234.MOV", 12)
+    proc = run_lexp("render", str(still), "-o", str(out), "-m", "mean", "--json", "--overwrite")
+    assert json.loads(proc.stdout)["details"]["live_photo"] == "IMG_1234.HEIC"
+
+
+def test_content_identifiers_are_read_where_iphones_and_ffmpeg_write_them(tmp_path):
+    """The video's identifier in moov/meta, a plain atom as QuickTime (an iPhone) writes
+    it, and in moov/udta/meta, a full atom as ffmpeg does; the still's from a JPEG's
+    Apple MakerNote as well as a HEIC's; nothing from files without one."""
+    import struct
+
+    from PIL import Image
+
+    from lexp.media.live_photos import still_content_identifier, video_content_identifier
+
+    def atom(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+    key = b"com.apple.quicktime.content.identifier"
+    keys = atom(b"keys", struct.pack(">II", 0, 2) + atom(b"mdta", b"com.apple.other")
+                + atom(b"mdta", key))
+    item = atom(struct.pack(">I", 2), atom(b"data", struct.pack(">II", 1, 0)
+                                               + ID_B.lower().encode()))
+    meta = atom(b"meta", atom(b"hdlr", bytes(8) + b"mdta" + bytes(12)) + keys
+                + atom(b"ilst", item))
+    iphone = tmp_path / "iphone.mov"
+    iphone.write_bytes(atom(b"ftyp", b"qt  \x00\x00\x00\x00qt  ") + atom(b"mdat", bytes(64))
+                       + atom(b"moov", atom(b"mvhd", bytes(100)) + meta))
+    assert video_content_identifier(iphone) == ID_B
+    assert video_content_identifier(live_video(tmp_path / "ff.mov", 3, ID_A)) == ID_A
+    assert video_content_identifier(live_video(tmp_path / "none.mov", 3)) is None
+    (tmp_path / "junk.mov").write_bytes(b"\xff" * 100)
+    assert video_content_identifier(tmp_path / "junk.mov") is None
+    jpeg = tmp_path / "IMG_1.JPG"
+    Image.new("RGB", (16, 16)).save(jpeg, exif=apple_exif(ID_A))
+    assert still_content_identifier(jpeg) == ID_A
+    assert still_content_identifier(heic(tmp_path / "x.heic", np.zeros((8, 8, 3), np.uint16),
+                                         content_identifier=ID_B)) == ID_B
+    Image.new("RGB", (16, 16)).save(tmp_path / "plain.jpg")
+    assert still_content_identifier(tmp_path / "plain.jpg") is None
 
 
 def test_a_linear_master_keeps_the_blends_light_for_editing(tmp_path):
