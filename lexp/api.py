@@ -58,10 +58,10 @@ def render(source: Source, *, method: str = "auto", exposure: Time = None,
     the flow (True), the frames only (False), or where the gaps would show (None).
     ``align``: True steadies the frames, False keeps the camera's motion, None (default)
     lets ``auto`` align a drifting camera. ``raw_draft``: RAW frames developed at half
-    size (previews); ``white_balance``: theirs, camera, daylight or auto. ``cache``:
-    read and fill lexp's flow cache (files only). ``on_progress(done, total)``: frames
-    rendered so far (total may be None). The other arguments are the
-    CLI's options of the same names (``lexp render --help``).
+    size (previews); ``white_balance``: theirs, camera, daylight, auto or a temperature
+    in kelvin ("3200"). ``cache``: read and fill lexp's flow cache (files only).
+    ``on_progress(done, total)``: frames rendered so far (total may be None). The other
+    arguments are the CLI's options of the same names (``lexp render --help``).
     """
     from lexp.config import RenderConfig, Window
     from lexp.image import render_source

@@ -214,6 +214,26 @@ _P3_D65 = ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060))
 P3_TO_BT709 = np.linalg.solve(_rgb_to_xyz(_BT709), _rgb_to_xyz(_P3_D65)).astype(np.float32)
 
 
+def white_in_srgb(kelvin: float) -> np.ndarray:
+    """The colour of a black body at ``kelvin`` (the Planckian locus, as the DNG SDK and
+    raw developers read a temperature), as linear sRGB with green 1: what a white card
+    lit by it records in sRGB's primaries without any white balance. Kim et al.'s cubic
+    fit of the locus (US patent 7024034, 2002), good to 1667-25000 K."""
+    t = 1e3 / kelvin
+    if kelvin <= 4000:
+        x = -0.2661239 * t**3 - 0.2343589 * t**2 + 0.8776956 * t + 0.179910
+    else:
+        x = -3.0258469 * t**3 + 2.1070379 * t**2 + 0.2226347 * t + 0.240390
+    if kelvin <= 2222:
+        y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
+    elif kelvin <= 4000:
+        y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
+    else:
+        y = 3.0817580 * x**3 - 5.87338670 * x**2 + 3.75112997 * x - 0.37001483
+    rgb = np.linalg.solve(_rgb_to_xyz(_BT709), np.array([x / y, 1.0, (1 - x - y) / y]))
+    return rgb / rgb[1]
+
+
 def to_output_primaries(linear: np.ndarray, transfer: str) -> np.ndarray:
     """Linear H×W×3 RGB in the clip's primaries -> in BT.709/sRGB's, float32: HDR clips'
     BT.2020 colours are converted (those outside sRGB's gamut go negative in a channel,

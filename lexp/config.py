@@ -162,7 +162,22 @@ class Window:
         }
 
 
-WHITE_BALANCES = ("camera", "daylight", "auto")
+WHITE_BALANCES = ("camera", "daylight", "auto")  # or a colour temperature: 3200, 5600K
+KELVIN_RANGE = (1700, 25000)  # where the temperature's locus is known (lexp.colour)
+
+
+def kelvin_of(white_balance: str) -> int | None:
+    """The colour temperature a white balance names ('3200', '3200K', '3200k'), or None
+    for a named one (:data:`WHITE_BALANCES`). Raises UsageError outside KELVIN_RANGE."""
+    text = white_balance.strip().upper().removesuffix("K")
+    if not text.isdigit():
+        return None
+    kelvin = int(text)
+    if not KELVIN_RANGE[0] <= kelvin <= KELVIN_RANGE[1]:
+        raise UsageError(f"white balance {white_balance} is outside "
+                         f"{KELVIN_RANGE[0]}-{KELVIN_RANGE[1]} K",
+                         hint="e.g. --white-balance 3200 (tungsten) or 5600 (daylight)")
+    return kelvin
 
 
 @dataclass(frozen=True)
@@ -211,7 +226,7 @@ class RenderConfig:
     learned_fallback: bool = True
     raw_draft: bool = False  # RAW frames developed at half size (2×2 binned): previews
     # RAW frames' white balance, one for the whole clip, from its first frame: camera (its
-    # as-shot) | daylight (the camera's daylight) | auto (grey world)
+    # as-shot) | daylight (the camera's daylight) | auto (grey world) | kelvin ('3200')
     white_balance: str = "camera"
 
     @property
@@ -225,9 +240,10 @@ class RenderConfig:
         check_type(self.fps, float, "fps", optional=True)
         check_type(self.ev, float, "ev")
         check_type(self.median_memory_mb, int, "median_memory_mb")
-        if self.white_balance not in WHITE_BALANCES:
+        if self.white_balance not in WHITE_BALANCES and kelvin_of(self.white_balance) is None:
             raise UsageError(f"unknown white balance {self.white_balance!r}",
-                             hint="choose one of: " + ", ".join(WHITE_BALANCES))
+                             hint="choose one of: " + ", ".join(WHITE_BALANCES)
+                             + ", or a temperature in kelvin (3200)")
         for name, value, choices in (("transfer", self.transfer, TRANSFERS),
                                      ("tone", self.tone, TONES)):
             if value != "auto" and value not in choices:

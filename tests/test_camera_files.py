@@ -17,6 +17,7 @@ import pytest
 
 import lexp
 from lexp import synthetic
+from lexp.errors import UsageError
 from tests.conftest import assert_clean_failure, decode_rgb, run_lexp
 
 
@@ -274,6 +275,28 @@ def test_content_identifiers_are_read_where_iphones_and_ffmpeg_write_them(tmp_pa
                                          content_identifier=ID_B)) == ID_B
     Image.new("RGB", (16, 16)).save(tmp_path / "plain.jpg")
     assert still_content_identifier(tmp_path / "plain.jpg") is None
+
+
+def test_a_colour_temperature_whitens_a_card_lit_by_that_light(tmp_path):
+    """--white-balance 2856: a grey card under CIE illuminant A (a tungsten black body at
+    2856 K, xy 0.44757, 0.40745 as published, not computed by lexp) comes out grey; the
+    camera's as-shot balance (set for daylight here) leaves it orange."""
+    x, y = 0.44757, 0.40745
+    xyz_to_srgb = np.array([[3.2404542, -1.5371385, -0.4985314],
+                            [-0.9692660, 1.8760108, 0.0415560],
+                            [0.0556434, -0.2040259, 1.0572252]])
+    card = xyz_to_srgb @ np.array([x / y, 1.0, (1 - x - y) / y])  # the synthetic camera
+    (tmp_path / "a").mkdir()
+    for n in range(2):
+        synthetic.write_dng(tmp_path / "a" / f"IMG_{n}.DNG",
+                            np.full((48, 64, 3), 0.4 * card / card.max()))
+    balanced = lexp.render(tmp_path / "a", method="mean", cache=False, white_balance="2856")
+    centre = balanced.linear[16:32, 16:48].reshape(-1, 3).mean(axis=0)
+    assert centre / centre[1] == pytest.approx([1, 1, 1], abs=0.01)
+    as_shot = lexp.render(tmp_path / "a", method="mean", cache=False).linear[24, 32]
+    assert as_shot[0] / as_shot[2] > 5  # orange
+    with pytest.raises(UsageError, match="outside 1700-25000 K"):
+        lexp.render(tmp_path / "a", white_balance="900K")
 
 
 def test_a_linear_master_keeps_the_blends_light_for_editing(tmp_path):

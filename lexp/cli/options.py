@@ -30,7 +30,6 @@ Arch = choices("Arch", "lexp", "seed")
 AlignModel = choices("AlignModel", "similarity", "homography")
 AlignBorder = choices("AlignBorder", "crop", "fill")
 ImageFormat = choices("ImageFormat", "jpeg", "png", "tiff")
-RawWhiteBalance = choices("RawWhiteBalance", "camera", "daylight", "auto")
 
 # --cache-dir, the same for every command that uses the cache.
 CacheDir = Annotated[Path | None, typer.Option(

@@ -25,12 +25,12 @@ from lexp.cli.options import (
     Fps,
     ImageFormat,
     Method,
-    RawWhiteBalance,
     Start,
     Stride,
     Tone,
     Transfer,
 )
+from lexp.config import WHITE_BALANCES
 from lexp.errors import EXIT_ERROR, EXIT_SOME_FAILED, Interrupted, LexpError, UsageError
 
 RENDER_EPILOG = """\
@@ -174,11 +174,13 @@ Exact = Annotated[bool, typer.Option(
     "against it (scripts/quality_guard.py).", rich_help_panel="Flow")]
 MaxFrames = Annotated[int | None, typer.Option(
     min=1, help="Use at most N frames.", rich_help_panel="Frames")]
-WhiteBalance = Annotated[RawWhiteBalance, typer.Option(
-    "--white-balance", rich_help_panel="Light",
+WhiteBalance = Annotated[str, typer.Option(
+    "--white-balance", rich_help_panel="Light", metavar="camera|daylight|auto|K",
+    autocompletion=lambda: list(WHITE_BALANCES),
     help="RAW frames' white balance, one for the whole clip, from its first frame: "
-         "camera (as shot), daylight (the camera's daylight), or auto (grey world). "
-         "e.g. --white-balance daylight")]
+         "camera (as shot), daylight (the camera's daylight), auto (grey world), or a "
+         "colour temperature in kelvin (the light that comes out white). "
+         "e.g. --white-balance 3200")]
 RawDraft = Annotated[bool, typer.Option(
     "--raw-draft", rich_help_panel="Frames",
     help="Develop RAW frames at half size (each 2x2 block of the sensor one pixel, no "
@@ -290,7 +292,7 @@ def render(
     inputs: Inputs, method: MethodOption = Method.auto, output: Output = None,
     exposure: Exposure = None, start: Start = None, end: End = None, stride: Stride = 1,
     max_frames: MaxFrames = None, fps: Fps = None, raw_draft: RawDraft = False,
-    white_balance: WhiteBalance = RawWhiteBalance.camera,
+    white_balance: WhiteBalance = "camera",
     image_format: Format = None, bit_depth: BitDepth = None, quality: Quality = 95,
     overwrite: Overwrite = False, json_lines: JsonLines = False, verbose: Verbose = False,
     align: Align = None, keep_sharp: KeepSharp = None, video: Video = None,
@@ -329,7 +331,7 @@ def render(
             keep_sharp=keep_sharp,
             sharp_mask=str(sharp_mask) if sharp_mask else None, rear_curtain=rear_curtain,
             motion_guide=motion_guide, checkpoint=checkpoint, raw_draft=raw_draft,
-            white_balance=white_balance.value,
+            white_balance=white_balance,
             **({} if still_below is None else {"still_below": still_below}))
         if config.method == "learned":
             from lexp import checkpoint as checkpoints

@@ -43,7 +43,11 @@ def raw_white_balance(path: Path, mode: str = "camera") -> list[float]:
     """A RAW file's white balance as libraw's four channel multipliers (R, G, B, G2):
     ``camera``, the camera's as-shot one (daylight's where it wrote none); ``daylight``,
     the camera's daylight balance (from its colour matrix); ``auto``, libraw's grey world
-    on this frame (developed at half size for it)."""
+    on this frame (developed at half size for it); a colour temperature in kelvin
+    (``"3200"``): the balance that makes a black body at it white
+    (:func:`kelvin_white_balance`)."""
+    from lexp.config import kelvin_of
+
     raw = _libraw(path, lambda rawpy: rawpy.imread(str(path)))
     with raw:
         shot = [float(m) for m in raw.camera_whitebalance]
@@ -52,9 +56,32 @@ def raw_white_balance(path: Path, mode: str = "camera") -> list[float]:
             shot = [float(m) for m in raw.auto_whitebalance]
         if mode == "daylight" or not any(shot[:3]):
             shot = [float(m) for m in raw.daylight_whitebalance]
+        if (kelvin := kelvin_of(mode)) is not None:
+            shot = kelvin_white_balance(kelvin, np.array(raw.color_matrix)[:, :3],
+                                        [float(m) for m in raw.daylight_whitebalance[:3]])
     if not shot[3]:
         shot[3] = shot[1]  # three-colour cameras: the second green is the first
     return shot
+
+
+def kelvin_white_balance(kelvin: float, rgb_cam: np.ndarray,
+                         daylight: list[float]) -> list[float]:
+    """libraw's multipliers (R, G, B, G2; green 1) that turn a black body at ``kelvin``
+    white, for a camera whose ``rgb_cam`` (3×3, libraw's ``color_matrix``) takes its
+    values, balanced by its ``daylight`` multipliers, to linear sRGB.
+
+    The camera's response to that light is found by running libraw's own conversion
+    backwards: the light's linear sRGB (:func:`lexp.colour.white_in_srgb`) through the
+    inverse matrix is its daylight-balanced camera value, and undoing the daylight
+    multipliers gives the raw one; its inverse balances it. libraw gives one matrix (made
+    for D65), not the DNG's pair interpolated by temperature, so far from daylight this
+    is as close as the camera's D65 matrix is there, like most raw developers' fallback."""
+    from lexp import colour
+
+    balanced = np.linalg.solve(rgb_cam, colour.white_in_srgb(kelvin))
+    response = np.maximum(balanced / np.asarray(daylight), 1e-6)
+    multipliers = (1.0 / response) / (1.0 / response[1])
+    return [float(m) for m in multipliers] + [float(multipliers[1])]
 
 
 def read_raw(path: Path, white_balance: list[float] | None = None,
