@@ -339,28 +339,63 @@ def _median_time(work: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def resolve_speed_clip(spec: str, workdir: Path) -> Path:
-    """A clip path, or ``synthetic:WxHxN`` (the night street, generated into workdir)."""
-    if spec.startswith("synthetic:"):
+def resolve_speed_clip(spec: str, workdir: Path) -> ClipSource:
+    """The clip --speed names: a video, a folder (or quoted glob) of frames, RAW ones
+    included, ``synthetic:WxHxN`` (the night street, encoded into workdir) or
+    ``synthetic-raw:WxHxN`` (the same street as N DNG frames in its linear light)."""
+    kind, _, size = spec.partition(":")
+    if kind in ("synthetic", "synthetic-raw") and size:
         from lexp import synthetic
 
         try:
-            w, h, n = (int(v) for v in spec.split(":", 1)[1].lower().split("x"))
+            w, h, n = (int(v) for v in size.lower().split("x"))
         except ValueError:
             w = h = n = 0
-        # H.264 4:2:0 wants even sizes; 8K and 10,000 frames bound the time and memory.
+        # H.264 4:2:0 and RGGB mosaics want even sizes; 8K and 10,000 frames bound the
+        # time and the memory.
         if not (16 <= w <= 7680 and 16 <= h <= 4320 and w % 2 == h % 2 == 0 and
                 2 <= n <= 10_000):
             raise UsageError(f"--speed {spec!r} is not a synthetic clip lexp makes",
-                             hint="synthetic:WxHxN with even W, H from 16 to 7680x4320 and "
-                                  "2 to 10000 frames, e.g. synthetic:1280x720x300")
-        return synthetic.write_video(workdir / f"synthetic_{w}x{h}x{n}.mp4",
-                                     synthetic.night_street(w, h, n))
+                             hint="synthetic:WxHxN (a video) or synthetic-raw:WxHxN (DNG "
+                                  "frames) with even W, H from 16 to 7680x4320 and 2 to "
+                                  "10000 frames, e.g. synthetic:1280x720x300")
+        if kind == "synthetic":
+            path = synthetic.write_video(workdir / f"synthetic_{w}x{h}x{n}.mp4",
+                                         synthetic.night_street(w, h, n))
+            return ClipSource(str(path), "video", (path,))
+        files = tuple(synthetic.write_dng(workdir / f"IMG_{i:04d}.DNG",
+                                          colour.decode(frame / 255.0, "srgb"))
+                      for i, frame in enumerate(synthetic.night_street(w, h, n)))
+        return ClipSource(f"synthetic_raw_{w}x{h}x{n}", "frames", files)
     path = Path(spec)
     media.refuse_special_file(path)
-    if not path.is_file():
-        raise InputError(f"no such clip: {spec}")
-    return path
+    if path.is_file() and not media.is_image(path):
+        return ClipSource(str(path), "video", (path,))
+    sources = clips_in([spec])
+    if len(sources) != 1:
+        raise UsageError(f"--speed {spec!r} holds {len(sources)} clips",
+                         hint="time one: a video, or one folder of frames")
+    return sources[0]
+
+
+def _floor(source: ClipSource, frames: int) -> tuple[str, Callable[[], object]]:
+    """What the speed is measured against, and the work: for a video, the bundled ffmpeg
+    decoding it to rgb24 and discarding it; for frames, each file decoded alone, one
+    after another, by its own library (libraw through rawpy for RAW files, with lexp's
+    development, the first frame's white balance; OpenCV or libheif for the others)."""
+    if source.kind == "video":
+        command = [media.ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(source.paths[0]),
+                   "-map", "0:v:0", "-frames:v", str(frames), "-f", "rawvideo", "-pix_fmt",
+                   "rgb24", "-y", os.devnull]
+        return "floor: ffmpeg decode to rgb24", lambda: subprocess.run(command, check=True)
+    from lexp.media import camera_files
+
+    files = source.paths[:frames]
+    if camera_files.is_raw(files[0]):
+        white = camera_files.raw_white_balance(files[0])
+        return "floor: rawpy develops each file alone", \
+            lambda: [camera_files.read_raw(f, white) for f in files]
+    return "floor: each file decoded alone", lambda: [media.read_image(f) for f in files]
 
 
 def run_speed(spec: str, methods: list[Method], *, repeats: int = 3, max_frames: int = 300,
@@ -375,8 +410,7 @@ def run_speed(spec: str, methods: list[Method], *, repeats: int = 3, max_frames:
 
     sweep_leftovers()  # folders of runs that were killed
     with tempfile.TemporaryDirectory(prefix=scratch_name("bench")) as tmp:
-        path = resolve_speed_clip(spec, Path(tmp))
-        source = ClipSource(str(path), "video", (path,))
+        source = resolve_speed_clip(spec, Path(tmp))
 
         def decode() -> int:
             """Stream the frames as a render does (one reused buffer), keeping none."""
@@ -385,12 +419,12 @@ def run_speed(spec: str, methods: list[Method], *, repeats: int = 3, max_frames:
 
         with media.open_clip(source) as clip:  # the stacking stages start from memory
             frames = [f for _, f in clip.frames(0, max_frames)]
+            # RAW frames are linear light already: stacked as the render stacks them
+            linear = clip.info.transfer_tag == "linear"
         n = len(frames)
         if n == 0:
-            raise InputError(f"no frames in {path}")
-        floor_cmd = [media.ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path),
-                     "-map", "0:v:0", "-frames:v", str(n), "-f", "rawvideo", "-pix_fmt",
-                     "rgb24", "-y", os.devnull]
+            raise InputError(f"no frames in {source.name}")
+        floor_name, floor_work = _floor(source, n)
         stages: list[Stage] = []
         steps = 3 + 2 * len(methods)
 
@@ -399,13 +433,13 @@ def run_speed(spec: str, methods: list[Method], *, repeats: int = 3, max_frames:
             if on_progress is not None:
                 on_progress(len(stages), steps)
 
-        add("floor: ffmpeg decode to rgb24",
-            _median_time(lambda: subprocess.run(floor_cmd, check=True), repeats), n)
+        add(floor_name, _median_time(floor_work, repeats), n)
         add("decode (lexp reader)", _median_time(decode, repeats), n)
         for m in methods:
+            config = dataclasses.replace(m.config, transfer="linear") if linear else m.config
             add(f"{'integrate' if m.config.method == 'flow' else 'stack'} {m.name} "
                 "(frames in memory)",
-                _median_time(lambda m=m: renderers.render_clip(MemoryClip(frames, None), m.config),
+                _median_time(lambda c=config: renderers.render_clip(MemoryClip(frames), c),
                              repeats), n)
         image = run_method(methods[0], frames, None) if methods else frames[0] / 255.0
         add("encode JPEG q95", _median_time(lambda: stills.encode_image(image, "jpeg"),
@@ -421,5 +455,6 @@ def run_speed(spec: str, methods: list[Method], *, repeats: int = 3, max_frames:
         if s.frames:
             s.ratio_to_floor = s.fps / floor_fps
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return SpeedReport(path.name, frames[0].shape[1], frames[0].shape[0], n, "cpu", "float32",
-                       repeats, peak, stages)
+    height, width = frames[0].shape[:2]
+    return SpeedReport(Path(source.name).name, width, height, n, "cpu", "float32", repeats,
+                       peak, stages)

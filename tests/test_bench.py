@@ -124,6 +124,28 @@ def test_bench_speed_reports_every_stage_against_the_floor():
     assert speed["frames"] == 12 and speed["peak_rss_mb"] > 0
 
 
+def test_bench_speed_times_a_raw_burst_against_rawpy_alone(tmp_path):
+    """A RAW burst's floor is libraw developing each file alone (a plain rawpy loop); a
+    folder of frames is timed the same way against its own decoder."""
+    proc = run_lexp("bench", "--speed", "synthetic-raw:64x48x6", "--methods", "mean",
+                    "--repeats", "1", "--json", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    speed = json.loads(proc.stdout)["speed"]
+    stages = [s["stage"] for s in speed["stages"]]
+    assert stages[0] == "floor: rawpy develops each file alone" and speed["frames"] == 6
+    assert "render mean (decode → jpeg)" in stages
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(synthetic.night_street(64, 48, 5)):
+        cv2.imwrite(str(folder / f"f{i}.png"), frame)
+    proc = run_lexp("bench", "--speed", str(folder), "--methods", "mean", "--repeats", "1",
+                    "--json", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    speed = json.loads(proc.stdout)["speed"]
+    assert speed["stages"][0]["stage"] == "floor: each file decoded alone"
+    assert speed["frames"] == 5 and speed["clip"] == "frames"
+
+
 @pytest.mark.parametrize("args", [[], ["--quality", "x", "--methods", "blend"],
                                   ["--quality", "x", "--protocol", "sideways"]])
 def test_bench_usage_errors(args):

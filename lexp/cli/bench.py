@@ -42,7 +42,8 @@ def bench(
         help="Clips or folders of clips to score (repeatable)."),
     speed: str | None = typer.Option(
         None, "--speed", metavar="CLIP",
-        help="Time each stage on this clip (or synthetic:WxHxN)."),
+        help="Time each stage on this clip: a video, a folder of frames (RAW too), "
+             "synthetic:WxHxN (a video lexp makes) or synthetic-raw:WxHxN (DNG frames)."),
     methods: str | None = typer.Option(
         None, "--methods", metavar="A,B",
         help="Methods to compare: first-frame, mean-8bit, mean, median, max, flow, "

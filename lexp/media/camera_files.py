@@ -184,7 +184,7 @@ def camera_of(path: Path, lens: bool = True) -> dict[str, str]:
     as it says; {}."""
     found: dict[str, str] = {}
     if is_raw(path):
-        ifd0, exif = _raw_tiff_tags(path)
+        ifd0, exif = _raw_tiff_tags(path) or ({}, {})
         for key, value in (("make", ifd0.get(271)), ("model", ifd0.get(272)),
                            ("lens", exif.get("LensModel"))):
             if value:
@@ -216,10 +216,10 @@ def camera_of(path: Path, lens: bool = True) -> dict[str, str]:
     return {k: v.strip("\x00 ") for k, v in found.items() if v.strip("\x00 ")}
 
 
-def _raw_tiff_tags(path: Path) -> tuple[dict, dict]:
+def _raw_tiff_tags(path: Path) -> tuple[dict, dict] | None:
     """(IFD0's Make, Model and DateTime by tag number; the EXIF IFD by name, as tifffile
     reads it) of a RAW file with a TIFF structure (DNG, CR2, NEF, ARW, PEF: Pillow
-    cannot open those); ({}, {}) for one without."""
+    cannot open those); None for one without (CR3, RAF, RW2, ORF)."""
     import tifffile
 
     try:
@@ -230,20 +230,23 @@ def _raw_tiff_tags(path: Path) -> tuple[dict, dict]:
             return ifd0, exif.value if exif is not None and isinstance(exif.value, dict) \
                 else {}
     except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError):
-        return {}, {}
+        return None
 
 
 def raw_capture_time(path: Path) -> str | None:
     """When a RAW file was shot, as EXIF writes it ('2026:12:07 22:00:01', with '.25' when
     it gives sub-seconds), or None: from its TIFF structure where it has one (DNG, CR2,
-    NEF, ARW, PEF: Pillow cannot open those, tifffile reads their tags), else libraw's
-    capture time (whole seconds)."""
-    ifd0, exif = _raw_tiff_tags(path)
-    stamp = exif.get("DateTimeOriginal") or ifd0.get(306)
-    if stamp:
+    NEF, ARW, PEF: Pillow cannot open those, tifffile reads their tags; libraw would read
+    the same tags), else libraw's capture time (whole seconds)."""
+    tags = _raw_tiff_tags(path)
+    if tags is not None:
+        ifd0, exif = tags
+        stamp = exif.get("DateTimeOriginal") or ifd0.get(306)
+        if not stamp:
+            return None
         subsec = exif.get("SubsecTimeOriginal")
         return str(stamp).strip("\x00 ") + (f".{str(subsec).strip()}" if subsec else "")
-    try:  # not TIFF inside (CR3, RAF, RW2, ORF), or no time there: libraw's
+    try:  # not TIFF inside (CR3, RAF, RW2, ORF): libraw's
         with _libraw(path, lambda rawpy: rawpy.imread(str(path))) as raw:
             shot = raw.other.timestamp
     except InputError:
