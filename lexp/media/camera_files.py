@@ -48,17 +48,20 @@ def raw_white_balance(path: Path, mode: str = "camera") -> list[float]:
     (:func:`kelvin_white_balance`)."""
     from lexp.config import kelvin_of
 
-    raw = _libraw(path, lambda rawpy: rawpy.imread(str(path)))
-    with raw:
-        shot = [float(m) for m in raw.camera_whitebalance]
-        if mode == "auto":
-            _libraw(path, lambda rawpy: raw.postprocess(use_auto_wb=True, half_size=True))
-            shot = [float(m) for m in raw.auto_whitebalance]
-        if mode == "daylight" or not any(shot[:3]):
-            shot = [float(m) for m in raw.daylight_whitebalance]
-        if (kelvin := kelvin_of(mode)) is not None:
-            shot = kelvin_white_balance(kelvin, np.array(raw.color_matrix)[:, :3],
-                                        [float(m) for m in raw.daylight_whitebalance[:3]])
+    def balance(rawpy) -> list[float]:
+        with rawpy.imread(str(path)) as raw:  # (its properties unpack the mosaic: here)
+            shot = [float(m) for m in raw.camera_whitebalance]
+            if mode == "auto":
+                raw.postprocess(use_auto_wb=True, half_size=True)
+                shot = [float(m) for m in raw.auto_whitebalance]
+            if mode == "daylight" or not any(shot[:3]):
+                shot = [float(m) for m in raw.daylight_whitebalance]
+            if (kelvin := kelvin_of(mode)) is not None:
+                shot = kelvin_white_balance(kelvin, np.array(raw.color_matrix)[:, :3],
+                                            [float(m) for m in raw.daylight_whitebalance[:3]])
+            return shot
+
+    shot = _libraw(path, balance)
     if not shot[3]:
         shot[3] = shot[1]  # three-colour cameras: the second green is the first
     return shot
@@ -151,8 +154,9 @@ def _raw_error(path: Path, err: Exception, said: str = "",
     why = said.splitlines()[-1].split(": ")[-1] if said else type(err).__name__
     if isinstance(err, rawpy.LibRawFileUnsupportedError):
         return InputError(f"cannot read {path}: libraw {version} does not know this file "
-                          "or its camera",
-                          hint="convert it to DNG (Adobe DNG Converter), or update rawpy")
+                          "or its camera, or the file is cut short",
+                          hint="re-copy it from the card; for a camera newer than libraw, "
+                               "convert it to DNG (Adobe DNG Converter) or update rawpy")
     if isinstance(err, MemoryError) or "memory" in said.lower():
         amount = f" (it needs about {need / 2**30:.1f} GiB)" if need else ""
         return InputError(f"not enough memory to develop {path}{amount}",
@@ -192,10 +196,11 @@ def camera_of(path: Path, lens: bool = True) -> dict[str, str]:
         if lens and "lens" not in found:  # not TIFF inside, or no lens there: libraw's
             try:
                 with _libraw(path, lambda rawpy: rawpy.imread(str(path))) as raw:
-                    if raw.lens.model:
-                        found["lens"] = raw.lens.model
+                    # libraw unpacks the mosaic to tell the lens: a damaged file fails here
+                    if model := _libraw(path, lambda rawpy: raw.lens.model):
+                        found["lens"] = model
             except InputError:
-                pass
+                pass  # reading the frame says why
     else:
         from PIL import Image
 
@@ -220,8 +225,15 @@ def _raw_tiff_tags(path: Path) -> tuple[dict, dict] | None:
     """(IFD0's Make, Model and DateTime by tag number; the EXIF IFD by name, as tifffile
     reads it) of a RAW file with a TIFF structure (DNG, CR2, NEF, ARW, PEF: Pillow
     cannot open those); None for one without (CR3, RAF, RW2, ORF)."""
+    import logging
+
     import tifffile
 
+    # tifffile logs an error for the RAW variants of TIFF it cannot decode (RW2's "RAW
+    # format 0x0055 not supported"), yet reads their tags, all that is wanted here.
+    quiet = logging.getLogger("tifffile")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
         with tifffile.TiffFile(path) as tif:
             tags = tif.pages[0].tags
@@ -231,6 +243,8 @@ def _raw_tiff_tags(path: Path) -> tuple[dict, dict] | None:
                 else {}
     except (tifffile.TiffFileError, OSError, ValueError, KeyError, IndexError):
         return None
+    finally:
+        quiet.setLevel(level)
 
 
 def raw_capture_time(path: Path) -> str | None:
@@ -246,9 +260,9 @@ def raw_capture_time(path: Path) -> str | None:
             return None
         subsec = exif.get("SubsecTimeOriginal")
         return str(stamp).strip("\x00 ") + (f".{str(subsec).strip()}" if subsec else "")
-    try:  # not TIFF inside (CR3, RAF, RW2, ORF): libraw's
+    try:  # not TIFF inside (CR3, RAF, RW2, ORF): libraw's, which unpacks the mosaic for it
         with _libraw(path, lambda rawpy: rawpy.imread(str(path))) as raw:
-            shot = raw.other.timestamp
+            shot = _libraw(path, lambda rawpy: raw.other.timestamp)
     except InputError:
         return None
     return shot.strftime("%Y:%m:%d %H:%M:%S") if shot.year > 1970 else None
