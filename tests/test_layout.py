@@ -112,7 +112,8 @@ LAYERS = [
     {"inputs", "flow"},  # what the user named, as clips; optical flow
     {"renderers"},  # frames to a linear-light long exposure
     {"image", "jobs", "training"},  # a finished image; planned outputs; the generator's training
-    {"batch", "bench", "api", ""},  # many clips at once; measurements; the Python API
+    # many clips at once; a growing one; measurements; the Python API
+    {"batch", "follow", "bench", "api", ""},
     {"cli", "__main__"},  # the command line
 ]
 

@@ -13,6 +13,15 @@ import typer
 from lexp import stdout
 from lexp.cli.app import EXIT_CODES_HELP, _State, app
 from lexp.cli.brief_help import brief_help_command
+from lexp.cli.follow import (
+    Follow,
+    Idle,
+    Poll,
+    PreviewEvery,
+    UntilOption,
+    check_follow_options,
+    run_follow,
+)
 from lexp.cli.options import (
     CONTROLS,
     AlignBorder,
@@ -307,6 +316,8 @@ def render(
     workers: Workers = 1, shard: Shard = None,
     flow_method: Estimator = FlowMethod.auto, device: Device = "auto", exact: Exact = False,
     checkpoint: Checkpoint = None, cache: CacheDir = None,
+    follow: Follow = False, preview_every: PreviewEvery = "30s", until: UntilOption = None,
+    idle: Idle = None, poll: Poll = 1.0,
 ) -> None:
     """Render a long exposure from a clip: its frames stacked in linear light, or traced
     along their motion into continuous trails."""
@@ -342,6 +353,23 @@ def render(
         out = OutputConfig(format=image_format.value if image_format else None,
                            bit_depth=bit_depth, quality=quality,
                            comet=TimeSpec.parse(comet, "--comet") if comet else None)
+        if follow:
+            names = [str(p) for p in inputs]
+            check_follow_options(names, output, {
+                "--start": start is not None, "--end": end is not None, "--stride": stride != 1,
+                "--max-frames": max_frames is not None, "--exposure": exposure is not None,
+                "--video": video is not None, "--comet": comet is not None,
+                "--align": align is not None, "--keep-sharp": keep_sharp is not None,
+                "--sharp-mask": sharp_mask is not None, "--deflicker": deflicker,
+                "--rear-curtain": rear_curtain, "--gap-fill": gap_fill is not None,
+                "--jobs": workers > 1, "--shard": shard is not None})
+            run_follow(names[0], output, config, out, preview_every=preview_every,
+                       until=until, idle=idle, poll=poll, overwrite=overwrite,
+                       json_lines=json_lines, verbose=verbose, quiet=_State.quiet)
+            return
+        if (until, idle) != (None, None):
+            raise UsageError("--until and --idle end a followed exposure",
+                             hint="add --follow")
         _render_batch(inputs, output, config, out, video=video, shard=shard, workers=workers,
                       overwrite=overwrite, json_lines=json_lines, verbose=verbose)
 
@@ -367,7 +395,7 @@ def _render_batch(inputs, output, config, out, *, video, shard, workers, overwri
                   json_lines, verbose=False) -> None:
     """Resolve the inputs, plan the outputs and render them, reporting each result."""
     from lexp import batch, jobs
-    from lexp.cli.show import Reporter
+    from lexp.cli.show import Reporter, describe_result
     from lexp.inputs import resolve_inputs
 
     reporter = Reporter(quiet=_State.quiet)
@@ -427,16 +455,3 @@ def _render_batch(inputs, output, config, out, *, video, shard, workers, overwri
         code = failed[0].exit_code if len(results) == 1 else (
             EXIT_ERROR if len(failed) == len(results) else EXIT_SOME_FAILED)
         raise typer.Exit(code)
-
-
-def describe_result(result, verbose: bool = False) -> str:
-    """What a render made, in a photographer's words ('4.0 s exposure, 120 frames
-    stacked (auto: ...)'); with --verbose the method and the engineering detail too
-    ('[flow: dis-medium; chosen by auto: ...]')."""
-    from lexp.renderers.result import in_words
-
-    line = in_words(result.method, result.frames, result.exposure_s, result.fps,
-                    result.details)
-    if verbose:
-        line += f" [{'; '.join([result.method, *result.details.summary()])}]"
-    return line

@@ -286,3 +286,16 @@ def assets_text(cache) -> str:
     lines = ("  ".join([*(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)),
                         row[-1]]) for row in rows)
     return "".join(line + "\n" for line in lines)
+
+
+def describe_result(result, verbose: bool = False) -> str:
+    """What a render made, in a photographer's words ('4.0 s exposure, 120 frames
+    stacked (auto: ...)'); with --verbose the method and the engineering detail too
+    ('[flow: dis-medium; chosen by auto: ...]')."""
+    from lexp.renderers.result import in_words
+
+    line = in_words(result.method, result.frames, result.exposure_s, result.fps,
+                    result.details)
+    if verbose:
+        line += f" [{'; '.join([result.method, *result.details.summary()])}]"
+    return line

@@ -162,7 +162,7 @@ class FrameFolderClip(Clip):
         # The first frame's camera and lens (for the result's EXIF); frames from another
         # camera are another clip (they would differ in colour, framing and time).
         self.camera = camera_files.camera_of(self.files[0])
-        self._model = self.camera.get("model") if len(self.files) > 1 else None
+        self._model = self.camera.get("model")
         self._first = self._read(self.files[0])
         h, w = self._first.shape[:2]
         self.info = ClipInfo(name, "frames", w, h, fps, len(self.files), True,
@@ -236,15 +236,25 @@ class FrameFolderClip(Clip):
     def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
         stop = len(self.files) if end is None else min(end, len(self.files))
         for index, frame in self._decoded(range(first, stop, stride)):
-            path = self.files[index]
-            if frame.dtype != self._first.dtype:  # one depth per clip: the first frame's
-                frame = to_8bit(frame) if self.info.bit_depth == 8 else \
-                    frame.astype(np.uint16) * np.uint16(257)
-            if frame.shape[:2] != (self.info.height, self.info.width):
-                h, w = frame.shape[:2]
-                raise InputError(
-                    f"frame {index} ({path.name}) is {w}x{h}, but the clip's frames are "
-                    f"{self.info.width}x{self.info.height}",
-                    hint="all frames of a clip must have one size: resize or remove the odd ones",
-                )
-            yield index, frame
+            yield index, self._conform(frame, f"frame {index} ({self.files[index].name})")
+
+    def decode(self, path: Path) -> np.ndarray:
+        """One more file decoded as this clip's frames are (a folder that grows while it
+        is followed): RAW with the first frame's white balance, refused when another
+        camera shot it or it has another size, at the first frame's depth."""
+        frame = self._first if path == self.files[0] else self._read(path)
+        return self._conform(frame, path.name)
+
+    def _conform(self, frame: np.ndarray, said: str) -> np.ndarray:
+        """A decoded frame at the clip's depth (the first frame's), checked for its size."""
+        if frame.dtype != self._first.dtype:
+            frame = to_8bit(frame) if self.info.bit_depth == 8 else \
+                frame.astype(np.uint16) * np.uint16(257)
+        if frame.shape[:2] != (self.info.height, self.info.width):
+            h, w = frame.shape[:2]
+            raise InputError(
+                f"{said} is {w}x{h}, but the clip's frames are "
+                f"{self.info.width}x{self.info.height}",
+                hint="all frames of a clip must have one size: resize or remove the odd ones",
+            )
+        return frame

@@ -111,6 +111,19 @@ class MeanStacker(Stacker):
             self._fold()
         return (self.total / self.weight).astype(np.float32)
 
+    def state(self) -> dict:
+        """What resuming needs (lexp.follow's checkpoints): the mean so far as float32
+        (its precision, 1e-7, is far below the 1/1000 a resumed exposure must match;
+        half the size of the float64 sum) and the weight and count behind it."""
+        return {"mean": self.result(), "weight": self.weight, "count": self.count}
+
+    def restore(self, state: dict) -> None:
+        """Continue from :meth:`state`'s record."""
+        self.weight, self.count = float(state["weight"]), int(state["count"])
+        self.total = state["mean"].astype(np.float64) * self.weight
+        self.block.fill(0)
+        self.block_count = 0
+
 
 class ExtremeStacker(Stacker):
     """max (lighten) or min (darken) on code values, decoded once at the end; in linear
@@ -140,6 +153,19 @@ class ExtremeStacker(Stacker):
 
     def result(self):
         return self.best_linear if self.best_linear is not None else self.lut[self.best]
+
+    def state(self) -> dict:
+        """What resuming needs: the brightest (darkest) code values so far, or the light
+        once a gain was seen, and the count."""
+        linear = self.best_linear is not None
+        return {"best": self.best_linear if linear else self.best, "linear": linear,
+                "count": self.count}
+
+    def restore(self, state: dict) -> None:
+        """Continue from :meth:`state`'s record."""
+        best = np.array(state["best"])
+        self.best_linear, self.best = (best, None) if bool(state["linear"]) else (None, best)
+        self.count = int(state["count"])
 
 
 class MedianStacker(Stacker):

@@ -1,0 +1,469 @@
+"""A long exposure that builds up as its frames arrive: ``lexp render DIR --follow`` (a
+folder an intervalometer writes into, :mod:`lexp.media.watch`) and ``lexp render -
+--follow`` (a video stream on stdin, a webcam through ffmpeg).
+
+- **The exposure is a running stack**: the mean's running sum, or the brightest
+  (``max``) or darkest (``min``) values so far (:mod:`lexp.renderers.stack`), so memory
+  is flat however long the night. Frames weigh equally (an intervalometer's are evenly
+  spaced). The first frame sets the size, the camera and the kind (RAW or not); a frame
+  that differs is skipped with a warning, never a reason to stop a night's run.
+- **Previews**: every ``preview_every`` frames or seconds the output is rewritten
+  atomically (a viewer reloading it never sees half a file), and a line says so; the
+  final image when the source ends: ``until`` (a frame count or a time), ``idle`` (no new
+  frame for that long; folders), the end of the stream, or Ctrl-C / SIGTERM, which
+  finish cleanly with every frame seen.
+- **Resumable**: with each preview the running state is checkpointed beside the output
+  (``.NAME.lexp-follow.npz``: the stack, the names of the frames in it, and the settings
+  that made it; written atomically). Run the same command again after a crash, a reboot
+  or a full disk and it resumes from there, reading none of the counted frames again and
+  counting none twice; a checkpoint made by another command line or another format
+  version is refused, naming the difference. ``--overwrite`` starts afresh.
+- **Faults**: a file that vanishes or changes while it is read is skipped or read again;
+  a full disk keeps the last good preview and checkpoint (written atomically) and the
+  run goes on, trying again at the next preview; a folder that disappears ends the run
+  with the frames seen written out and an error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from lexp.config import RenderConfig
+from lexp.errors import InputError, OutputError, UsageError
+from lexp.media import ClipInfo, ClipSource
+
+# The methods a followed exposure can run: running sums and extremes (lighten/darken
+# are max/min's photographers' names). The median needs every frame at once, and flow,
+# auto and learned the clip as a whole.
+FOLLOW_METHODS = {"mean": "mean", "max": "max", "lighten": "max", "min": "min",
+                  "darken": "min"}
+STATE_FORMAT = "lexp-follow"
+STATE_VERSION = 1
+STATE_SUFFIX = ".lexp-follow.npz"
+
+
+@dataclass(frozen=True)
+class Every:
+    """A period: every ``frames`` frames or every ``seconds`` seconds."""
+
+    frames: int | None = None
+    seconds: float | None = None
+
+    @classmethod
+    def parse(cls, text: str, option: str) -> Every:
+        """'10' or '10f' (frames), '30s', '5m', '1h' (time)."""
+        frames, seconds = _count_or_duration(text, option)
+        return cls(frames, seconds)
+
+
+@dataclass(frozen=True)
+class Until:
+    """When a followed source ends: after ``frames`` frames in all, or at ``deadline``
+    (seconds since the epoch)."""
+
+    frames: int | None = None
+    deadline: float | None = None
+
+    @classmethod
+    def parse(cls, text: str, now: float | None = None) -> Until:
+        """'500f' (frames), '8h', '90m', '45s' (from now), or a clock time '05:30' (its
+        next occurrence)."""
+        now = time.time() if now is None else now
+        clock = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", text.strip())
+        if clock:
+            hour, minute, second = (int(v or 0) for v in clock.groups())
+            if hour > 23 or minute > 59 or second > 59:
+                raise UsageError(f"--until {text} is not a time of day",
+                                 hint="e.g. --until 05:30, --until 8h or --until 500f")
+            moment = datetime.fromtimestamp(now).replace(hour=hour, minute=minute,
+                                                         second=second, microsecond=0)
+            if moment.timestamp() <= now:
+                moment += timedelta(days=1)
+            return cls(deadline=moment.timestamp())
+        frames, seconds = _count_or_duration(text, "--until", bare="seconds")
+        return cls(frames, None if seconds is None else now + seconds)
+
+
+def _count_or_duration(text: str, option: str, bare: str = "frames"):
+    """(frames, None) or (None, seconds) from '10f', '30s', '5m', '2h' (a bare number is
+    ``bare``)."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([fsmh]?)\s*", text.lower())
+    if not found or float(found.group(1)) <= 0:
+        raise UsageError(f"{option} {text!r} is not a frame count or a duration",
+                         hint=f"e.g. {option} 10f (frames), 30s, 5m or 2h")
+    value, unit = float(found.group(1)), found.group(2) or ("f" if bare == "frames" else "s")
+    if unit == "f":
+        if value != int(value):
+            raise UsageError(f"{option} {text!r}: a frame count is whole",
+                             hint=f"e.g. {option} 10f")
+        return int(value), None
+    return None, value * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+@dataclass(frozen=True)
+class FollowOptions:
+    preview_every: Every = field(default_factory=lambda: Every(seconds=30.0))
+    until: Until = field(default_factory=Until)
+    idle_seconds: float | None = None  # folders: end after this long without a new frame
+    poll_seconds: float = 1.0  # folders: how often the folder is looked at
+
+
+@dataclass
+class FollowResult:
+    image: object  # lexp.image.Image, the final exposure
+    frames: int  # frames in it, resumed ones included
+    resumed: int  # of those, the frames the checkpoint brought
+    ended: str  # why it ended, in words
+    skipped: list[str] = field(default_factory=list)  # frames left out, and why
+
+
+Report = Callable[[str], None]
+
+
+def checkpoint_path(output: Path) -> Path:
+    """Where the running state of a followed exposure is kept: beside its output."""
+    return output.with_name(f".{output.name}{STATE_SUFFIX}")
+
+
+def follow(source: ClipSource, output: Path, config: RenderConfig, options: FollowOptions, *,
+           image_format: str, bit_depth: int | None = None, quality: int = 95,
+           overwrite: bool = False, say: Report = lambda line: None,
+           warn: Report = lambda line: None) -> FollowResult:
+    """Follow ``source`` (a folder, or ``-``) into ``output`` until it ends (the module
+    docstring); ``say`` and ``warn`` receive a line per preview and per problem. Holds the
+    output's lock throughout: a second run on it is refused."""
+    from lexp.batch import OutputLock
+
+    method = FOLLOW_METHODS.get(config.method)
+    if method is None:
+        raise UsageError(f"--follow cannot run -m {config.method}",
+                         hint="--follow stacks as frames arrive: -m mean, or -m max "
+                              "(lighten) for star trails, or -m min (darken)")
+    with OutputLock(str(output)) as locked:
+        if not locked:
+            raise InputError(f"another lexp run is writing {output}",
+                             hint="stop it first, or give this one another -o")
+        state_path = checkpoint_path(output)
+        saved = None
+        if overwrite:
+            state_path.unlink(missing_ok=True)
+        elif state_path.exists():
+            saved = _load_state(state_path)
+        elif output.exists():
+            raise InputError(f"{output} exists", hint="use --overwrite to replace it")
+        run = _Run(source, output, state_path, config, method, options, image_format,
+                   bit_depth, quality, say, warn, saved)
+        return run.go()
+
+
+class _Run:
+    """One followed exposure, from its first frame (or its checkpoint) to its end."""
+
+    def __init__(self, source, output, state_path, config, method, options, image_format,
+                 bit_depth, quality, say, warn, saved) -> None:
+        self.source, self.output, self.state_path = source, output, state_path
+        self.config, self.method, self.options = config, method, options
+        self.format, self.bit_depth, self.quality = image_format, bit_depth, quality
+        self.say, self.warn = say, warn
+        self.saved = saved  # (header, arrays) of a checkpoint to resume, or None
+        self.names: list[str] = []  # the frames in the exposure (folders), in order
+        self.stacker = None
+        self.clip = None  # the clip of the first frame: its decoder, size and camera
+        self.info: ClipInfo | None = None
+        self.camera: dict | None = None  # the frames' camera, from a checkpoint
+        self.resolved: RenderConfig | None = None
+        self.skipped: list[str] = []
+        self.started = time.perf_counter()
+        self.resumed = 0
+        self.last_preview = (0, time.monotonic())  # (frames, when)
+        self.preview_failing = False
+
+    # ------------------------------------------------------------------ the loop
+    def go(self) -> FollowResult:
+        ended = "the source ended"
+        gone: InputError | None = None
+        if self.saved is not None:
+            self._resume(*self.saved)
+        until = self.options.until
+        if until.frames is not None and self._count() >= until.frames:
+            return self._finish(f"{until.frames} frames reached (--until)", None)
+        try:
+            frames = _stream_frames(self) if self.source.kind == "stdin" else \
+                _folder_frames(self)
+            for name, frame in frames:
+                if not self._add(name, frame):
+                    continue
+                if self._preview_due():
+                    self._write(final=False)
+                if until.frames is not None and self._count() >= until.frames:
+                    ended = f"{until.frames} frames reached (--until)"
+                    break
+            else:
+                ended = self.ending or ended
+        except KeyboardInterrupt:
+            ended = "stopped (Ctrl-C or a stop signal): every frame seen is in it"
+        except InputError as err:
+            if self.stacker is None or "is gone" not in err.message:
+                raise
+            gone, ended = err, err.message
+        finally:
+            if self.clip is not None:
+                self.clip.close()
+        if self.stacker is None:
+            raise InputError(f"no frames arrived from {self.source.name}",
+                             hint="check the folder or the stream; nothing was written")
+        return self._finish(ended, gone)
+
+    ending: str | None = None  # set by the frame sources when they stop on their own
+
+    def _finish(self, ended: str, gone: InputError | None) -> FollowResult:
+        image = self._write(final=True)
+        if gone is not None:
+            raise InputError(f"{gone.message}: {self.output} holds the {self._count()} "
+                             "frames seen", hint=gone.hint)
+        return FollowResult(image, self._count(), self.resumed, ended, self.skipped)
+
+    def _count(self) -> int:
+        return self.stacker.count if self.stacker is not None else 0
+
+    def _add(self, name: str, frame: np.ndarray) -> bool:
+        """Stack one frame (the first sets the size and depth: a later one that differs
+        is skipped, with a warning); whether it was stacked."""
+        if self.stacker is None:
+            self._start(frame.shape[1], frame.shape[0], 8 if frame.dtype == np.uint8 else 16,
+                        self.info.transfer_tag)
+        elif frame.shape != (self.info.height, self.info.width, 3) or \
+                (frame.dtype == np.uint8) != (self.info.bit_depth == 8):
+            h, w = frame.shape[:2]
+            self.skip(name or f"frame {self._count() + 1}",
+                      f"{w}x{h}, {frame.dtype}: the exposure's frames are "
+                      f"{self.info.width}x{self.info.height}, {self.info.bit_depth}-bit")
+            return False
+        self.stacker.add(frame)
+        if name:
+            self.names.append(name)
+        return True
+
+    def _start(self, width: int, height: int, bit_depth: int, transfer_tag: str | None) -> None:
+        """The exposure's empty stack, for frames of this size, depth and transfer."""
+        from lexp.renderers import dispatch, stack
+
+        self.info = ClipInfo(self.source.name, self.source.kind, width, height,
+                             self.config.fps, None, False, transfer_tag=transfer_tag,
+                             bit_depth=bit_depth)
+        self.resolved = dispatch.for_clip(dispatch.replace_method(self.config, self.method),
+                                          self.info)
+        self.stacker = stack.make_stacker(self.method, height, width, self.resolved,
+                                          bit_depth)
+
+    def _resume(self, header: dict, arrays: dict) -> None:
+        """Continue from a checkpoint, after checking this command line made it."""
+        saved = header["settings"]
+        self._start(saved["width"], saved["height"], saved["bit_depth"],
+                    header.get("transfer_tag"))
+        _check_same(self.state_path, saved, self._settings())
+        self.stacker.restore({**header["stacker"], **arrays})
+        self.names = list(header["names"])
+        self.camera = header.get("camera")
+        self.resumed = self.stacker.count
+        self.say(f"resumed from {self.state_path.name}: {self.resumed} frames")
+
+    def _settings(self) -> dict:
+        """What the checkpoint's stack depends on: a resumed run must match it."""
+        return {"input": self.source.name if self.source.kind == "stdin"
+                else str(Path(self.source.name).resolve()),
+                "method": self.method, "transfer": self.resolved.transfer,
+                "raw_draft": self.config.raw_draft, "white_balance": self.config.white_balance,
+                "width": self.info.width, "height": self.info.height,
+                "bit_depth": self.info.bit_depth}
+
+    # ------------------------------------------------------------------ previews
+    def _preview_due(self) -> bool:
+        every, (frames, when) = self.options.preview_every, self.last_preview
+        count = self._count()
+        return (every.frames is not None and count - frames >= every.frames) or \
+            (every.seconds is not None and time.monotonic() - when >= every.seconds)
+
+    def _write(self, final: bool):
+        """The exposure so far into the output and its state into the checkpoint, both
+        atomically; a preview that cannot be written is a warning (the last good one
+        stays), the final image's failure the run's error."""
+        image = self._image()
+        self.last_preview = (self._count(), time.monotonic())
+        try:
+            image.save(self.output, format=self.format, bit_depth=self.bit_depth,
+                       quality=self.quality)
+            self._save_state()
+        except OutputError as err:
+            if final:
+                raise
+            if not self.preview_failing:
+                self.warn(f"could not write the preview: {err.message}; the last good "
+                          "one stays, trying again at the next")
+            self.preview_failing = True
+            return image
+        self.preview_failing = False
+        if not final:
+            self.say(f"{self._count()} frames → {self.output}")
+        return image
+
+    def _image(self):
+        from lexp.image import Image
+        from lexp.renderers.result import RenderDetails
+
+        linear = self.stacker.result()
+        count = self._count()
+        camera = getattr(self.clip, "camera", None) or self.camera
+        details = RenderDetails(raw=self.info.transfer_tag == "linear", camera=camera)
+        info = ClipInfo(self.info.name, self.info.kind, self.info.width, self.info.height,
+                        self.info.fps, count, True, self.info.transfer_tag,
+                        self.info.bit_depth)
+        return Image(np.ascontiguousarray(linear, np.float32), self.resolved, self.method,
+                     self.source.name, info, count, 0, count - 1,
+                     time.perf_counter() - self.started, details, list(self.skipped))
+
+    def _save_state(self) -> None:
+        from lexp.paths import atomic_write
+
+        state = self.stacker.state()
+        arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
+        header = {"format": STATE_FORMAT, "version": STATE_VERSION,
+                  "settings": self._settings(), "transfer_tag": self.info.transfer_tag,
+                  "camera": getattr(self.clip, "camera", None) or self.camera,
+                  "names": self.names,
+                  "stacker": {k: v for k, v in state.items() if k not in arrays}}
+        with atomic_write(self.state_path) as file:
+            np.savez(file, header=np.array(json.dumps(header)), **arrays)
+
+    def skip(self, name: str, why: str) -> None:
+        line = f"{why if why.startswith(name) else f'{name}: {why}'}; skipped"
+        self.skipped.append(line)
+        self.warn(line)
+
+
+def _load_state(path: Path) -> tuple[dict, dict]:
+    """A checkpoint's (header, arrays); a clear error for one that is damaged or made by
+    another version of its format."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(str(data["header"]))
+            arrays = {k: data[k] for k in data.files if k != "header"}
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
+        raise InputError(f"the checkpoint {path} is damaged ({err})",
+                         hint="use --overwrite to start the exposure afresh") from None
+    if header.get("format") != STATE_FORMAT or header.get("version") != STATE_VERSION:
+        raise InputError(f"the checkpoint {path} is of format {header.get('format')} "
+                         f"version {header.get('version')}; this lexp resumes "
+                         f"{STATE_FORMAT} version {STATE_VERSION}",
+                         hint="use --overwrite to start the exposure afresh")
+    return header, arrays
+
+
+def _check_same(path: Path, saved: dict, now: dict) -> None:
+    for key, value in now.items():
+        if saved.get(key) != value:
+            raise UsageError(f"the checkpoint {path} was made with {key} {saved.get(key)}, "
+                             f"this run has {key} {value}",
+                             hint="run the command that started it to resume, or add "
+                                  "--overwrite to start afresh")
+
+
+# ---------------------------------------------------------------------- the sources
+def _folder_frames(run: _Run) -> Iterator[tuple[str, np.ndarray]]:
+    """The frames of a followed folder as they become ready, decoded like a clip's
+    frames (the first one's white balance, size and camera); until, idle or the folder's
+    disappearance end it. A file that fails to decode is read again once it is steady
+    again (its writer may have stalled mid-file), and skipped after READ_TRIES."""
+    from lexp.media import camera_files
+    from lexp.media.watch import FolderWatch
+
+    taken = set(run.names)
+    watch = FolderWatch(Path(run.source.name), taken, exclude={run.output})
+    options = run.options
+    last_frame = time.monotonic()
+    raw_kind = None if run.info is None else run.info.transfer_tag == "linear"
+    failures: dict[str, int] = {}
+    while True:
+        ready = watch.poll()
+        for path in ready:
+            if raw_kind is not None and camera_files.is_raw(path) != raw_kind:
+                run.skip(path.name, "not of the first frame's kind (RAW or not): a camera's "
+                                    "RAW+JPEG twin?")
+                continue
+            try:
+                frame = _decode(run, path)
+            except InputError as err:
+                failures[path.name] = failures.get(path.name, 0) + 1
+                if not path.exists():
+                    run.skip(path.name, "vanished before it was read")
+                elif failures[path.name] < READ_TRIES:
+                    watch.again(path)
+                else:
+                    run.skip(path.name, err.message)
+                continue
+            raw_kind = camera_files.is_raw(path)
+            last_frame = time.monotonic()
+            yield path.name, frame
+        if not ready:
+            if options.until.deadline is not None and time.time() >= options.until.deadline:
+                run.ending = "the time given by --until came"
+                return
+            if options.idle_seconds is not None and \
+                    time.monotonic() - last_frame >= options.idle_seconds:
+                run.ending = f"no new frame for {options.idle_seconds:g} s (--idle)"
+                return
+            time.sleep(options.poll_seconds)
+
+
+READ_TRIES = 3  # a followed file that fails to decode this many times is skipped
+
+
+def _decode(run: _Run, path: Path) -> np.ndarray:
+    """A followed folder's frame: the first one opens the clip whose decoder (white
+    balance, camera, size) every later one goes through."""
+    from lexp.media.images import FrameFolderClip
+
+    if run.clip is None:
+        clip = FrameFolderClip(run.source.name, [path], run.config.fps, run.config.raw)
+        run.clip = clip
+        if run.info is None:
+            run.info = clip.info
+    return run.clip.decode(path)
+
+
+def _stream_frames(run: _Run) -> Iterator[tuple[str, np.ndarray]]:
+    """The frames of a video stream on stdin as ffmpeg decodes them; ``until`` ends it,
+    or the end of the stream. (An MP4 cannot be read until it has ended: refused.)"""
+    from lexp.media.stdin import StdinClip
+
+    clip = StdinClip(run.config.fps)
+    run.clip = clip
+    if clip.reopen() is not None:  # spooled: it was an MP4
+        clip.close()
+        raise InputError("--follow reads a stream as it arrives, and an MP4 or MOV on stdin "
+                         "can only be read once it has ended",
+                         hint="have ffmpeg send matroska, mpegts or nut: ffmpeg ... -f "
+                              "matroska - | lexp render - --follow -o out.jpg")
+    if run.info is None:
+        run.info = clip.info
+    deadline = run.options.until.deadline
+    for _, frame in clip.frames():
+        yield "", frame
+        if deadline is not None and time.time() >= deadline:
+            run.ending = "the time given by --until came"
+            return
+
+
+def describe_every(every: Every) -> str:
+    return f"{every.frames} frames" if every.frames is not None else \
+        f"{every.seconds:g} s" if every.seconds is not None else "never"
+
+
