@@ -33,12 +33,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lexp.config import RenderConfig
 from lexp.errors import InputError, OutputError, UsageError
 from lexp.media import ClipInfo, ClipSource
+
+if TYPE_CHECKING:
+    from lexp.image import Image
 
 # The methods a followed exposure can run: running sums and extremes (lighten/darken
 # are max/min's photographers' names). The median needs every frame at once, and flow,
@@ -118,7 +122,7 @@ class FollowOptions:
 
 @dataclass
 class FollowResult:
-    image: object  # lexp.image.Image, the final exposure
+    image: Image  # the final exposure
     frames: int  # frames in it, resumed ones included
     resumed: int  # of those, the frames the checkpoint brought
     ended: str  # why it ended, in words
@@ -444,14 +448,8 @@ def _stream_frames(run: _Run) -> Iterator[tuple[str, np.ndarray]]:
     or the end of the stream. (An MP4 cannot be read until it has ended: refused.)"""
     from lexp.media.stdin import StdinClip
 
-    clip = StdinClip(run.config.fps)
+    clip = StdinClip(run.config.fps, live=True)
     run.clip = clip
-    if clip.reopen() is not None:  # spooled: it was an MP4
-        clip.close()
-        raise InputError("--follow reads a stream as it arrives, and an MP4 or MOV on stdin "
-                         "can only be read once it has ended",
-                         hint="have ffmpeg send matroska, mpegts or nut: ffmpeg ... -f "
-                              "matroska - | lexp render - --follow -o out.jpg")
     if run.info is None:
         run.info = clip.info
     deadline = run.options.until.deadline
@@ -460,10 +458,3 @@ def _stream_frames(run: _Run) -> Iterator[tuple[str, np.ndarray]]:
         if deadline is not None and time.time() >= deadline:
             run.ending = "the time given by --until came"
             return
-
-
-def describe_every(every: Every) -> str:
-    return f"{every.frames} frames" if every.frames is not None else \
-        f"{every.seconds:g} s" if every.seconds is not None else "never"
-
-

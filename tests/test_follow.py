@@ -54,13 +54,36 @@ POLL = "0.05"
 
 
 def start_writer(folder: Path, count: int, pause: float = 0.05) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(folder), str(count), str(pause)])
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), str(count),
+                             str(pause)])
+    STARTED.append(proc)
+    return proc
+
+
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left():
+    """A test that fails mid-way must not leave a follower (which never ends on its own)
+    or a writer running."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def start_follow(folder: Path, out: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lexp", "render", str(folder), "--follow",
+    # SIGINT as a terminal gives it: a test run in the background (``cmd &`` in a script)
+    # would pass its ignored SIGINT on, and lexp keeps an ignored SIGINT ignored.
+    proc = subprocess.Popen([sys.executable, "-m", "lexp", "render", str(folder), "--follow",
                              "-o", str(out), "--poll", POLL, *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    STARTED.append(proc)
+    return proc
 
 
 def frames_in_checkpoint(out: Path) -> int:

@@ -122,6 +122,7 @@ RENDER_BRIEF = {
     "json_lines": "One JSON line per input on stdout.",
     "verbose": "Also say how, in an engineer's terms.",
     "workers": "Render N clips at once.",
+    "follow": "Build it as frames arrive in a folder or a stream; resumes after a crash.",
 }
 RENDER_BRIEF_EPILOG = """\
 Examples:
@@ -135,6 +136,8 @@ Examples:
   lexp render clip.mp4 -o long.jpg --end 5f --exposure 64f  # beyond the end
 
   lexp render clips/ -o renders/ -j 2              # a folder, 2 at a time
+
+  lexp render shots/ --follow -m max -o trails.jpg # star trails as you shoot
 
 Every option, with details and more examples: lexp render --help-all
 """ + EXIT_CODES_HELP

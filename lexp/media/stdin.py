@@ -19,7 +19,9 @@ from lexp.paths import scratch_name, sweep_leftovers
 class StdinClip(Clip):
     """A video stream on standard input (see the module docstring)."""
 
-    def __init__(self, fps: float | None = None, stream=None) -> None:
+    def __init__(self, fps: float | None = None, stream=None, live: bool = False) -> None:
+        """``live``: frames are wanted as they arrive (``--follow``), so an MP4 or MOV,
+        which can only be read once it has ended, is refused rather than spooled."""
         if stream is None:
             if sys.stdin is None:  # started with stdin closed (<&-)
                 raise InputError("standard input is closed, so no clip can arrive on it",
@@ -34,6 +36,11 @@ class StdinClip(Clip):
                              hint="pipe a video in: cat clip.mp4 | lexp render - -o out.jpg")
         self._spool: str | None = None
         self._fps = fps
+        if _looks_like_mp4(head) and live:
+            raise InputError("--follow reads a stream as it arrives, and an MP4 or MOV on "
+                             "stdin can only be read once it has ended",
+                             hint="have ffmpeg send matroska, mpegts or nut: ffmpeg ... -f "
+                                  "matroska - | lexp render - --follow -o out.jpg")
         if _looks_like_mp4(head):
             sweep_leftovers()  # spools of runs that were killed
             fd, self._spool = tempfile.mkstemp(prefix=scratch_name("stdin"), suffix=".mp4")
