@@ -23,7 +23,7 @@ frames as ``"48f"``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
@@ -43,7 +43,9 @@ def render(source: Source, *, method: str = "auto", exposure: Time = None,
            transfer: str = "auto", ev: float = 0.0, tone: str = "auto",
            align: bool | None = None, gap_fill: bool | None = None,
            keep_sharp: Time = None, motion_guide: str = "flow", deflicker: bool = False,
-           raw_draft: bool = False, white_balance: str = "camera", cache: bool = True,
+           raw_draft: bool = False, white_balance: str = "camera",
+           dark: str | Sequence[str] = (), flat: str | Sequence[str] = (),
+           hot_pixels: bool = False, reject: str | Sequence[str] = (), cache: bool = True,
            on_progress: Callable[..., None] | None = None) -> Image:
     """A long exposure of ``source``, as ``lexp render`` makes it.
 
@@ -59,7 +61,10 @@ def render(source: Source, *, method: str = "auto", exposure: Time = None,
     ``align``: True steadies the frames, False keeps the camera's motion, None (default)
     lets ``auto`` align a drifting camera. ``raw_draft``: RAW frames developed at half
     size (previews); ``white_balance``: theirs, camera, daylight, auto or a temperature
-    in kelvin ("3200"). ``cache``: read and fill lexp's flow cache (files only).
+    in kelvin ("3200"). ``dark``, ``flat``: dark and flat frames (files, folders,
+    globs) subtracted and divided first; ``hot_pixels``: repair them; ``reject``: leave
+    out frames by rule ("bright", "blur"; lexp.renderers.calibrate).
+    ``cache``: read and fill lexp's flow cache (files only).
     ``on_progress(done, total)``: frames rendered so far (total may be None). The other
     arguments are the CLI's options of the same names (``lexp render --help``).
     """
@@ -74,7 +79,8 @@ def render(source: Source, *, method: str = "auto", exposure: Time = None,
         flow=flow, device=device, exact=exact, align="similarity" if align else None,
         align_auto=align is None, gap_fill=gap_fill,
         deflicker=deflicker, keep_sharp=_time(keep_sharp), motion_guide=motion_guide,
-        checkpoint=checkpoint, raw_draft=raw_draft, white_balance=white_balance)
+        checkpoint=checkpoint, raw_draft=raw_draft, white_balance=white_balance,
+        dark=dark, flat=flat, hot_pixels=hot_pixels, reject=reject)
     clip_source, clip = _open(source, fps)
     return render_source(clip_source, config, clip=clip, on_progress=on_progress,
                          flow_cache=cache)

@@ -162,6 +162,8 @@ class Window:
         }
 
 
+# --reject's rules (lexp.renderers.calibrate says what each measures).
+REJECT_RULES = ("bright", "blur")
 WHITE_BALANCES = ("camera", "daylight", "auto")  # or a colour temperature: 3200, 5600K
 KELVIN_RANGE = (1700, 25000)  # where the temperature's locus is known (lexp.colour)
 
@@ -228,6 +230,12 @@ class RenderConfig:
     # RAW frames' white balance, one for the whole clip, from its first frame: camera (its
     # as-shot) | daylight (the camera's daylight) | auto (grey world) | kelvin ('3200')
     white_balance: str = "camera"
+    # Night-sky calibration (lexp.renderers.calibrate), before anything else: dark and
+    # flat frames (files, folders or globs), hot pixels repaired, frames rejected by rule
+    dark: tuple[str, ...] = ()
+    flat: tuple[str, ...] = ()
+    hot_pixels: bool = False
+    reject: tuple[str, ...] = ()  # REJECT_RULES
 
     @property
     def raw(self) -> RawOptions:
@@ -285,6 +293,14 @@ class RenderConfig:
         if not math.isfinite(self.ev) or abs(self.ev) > 20:
             raise UsageError(f"--ev {self.ev} is out of range", hint="use -20 to 20 stops")
         check_device(self.device)
+        for name in ("dark", "flat", "reject"):  # lists from the API and the CLI alike
+            value = getattr(self, name)
+            if isinstance(value, str):  # one path; rules as 'bright,blur'
+                value = value.split(",") if name == "reject" else (value,)
+            object.__setattr__(self, name, tuple(str(v).strip() for v in value if str(v)))
+        if unknown := [r for r in self.reject if r not in REJECT_RULES]:
+            raise UsageError(f"unknown --reject rule {unknown[0]!r}",
+                             hint="choose from: " + ", ".join(REJECT_RULES))
 
     def keep_sharp_spec(self) -> TimeSpec:
         """--keep-sharp as a time (when it is not first or last)."""

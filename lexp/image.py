@@ -142,6 +142,8 @@ def render_source(source: ClipSource | None, config: RenderConfig, *, clip=None,
     import contextlib
 
     from lexp import errors, media, renderers
+    from lexp.media.sources import open_again
+    from lexp.renderers import calibrate
 
     cache = None
     if flow_cache and source is not None and source.paths and \
@@ -152,6 +154,10 @@ def render_source(source: ClipSource | None, config: RenderConfig, *, clip=None,
     opened = media.open_clip(source, config.fps, config.raw) if clip is None else \
         contextlib.nullcontext(clip)
     with opened as clip:
+        if calibrate.wanted(config):  # darks, flats, hot pixels, rejections: first
+            clip = calibrate.calibrated(
+                clip, config, source,
+                reopen=lambda c=clip: open_again(c, source, config.fps, config.raw))
         try:
             rendered = renderers.render_clip(clip, config, on_progress, cache=cache,
                                             source=source, video=video)
@@ -169,6 +175,7 @@ def render_source(source: ClipSource | None, config: RenderConfig, *, clip=None,
     rendered.details.raw = rendered.clip.transfer_tag == "linear"
     rendered.details.live_photo = source.live_photo if source is not None else None
     rendered.details.camera = getattr(clip, "camera", None) or None  # frames' EXIF
+    rendered.details.calibration = getattr(clip, "stats", None)
     return Image(rendered.linear, rendered.config, rendered.method,
                  source.name if source is not None else rendered.clip.name, rendered.clip,
                  rendered.frames_used, rendered.first_frame, rendered.last_frame,

@@ -8,6 +8,8 @@ their long exposure is well defined.
   whose head- and tail-lights draw trails, and a few stars.
 - :func:`moving_square`: a textured square moving at a constant velocity (pixels/frame).
 - :func:`write_dng`: a RAW frame (DNG) whose developed light is known.
+- :class:`NightSky`: a star-trail night with darks, flats, hot pixels, a plane and a
+  cloud, and its clean truth (calibration's tests).
 
 ``python -m lexp.synthetic OUT.mp4 [--frames N --size WxH --fps F]`` writes the night
 street as an H.264 video (atomically).
@@ -147,6 +149,95 @@ def moving_square(width: int = 96, height: int = 64, frames: int = 10, size: int
 
 # write_dng's sensor: 12 bits, its black and white levels.
 DNG_BLACK, DNG_WHITE = 256, 4095
+class NightSky:
+    """A night on a tripod, in linear light, with everything calibration is for (issue
+    43): stars on a sky rotating about a pole above the frame, a fixed dark horizon, and
+    what the camera adds — a dark signal with three hot pixels, vignetting, noise — plus a
+    plane's streak in one frame and two frames washed out by a lit cloud.
+
+    ``truth(k)``: frame k as a perfect camera would record it (no dark, vignetting, noise,
+    plane or cloud); ``light(k)``: as this camera does; ``dark_frame(n)``,
+    ``flat_frame(n)``: its darks and flats. All float32 H×W×3 in [0, 1]."""
+
+    HOT = ((20, 30), (61, 101), (95, 140))  # (y, x): pixels 0.6 of white brighter in darks
+    PLANE_FRAME = 7
+    CLOUDY_FRAMES = (12, 13)
+    NOISE = 0.002
+
+    def __init__(self, width: int = 160, height: int = 120, frames: int = 24,
+                 degrees_per_frame: float = 0.3, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.width, self.height, self.frames = width, height, frames
+        self.pole = (width * 0.35, -height * 0.6)
+        self.step = np.radians(degrees_per_frame)
+        count = width * height // 60
+        # stars anywhere the rotation brings into the frame: polar about the pole
+        far = np.hypot(max(self.pole[0], width - self.pole[0]), height - self.pole[1])
+        self.radius = np.sqrt(rng.uniform((-self.pole[1]) ** 2, far ** 2, count))
+        self.angle = rng.uniform(0, 2 * np.pi, count)
+        self.brightness = rng.uniform(0.15, 0.9, count) ** 2
+        yy, xx = np.mgrid[:height, :width].astype(np.float32)
+        ridge = height * (0.78 + 0.06 * np.sin(xx[0] / width * 7) + 0.03 * np.sin(xx[0] / 9))
+        self.ground = yy >= ridge[None, :]
+        self.sky = (0.004 + 0.006 * (1 - yy / height))[..., None] * \
+            np.array([0.6, 0.8, 1.0], np.float32)
+        self.ground_light = 0.012 * (0.5 + _smooth_noise(rng, height, width, 6))[..., None]
+        r2 = ((xx - width / 2) ** 2 + (yy - height / 2) ** 2) / ((width / 2) ** 2 +
+                                                                 (height / 2) ** 2)
+        self.vignetting = (1 - 0.45 * r2)[..., None].astype(np.float32)
+        self.dark = (0.008 + 0.004 * rng.random((height, width, 1))).astype(np.float32) * \
+            np.ones(3, np.float32)
+        for y, x in self.HOT:
+            self.dark[y, x] += 0.6
+        self._rng = np.random.default_rng(seed + 1)
+
+    def truth(self, k: int) -> np.ndarray:
+        img = np.where(self.ground[..., None], self.ground_light, self.sky).astype(np.float32)
+        angle = self.angle + self.step * k
+        xs = self.pole[0] + self.radius * np.cos(angle)
+        ys = self.pole[1] + self.radius * np.sin(angle)
+        for x, y, b in zip(xs, ys, self.brightness, strict=True):
+            if -3 <= x < self.width + 3 and -3 <= y < self.height + 3 and \
+                    not self.ground[min(max(int(y), 0), self.height - 1),
+                                    min(max(int(x), 0), self.width - 1)]:
+                _add_light(img, 0.8, x, y, (b, b, b))
+        img[self.ground] = self.ground_light[self.ground]  # stars set behind the ridge
+        return np.clip(img, 0, 1)
+
+    def light(self, k: int) -> np.ndarray:
+        scene = self.truth(k)
+        if k == self.PLANE_FRAME:  # a plane crosses: a bright line, in this frame only
+            import cv2
+
+            line = np.zeros((self.height, self.width), np.float32)
+            cv2.line(line, (0, int(self.height * 0.15)), (self.width - 1, int(self.height *
+                                                                              0.55)), 0.8, 1)
+            scene = np.maximum(scene, line[..., None] * ~self.ground[..., None])
+        if k in self.CLOUDY_FRAMES:  # a lit cloud washes the frame out
+            scene = scene + 0.08
+        return self._camera(scene * self.vignetting + self.dark)
+
+    def dark_frame(self, n: int) -> np.ndarray:
+        return self._camera(self.dark.copy())
+
+    def flat_frame(self, n: int) -> np.ndarray:
+        return self._camera(0.5 * self.vignetting * np.ones(3, np.float32))
+
+    def _camera(self, signal: np.ndarray) -> np.ndarray:
+        noisy = signal + self._rng.normal(0, self.NOISE, signal.shape).astype(np.float32)
+        return np.clip(noisy, 0, 1).astype(np.float32)
+
+
+def write_png16(path: str | Path, linear: np.ndarray) -> Path:
+    """Linear light (H×W×3 in [0, 1]) as a 16-bit sRGB PNG, as a camera's TIFF/PNG export."""
+    import cv2
+
+    codes = np.rint(colour.encode(np.clip(linear, 0, 1), "srgb") * 65535).astype(np.uint16)
+    if not cv2.imwrite(str(path), codes[..., ::-1]):
+        raise OSError(f"could not write {path}")
+    return Path(path)
+
+
 # XYZ (D65) to linear sRGB: as a DNG's ColorMatrix1, it makes the camera's space sRGB's.
 _XYZ_TO_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314],
                          [-0.9692660, 1.8760108, 0.0415560],

@@ -193,6 +193,28 @@ WhiteBalance = Annotated[str, typer.Option(
          "camera (as shot), daylight (the camera's daylight), auto (grey world), or a "
          "colour temperature in kelvin (the light that comes out white). "
          "e.g. --white-balance 3200")]
+NIGHT = "Night sky: calibration"
+Dark = Annotated[list[str] | None, typer.Option(
+    "--dark", metavar="FILES", rich_help_panel=NIGHT,
+    help="Dark frames (lens capped, the lights' exposure): a folder, a quoted glob or a "
+         "file, repeatable. Their per-pixel median is subtracted from every frame in "
+         "linear light, first. e.g. --dark darks/")]
+Flat = Annotated[list[str] | None, typer.Option(
+    "--flat", metavar="FILES", rich_help_panel=NIGHT,
+    help="Flat frames (an evenly lit white field, same lens and aperture): their mean, "
+         "each channel over its mean in the centre, divides every frame: vignetting and "
+         "dust shadows out, the centre's light kept. e.g. --flat flats/")]
+HotPixels = Annotated[bool, typer.Option(
+    "--hot-pixels", rich_help_panel=NIGHT,
+    help="Repair hot pixels before anything can streak them: single pixels far above all "
+         "their neighbours in most of 16 frames spread over the clip (and a dark's "
+         "outliers), replaced by their neighbours' median.")]
+Reject = Annotated[str | None, typer.Option(
+    "--reject", metavar="RULES", rich_help_panel=NIGHT,
+    help="Leave out frames by rule, judged on every frame first: bright (a background, "
+         "its median light, over 1.5x the median frame's: headlights, a lit cloud, dawn), "
+         "blur (sharpness under half the median frame's). Said in --json. "
+         "e.g. --reject bright,blur")]
 RawDraft = Annotated[bool, typer.Option(
     "--raw-draft", rich_help_panel="Frames",
     help="Develop RAW frames at half size (each 2x2 block of the sensor one pixel, no "
@@ -319,6 +341,8 @@ def render(
     workers: Workers = 1, shard: Shard = None,
     flow_method: Estimator = FlowMethod.auto, device: Device = "auto", exact: Exact = False,
     checkpoint: Checkpoint = None, cache: CacheDir = None,
+    dark: Dark = None, flat: Flat = None, hot_pixels: HotPixels = False,
+    reject: Reject = None,
     follow: Follow = False, preview_every: PreviewEvery = "30s", until: UntilOption = None,
     idle: Idle = None, poll: Poll = 1.0,
 ) -> None:
@@ -345,7 +369,8 @@ def render(
             keep_sharp=keep_sharp,
             sharp_mask=str(sharp_mask) if sharp_mask else None, rear_curtain=rear_curtain,
             motion_guide=motion_guide, checkpoint=checkpoint, raw_draft=raw_draft,
-            white_balance=white_balance,
+            white_balance=white_balance, dark=tuple(dark or ()), flat=tuple(flat or ()),
+            hot_pixels=hot_pixels, reject=reject or (),
             **({} if still_below is None else {"still_below": still_below}))
         if config.method == "learned":
             from lexp import checkpoint as checkpoints
@@ -365,7 +390,9 @@ def render(
                 "--align": align is not None, "--keep-sharp": keep_sharp is not None,
                 "--sharp-mask": sharp_mask is not None, "--deflicker": deflicker,
                 "--rear-curtain": rear_curtain, "--gap-fill": gap_fill is not None,
-                "--jobs": workers > 1, "--shard": shard is not None})
+                "--jobs": workers > 1, "--shard": shard is not None,
+                "--dark": bool(dark), "--flat": bool(flat), "--hot-pixels": hot_pixels,
+                "--reject": reject is not None})
             run_follow(names[0], output, config, out, preview_every=preview_every,
                        until=until, idle=idle, poll=poll, overwrite=overwrite,
                        json_lines=json_lines, verbose=verbose, quiet=_State.quiet)

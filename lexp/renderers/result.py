@@ -129,6 +129,7 @@ class RenderDetails:
     raw: bool = False  # the frames were RAW files, developed to linear light
     live_photo: str | None = None  # the Live Photo's still, when its video was rendered
     camera: dict | None = None  # the first frame's camera: make, model, lens (EXIF)
+    calibration: object = None  # calibrate.CalibrationStats: darks, flats, hot, rejected
 
     def to_dict(self) -> dict:
         """The JSON shape: the flow figures at the top level, one key per other step."""
@@ -151,6 +152,8 @@ class RenderDetails:
             out["live_photo"] = self.live_photo
         if self.camera:
             out["camera"] = self.camera
+        if self.calibration is not None:
+            out["calibration"] = self.calibration.to_dict()
         return out
 
     def summary(self) -> list[str]:
@@ -181,6 +184,12 @@ class RenderDetails:
             parts.append(f"gaps filled along the flow ({self.trails} instants)")
         if self.generator is not None and self.generator.fallback:
             parts.append(self.generator.fallback)
+        if self.calibration is not None:
+            done = self.calibration
+            parts += [f"{n} {what}" for n, what in (
+                (done.dark_frames, "dark frames"), (done.flat_frames, "flat frames"),
+                (done.hot_pixels, "hot pixels repaired"),
+                (len(done.rejected), "frames rejected")) if n]
         if self.auto and self.auto.figures:
             parts.append(f"auto: {self.auto.figures}")
         return parts
@@ -241,6 +250,16 @@ def in_words(method: str, frames: int, exposure_s: float | None, fps: float | No
     if details.generator is not None and details.generator.fallback:
         parts.append("the trained generator left out (it measured worse than tracing "
                      "the motion here)")
+    if (done := details.calibration) is not None:
+        steps = [what for n, what in ((done.dark_frames, "dark subtracted"),
+                                      (done.flat_frames, "flat divided"),
+                                      (done.hot_pixels, f"{done.hot_pixels} hot pixels "
+                                                        "repaired")) if n]
+        if done.rejected:
+            steps.append(f"{len(done.rejected)} frame{'s' if len(done.rejected) > 1 else ''}"
+                         " rejected")
+        if steps:
+            parts.append(", ".join(steps))
     line = "; ".join(parts)
     if details.auto:
         line += f" (auto: {details.auto.words})"

@@ -1,0 +1,349 @@
+"""Calibrating night frames as astrophotographers do, before anything else sees them:
+dark frames subtracted, a flat field divided, hot pixels repaired, and frames that would
+spoil the blend left out.
+
+- **Master dark** (``--dark FILES``): the per-pixel median of dark frames (lens capped,
+  the lights' exposure and temperature), in linear light: the sensor's thermal signal and
+  its hot pixels, subtracted from every frame. The median, not the mean, so a cosmic-ray
+  hit in one dark does not become a dark spot in every light.
+- **Master flat** (``--flat FILES``): the per-pixel mean of flat frames (an evenly lit
+  white field through the same lens and aperture), in linear light, each channel divided
+  by its own mean in the frame's centre: the vignetting and the dust shadows divided out
+  of every frame, the centre's light kept.
+- **Hot pixels** (``--hot-pixels``): single pixels that stand far above all 8 of their
+  neighbours (by HOT_EXCESS of white) in at least HOT_SHARE of the frames surveyed (up to
+  HOT_SURVEY, spread over the clip) — the sky moves, a hot pixel does not — or, with a
+  master dark, the dark's own outliers. Each is replaced in every frame by the median of
+  its 3×3 neighbourhood, before alignment or a lighten blend can turn it into a streak.
+- **Rejected frames** (``--reject bright,blur``): ``bright``, a frame whose background
+  (its median light: a plane or a meteor does not move it, a lit cloud, headlights or dawn
+  do) is more than BRIGHT_FACTOR times the median frame's;
+  ``blur``, a frame whose sharpness (the variance of its Laplacian) is under BLUR_FACTOR
+  times the median frame's (a knocked tripod, dew). Both are judged on 640-px copies of
+  every frame, in one survey before the render.
+
+The calibrated frames are 16-bit codes in the clip's own transfer (a JPEG's sRGB, a RAW's
+linear light), so every renderer reads them as it reads any frame. Masters are cached
+(``masters/`` in lexp's cache) under the names, sizes and times of their files and the
+settings that develop them, so a second render with the same darks reads one small file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lexp import colour
+from lexp.config import RenderConfig
+from lexp.errors import InputError, UsageError
+from lexp.media import Clip
+
+HOT_EXCESS = 0.05  # linear light above every neighbour: a hot pixel candidate in a frame
+HOT_SHARE = 0.6  # of the surveyed frames in which a pixel must be a candidate
+HOT_SURVEY = 16  # frames surveyed for hot pixels
+DARK_HOT_SIGMA = 8.0  # a master dark's pixel this many robust sigmas above its median: hot
+BRIGHT_FACTOR = 1.5  # --reject bright: background over this many times the median frame's
+BLUR_FACTOR = 0.5  # --reject blur: sharpness under this share of the median frame's
+SURVEY_WIDTH = 640
+
+
+@dataclass
+class CalibrationStats:
+    """What calibration did (``--json`` details ``calibration``)."""
+
+    dark_frames: int = 0
+    flat_frames: int = 0
+    hot_pixels: int = 0
+    rejected: list[dict] = field(default_factory=list)  # {"frame", "name", "why"}
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v}
+
+
+@dataclass
+class Masters:
+    dark: np.ndarray | None = None  # float32 H×W×3 linear light
+    flat: np.ndarray | None = None  # float32 H×W×3, each channel's mean 1
+    hot: np.ndarray | None = None  # (ys, xs) of hot pixels
+
+
+def wanted(config: RenderConfig) -> bool:
+    return bool(config.dark or config.flat or config.hot_pixels or config.reject)
+
+
+def calibrated(clip: Clip, config: RenderConfig, source, reopen) -> CalibratedClip:
+    """``clip`` with ``config``'s calibration applied to its frames (``config``'s
+    transfer resolved for it); ``reopen()``: the clip opened again, for the survey of
+    hot pixels and rejections (a context manager, or None where it cannot be)."""
+    from lexp.renderers.dispatch import for_clip
+
+    transfer = for_clip(config, clip.info).transfer
+    stats = CalibrationStats()
+    masters = Masters()
+    info = clip.info
+    if config.dark:
+        masters.dark, stats.dark_frames = _master("dark", config.dark, config, transfer, info)
+    if config.flat:
+        flat, stats.flat_frames = _master("flat", config.flat, config, transfer, info)
+        masters.flat = _normalised_flat(flat, config.flat)
+    rejected: dict[int, str] = {}
+    if config.hot_pixels or config.reject:
+        survey = _survey(clip, config, transfer, masters, reopen)
+        if config.hot_pixels:
+            masters.hot = survey.hot_pixels(masters.dark)
+            stats.hot_pixels = len(masters.hot[0])
+        # (The rules measure each frame against the median frame, so they can never
+        # leave out every frame: at most just under half.)
+        rejected = survey.rejected(config.reject)
+        stats.rejected = [{"frame": i, "name": survey.names.get(i), "why": why}
+                          for i, why in sorted(rejected.items())]
+    return CalibratedClip(clip, masters, transfer, rejected, stats)
+
+
+class CalibratedClip(Clip):
+    """A clip whose frames come calibrated (the module docstring): uint16 H×W×3 codes in
+    the clip's transfer; rejected frames are not yielded."""
+
+    def __init__(self, clip: Clip, masters: Masters, transfer: str, rejected: dict[int, str],
+                 stats: CalibrationStats) -> None:
+        self.clip, self.masters, self.transfer = clip, masters, transfer
+        self.rejected, self.stats = rejected, stats
+        count = clip.info.frame_count
+        self.info = dataclasses.replace(
+            clip.info, bit_depth=16,
+            frame_count=None if count is None else count - len(rejected))
+        self.camera = getattr(clip, "camera", None)
+        self._lut = colour.decode_lut(transfer, clip.info.bit_depth)
+
+    def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
+        for index, frame in self.clip.frames(first, end, stride):
+            if index not in self.rejected:
+                yield index, self.calibrate(frame)
+
+    def calibrate(self, frame: np.ndarray) -> np.ndarray:
+        """One frame (uint8/uint16 codes) calibrated, as uint16 codes."""
+        linear = apply_masters(self._lut[frame], self.masters)
+        return np.rint(np.clip(colour.encode(linear, self.transfer), 0, 1) * 65535.0
+                       ).astype(np.uint16)
+
+    def frame_time(self, index):
+        return self.clip.frame_time(index)
+
+    def warnings(self):
+        return self.clip.warnings()
+
+    def close(self) -> None:
+        self.clip.close()
+
+
+def apply_masters(linear: np.ndarray, masters: Masters) -> np.ndarray:
+    """Linear light (float32 H×W×3, modified in place) minus the dark, over the flat,
+    hot pixels repaired, nothing below 0."""
+    if masters.dark is not None:
+        linear -= masters.dark
+        np.maximum(linear, 0, out=linear)
+    if masters.flat is not None:
+        linear /= masters.flat
+    if masters.hot is not None and len(masters.hot[0]):
+        import cv2
+
+        ys, xs = masters.hot
+        linear[ys, xs] = cv2.medianBlur(linear, 3)[ys, xs]
+    return linear
+
+
+# ---------------------------------------------------------------------- masters
+def _master(kind: str, names: tuple[str, ...], config: RenderConfig, transfer: str,
+            lights) -> tuple[np.ndarray, int]:
+    """The master dark (median) or flat (mean) of the frames ``names`` lists, in linear
+    light, from lexp's cache when the same files made it before."""
+    from lexp.inputs import resolve_inputs
+    from lexp.media import open_clip
+
+    sources = resolve_inputs(list(names))
+    files = [p for s in sources for p in s.paths]
+    key = _master_key(kind, files, config, transfer)
+    cached = _cache_file(key)
+    if cached is not None and cached.exists():
+        try:
+            with np.load(cached, allow_pickle=False) as data:
+                master, count = data["master"], int(data["count"])
+            _check_size(kind, master.shape, lights, names)
+            return master, count
+        except (OSError, ValueError, KeyError):
+            pass  # damaged: made again
+    frames = []
+    for source in sources:
+        with open_clip(source, config.fps, config.raw) as clip:
+            _check_size(kind, (clip.info.height, clip.info.width), lights, names)
+            lut = colour.decode_lut(transfer, clip.info.bit_depth)
+            frames += [lut[f] for _, f in clip.frames()]
+    if not frames:
+        raise InputError(f"no {kind} frames in {' '.join(names)}")
+    stack = np.stack(frames)
+    master = (np.median(stack, axis=0) if kind == "dark" else stack.mean(axis=0)
+              ).astype(np.float32)
+    if cached is not None:
+        _save_master(cached, master, len(frames))
+    return master, len(frames)
+
+
+def _check_size(kind: str, shape, lights, names) -> None:
+    h, w = shape[:2]
+    if (h, w) != (lights.height, lights.width):
+        raise UsageError(f"the {kind} frames ({' '.join(names)}) are {w}x{h}, the lights "
+                         f"({lights.name}) {lights.width}x{lights.height}",
+                         hint=f"shoot the {kind} frames with the same camera, size and "
+                              "orientation as the lights")
+
+
+def _normalised_flat(flat: np.ndarray, names) -> np.ndarray:
+    """Each channel over its own mean in the frame's centre (a fifth of each side: the
+    flat's light may be tinted), so the centre keeps its light and the corners are lifted
+    to it; a flat with dead (zero) pixels refused: dividing by them would make them
+    infinite."""
+    h, w = flat.shape[:2]
+    centre = flat[2 * h // 5:3 * h // 5 + 1, 2 * w // 5:3 * w // 5 + 1]
+    means = centre.reshape(-1, 3).mean(axis=0)
+    if (means <= 0).any():
+        raise InputError(f"the flat ({' '.join(names)}) is black in a channel",
+                         hint="a flat is an evenly lit white field: check the files")
+    normalised = flat / means
+    dead = normalised.min(axis=2) < 0.02
+    if dead.any():
+        raise InputError(f"the flat ({' '.join(names)}) has {int(dead.sum())} pixels at "
+                         "zero, which would divide into infinity",
+                         hint="a flat is an evenly lit white field, bright everywhere: "
+                              "shoot it again (not saturated, not black anywhere)")
+    return normalised.astype(np.float32)
+
+
+def _master_key(kind: str, files: list[Path], config: RenderConfig, transfer: str) -> str:
+    described = []
+    for path in files:
+        stat = path.stat()
+        described.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+    text = json.dumps([kind, described, transfer, config.raw_draft, config.white_balance, 1])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _cache_file(key: str) -> Path | None:
+    from lexp.paths import cache_dir
+
+    try:
+        folder = cache_dir() / "masters"
+        folder.mkdir(parents=True, exist_ok=True)
+    except (OSError, InputError, UsageError):
+        return None  # no cache: the master is made each time
+    return folder / f"{key}.npz"
+
+
+def _save_master(path: Path, master: np.ndarray, count: int) -> None:
+    import contextlib
+
+    from lexp.errors import OutputError
+    from lexp.paths import atomic_write
+
+    with contextlib.suppress(OutputError), atomic_write(path) as file:
+        np.savez(file, master=master, count=np.array(count))
+
+
+# ---------------------------------------------------------------------- the survey
+class _Survey:
+    """Every frame's brightness and sharpness (on a 640-px copy), and where single pixels
+    stand above their neighbours in a sample of frames (at full size)."""
+
+    def __init__(self) -> None:
+        self.brightness: dict[int, float] = {}
+        self.sharpness: dict[int, float] = {}
+        self.names: dict[int, str] = {}
+        self.candidates: np.ndarray | None = None  # per pixel: frames it stood out in
+        self.sampled = 0
+
+    def hot_pixels(self, dark: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        hot = self.candidates >= max(1, HOT_SHARE * self.sampled) if self.sampled else None
+        if dark is not None:  # the master dark's outliers too
+            grey = dark.max(axis=2)
+            median = float(np.median(grey))
+            sigma = 1.4826 * float(np.median(np.abs(grey - median))) + 1e-6
+            in_dark = grey > median + DARK_HOT_SIGMA * sigma
+            hot = in_dark if hot is None else hot | in_dark
+        if hot is None:
+            return np.empty(0, int), np.empty(0, int)
+        return np.nonzero(hot)
+
+    def rejected(self, rules: tuple[str, ...]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        if "bright" in rules and self.brightness:
+            median = float(np.median(list(self.brightness.values())))
+            for index, value in self.brightness.items():
+                if median > 0 and value > BRIGHT_FACTOR * median:
+                    out[index] = f"bright: its background {value / median:.1f}× the " \
+                                 f"median frame's (over {BRIGHT_FACTOR}×)"
+        if "blur" in rules and self.sharpness:
+            median = float(np.median(list(self.sharpness.values())))
+            for index, value in self.sharpness.items():
+                if index not in out and median > 0 and value < BLUR_FACTOR * median:
+                    out[index] = f"blur: {value / median:.2f}× the median frame's " \
+                                 f"sharpness (under {BLUR_FACTOR}×)"
+        return out
+
+
+def _survey(clip: Clip, config: RenderConfig, transfer: str, masters: Masters,
+            reopen) -> _Survey:
+    import cv2
+
+    opened = reopen()
+    if opened is None:
+        raise UsageError("--hot-pixels and --reject read the clip twice, and a stream on "
+                         "stdin cannot be", hint="save the stream to a file first")
+    survey = _Survey()
+    count = clip.info.frame_count or 0
+    every = max(1, count // HOT_SURVEY) if count else 1
+    files = getattr(clip, "files", None)
+    with opened as again:
+        lut = colour.decode_lut(transfer, again.info.bit_depth)
+        for index, frame in again.frames():
+            linear = apply_masters(lut[frame], Masters(masters.dark, masters.flat))
+            small = _small(linear)
+            grey = small.mean(axis=2)
+            survey.brightness[index] = float(np.median(grey))
+            survey.sharpness[index] = float(cv2.Laplacian(grey, cv2.CV_32F).var())
+            if files is not None:
+                survey.names[index] = files[index].name
+            if config.hot_pixels and index % every == 0 and survey.sampled < HOT_SURVEY:
+                stands_out = _stands_out(linear)
+                survey.candidates = stands_out.astype(np.uint16) if survey.candidates is None \
+                    else survey.candidates + stands_out
+                survey.sampled += 1
+    return survey
+
+
+def _small(linear: np.ndarray) -> np.ndarray:
+    import cv2
+
+    h, w = linear.shape[:2]
+    if w <= SURVEY_WIDTH:
+        return linear
+    return cv2.resize(linear, (SURVEY_WIDTH, max(1, round(h * SURVEY_WIDTH / w))),
+                      interpolation=cv2.INTER_AREA)
+
+
+def _stands_out(linear: np.ndarray) -> np.ndarray:
+    """H×W bool: pixels brighter than every one of their 8 neighbours by HOT_EXCESS, in
+    some channel (a hot pixel is often one colour of the mosaic)."""
+    import cv2
+
+    kernel = np.ones((3, 3), np.uint8)
+    kernel[1, 1] = 0
+    out = np.zeros(linear.shape[:2], bool)
+    for channel in range(3):
+        plane = np.ascontiguousarray(linear[..., channel])
+        neighbours = cv2.dilate(plane, kernel)  # the brightest of the 8 around each
+        out |= plane > neighbours + HOT_EXCESS
+    return out

@@ -1,0 +1,137 @@
+"""Night skies as astrophotographers make them (issue 43): darks, flats, hot pixels and
+rejected frames, each measured against a synthetic night's clean truth
+(lexp.synthetic.NightSky: stars rotating about a pole, a fixed horizon, a dark signal
+with 3 hot pixels, vignetting, noise, a plane in one frame, two cloud-lit frames)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import lexp
+from lexp import synthetic
+from tests.conftest import assert_clean_failure, run_lexp
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    root = tmp_path_factory.mktemp("night")
+    sky = synthetic.NightSky()
+    for folder, count, frame in (("lights", sky.frames, sky.light), ("darks", 6, sky.dark_frame),
+                                 ("flats", 6, sky.flat_frame)):
+        (root / folder).mkdir()
+        for k in range(count):
+            synthetic.write_png16(root / folder / f"{folder}_{k:03d}.png", frame(k))
+    clear = [k for k in range(sky.frames) if k not in sky.CLOUDY_FRAMES]
+    return {"root": root, "sky": sky, "clear": clear,
+            "mean": np.mean([sky.truth(k) for k in clear], axis=0),
+            "max": np.max([sky.truth(k) for k in clear], axis=0)}
+
+
+def render(night, method="mean", **options):
+    root = night["root"]
+    for key in ("dark", "flat"):
+        if options.get(key):
+            options[key] = str(root / options[key])
+    return lexp.render(root / "lights", method=method, align=False, cache=False,
+                       **({"gap_fill": False} if method == "max" else {}), **options)
+
+
+def without_hot(sky, mask):
+    for y, x in sky.HOT:
+        mask[max(0, y - 1):y + 2, max(0, x - 1):x + 2] = False
+    return mask
+
+
+def test_rejecting_bright_frames_drops_the_two_cloud_lit_ones(night):
+    image = render(night, reject="bright", dark="darks", flat="flats")
+    rejected = image.details.calibration.rejected
+    assert [r["frame"] for r in rejected] == list(night["sky"].CLOUDY_FRAMES)
+    assert rejected[0]["name"] == "lights_012.png" and rejected[0]["why"].startswith("bright")
+    kept = render(night, dark="darks", flat="flats")
+    sky = night["sky"]
+    everywhere = without_hot(sky, np.ones(night["mean"].shape[:2], bool))
+    before = np.abs(kept.linear - night["mean"])[everywhere].mean()
+    after = np.abs(image.linear - night["mean"])[everywhere].mean()
+    assert after < before / 2 and after < 0.0025, (before, after)
+
+
+def test_the_dark_takes_the_sensors_signal_out_of_the_sky(night):
+    """The sky's background (away from stars) against the truth under the same
+    vignetting: the dark signal (~0.01 of white) is gone."""
+    sky = night["sky"]
+    background = without_hot(sky, (night["max"].max(axis=2) < 0.02))
+    expected = (night["mean"] * sky.vignetting)[background]
+    before = render(night, reject="bright").linear[background]
+    after = render(night, reject="bright", dark="darks").linear[background]
+    error_before, error_after = np.abs(before - expected).mean(), np.abs(after - expected).mean()
+    assert error_before > 0.008 and error_after < error_before / 5, (error_before, error_after)
+
+
+def test_the_flat_takes_the_vignetting_out(night):
+    """Where vignetting darkened the frame most (its outer ring, under 75 % of the
+    centre's light), the calibrated light over the truth's is 1 with the flat and the
+    vignetting's share without it."""
+    sky = night["sky"]
+    ring = without_hot(sky, (sky.vignetting[..., 0] < 0.75) & (night["mean"].min(axis=2) >
+                                                                0.004))
+    truth = night["mean"][ring]
+    dark_only = np.median(render(night, reject="bright", dark="darks").linear[ring] / truth)
+    flattened = np.median(render(night, reject="bright", dark="darks",
+                                 flat="flats").linear[ring] / truth)
+    assert dark_only == pytest.approx(np.median(sky.vignetting[ring]), abs=0.05)
+    assert flattened == pytest.approx(1.0, abs=0.05), (dark_only, flattened)
+
+
+def test_hot_pixels_are_found_without_darks_and_repaired(night):
+    """A lighten blend keeps a hot pixel at its brightest in every frame: --hot-pixels
+    finds the 3 (a pixel above all its neighbours in most frames, where stars move on)
+    and gives them their neighbours' light; the trails stay whole."""
+    sky = night["sky"]
+    plain = render(night, "max", reject="bright")
+    repaired = render(night, "max", reject="bright", hot_pixels=True)
+    assert repaired.details.calibration.hot_pixels == 3
+    for y, x in sky.HOT:
+        assert plain.linear[y, x].max() > 0.4  # before: a bright dot (a streak if aligned)
+        assert abs(repaired.linear[y, x] - night["max"][y, x] * sky.vignetting[y, x]).max() \
+            < 0.03
+    stars = night["max"].max(axis=2) > 0.2
+    kept = repaired.linear[stars].max(axis=1) / (night["max"] * sky.vignetting)[stars].max(axis=1)
+    assert 0.9 < np.median(kept) < 1.15  # the star trails are as bright as in the truth
+
+
+def test_the_whole_night_calibrated_through_the_cli_says_what_it_did(night, tmp_path):
+    root = night["root"]
+    out = tmp_path / "trails.png"
+    proc = run_lexp("render", str(root / "lights"), "-o", str(out), "-m", "max",
+                    "--no-gap-fill", "--dark", str(root / "darks"), "--flat",
+                    str(root / "flats"), "--hot-pixels", "--reject", "bright,blur", "--json")
+    assert proc.returncode == 0, proc.stderr
+    calibration = json.loads(proc.stdout)["details"]["calibration"]
+    assert calibration["dark_frames"] == 6 and calibration["flat_frames"] == 6
+    assert [r["frame"] for r in calibration["rejected"]] == [12, 13]
+    assert "dark subtracted, flat divided" in proc.stderr and "2 frames rejected" in proc.stderr
+
+
+def test_calibration_frames_of_another_size_or_a_dead_flat_are_refused(night, tmp_path):
+    root = night["root"]
+    (tmp_path / "small").mkdir()
+    synthetic.write_png16(tmp_path / "small" / "d.png", np.zeros((60, 80, 3)))
+    proc = run_lexp("render", str(root / "lights"), "-o", str(tmp_path / "o.jpg"), "-m",
+                    "mean", "--dark", str(tmp_path / "small"))
+    assert_clean_failure(proc, 2)
+    assert "are 80x60, the lights" in proc.stderr and "160x120" in proc.stderr
+    (tmp_path / "dead").mkdir()
+    flat = np.full((120, 160, 3), 0.5)
+    flat[50:60, 50:60] = 0
+    synthetic.write_png16(tmp_path / "dead" / "f.png", flat)
+    proc = run_lexp("render", str(root / "lights"), "-o", str(tmp_path / "o.jpg"), "-m",
+                    "mean", "--flat", str(tmp_path / "dead"))
+    assert_clean_failure(proc, 1)
+    assert "100 pixels at zero" in proc.stderr
+    proc = run_lexp("render", str(root / "lights"), "-o", str(tmp_path / "o.jpg"), "--reject",
+                    "planes")
+    assert_clean_failure(proc, 2)
+    assert not (tmp_path / "o.jpg").exists()
