@@ -163,7 +163,7 @@ class Window:
 
 
 # --reject's rules (lexp.renderers.calibrate says what each measures).
-REJECT_RULES = ("bright", "blur")
+REJECT_RULES = ("bright", "blur", "streaks")
 WHITE_BALANCES = ("camera", "daylight", "auto")  # or a colour temperature: 3200, 5600K
 KELVIN_RANGE = (1700, 25000)  # where the temperature's locus is known (lexp.colour)
 

@@ -102,16 +102,37 @@ def test_hot_pixels_are_found_without_darks_and_repaired(night):
     assert 0.9 < np.median(kept) < 1.15  # the star trails are as bright as in the truth
 
 
+def test_a_planes_streak_is_masked_and_the_star_trails_kept(night):
+    """The plane crosses the sky in frame 7 only: masked there (and only there), its
+    line in the lighten blend is the sky's, while every star trail keeps its light."""
+    import cv2
+
+    sky = night["sky"]
+    plain = render(night, "max", reject="bright", dark="darks", flat="flats")
+    clean = render(night, "max", reject="bright,streaks", dark="darks", flat="flats")
+    assert [m["frame"] for m in clean.details.calibration.masked] == [sky.PLANE_FRAME]
+    line = np.zeros(night["max"].shape[:2], np.uint8)
+    cv2.line(line, (0, int(sky.height * 0.15)), (sky.width - 1, int(sky.height * 0.55)), 1, 1)
+    on_line = (line > 0) & ~sky.ground & (night["max"].max(axis=2) < 0.05)  # off the stars
+    assert plain.linear[on_line].max(axis=1).mean() > 0.5
+    assert np.abs(clean.linear[on_line] - night["max"][on_line]).max(axis=1).mean() < 0.02
+    stars = (night["max"].max(axis=2) > 0.2) & (line == 0)
+    kept = clean.linear[stars].max(axis=1) / night["max"][stars].max(axis=1)
+    assert np.percentile(kept, 5) > 0.85  # every trail whole, none masked away
+
+
 def test_the_whole_night_calibrated_through_the_cli_says_what_it_did(night, tmp_path):
     root = night["root"]
     out = tmp_path / "trails.png"
     proc = run_lexp("render", str(root / "lights"), "-o", str(out), "-m", "max",
                     "--no-gap-fill", "--dark", str(root / "darks"), "--flat",
-                    str(root / "flats"), "--hot-pixels", "--reject", "bright,blur", "--json")
+                    str(root / "flats"), "--hot-pixels", "--reject", "bright,blur,streaks",
+                    "--json")
     assert proc.returncode == 0, proc.stderr
     calibration = json.loads(proc.stdout)["details"]["calibration"]
     assert calibration["dark_frames"] == 6 and calibration["flat_frames"] == 6
     assert [r["frame"] for r in calibration["rejected"]] == [12, 13]
+    assert [m["name"] for m in calibration["masked"]] == ["lights_007.png"]
     assert "dark subtracted, flat divided" in proc.stderr and "2 frames rejected" in proc.stderr
 
 

@@ -213,8 +213,9 @@ Reject = Annotated[str | None, typer.Option(
     "--reject", metavar="RULES", rich_help_panel=NIGHT,
     help="Leave out frames by rule, judged on every frame first: bright (a background, "
          "its median light, over 1.5x the median frame's: headlights, a lit cloud, dawn), "
-         "blur (sharpness under half the median frame's). Said in --json. "
-         "e.g. --reject bright,blur")]
+         "blur (sharpness under half the median frame's); and streaks, which masks in "
+         "each frame the straight lines only it has (planes, satellites; a meteor too) "
+         "before a lighten blend. Said in --json. e.g. --reject bright,streaks")]
 RawDraft = Annotated[bool, typer.Option(
     "--raw-draft", rich_help_panel="Frames",
     help="Develop RAW frames at half size (each 2x2 block of the sensor one pixel, no "

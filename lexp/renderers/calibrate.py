@@ -20,7 +20,9 @@ spoil the blend left out.
   do) is more than BRIGHT_FACTOR times the median frame's;
   ``blur``, a frame whose sharpness (the variance of its Laplacian) is under BLUR_FACTOR
   times the median frame's (a knocked tripod, dew). Both are judged on 640-px copies of
-  every frame, in one survey before the render.
+  every frame, in one survey before the render. ``streaks``: not a frame left out but
+  its plane's or satellite's streak, a straight line only that frame has, masked
+  (:func:`mask_streaks`), so a lighten blend keeps the star trails and not the planes.
 
 The calibrated frames are 16-bit codes in the clip's own transfer (a JPEG's sRGB, a RAW's
 linear light), so every renderer reads them as it reads any frame. Masters are cached
@@ -60,6 +62,7 @@ class CalibrationStats:
     flat_frames: int = 0
     hot_pixels: int = 0
     rejected: list[dict] = field(default_factory=list)  # {"frame", "name", "why"}
+    masked: list[dict] = field(default_factory=list)  # streaks masked: the same keys
 
     def to_dict(self) -> dict:
         return {k: v for k, v in dataclasses.asdict(self).items() if v}
@@ -92,7 +95,8 @@ def calibrated(clip: Clip, config: RenderConfig, source, reopen) -> CalibratedCl
         flat, stats.flat_frames = _master("flat", config.flat, config, transfer, info)
         masters.flat = _normalised_flat(flat, config.flat)
     rejected: dict[int, str] = {}
-    if config.hot_pixels or config.reject:
+    names: dict[int, str] = {}
+    if config.hot_pixels or set(config.reject) - {"streaks"}:
         survey = _survey(clip, config, transfer, masters, reopen)
         if config.hot_pixels:
             masters.hot = survey.hot_pixels(masters.dark)
@@ -102,7 +106,11 @@ def calibrated(clip: Clip, config: RenderConfig, source, reopen) -> CalibratedCl
         rejected = survey.rejected(config.reject)
         stats.rejected = [{"frame": i, "name": survey.names.get(i), "why": why}
                           for i, why in sorted(rejected.items())]
-    return CalibratedClip(clip, masters, transfer, rejected, stats)
+    files = getattr(clip, "files", None)
+    if files is not None:
+        names = {i: path.name for i, path in enumerate(files)}
+    return CalibratedClip(clip, masters, transfer, rejected, stats,
+                          streaks="streaks" in config.reject, names=names)
 
 
 class CalibratedClip(Clip):
@@ -110,9 +118,12 @@ class CalibratedClip(Clip):
     the clip's transfer; rejected frames are not yielded."""
 
     def __init__(self, clip: Clip, masters: Masters, transfer: str, rejected: dict[int, str],
-                 stats: CalibrationStats) -> None:
+                 stats: CalibrationStats, streaks: bool = False,
+                 names: dict[int, str] | None = None) -> None:
         self.clip, self.masters, self.transfer = clip, masters, transfer
         self.rejected, self.stats = rejected, stats
+        self.streaks = streaks  # mask one-frame streaks (planes, satellites)
+        self.names = names or {}  # frame files' names by index, for the record
         count = clip.info.frame_count
         self.info = dataclasses.replace(
             clip.info, bit_depth=16,
@@ -121,15 +132,30 @@ class CalibratedClip(Clip):
         self._lut = colour.decode_lut(transfer, clip.info.bit_depth)
 
     def frames(self, first=0, end=None, stride=1, reuse_buffer=False, any_channel_order=False):
-        for index, frame in self.clip.frames(first, end, stride):
-            if index not in self.rejected:
-                yield index, self.calibrate(frame)
+        linear = ((index, apply_masters(self._lut[frame], self.masters))
+                  for index, frame in self.clip.frames(first, end, stride)
+                  if index not in self.rejected)
+        if self.streaks:
+            linear = self._without_streaks(linear)
+        for index, light in linear:
+            yield index, np.rint(np.clip(colour.encode(light, self.transfer), 0, 1) * 65535.0
+                                 ).astype(np.uint16)
 
-    def calibrate(self, frame: np.ndarray) -> np.ndarray:
-        """One frame (uint8/uint16 codes) calibrated, as uint16 codes."""
-        linear = apply_masters(self._lut[frame], self.masters)
-        return np.rint(np.clip(colour.encode(linear, self.transfer), 0, 1) * 65535.0
-                       ).astype(np.uint16)
+    def _without_streaks(self, frames):
+        """(index, linear) with each frame's one-frame streaks masked (:func:`mask_streaks`,
+        against the frames before and after it: the first and last against their one
+        neighbour), a frame behind the reading."""
+        before, current = None, next(frames, None)
+        while current is not None:
+            after = next(frames, None)
+            neighbours = [item[1] for item in (before, after) if item is not None]
+            if neighbours and (length := mask_streaks(current[1], neighbours)):
+                self.stats.masked.append({
+                    "frame": current[0], "name": self.names.get(current[0]),
+                    "why": f"a straight streak {length} px long in this frame only (a plane "
+                           "or a satellite): its pixels given the frames either side's light"})
+            yield current
+            before, current = current, after
 
     def frame_time(self, index):
         return self.clip.frame_time(index)
@@ -139,6 +165,43 @@ class CalibratedClip(Clip):
 
     def close(self) -> None:
         self.clip.close()
+
+
+STREAK_EXCESS = 0.02  # linear light over the neighbours' at least, for a streak's pixels
+STREAK_LENGTH = 0.05  # a streak is a straight line this share of the frame's side at least
+STREAK_MIN_PX = 30  # ... and this many pixels at least
+
+
+def mask_streaks(light: np.ndarray, neighbours: list[np.ndarray]) -> int:
+    """Mask, in ``light`` (float32 H×W×3 linear, in place), the straight bright lines it
+    alone has: pixels over the ``neighbours``' (the frames either side) brightest by
+    STREAK_EXCESS or six times the noise, lying on a straight line at least STREAK_LENGTH
+    of the frame's longer side (and STREAK_MIN_PX) long (OpenCV's probabilistic Hough
+    transform). A star's trail in one frame is as long as the sky moves in one frame: a
+    few pixels; a plane's or a satellite's crosses the frame. The masked pixels take the
+    neighbours' light there. Returns the longest streak's length in pixels, 0 for none."""
+    import cv2
+
+    h, w = light.shape[:2]
+    others = np.maximum.reduce([n.max(axis=2) for n in neighbours])
+    excess = light.max(axis=2) - others
+    sample = excess[::4, ::4]
+    noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
+    threshold = max(STREAK_EXCESS, 6 * noise)
+    above = (excess > threshold).astype(np.uint8) * 255
+    length = max(STREAK_MIN_PX, round(STREAK_LENGTH * max(h, w)))
+    lines = cv2.HoughLinesP(above, 1, np.pi / 360, threshold=int(0.6 * length),
+                            minLineLength=length, maxLineGap=3)
+    if lines is None:
+        return 0
+    mask = np.zeros((h, w), np.uint8)
+    longest = 0
+    for x0, y0, x1, y1 in lines.reshape(-1, 4):
+        cv2.line(mask, (int(x0), int(y0)), (int(x1), int(y1)), 255, 5)
+        longest = max(longest, round(float(np.hypot(x1 - x0, y1 - y0))))
+    masked = (mask > 0) & (excess > threshold / 3)  # the line and its glow, no more
+    light[masked] = np.minimum(light, np.maximum.reduce(neighbours))[masked]
+    return longest
 
 
 def apply_masters(linear: np.ndarray, masters: Masters) -> np.ndarray:
