@@ -190,6 +190,9 @@ class RenderDetails:
                 (done.dark_frames, "dark frames"), (done.flat_frames, "flat frames"),
                 (done.hot_pixels, "hot pixels repaired"),
                 (len(done.rejected), "frames rejected")) if n]
+            if done.masked:
+                parts.append(f"streaks masked in {len(done.masked)} "
+                             f"frame{'s' if len(done.masked) > 1 else ''}")
         if self.auto and self.auto.figures:
             parts.append(f"auto: {self.auto.figures}")
         return parts
@@ -258,6 +261,9 @@ def in_words(method: str, frames: int, exposure_s: float | None, fps: float | No
         if done.rejected:
             steps.append(f"{len(done.rejected)} frame{'s' if len(done.rejected) > 1 else ''}"
                          " rejected")
+        if done.masked:
+            steps.append(f"{len(done.masked)} plane or satellite streak"
+                         f"{'s' if len(done.masked) > 1 else ''} masked")
         if steps:
             parts.append(", ".join(steps))
     line = "; ".join(parts)
