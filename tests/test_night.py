@@ -156,3 +156,24 @@ def test_calibration_frames_of_another_size_or_a_dead_flat_are_refused(night, tm
                     "planes")
     assert_clean_failure(proc, 2)
     assert not (tmp_path / "o.jpg").exists()
+
+
+def test_darks_longer_than_the_lights_are_said_and_not_scaled(tmp_path):
+    """EXIF says the darks were 60 s, the lights 30 s: a warning says the dark was
+    subtracted as it is."""
+    from PIL import Image
+
+    def shoot(folder, seconds, level):
+        folder.mkdir()
+        exif = Image.Exif()
+        exif.get_ifd(0x8769)[33434] = seconds
+        for k in range(3):
+            Image.fromarray(np.full((32, 48, 3), level + 10 * k, np.uint8)).save(
+                folder / f"f{k}.jpg", exif=exif.tobytes(), quality=95)
+
+    shoot(tmp_path / "lights", 30.0, 80)
+    shoot(tmp_path / "darks", 60.0, 10)
+    image = lexp.render(tmp_path / "lights", method="mean", dark=str(tmp_path / "darks"),
+                        align=False, cache=False)
+    assert any("exposed 60 s, the lights 30 s" in w and "not scaled" in w
+               for w in image.warnings)

@@ -182,6 +182,33 @@ def capture_time(path: Path) -> float | None:
     return timing.exif_time(path)
 
 
+def exposure_time(path: Path) -> float | None:
+    """How long an image frame was exposed (seconds, EXIF ExposureTime), or None: RAW
+    files through their TIFF tags, the others through Pillow (HEIC by pillow-heif)."""
+    if is_raw(path):
+        tags = _raw_tiff_tags(path)
+        value = tags[1].get("ExposureTime") if tags is not None else None
+        if isinstance(value, tuple) and len(value) == 2 and value[1]:
+            value = value[0] / value[1]
+    else:
+        from PIL import Image
+
+        if is_heif(path):
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+        try:
+            with Image.open(path) as image:
+                value = image.getexif().get_ifd(0x8769).get(33434)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            return None
+    try:
+        seconds = float(value) if value is not None else None
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return seconds if seconds and seconds > 0 else None
+
+
 def camera_of(path: Path, lens: bool = True) -> dict[str, str]:
     """The camera (``make``, ``model``) and ``lens`` that shot an image frame, from its
     EXIF (RAW files: their TIFF tags, and libraw's lens unless ``lens`` is False), as far

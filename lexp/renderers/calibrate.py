@@ -89,8 +89,10 @@ def calibrated(clip: Clip, config: RenderConfig, source, reopen) -> CalibratedCl
     stats = CalibrationStats()
     masters = Masters()
     info = clip.info
+    notes: list[str] = []
     if config.dark:
         masters.dark, stats.dark_frames = _master("dark", config.dark, config, transfer, info)
+        notes += _exposures_differ(config.dark, getattr(clip, "files", None))
     if config.flat:
         flat, stats.flat_frames = _master("flat", config.flat, config, transfer, info)
         masters.flat = _normalised_flat(flat, config.flat)
@@ -109,8 +111,28 @@ def calibrated(clip: Clip, config: RenderConfig, source, reopen) -> CalibratedCl
     files = getattr(clip, "files", None)
     if files is not None:
         names = {i: path.name for i, path in enumerate(files)}
-    return CalibratedClip(clip, masters, transfer, rejected, stats,
-                          streaks="streaks" in config.reject, names=names)
+    calibrated_clip = CalibratedClip(clip, masters, transfer, rejected, stats,
+                                     streaks="streaks" in config.reject, names=names)
+    calibrated_clip.notes = notes
+    return calibrated_clip
+
+
+def _exposures_differ(darks: tuple[str, ...], lights) -> list[str]:
+    """A warning when the darks' exposure (EXIF) is not the lights' (by over 10 %): a
+    dark's thermal signal grows with its exposure, but it also holds the bias, which
+    does not, so it is subtracted as it is, not scaled."""
+    from lexp.inputs import resolve_inputs
+    from lexp.media.camera_files import exposure_time
+
+    dark_files = [p for s in resolve_inputs(list(darks)) for p in s.paths]
+    if not lights or not dark_files:
+        return []
+    dark_s, light_s = exposure_time(dark_files[0]), exposure_time(lights[0])
+    if dark_s is None or light_s is None or abs(dark_s / light_s - 1) <= 0.1:
+        return []
+    return [f"the dark frames were exposed {dark_s:g} s, the lights {light_s:g} s: the "
+            "dark is subtracted as it is, not scaled (its bias would scale with it); "
+            "shoot darks as long as the lights"]
 
 
 class CalibratedClip(Clip):
@@ -124,6 +146,7 @@ class CalibratedClip(Clip):
         self.rejected, self.stats = rejected, stats
         self.streaks = streaks  # mask one-frame streaks (planes, satellites)
         self.names = names or {}  # frame files' names by index, for the record
+        self.notes: list[str] = []  # calibration's own warnings
         count = clip.info.frame_count
         self.info = dataclasses.replace(
             clip.info, bit_depth=16,
@@ -161,7 +184,7 @@ class CalibratedClip(Clip):
         return self.clip.frame_time(index)
 
     def warnings(self):
-        return self.clip.warnings()
+        return self.clip.warnings() + self.notes
 
     def close(self) -> None:
         self.clip.close()
