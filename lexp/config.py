@@ -217,7 +217,8 @@ class RenderConfig:
     gap_fill: bool | None = None
     deflicker: bool = False  # match every frame's exposure in linear light
     timestamps: bool = True  # weigh frames by the time each covers (video pts, EXIF times)
-    keep_sharp: str | None = None  # sharp frame blended where still: first | last | TIME
+    # blended in where still: a frame (first | last | TIME) or the frames' median
+    keep_sharp: str | None = None
     still_below: float = STILL_BELOW_PX  # keep-sharp: still = moving less than this (px per frame)
     sharp_mask: str | None = None  # keep-sharp: a mask image, white = the sharp frame
     rear_curtain: bool = False  # blur plus the last frame as a flash at half strength
@@ -273,7 +274,7 @@ class RenderConfig:
             raise UsageError(f"unknown --align-border {self.align_border!r}", hint="crop or fill")
         if self.rear_curtain and self.keep_sharp is None:
             object.__setattr__(self, "keep_sharp", "last")
-        if self.keep_sharp is not None and self.keep_sharp not in ("first", "last"):
+        if self.keep_sharp is not None and self.keep_sharp not in ("first", "last", "median"):
             self.keep_sharp_spec()
         if not (math.isfinite(self.still_below) and self.still_below >= 0):
             raise UsageError(f"--still-below {self.still_below} must be 0 or more")

@@ -121,6 +121,25 @@ def test_a_planes_streak_is_masked_and_the_star_trails_kept(night):
     assert np.percentile(kept, 5) > 0.85  # every trail whole, none masked away
 
 
+def test_the_ground_is_the_frames_median_under_the_star_trails(night):
+    """--keep-sharp median: where nothing moves (the ground), the lighten blend's noise
+    (the brightest of 22 noisy values) gives way to the frames' median; the trails
+    stay whole."""
+    sky = night["sky"]
+    common = dict(reject="bright", dark="darks", flat="flats", hot_pixels=True)
+    plain = render(night, "max", **common)
+    grounded = render(night, "max", keep_sharp="median", **common)
+    ground = sky.ground.copy()
+    ground[-3:] = ground[:, :3] = ground[:, -3:] = False  # away from the border
+    truth = night["mean"][ground]
+    before = np.abs(plain.linear[ground] - truth).mean()
+    after = np.abs(grounded.linear[ground] - truth).mean()
+    assert after < before / 2, (before, after)
+    stars = night["max"].max(axis=2) > 0.2
+    kept = grounded.linear[stars].max(axis=1) / night["max"][stars].max(axis=1)
+    assert np.percentile(kept, 5) > 0.85
+
+
 def test_the_whole_night_calibrated_through_the_cli_says_what_it_did(night, tmp_path):
     root = night["root"]
     out = tmp_path / "trails.png"

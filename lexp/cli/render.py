@@ -281,8 +281,9 @@ AlignBorderOption = Annotated[AlignBorder, _control(
          "filled from the first frame.")]
 KeepSharp = Annotated[str | None, _control(
     metavar="FRAME", help="Blend one sharp frame (first, last, or a time: 2s, 48f) in where "
-    "the scene barely moves, so rocks stay crisp and water goes silky. e.g. --keep-sharp "
-    "first --still-below 1")]
+    "the scene barely moves, so rocks stay crisp and water goes silky; or median, the "
+    "frames' per-pixel median there (a night's ground, its noise averaged out, under "
+    "star trails). e.g. --keep-sharp first --still-below 1")]
 # (No [default] shown by Typer: the default is config.STILL_BELOW_PX, and importing
 # lexp.config here would cost every `lexp --help` 15 ms. A test keeps the text true.)
 StillBelow = Annotated[float | None, _control(

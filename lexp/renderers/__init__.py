@@ -21,7 +21,8 @@ that need them.
 
 from lexp.renderers.dispatch import for_clip, render_clip, replace_method
 from lexp.renderers.result import RenderDetails, RenderResult
-from lexp.renderers.stack import finish, make_stacker, stack_clip
+from lexp.renderers.stack import finish, make_stacker
+from lexp.renderers.stack_loop import stack_clip
 
 __all__ = ["RenderDetails", "RenderResult", "finish", "for_clip", "make_stacker",
            "render_clip", "replace_method", "stack_clip"]

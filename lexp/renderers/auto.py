@@ -24,7 +24,7 @@ from lexp.config import RenderConfig
 from lexp.media import Clip, ClipInfo, window_frames
 from lexp.renderers.camera import steady_a_moving_camera, steady_a_shake
 from lexp.renderers.result import Why
-from lexp.renderers.stack import stack_clip
+from lexp.renderers.stack_loop import stack_clip
 
 AUTO_MOTION_PX = 1.0  # motion per frame under which the mean is already continuous
 # The mean against the flow render in their worst neighbourhoods (metrics.local_psnr),

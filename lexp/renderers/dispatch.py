@@ -13,7 +13,8 @@ from lexp.media import Clip, ClipInfo, window_frames
 from lexp.renderers.auto import choose_auto, gaps_would_show
 from lexp.renderers.camera import drift_of
 from lexp.renderers.result import RenderResult
-from lexp.renderers.stack import ProgressCallback, stack_clip
+from lexp.renderers.stack import ProgressCallback
+from lexp.renderers.stack_loop import stack_clip
 
 
 def render_clip(clip: Clip, config: RenderConfig, on_progress: ProgressCallback | None = None,

@@ -94,10 +94,13 @@ class FrameStream:
         if config.keep_sharp:
             from lexp.renderers.sharp import MotionMeter
 
-            self.motion = MotionMeter() if config.still_below > 0 else None
-            self._sharp_target = (config.keep_sharp if config.keep_sharp in ("first", "last")
-                                  else config.keep_sharp_spec().to_frame(clip.info.fps,
-                                                                         "--keep-sharp"))
+            # (the median's mask is measured in light, not by flow: sharp.agrees_mask)
+            self.motion = MotionMeter() if config.still_below > 0 and \
+                config.keep_sharp != "median" else None
+            self._sharp_target = (
+                config.keep_sharp if config.keep_sharp in ("first", "last", "median")
+                else config.keep_sharp_spec().to_frame(clip.info.fps, "--keep-sharp"))
+        self.median = None  # --keep-sharp median: a MedianStacker of every frame
         self.user_mask = None  # read before any frame, so a bad mask costs no render
         if config.sharp_mask:
             from lexp.renderers.sharp import user_mask
@@ -175,6 +178,15 @@ class FrameStream:
         target = self._sharp_target
         if target is None:
             return
+        if target == "median":  # the still parts from every frame: noise averaged out
+            if self.median is None:
+                from lexp.renderers.stack import MedianStacker
+
+                h, w = rgb.shape[:2]
+                self.median = MedianStacker(h, w, self.lut, self.config.median_memory_mb)
+            self.median.add(rgb.copy() if self.reused else rgb, gain=gain)
+            self.sharp = ("median", rgb, gain)
+            return
         if (target == "first" and self.sharp is None) or target == "last" or (
                 isinstance(target, int) and self.sharp is None and index >= target):
             self.sharp = (index, rgb.copy() if self.reused else rgb, gain)
@@ -230,9 +242,12 @@ class FrameStream:
                              "such frame", hint="choose first, last, or a time inside the window")
         index, rgb, gain = self.sharp
         h, w = linear.shape[:2]
-        frame = self.lut[rgb] * np.float32(gain * level)
+        frame = self.median.result() * np.float32(level) if self.median is not None else \
+            self.lut[rgb] * np.float32(gain * level)
         feather = max(2.0, 0.01 * max(h, w))
-        if self.motion is not None:
+        if self.median is not None:  # still: what only noise tells from the median
+            mask = sharp.feathered(sharp.agrees_mask(linear, frame), feather)
+        elif self.motion is not None:
             motion = sharp.upsample(self.motion.per_period((h, w)), h, w)
             mask = np.minimum(sharp.still_mask(motion, self.config.still_below),
                               sharp.unchanged_mask(frame, linear, self.config.transfer))

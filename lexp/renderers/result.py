@@ -106,7 +106,7 @@ class DeflickerStats:
 class SharpStats:
     """What ``--keep-sharp`` did."""
 
-    frame: int  # the frame kept sharp
+    frame: int | str  # the frame kept sharp, or "median" (the frames' median)
     mask_mean: float  # the share of the image taken from it, in [0, 1]
 
     def to_dict(self) -> dict:
@@ -177,7 +177,7 @@ class RenderDetails:
         if self.deflicker is not None:
             parts.append(f"deflickered {self.deflicker.corrected_frames} frames")
         if self.keep_sharp is not None:
-            parts.append(f"frame {self.keep_sharp.frame} kept sharp")
+            parts.append(_sharp_words(self.keep_sharp.frame))
         if self.hdr is not None:
             parts.append(f"{self.hdr[0].upper()} HDR to sRGB, tone {self.hdr[1]}")
         if self.trails is not None:
@@ -213,6 +213,11 @@ TONE_WORDS = {"clip": "highlights clipped", "soft": "highlights rolled off",
               "reinhard": "highlights compressed"}
 
 
+def _sharp_words(frame: int | str) -> str:
+    return "the frames' median kept where still" if frame == "median" else \
+        f"frame {frame} kept sharp"
+
+
 def in_words(method: str, frames: int, exposure_s: float | None, fps: float | None,
              details: RenderDetails) -> str:
     """What a render made, for the line it prints, in a photographer's words:
@@ -246,7 +251,7 @@ def in_words(method: str, frames: int, exposure_s: float | None, fps: float | No
     if details.deflicker is not None and details.deflicker.corrected_frames:
         parts.append(f"brightness evened over {details.deflicker.corrected_frames} frames")
     if details.keep_sharp is not None:
-        parts.append(f"frame {details.keep_sharp.frame} kept sharp")
+        parts.append(_sharp_words(details.keep_sharp.frame))
     if details.hdr is not None:
         parts.append(f"{details.hdr[0].upper()} HDR brought into sRGB, "
                      f"{TONE_WORDS.get(details.hdr[1], details.hdr[1])}")

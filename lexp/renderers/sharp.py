@@ -89,6 +89,23 @@ def unchanged_mask(sharp: np.ndarray, blurred: np.ndarray, transfer: str) -> np.
     return np.clip((2 * UNCHANGED_CODES - rms) / UNCHANGED_CODES, 0, 1).astype(np.float32)
 
 
+AGREES_SPREAD = 2.5  # --keep-sharp median: "the same" up to this many times the typical gap
+
+
+def agrees_mask(render: np.ndarray, median: np.ndarray) -> np.ndarray:
+    """float32 H×W in [0, 1], for ``--keep-sharp median``: 1 where the render differs
+    from the frames' median by no more than AGREES_SPREAD times the typical difference
+    over the frame, 0 at twice that. Most of a picture only holds noise between the two
+    (a lighten blend keeps each pixel's brightest noise, a mean its average), which sets
+    the typical gap; a trail, a passing light or moving water stands far above it, in
+    light, however small it is (a star trail of one pixel, which optical flow does not
+    see)."""
+    gap = np.abs(render - median).max(axis=2)
+    typical = float(np.median(gap[::2, ::2])) + 1e-6
+    limit = AGREES_SPREAD * typical
+    return np.clip((2 * limit - gap) / limit, 0, 1).astype(np.float32)
+
+
 def feathered(mask: np.ndarray, feather: float) -> np.ndarray:
     """Erode a [0, 1] mask by ``feather`` px, then blur it as much: the sharp frame
     never reaches into moving things, and leaves no seam."""
