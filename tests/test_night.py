@@ -196,3 +196,26 @@ def test_darks_longer_than_the_lights_are_said_and_not_scaled(tmp_path):
                         align=False, cache=False)
     assert any("exposed 60 s, the lights 30 s" in w and "not scaled" in w
                for w in image.warnings)
+
+
+@pytest.mark.slow
+def test_a_real_milky_way_time_lapse_keeps_its_trails(tmp_path):
+    """../shared/clips' Milky Way time-lapse (a tripod, a tree, a glow on the horizon;
+    skipped without it): calibrated with every rule, its star trails keep their light,
+    few pixels are taken for hot ones and few frames for streaked ones. (Its slow plane,
+    short blinking segments in many frames, is not a one-frame streak: it stays.)"""
+    from tests.conftest import SHARED_CLIPS
+
+    clip = SHARED_CLIPS / "milkyway_timelapse_tree_1280w.mp4"
+    if not clip.exists():
+        pytest.skip("../shared/clips is absent")
+    plain = lexp.render(clip, method="max", gap_fill=False, max_frames=60, align=False,
+                        cache=False)
+    done = lexp.render(clip, method="max", gap_fill=False, max_frames=60, align=False,
+                       cache=False, hot_pixels=True, reject="bright,blur,streaks",
+                       keep_sharp="median")
+    calibration = done.details.calibration
+    h, w = done.linear.shape[:2]
+    assert calibration.hot_pixels < 1e-4 * h * w
+    assert len(calibration.masked) <= 6 and len(calibration.rejected) <= 6
+    assert np.percentile(done.linear, 99.9) > 0.95 * np.percentile(plain.linear, 99.9)

@@ -168,16 +168,21 @@ class CalibratedClip(Clip):
         """(index, linear) with each frame's one-frame streaks masked (:func:`mask_streaks`,
         against the frames before and after it: the first and last against their one
         neighbour), a frame behind the reading."""
-        before, current = None, next(frames, None)
+        def with_grey(item):
+            return None if item is None else (*item, brightest_channel(item[1]))
+
+        before, current = None, with_grey(next(frames, None))
         while current is not None:
-            after = next(frames, None)
-            neighbours = [item[1] for item in (before, after) if item is not None]
-            if neighbours and (length := mask_streaks(current[1], neighbours)):
+            after = with_grey(next(frames, None))
+            sides = [item for item in (before, after) if item is not None]
+            greys = (current[2], [item[2] for item in sides])
+            if sides and (length := mask_streaks(current[1], [item[1] for item in sides],
+                                                 greys)):
                 self.stats.masked.append({
                     "frame": current[0], "name": self.names.get(current[0]),
                     "why": f"a straight streak {length} px long in this frame only (a plane "
                            "or a satellite): its pixels given the frames either side's light"})
-            yield current
+            yield current[:2]
             before, current = current, after
 
     def frame_time(self, index):
@@ -195,19 +200,28 @@ STREAK_LENGTH = 0.05  # a streak is a straight line this share of the frame's si
 STREAK_MIN_PX = 30  # ... and this many pixels at least
 
 
-def mask_streaks(light: np.ndarray, neighbours: list[np.ndarray]) -> int:
+def brightest_channel(light: np.ndarray) -> np.ndarray:
+    """H×W: each pixel's brightest channel (elementwise on the three planes: numpy's
+    reduce over a last axis of 3 is several times slower)."""
+    return np.maximum(np.maximum(light[..., 0], light[..., 1]), light[..., 2])
+
+
+def mask_streaks(light: np.ndarray, neighbours: list[np.ndarray],
+                 greys: tuple[np.ndarray, list[np.ndarray]] | None = None) -> int:
     """Mask, in ``light`` (float32 H×W×3 linear, in place), the straight bright lines it
     alone has: pixels over the ``neighbours``' (the frames either side) brightest by
     STREAK_EXCESS or six times the noise, lying on a straight line at least STREAK_LENGTH
     of the frame's longer side (and STREAK_MIN_PX) long (OpenCV's probabilistic Hough
     transform). A star's trail in one frame is as long as the sky moves in one frame: a
     few pixels; a plane's or a satellite's crosses the frame. The masked pixels take the
-    neighbours' light there. Returns the longest streak's length in pixels, 0 for none."""
+    neighbours' light there. ``greys``: the frames' :func:`brightest_channel`, when they
+    are known already. Returns the longest streak's length in pixels, 0 for none."""
     import cv2
 
     h, w = light.shape[:2]
-    others = np.maximum.reduce([n.max(axis=2) for n in neighbours])
-    excess = light.max(axis=2) - others
+    grey, others = greys if greys is not None else \
+        (brightest_channel(light), [brightest_channel(n) for n in neighbours])
+    excess = grey - (others[0] if len(others) == 1 else np.maximum(*others))
     sample = excess[::4, ::4]
     noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
     threshold = max(STREAK_EXCESS, 6 * noise)
@@ -223,7 +237,8 @@ def mask_streaks(light: np.ndarray, neighbours: list[np.ndarray]) -> int:
         cv2.line(mask, (int(x0), int(y0)), (int(x1), int(y1)), 255, 5)
         longest = max(longest, round(float(np.hypot(x1 - x0, y1 - y0))))
     masked = (mask > 0) & (excess > threshold / 3)  # the line and its glow, no more
-    light[masked] = np.minimum(light, np.maximum.reduce(neighbours))[masked]
+    either_side = np.maximum.reduce([n[masked] for n in neighbours])
+    light[masked] = np.minimum(light[masked], either_side)
     return longest
 
 
