@@ -155,6 +155,18 @@ def test_the_whole_night_calibrated_through_the_cli_says_what_it_did(night, tmp_
     assert "dark subtracted, flat divided" in proc.stderr and "2 frames rejected" in proc.stderr
 
 
+def test_masters_are_made_once_and_read_from_the_cache(night, tmp_path, monkeypatch):
+    from lexp.renderers import calibrate
+
+    monkeypatch.setenv("LEXP_CACHE_DIR", str(tmp_path / "cache"))
+    first = render(night, dark="darks", flat="flats")
+    assert len(list((tmp_path / "cache" / "masters").glob("*.npz"))) == 2
+    made = []
+    monkeypatch.setattr(calibrate, "_save_master", lambda *args: made.append(args))
+    again = render(night, dark="darks", flat="flats")
+    assert made == [] and np.array_equal(first.linear, again.linear)
+
+
 def test_calibration_frames_of_another_size_or_a_dead_flat_are_refused(night, tmp_path):
     root = night["root"]
     (tmp_path / "small").mkdir()

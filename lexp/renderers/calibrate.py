@@ -275,6 +275,7 @@ def _master(kind: str, names: tuple[str, ...], config: RenderConfig, transfer: s
             with np.load(cached, allow_pickle=False) as data:
                 master, count = data["master"], int(data["count"])
             _check_size(kind, master.shape, lights, names)
+            os.utime(cached)  # recently used: pruned last
             return master, count
         except (OSError, ValueError, KeyError):
             pass  # damaged: made again
@@ -352,6 +353,15 @@ def _save_master(path: Path, master: np.ndarray, count: int) -> None:
 
     with contextlib.suppress(OutputError), atomic_write(path) as file:
         np.savez(file, master=master, count=np.array(count))
+    # A camera's master is its frame size in float32 (288 MB at 24 MP): keep the few
+    # used last.
+    kept = sorted(path.parent.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in kept[MASTERS_KEPT:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+
+
+MASTERS_KEPT = 8  # masters kept in the cache, the most recently used
 
 
 # ---------------------------------------------------------------------- the survey
