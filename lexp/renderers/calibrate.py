@@ -27,7 +27,8 @@ spoil the blend left out.
 The calibrated frames are 16-bit codes in the clip's own transfer (a JPEG's sRGB, a RAW's
 linear light), so every renderer reads them as it reads any frame. Masters are cached
 (``masters/`` in lexp's cache) under the names, sizes and times of their files and the
-settings that develop them, so a second render with the same darks reads one small file.
+settings that develop them, so a second render with the same darks reads one file (the
+MASTERS_KEPT used last are kept).
 """
 
 from __future__ import annotations
