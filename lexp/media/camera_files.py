@@ -182,6 +182,22 @@ def capture_time(path: Path) -> float | None:
     return timing.exif_time(path)
 
 
+def pillow_exif(path: Path):
+    """An image file's EXIF as Pillow reads it (HEIC through pillow-heif's opener), or None
+    when it cannot be opened (reading the frame says why)."""
+    from PIL import Image
+
+    if is_heif(path):
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    try:
+        with Image.open(path) as image:
+            return image.getexif()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
 def exposure_time(path: Path) -> float | None:
     """How long an image frame was exposed (seconds, EXIF ExposureTime), or None: RAW
     files through their TIFF tags, the others through Pillow (HEIC by pillow-heif)."""
@@ -191,17 +207,8 @@ def exposure_time(path: Path) -> float | None:
         if isinstance(value, tuple) and len(value) == 2 and value[1]:
             value = value[0] / value[1]
     else:
-        from PIL import Image
-
-        if is_heif(path):
-            import pillow_heif
-
-            pillow_heif.register_heif_opener()
-        try:
-            with Image.open(path) as image:
-                value = image.getexif().get_ifd(0x8769).get(33434)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            return None
+        exif = pillow_exif(path)
+        value = exif.get_ifd(0x8769).get(33434) if exif is not None else None
     try:
         seconds = float(value) if value is not None else None
     except (TypeError, ValueError, ZeroDivisionError):
@@ -228,23 +235,12 @@ def camera_of(path: Path, lens: bool = True) -> dict[str, str]:
                         found["lens"] = model
             except InputError:
                 pass  # reading the frame says why
-    else:
-        from PIL import Image
-
-        if is_heif(path):
-            import pillow_heif
-
-            pillow_heif.register_heif_opener()
-        try:
-            with Image.open(path) as image:
-                exif = image.getexif()
-                lens = exif.get_ifd(0x8769).get(42036)
-                for key, value in (("make", exif.get(271)), ("model", exif.get(272)),
-                                   ("lens", lens)):
-                    if value:
-                        found[key] = str(value)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            pass  # unreadable here: reading the frame says why
+    elif (exif := pillow_exif(path)) is not None:
+        lens = exif.get_ifd(0x8769).get(42036)
+        for key, value in (("make", exif.get(271)), ("model", exif.get(272)),
+                           ("lens", lens)):
+            if value:
+                found[key] = str(value)
     return {k: v.strip("\x00 ") for k, v in found.items() if v.strip("\x00 ")}
 
 

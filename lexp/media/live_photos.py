@@ -63,17 +63,10 @@ def pair_stills_with_videos(stills: list[Path], videos: list[Path]) -> dict[Path
 def still_content_identifier(path: Path) -> str | None:
     """The Live Photo content identifier of a still (HEIC or JPEG), from Apple's MakerNote
     in its EXIF, or None (no EXIF, another maker, not a Live Photo, unreadable)."""
-    from PIL import Image
+    from lexp.media.camera_files import pillow_exif
 
-    if path.suffix.lower() in (".heic", ".heif"):
-        import pillow_heif
-
-        pillow_heif.register_heif_opener()
-    try:
-        with Image.open(path) as image:
-            note = image.getexif().get_ifd(0x8769).get(0x927C)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None
+    exif = pillow_exif(path)
+    note = exif.get_ifd(0x8769).get(0x927C) if exif is not None else None
     if not isinstance(note, bytes):
         return None
     value = _apple_note_tag(note, _CONTENT_IDENTIFIER_TAG)
