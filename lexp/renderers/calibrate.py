@@ -73,8 +73,8 @@ class CalibrationStats:
 @dataclass
 class Masters:
     dark: np.ndarray | None = None  # float32 H×W×3 linear light
-    flat: np.ndarray | None = None  # float32 H×W×3, each channel's mean 1
-    hot: np.ndarray | None = None  # (ys, xs) of hot pixels
+    flat: np.ndarray | None = None  # float32 H×W×3, each channel's mean in the centre 1
+    hot: tuple[np.ndarray, np.ndarray] | None = None  # (ys, xs) of hot pixels
 
 
 def wanted(config: RenderConfig) -> bool:
