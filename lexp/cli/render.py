@@ -197,8 +197,9 @@ NIGHT = "Night sky: calibration"
 Dark = Annotated[list[str] | None, typer.Option(
     "--dark", metavar="FILES", rich_help_panel=NIGHT,
     help="Dark frames (lens capped, the lights' exposure): a folder, a quoted glob or a "
-         "file, repeatable. Their per-pixel median is subtracted from every frame in "
-         "linear light, first. e.g. --dark darks/")]
+         "file, repeatable. Their per-pixel mean, each pixel's brightest and darkest "
+         "left out (a cosmic ray), is subtracted from every frame in linear light, first. "
+         "e.g. --dark darks/")]
 Flat = Annotated[list[str] | None, typer.Option(
     "--flat", metavar="FILES", rich_help_panel=NIGHT,
     help="Flat frames (an evenly lit white field, same lens and aperture): their mean, "
