@@ -97,11 +97,11 @@ def calibrated(clip: Clip, config: RenderConfig, source, reopen) -> CalibratedCl
     info = clip.info
     notes: list[str] = []
     if config.dark:
-        masters.dark, stats.dark_frames = _master("dark", config.dark, config, transfer, info)
+        masters.dark, stats.dark_frames = master("dark", config.dark, config, transfer, info)
         notes += _exposures_differ(config.dark, getattr(clip, "files", None))
     if config.flat:
-        flat, stats.flat_frames = _master("flat", config.flat, config, transfer, info)
-        masters.flat = _normalised_flat(flat, config.flat)
+        flat, stats.flat_frames = master("flat", config.flat, config, transfer, info)
+        masters.flat = normalised_flat(flat, config.flat)
     rejected: dict[int, str] = {}
     names: dict[int, str] = {}
     if config.hot_pixels or set(config.reject) - {"streaks"}:
@@ -265,7 +265,7 @@ def apply_masters(linear: np.ndarray, masters: Masters) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- masters
-def _master(kind: str, names: tuple[str, ...], config: RenderConfig, transfer: str,
+def master(kind: str, names: tuple[str, ...], config: RenderConfig, transfer: str,
             lights) -> tuple[np.ndarray, int]:
     """The master dark (median) or flat (mean) of the frames ``names`` lists, in linear
     light, from lexp's cache when the same files made it before."""
@@ -282,10 +282,10 @@ def _master(kind: str, names: tuple[str, ...], config: RenderConfig, transfer: s
     if cached is not None and cached.exists():
         try:
             with np.load(cached, allow_pickle=False) as data:
-                master, count = data["master"], int(data["count"])
-            _check_size(kind, master.shape, lights, names)
+                made, count = data["master"], int(data["count"])
+            _check_size(kind, made.shape, lights, names)
             os.utime(cached)  # recently used: pruned last
-            return master, count
+            return made, count
         except (OSError, ValueError, KeyError):
             pass  # damaged: made again
     total = brightest = darkest = None
@@ -312,13 +312,13 @@ def _master(kind: str, names: tuple[str, ...], config: RenderConfig, transfer: s
     if kind == "dark" and count >= 3:  # each pixel's extremes out: a cosmic ray with them
         total -= brightest
         total -= darkest
-        master = total / (count - 2)
+        made = total / (count - 2)
     else:
-        master = total / count
-    master = master.astype(np.float32)
+        made = total / count
+    made = made.astype(np.float32)
     if cached is not None:
-        _save_master(cached, master, count)
-    return master, count
+        _save_master(cached, made, count)
+    return made, count
 
 
 def _check_size(kind: str, shape, lights, names) -> None:
@@ -330,7 +330,7 @@ def _check_size(kind: str, shape, lights, names) -> None:
                               "orientation as the lights")
 
 
-def _normalised_flat(flat: np.ndarray, names) -> np.ndarray:
+def normalised_flat(flat: np.ndarray, names) -> np.ndarray:
     """Each channel over its own mean in the frame's centre (a fifth of each side: the
     flat's light may be tinted), so the centre keeps its light and the corners are lifted
     to it; a flat with dead (zero) pixels refused: dividing by them would make them
@@ -417,26 +417,38 @@ class _Survey:
         return np.nonzero(hot)
 
     def rejected(self, rules: tuple[str, ...]) -> dict[int, str]:
-        out: dict[int, str] = {}
-        if "bright" in rules and self.brightness:
-            median = float(np.median(list(self.brightness.values())))
-            for index, value in self.brightness.items():
-                if median > 0 and value > BRIGHT_FACTOR * median:
-                    out[index] = f"bright: its background {value / median:.1f}× the " \
-                                 f"median frame's (over {BRIGHT_FACTOR}×)"
-        if "blur" in rules and self.sharpness:
-            median = float(np.median(list(self.sharpness.values())))
-            for index, value in self.sharpness.items():
-                if index not in out and median > 0 and value < BLUR_FACTOR * median:
-                    out[index] = f"blur: {value / median:.2f}× the median frame's " \
-                                 f"sharpness (under {BLUR_FACTOR}×)"
-        return out
+        typical = (float(np.median(list(self.brightness.values()))),
+                   float(np.median(list(self.sharpness.values()))))
+        out = {index: judge(rules, (self.brightness[index], self.sharpness[index]), typical)
+               for index in self.brightness}
+        return {index: why for index, why in out.items() if why}
+
+
+def measures(linear: np.ndarray) -> tuple[float, float]:
+    """A frame's (background, sharpness) on its 640-px copy: the median light, and the
+    variance of the Laplacian of its grey."""
+    import cv2
+
+    grey = _small(linear).mean(axis=2)
+    return float(np.median(grey)), float(cv2.Laplacian(grey, cv2.CV_32F).var())
+
+
+def judge(rules, frame: tuple[float, float], typical: tuple[float, float]) -> str | None:
+    """Why ``--reject``'s ``rules`` leave out a frame of these :func:`measures`, against
+    the typical frame's (the median frame's), or None."""
+    (background, sharpness), (usual_background, usual_sharpness) = frame, typical
+    if "bright" in rules and usual_background > 0 and \
+            background > BRIGHT_FACTOR * usual_background:
+        return f"bright: its background {background / usual_background:.1f}× the median " \
+               f"frame's (over {BRIGHT_FACTOR}×)"
+    if "blur" in rules and usual_sharpness > 0 and sharpness < BLUR_FACTOR * usual_sharpness:
+        return f"blur: {sharpness / usual_sharpness:.2f}× the median frame's sharpness " \
+               f"(under {BLUR_FACTOR}×)"
+    return None
 
 
 def _survey(clip: Clip, config: RenderConfig, transfer: str, masters: Masters,
             reopen) -> _Survey:
-    import cv2
-
     opened = reopen()
     if opened is None:
         raise UsageError("--hot-pixels and --reject read the clip twice, and a stream on "
@@ -449,10 +461,7 @@ def _survey(clip: Clip, config: RenderConfig, transfer: str, masters: Masters,
         lut = colour.decode_lut(transfer, again.info.bit_depth)
         for index, frame in again.frames():
             linear = apply_masters(lut[frame], Masters(masters.dark, masters.flat))
-            small = _small(linear)
-            grey = small.mean(axis=2)
-            survey.brightness[index] = float(np.median(grey))
-            survey.sharpness[index] = float(cv2.Laplacian(grey, cv2.CV_32F).var())
+            survey.brightness[index], survey.sharpness[index] = measures(linear)
             if files is not None:
                 survey.names[index] = files[index].name
             if config.hot_pixels and index % every == 0 and survey.sampled < HOT_SURVEY:
