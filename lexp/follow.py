@@ -40,6 +40,7 @@ import numpy as np
 from lexp.config import RenderConfig
 from lexp.errors import InputError, OutputError, UsageError
 from lexp.media import ClipInfo, ClipSource
+from lexp.renderers import calibrate
 
 if TYPE_CHECKING:
     from lexp.image import Image
@@ -146,6 +147,9 @@ def follow(source: ClipSource, output: Path, config: RenderConfig, options: Foll
     output's lock throughout: a second run on it is refused."""
     from lexp.batch import OutputLock
 
+    if config.hot_pixels and not config.dark:
+        raise UsageError("--follow finds hot pixels in the darks, having no finished clip "
+                         "to survey", hint="add --dark darks/")
     method = FOLLOW_METHODS.get(config.method)
     if method is None:
         raise UsageError(f"--follow cannot run -m {config.method}",
@@ -188,6 +192,7 @@ class _Run:
         self.started = time.perf_counter()
         self.resumed = 0
         self.last_preview = (0, time.monotonic())  # (frames, when)
+        self.live: calibrate.LiveCalibration | None = None  # darks, flats, rejections
         self.preview_failing = False
 
     # ------------------------------------------------------------------ the loop
@@ -229,6 +234,9 @@ class _Run:
     ending: str | None = None  # set by the frame sources when they stop on their own
 
     def _finish(self, ended: str, gone: InputError | None) -> FollowResult:
+        if self.live is not None:  # the frame held for its streaks, against the one before
+            for name, codes in self.live.flush():
+                self._stack(name, codes)
         image = self._write(final=True)
         if gone is not None:
             raise InputError(f"{gone.message}: {self.output} holds the {self._count()} "
@@ -239,22 +247,30 @@ class _Run:
         return self.stacker.count if self.stacker is not None else 0
 
     def _add(self, name: str, frame: np.ndarray) -> bool:
-        """Stack one frame (the first sets the size and depth: a later one that differs
-        is skipped, with a warning); whether it was stacked."""
+        """Stack one frame, calibrated first when asked (the first frame sets the size and
+        depth: a later one that differs is skipped, with a warning); whether any frame was
+        stacked (a calibrated one may be rejected, or held a frame for streaks)."""
+        calibrating = calibrate.wanted(self.config)
         if self.stacker is None:
-            self._start(frame.shape[1], frame.shape[0], 8 if frame.dtype == np.uint8 else 16,
+            self._start(frame.shape[1], frame.shape[0],
+                        16 if calibrating or frame.dtype != np.uint8 else 8,
                         self.info.transfer_tag)
-        elif frame.shape != (self.info.height, self.info.width, 3) or \
-                (frame.dtype == np.uint8) != (self.info.bit_depth == 8):
+        elif frame.shape != (self.info.height, self.info.width, 3) or (
+                not calibrating and (frame.dtype == np.uint8) != (self.info.bit_depth == 8)):
             h, w = frame.shape[:2]
             self.skip(name or f"frame {self._count() + 1}",
                       f"{w}x{h}, {frame.dtype}: the exposure's frames are "
                       f"{self.info.width}x{self.info.height}, {self.info.bit_depth}-bit")
             return False
-        self.stacker.add(frame)
+        ready = self.live.push(name, frame) if self.live is not None else [(name, frame)]
+        for ready_name, codes in ready:
+            self._stack(ready_name, codes)
+        return bool(ready)
+
+    def _stack(self, name: str, codes: np.ndarray) -> None:
+        self.stacker.add(codes)
         if name:
             self.names.append(name)
-        return True
 
     def _start(self, width: int, height: int, bit_depth: int, transfer_tag: str | None) -> None:
         """The exposure's empty stack, for frames of this size, depth and transfer."""
@@ -267,6 +283,9 @@ class _Run:
                                           self.info)
         self.stacker = stack.make_stacker(self.method, height, width, self.resolved,
                                           bit_depth)
+        if calibrate.wanted(self.config):
+            self.live = calibrate.LiveCalibration(self.config, self.resolved.transfer,
+                                                  self.info)
 
     def _resume(self, header: dict, arrays: dict) -> None:
         """Continue from a checkpoint, after checking this command line made it."""
@@ -275,6 +294,8 @@ class _Run:
                     header.get("transfer_tag"))
         _check_same(self.state_path, saved, self._settings())
         self.stacker.restore({**header["stacker"], **arrays})
+        if self.live is not None:
+            self.live.restore(header.get("calibration", {}))
         self.names = list(header["names"])
         self.camera = header.get("camera")
         self.resumed = self.stacker.count
@@ -287,7 +308,11 @@ class _Run:
                 "method": self.method, "transfer": self.resolved.transfer,
                 "raw_draft": self.config.raw_draft, "white_balance": self.config.white_balance,
                 "width": self.info.width, "height": self.info.height,
-                "bit_depth": self.info.bit_depth}
+                "bit_depth": self.info.bit_depth,
+                "calibration": {"dark": [str(Path(p).resolve()) for p in self.config.dark],
+                                "flat": [str(Path(p).resolve()) for p in self.config.flat],
+                                "hot_pixels": self.config.hot_pixels,
+                                "reject": list(self.config.reject)}}
 
     # ------------------------------------------------------------------ previews
     def _preview_due(self) -> bool:
@@ -326,7 +351,8 @@ class _Run:
         linear = self.stacker.result()
         count = self._count()
         camera = getattr(self.clip, "camera", None) or self.camera
-        details = RenderDetails(raw=self.info.transfer_tag == "linear", camera=camera)
+        details = RenderDetails(raw=self.info.transfer_tag == "linear", camera=camera,
+                                calibration=self.live.stats if self.live is not None else None)
         info = ClipInfo(self.info.name, self.info.kind, self.info.width, self.info.height,
                         self.info.fps, count, True, self.info.transfer_tag,
                         self.info.bit_depth)
@@ -343,7 +369,8 @@ class _Run:
                   "settings": self._settings(), "transfer_tag": self.info.transfer_tag,
                   "camera": getattr(self.clip, "camera", None) or self.camera,
                   "names": self.names,
-                  "stacker": {k: v for k, v in state.items() if k not in arrays}}
+                  "stacker": {k: v for k, v in state.items() if k not in arrays},
+                  "calibration": self.live.state() if self.live is not None else {}}
         with atomic_write(self.state_path) as file:
             np.savez(file, header=np.array(json.dumps(header)), **arrays)
 

@@ -269,3 +269,31 @@ def test_follow_refuses_what_needs_a_finished_clip(tmp_path):
     cv2.imwrite(str(file), np.zeros((8, 8, 3), np.uint8))
     assert_clean_failure(run_lexp("render", str(file), "--follow", "-m", "max"), 2)
     assert os.listdir(tmp_path / "shots") == []
+
+
+def test_a_followed_night_is_calibrated_as_the_finished_one(tmp_path):
+    """Darks, flats, hot pixels from the darks, cloud-lit frames left out (against the
+    frames kept so far) and the plane masked (a frame behind): the followed night ends
+    as the batch render of the finished folder with the same calibration."""
+    sky = synthetic.NightSky()
+    for folder, count, frame in (("lights", sky.frames, sky.light), ("darks", 4, sky.dark_frame),
+                                 ("flats", 4, sky.flat_frame)):
+        (tmp_path / folder).mkdir()
+        for k in range(count):
+            synthetic.write_png16(tmp_path / folder / f"{folder}_{k:03d}.png", frame(k))
+    calibration = ["-m", "max", "--dark", str(tmp_path / "darks"), "--flat",
+                   str(tmp_path / "flats"), "--hot-pixels", "--reject", "bright,streaks",
+                   "--bit-depth", "16"]
+    followed = tmp_path / "followed.png"
+    proc = run_lexp("render", str(tmp_path / "lights"), "--follow", "-o", str(followed),
+                    "--idle", "0.5", "--poll", POLL, "--json", *calibration)
+    assert proc.returncode == 0, proc.stderr
+    details = json.loads(proc.stdout)["details"]["calibration"]
+    assert [r["name"] for r in details["rejected"]] == ["lights_012.png", "lights_013.png"]
+    assert [m["name"] for m in details["masked"]] == ["lights_007.png"]
+    assert details["hot_pixels"] == 3
+    batch = tmp_path / "batch.png"
+    proc = run_lexp("render", str(tmp_path / "lights"), "-o", str(batch), "--no-gap-fill",
+                    *calibration)
+    assert proc.returncode == 0, proc.stderr
+    assert np.abs(read16(followed) - read16(batch)).max() <= 65535 // 1000

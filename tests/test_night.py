@@ -171,13 +171,13 @@ def test_a_cosmic_ray_in_one_dark_does_not_mark_every_light(night, tmp_path):
 
 
 def test_masters_are_made_once_and_read_from_the_cache(night, tmp_path, monkeypatch):
-    from lexp.renderers import calibrate
+    from lexp.renderers import masters
 
     monkeypatch.setenv("LEXP_CACHE_DIR", str(tmp_path / "cache"))
     first = render(night, dark="darks", flat="flats")
     assert len(list((tmp_path / "cache" / "masters").glob("*.npz"))) == 2
     made = []
-    monkeypatch.setattr(calibrate, "_save_master", lambda *args: made.append(args))
+    monkeypatch.setattr(masters, "_save_master", lambda *args: made.append(args))
     again = render(night, dark="darks", flat="flats")
     assert made == [] and np.array_equal(first.linear, again.linear)
 

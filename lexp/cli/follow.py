@@ -41,8 +41,7 @@ Poll = Annotated[float, typer.Option(
 # Options that read a finished clip as a whole: not for a followed one.
 _WHOLE_CLIP_OPTIONS = ("--start", "--end", "--stride", "--max-frames", "--exposure",
                        "--video", "--comet", "--align", "--keep-sharp", "--sharp-mask",
-                       "--deflicker", "--rear-curtain", "--gap-fill", "--jobs", "--shard",
-                       "--dark", "--flat", "--hot-pixels", "--reject")
+                       "--deflicker", "--rear-curtain", "--gap-fill", "--jobs", "--shard")
 
 
 def check_follow_options(inputs: list[str], output: str | None, given: dict[str, bool]) -> None:

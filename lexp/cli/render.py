@@ -393,9 +393,7 @@ def render(
                 "--align": align is not None, "--keep-sharp": keep_sharp is not None,
                 "--sharp-mask": sharp_mask is not None, "--deflicker": deflicker,
                 "--rear-curtain": rear_curtain, "--gap-fill": gap_fill is not None,
-                "--jobs": workers > 1, "--shard": shard is not None,
-                "--dark": bool(dark), "--flat": bool(flat), "--hot-pixels": hot_pixels,
-                "--reject": reject is not None})
+                "--jobs": workers > 1, "--shard": shard is not None})
             run_follow(names[0], output, config, out, preview_every=preview_every,
                        until=until, idle=idle, poll=poll, overwrite=overwrite,
                        json_lines=json_lines, verbose=verbose, quiet=_State.quiet)
