@@ -12,7 +12,8 @@ folder an intervalometer writes into, :mod:`lexp.media.watch`) and ``lexp render
   final image when the source ends: ``until`` (a frame count or a time), ``idle`` (no new
   frame for that long; folders), the end of the stream, or Ctrl-C / SIGTERM, which
   finish cleanly with every frame seen.
-- **Resumable**: with each preview the running state is checkpointed beside the output
+- **Resumable**: with each preview (unless the last checkpoint's writing took over a
+  tenth of the time since) the running state is checkpointed beside the output
   (``.NAME.lexp-follow.npz``: the stack, the names of the frames in it, and the settings
   that made it; written atomically). Run the same command again after a crash, a reboot
   or a full disk and it resumes from there, reading none of the counted frames again and
@@ -53,6 +54,7 @@ FOLLOW_METHODS = {"mean": "mean", "max": "max", "lighten": "max", "min": "min",
 STATE_FORMAT = "lexp-follow"
 STATE_VERSION = 1
 STATE_SUFFIX = ".lexp-follow.npz"
+STATE_COST_SHARE = 10  # checkpoints at least this many times their cost apart
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ class _Run:
         self.last_preview = (0, time.monotonic())  # (frames, when)
         self.live: calibrate.LiveCalibration | None = None  # darks, flats, rejections
         self.preview_failing = False
+        self.state_saved = (0.0, 0.0)  # (when the last checkpoint was written, its cost)
 
     # ------------------------------------------------------------------ the loop
     def go(self) -> FollowResult:
@@ -330,7 +333,13 @@ class _Run:
         try:
             image.save(self.output, format=self.format, bit_depth=self.bit_depth,
                        quality=self.quality)
-            self._save_state()
+            # A checkpoint is the whole stack (60 MB at 5 MP, written and synced): it
+            # is skipped while the last one's cost is over a tenth of the time since.
+            since, took = time.monotonic() - self.state_saved[0], self.state_saved[1]
+            if final or since >= STATE_COST_SHARE * took:
+                began = time.monotonic()
+                self._save_state()
+                self.state_saved = (time.monotonic(), time.monotonic() - began)
         except OutputError as err:
             if final:
                 raise
