@@ -12,8 +12,9 @@ folder an intervalometer writes into, :mod:`lexp.media.watch`) and ``lexp render
   final image when the source ends: ``until`` (a frame count or a time), ``idle`` (no new
   frame for that long; folders), the end of the stream, or Ctrl-C / SIGTERM, which
   finish cleanly with every frame seen.
-- **Resumable**: with each preview (unless the last checkpoint's writing took over a
-  tenth of the time since) the running state is checkpointed beside the output
+- **Resumable**: with each preview (or, when the last checkpoint's writing took over a
+  tenth of the time since, at the next moment with nothing to read) the running state
+  is checkpointed beside the output
   (``.NAME.lexp-follow.npz``: the stack, the names of the frames in it, and the settings
   that made it; written atomically). Run the same command again after a crash, a reboot
   or a full disk and it resumes from there, reading none of the counted frames again and
@@ -27,6 +28,7 @@ folder an intervalometer writes into, :mod:`lexp.media.watch`) and ``lexp render
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -197,6 +199,7 @@ class _Run:
         self.live: calibrate.LiveCalibration | None = None  # darks, flats, rejections
         self.preview_failing = False
         self.state_saved = (0.0, 0.0)  # (when the last checkpoint was written, its cost)
+        self.state_owed = False  # a preview was written since the last checkpoint
 
     # ------------------------------------------------------------------ the loop
     def go(self) -> FollowResult:
@@ -336,10 +339,9 @@ class _Run:
             # A checkpoint is the whole stack (60 MB at 5 MP, written and synced): it
             # is skipped while the last one's cost is over a tenth of the time since.
             since, took = time.monotonic() - self.state_saved[0], self.state_saved[1]
+            self.state_owed = True
             if final or since >= STATE_COST_SHARE * took:
-                began = time.monotonic()
-                self._save_state()
-                self.state_saved = (time.monotonic(), time.monotonic() - began)
+                self.save_state()
         except OutputError as err:
             if final:
                 raise
@@ -368,6 +370,17 @@ class _Run:
         return Image(np.ascontiguousarray(linear, np.float32), self.resolved, self.method,
                      self.source.name, info, count, 0, count - 1,
                      time.perf_counter() - self.started, details, list(self.skipped))
+
+    def idle(self) -> None:
+        """Nothing to read now: the checkpoint a busy moment skipped is written."""
+        if self.state_owed:
+            with contextlib.suppress(OutputError):  # the next preview tries, and says
+                self.save_state()
+
+    def save_state(self) -> None:
+        began = time.monotonic()
+        self._save_state()
+        self.state_saved, self.state_owed = (time.monotonic(), time.monotonic() - began), False
 
     def _save_state(self) -> None:
         from lexp.paths import atomic_write
@@ -453,6 +466,7 @@ def _folder_frames(run: _Run) -> Iterator[tuple[str, np.ndarray]]:
             last_frame = time.monotonic()
             yield path.name, frame
         if not ready:
+            run.idle()
             if options.until.deadline is not None and time.time() >= options.until.deadline:
                 run.ending = "the time given by --until came"
                 return
