@@ -297,3 +297,21 @@ def test_a_followed_night_is_calibrated_as_the_finished_one(tmp_path):
                     *calibration)
     assert proc.returncode == 0, proc.stderr
     assert np.abs(read16(followed) - read16(batch)).max() <= 65535 // 1000
+
+
+def test_a_folder_deleted_mid_night_ends_with_the_frames_seen(tmp_path):
+    import shutil
+
+    folder, out = tmp_path / "shots", tmp_path / "out.jpg"
+    folder.mkdir()
+    for i, frame in enumerate(synthetic.night_street(160, 90, 4)):
+        cv2.imwrite(str(folder / f"f{i}.png"), frame)
+    run = start_follow(folder, out, "-m", "mean", "--preview-every", "1f", "--json")
+    deadline = time.monotonic() + 30
+    while frames_in_checkpoint(out) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    shutil.rmtree(folder)
+    stdout, stderr = run.communicate(timeout=30)
+    assert run.returncode == 1 and "Traceback" not in stderr
+    assert f"the folder {folder} is gone: {out} holds the 4 frames seen" in stderr
+    assert out.exists()
