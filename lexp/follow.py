@@ -101,6 +101,15 @@ class Until:
         return cls(frames, None if seconds is None else now + seconds)
 
 
+def seconds_of(text: str, option: str) -> float:
+    """A duration ('90', '45s', '10m', '2h') in seconds; a usage error for anything else."""
+    frames, seconds = _count_or_duration(text, option, bare="seconds")
+    if seconds is None:
+        raise UsageError(f"{option} is a time, not a frame count",
+                         hint=f"e.g. {option} 10m")
+    return seconds
+
+
 def _count_or_duration(text: str, option: str, bare: str = "frames"):
     """(frames, None) or (None, seconds) from '10f', '30s', '5m', '2h' (a bare number is
     ``bare``)."""

@@ -76,11 +76,7 @@ def run_follow(source_name: str, output: str | None, config, out, *, preview_eve
     reporter = Reporter(quiet=quiet)
     source = ClipSource(source_name, "stdin" if source_name == STDIN else "frames")
     job = jobs.plan_jobs([source], output, config, out)[0]
-    idle_seconds = None
-    if idle is not None:
-        frames, idle_seconds = follow._count_or_duration(idle, "--idle", bare="seconds")
-        if frames is not None:
-            raise UsageError("--idle is a time", hint="e.g. --idle 10m")
+    idle_seconds = follow.seconds_of(idle, "--idle") if idle is not None else None
     options = follow.FollowOptions(
         preview_every=follow.Every.parse(preview_every, "--preview-every"),
         until=follow.Until.parse(until) if until else follow.Until(),
