@@ -29,7 +29,6 @@ folder an intervalometer writes into, :mod:`lexp.media.watch`) and ``lexp render
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lexp import follow_state
 from lexp.config import RenderConfig
 from lexp.errors import InputError, OutputError, UsageError
 from lexp.media import ClipInfo, ClipSource
@@ -53,9 +53,6 @@ if TYPE_CHECKING:
 # auto and learned the clip as a whole.
 FOLLOW_METHODS = {"mean": "mean", "max": "max", "lighten": "max", "min": "min",
                   "darken": "min"}
-STATE_FORMAT = "lexp-follow"
-STATE_VERSION = 1
-STATE_SUFFIX = ".lexp-follow.npz"
 STATE_COST_SHARE = 10  # checkpoints at least this many times their cost apart
 
 
@@ -146,11 +143,6 @@ class FollowResult:
 Report = Callable[[str], None]
 
 
-def checkpoint_path(output: Path) -> Path:
-    """Where the running state of a followed exposure is kept: beside its output."""
-    return output.with_name(f".{output.name}{STATE_SUFFIX}")
-
-
 def follow(source: ClipSource, output: Path, config: RenderConfig, options: FollowOptions, *,
            image_format: str, bit_depth: int | None = None, quality: int = 95,
            overwrite: bool = False, say: Report = lambda line: None,
@@ -172,12 +164,12 @@ def follow(source: ClipSource, output: Path, config: RenderConfig, options: Foll
         if not locked:
             raise InputError(f"another lexp run is writing {output}",
                              hint="stop it first, or give this one another -o")
-        state_path = checkpoint_path(output)
+        state_path = follow_state.checkpoint_path(output)
         saved = None
         if overwrite:
             state_path.unlink(missing_ok=True)
         elif state_path.exists():
-            saved = _load_state(state_path)
+            saved = follow_state.load(state_path)
         elif output.exists():
             raise InputError(f"{output} exists", hint="use --overwrite to replace it")
         run = _Run(source, output, state_path, config, method, options, image_format,
@@ -307,7 +299,7 @@ class _Run:
         saved = header["settings"]
         self._start(saved["width"], saved["height"], saved["bit_depth"],
                     header.get("transfer_tag"))
-        _check_same(self.state_path, saved, self._settings())
+        follow_state.check_same(self.state_path, saved, self._settings())
         self.stacker.restore({**header["stacker"], **arrays})
         if self.live is not None:
             self.live.restore(header.get("calibration", {}))
@@ -392,50 +384,19 @@ class _Run:
         self.state_saved, self.state_owed = (time.monotonic(), time.monotonic() - began), False
 
     def _save_state(self) -> None:
-        from lexp.paths import atomic_write
-
         state = self.stacker.state()
         arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
-        header = {"format": STATE_FORMAT, "version": STATE_VERSION,
-                  "settings": self._settings(), "transfer_tag": self.info.transfer_tag,
+        header = {"settings": self._settings(), "transfer_tag": self.info.transfer_tag,
                   "camera": getattr(self.clip, "camera", None) or self.camera,
                   "names": self.names,
                   "stacker": {k: v for k, v in state.items() if k not in arrays},
                   "calibration": self.live.state() if self.live is not None else {}}
-        with atomic_write(self.state_path) as file:
-            np.savez(file, header=np.array(json.dumps(header)), **arrays)
+        follow_state.write(self.state_path, header, arrays)
 
     def skip(self, name: str, why: str) -> None:
         line = f"{why if why.startswith(name) else f'{name}: {why}'}; skipped"
         self.skipped.append(line)
         self.warn(line)
-
-
-def _load_state(path: Path) -> tuple[dict, dict]:
-    """A checkpoint's (header, arrays); a clear error for one that is damaged or made by
-    another version of its format."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            header = json.loads(str(data["header"]))
-            arrays = {k: data[k] for k in data.files if k != "header"}
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
-        raise InputError(f"the checkpoint {path} is damaged ({err})",
-                         hint="use --overwrite to start the exposure afresh") from None
-    if header.get("format") != STATE_FORMAT or header.get("version") != STATE_VERSION:
-        raise InputError(f"the checkpoint {path} is of format {header.get('format')} "
-                         f"version {header.get('version')}; this lexp resumes "
-                         f"{STATE_FORMAT} version {STATE_VERSION}",
-                         hint="use --overwrite to start the exposure afresh")
-    return header, arrays
-
-
-def _check_same(path: Path, saved: dict, now: dict) -> None:
-    for key, value in now.items():
-        if saved.get(key) != value:
-            raise UsageError(f"the checkpoint {path} was made with {key} {saved.get(key)}, "
-                             f"this run has {key} {value}",
-                             hint="run the command that started it to resume, or add "
-                                  "--overwrite to start afresh")
 
 
 # ---------------------------------------------------------------------- the sources

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lexp import follow, synthetic
+from lexp import follow, follow_state, synthetic
 from lexp.config import RenderConfig
 from lexp.errors import UsageError
 from lexp.media import ClipSource
@@ -88,7 +88,7 @@ def start_follow(folder: Path, out: Path, *args: str) -> subprocess.Popen:
 
 def frames_in_checkpoint(out: Path) -> int:
     try:
-        with np.load(follow.checkpoint_path(out)) as data:
+        with np.load(follow_state.checkpoint_path(out)) as data:
             return len(json.loads(str(data["header"]))["names"])
     except (OSError, ValueError, KeyError):
         return 0
@@ -124,7 +124,7 @@ def test_killed_and_run_again_it_ends_as_the_batch_render_of_the_same_frames(tmp
     record = json.loads(stdout)
     assert record["frames"] == count and record["resumed"] >= 8
     assert "resumed from" in stderr
-    with np.load(follow.checkpoint_path(out)) as data:
+    with np.load(follow_state.checkpoint_path(out)) as data:
         names = json.loads(str(data["header"]))["names"]
     assert sorted(names) == sorted(p.name for p in folder.iterdir())  # each once
     batch = tmp_path / "batch.png"

@@ -113,7 +113,7 @@ LAYERS = [
     {"renderers"},  # frames to a linear-light long exposure
     {"image", "jobs", "training"},  # a finished image; planned outputs; the generator's training
     # many clips at once; a growing one; measurements; the Python API
-    {"batch", "follow", "bench", "api", ""},
+    {"batch", "follow", "follow_state", "bench", "api", ""},
     {"cli", "__main__"},  # the command line
 ]
 
