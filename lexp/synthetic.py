@@ -223,6 +223,18 @@ class NightSky:
     def flat_frame(self, n: int) -> np.ndarray:
         return self._camera(0.5 * self.vignetting * np.ones(3, np.float32))
 
+    def write(self, root: str | Path, darks: int = 6, flats: int = 6) -> Path:
+        """The night as a photographer brings it home: ``lights/``, ``darks/`` and
+        ``flats/`` of 16-bit sRGB PNGs under ``root``. Returns ``root``."""
+        root = Path(root)
+        for folder, count, frame in (("lights", self.frames, self.light),
+                                     ("darks", darks, self.dark_frame),
+                                     ("flats", flats, self.flat_frame)):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            for k in range(count):
+                write_png16(root / folder / f"{folder}_{k:03d}.png", frame(k))
+        return root
+
     def _camera(self, signal: np.ndarray) -> np.ndarray:
         noisy = signal + self._rng.normal(0, self.NOISE, signal.shape).astype(np.float32)
         return np.clip(noisy, 0, 1).astype(np.float32)

@@ -32,12 +32,7 @@ def main() -> int:
     args = parser.parse_args()
     sky = synthetic.NightSky(width=480, height=320, frames=24, degrees_per_frame=0.6)
     with tempfile.TemporaryDirectory(prefix="lexp-night-") as tmp:
-        root = Path(tmp)
-        for folder, count, frame in (("lights", sky.frames, sky.light),
-                                     ("darks", 6, sky.dark_frame), ("flats", 6, sky.flat_frame)):
-            (root / folder).mkdir()
-            for k in range(count):
-                synthetic.write_png16(root / folder / f"{folder}_{k:03d}.png", frame(k))
+        root = sky.write(tmp)
         plain = lexp.render(root / "lights", method="max", gap_fill=False, ev=3, cache=False)
         calibrated = lexp.render(root / "lights", method="max", ev=3, cache=False,
                                  dark=str(root / "darks"), flat=str(root / "flats"),

@@ -94,6 +94,22 @@ def frames_in_checkpoint(out: Path) -> int:
         return 0
 
 
+def street_folder(tmp_path: Path, frames: int) -> Path:
+    """A folder of ``frames`` PNG frames of the synthetic street, already written."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i, frame in enumerate(synthetic.night_street(160, 90, frames)):
+        cv2.imwrite(str(folder / f"f{i}.png"), frame)
+    return folder
+
+
+def wait_for_checkpoint(out: Path, frames: int, timeout: float) -> None:
+    """Until the checkpoint beside ``out`` holds ``frames`` frames (or ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    while frames_in_checkpoint(out) < frames and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def read16(path: Path) -> np.ndarray:
     return cv2.imread(str(path), cv2.IMREAD_UNCHANGED).astype(np.int64)
 
@@ -111,9 +127,7 @@ def test_killed_and_run_again_it_ends_as_the_batch_render_of_the_same_frames(tmp
     args = ("-m", method, "--preview-every", "1f", "--until", f"{count}f", "--bit-depth",
             "16", "--json")
     first = start_follow(folder, out, *args)
-    deadline = time.monotonic() + 60
-    while frames_in_checkpoint(out) < 8 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_checkpoint(out, 8, timeout=60)
     first.send_signal(signal.SIGKILL)
     first.wait()
     assert 8 <= frames_in_checkpoint(out) < count
@@ -135,10 +149,7 @@ def test_killed_and_run_again_it_ends_as_the_batch_render_of_the_same_frames(tmp
 
 
 def test_a_frame_of_another_size_is_skipped_and_the_night_goes_on(tmp_path):
-    folder, out = tmp_path / "shots", tmp_path / "out.jpg"
-    folder.mkdir()
-    for i, frame in enumerate(synthetic.night_street(160, 90, 4)):
-        cv2.imwrite(str(folder / f"f{i}.png"), frame)
+    folder, out = street_folder(tmp_path, 4), tmp_path / "out.jpg"
     cv2.imwrite(str(folder / "f2b.png"), np.zeros((50, 60, 3), np.uint8))
     proc = run_lexp("render", str(folder), "--follow", "-o", str(out), "-m", "mean",
                     "--idle", "0.5", "--poll", POLL, "--json")
@@ -149,14 +160,9 @@ def test_a_frame_of_another_size_is_skipped_and_the_night_goes_on(tmp_path):
 
 
 def test_ctrl_c_ends_it_with_every_frame_seen(tmp_path):
-    folder, out = tmp_path / "shots", tmp_path / "out.jpg"
-    folder.mkdir()
-    for i, frame in enumerate(synthetic.night_street(160, 90, 5)):
-        cv2.imwrite(str(folder / f"f{i}.png"), frame)
+    folder, out = street_folder(tmp_path, 5), tmp_path / "out.jpg"
     run = start_follow(folder, out, "-m", "max", "--json", "--preview-every", "1f")
-    deadline = time.monotonic() + 30
-    while frames_in_checkpoint(out) < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_checkpoint(out, 5, timeout=30)
     run.send_signal(signal.SIGINT)
     stdout, stderr = run.communicate(timeout=30)
     assert run.returncode == 0, stderr
@@ -166,14 +172,9 @@ def test_ctrl_c_ends_it_with_every_frame_seen(tmp_path):
 
 
 def test_a_second_run_on_one_output_is_refused_and_a_changed_command_line_named(tmp_path):
-    folder, out = tmp_path / "shots", tmp_path / "out.jpg"
-    folder.mkdir()
-    for i, frame in enumerate(synthetic.night_street(160, 90, 3)):
-        cv2.imwrite(str(folder / f"f{i}.png"), frame)
+    folder, out = street_folder(tmp_path, 3), tmp_path / "out.jpg"
     run = start_follow(folder, out, "-m", "max", "--preview-every", "1f")
-    deadline = time.monotonic() + 30
-    while frames_in_checkpoint(out) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_checkpoint(out, 3, timeout=30)
     second = run_lexp("render", str(folder), "--follow", "-o", str(out), "-m", "max")
     assert_clean_failure(second, 1)
     assert "another lexp run is writing" in second.stderr
@@ -220,10 +221,7 @@ def test_a_preview_that_cannot_be_written_is_a_warning_and_the_run_goes_on(tmp_p
     from lexp.errors import OutputError
     from lexp.image import Image
 
-    folder = tmp_path / "shots"
-    folder.mkdir()
-    for i, frame in enumerate(synthetic.night_street(160, 90, 6)):
-        cv2.imwrite(str(folder / f"f{i}.png"), frame)
+    folder = street_folder(tmp_path, 6)
     real_save, calls = Image.save, []
 
     def save(self, path, **kwargs):
@@ -275,12 +273,7 @@ def test_a_followed_night_is_calibrated_as_the_finished_one(tmp_path):
     """Darks, flats, hot pixels from the darks, cloud-lit frames left out (against the
     frames kept so far) and the plane masked (a frame behind): the followed night ends
     as the batch render of the finished folder with the same calibration."""
-    sky = synthetic.NightSky()
-    for folder, count, frame in (("lights", sky.frames, sky.light), ("darks", 4, sky.dark_frame),
-                                 ("flats", 4, sky.flat_frame)):
-        (tmp_path / folder).mkdir()
-        for k in range(count):
-            synthetic.write_png16(tmp_path / folder / f"{folder}_{k:03d}.png", frame(k))
+    synthetic.NightSky().write(tmp_path, darks=4, flats=4)
     calibration = ["-m", "max", "--dark", str(tmp_path / "darks"), "--flat",
                    str(tmp_path / "flats"), "--hot-pixels", "--reject", "bright,streaks",
                    "--bit-depth", "16"]
@@ -302,14 +295,9 @@ def test_a_followed_night_is_calibrated_as_the_finished_one(tmp_path):
 def test_a_folder_deleted_mid_night_ends_with_the_frames_seen(tmp_path):
     import shutil
 
-    folder, out = tmp_path / "shots", tmp_path / "out.jpg"
-    folder.mkdir()
-    for i, frame in enumerate(synthetic.night_street(160, 90, 4)):
-        cv2.imwrite(str(folder / f"f{i}.png"), frame)
+    folder, out = street_folder(tmp_path, 4), tmp_path / "out.jpg"
     run = start_follow(folder, out, "-m", "mean", "--preview-every", "1f", "--json")
-    deadline = time.monotonic() + 30
-    while frames_in_checkpoint(out) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_checkpoint(out, 4, timeout=30)
     shutil.rmtree(folder)
     stdout, stderr = run.communicate(timeout=30)
     assert run.returncode == 1 and "Traceback" not in stderr

@@ -17,13 +17,8 @@ from tests.conftest import assert_clean_failure, run_lexp
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory):
-    root = tmp_path_factory.mktemp("night")
     sky = synthetic.NightSky()
-    for folder, count, frame in (("lights", sky.frames, sky.light), ("darks", 6, sky.dark_frame),
-                                 ("flats", 6, sky.flat_frame)):
-        (root / folder).mkdir()
-        for k in range(count):
-            synthetic.write_png16(root / folder / f"{folder}_{k:03d}.png", frame(k))
+    root = sky.write(tmp_path_factory.mktemp("night"))
     clear = [k for k in range(sky.frames) if k not in sky.CLOUDY_FRAMES]
     return {"root": root, "sky": sky, "clear": clear,
             "mean": np.mean([sky.truth(k) for k in clear], axis=0),
