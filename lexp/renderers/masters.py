@@ -73,13 +73,16 @@ def master(kind: str, names: tuple[str, ...], config: RenderConfig, transfer: st
                 lut = colour.decode_lut(transfer, clip.info.bit_depth)
                 for _, frame in clip.frames():
                     light = lut[frame]
+                    extremes = kind == "dark"  # (a flat's mean keeps them)
                     if total is None:
                         total = light.astype(np.float64)
-                        brightest, darkest = light.copy(), light.copy()
+                        if extremes:
+                            brightest, darkest = light.copy(), light.copy()
                     else:
                         total += light
-                        np.maximum(brightest, light, out=brightest)
-                        np.minimum(darkest, light, out=darkest)
+                        if extremes:
+                            np.maximum(brightest, light, out=brightest)
+                            np.minimum(darkest, light, out=darkest)
                     count += 1
         except InputError as err:
             raise InputError(f"--{kind}: {err.message}", hint=err.hint) from None
