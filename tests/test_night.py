@@ -193,6 +193,10 @@ def test_calibration_frames_of_another_size_or_a_dead_flat_are_refused(night, tm
                     "mean", "--flat", str(tmp_path / "dead"))
     assert_clean_failure(proc, 1)
     assert "100 pixels at zero" in proc.stderr
+    proc = run_lexp("render", str(root / "lights"), "-o", str(tmp_path / "o.jpg"), "--dark",
+                    str(root / "lights"))
+    assert_clean_failure(proc, 2)
+    assert "names the lights themselves" in proc.stderr
     proc = run_lexp("render", str(root / "lights"), "-o", str(tmp_path / "o.jpg"), "--reject",
                     "planes")
     assert_clean_failure(proc, 2)

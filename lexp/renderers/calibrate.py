@@ -86,10 +86,12 @@ def calibrated(clip: Clip, config: RenderConfig, source, reopen) -> CalibratedCl
     info = clip.info
     notes: list[str] = []
     if config.dark:
-        masters.dark, stats.dark_frames = master("dark", config.dark, config, transfer, info)
+        masters.dark, stats.dark_frames = master("dark", config.dark, config, transfer, info,
+                                                 getattr(clip, "files", None))
         notes += exposures_differ(config.dark, getattr(clip, "files", None))
     if config.flat:
-        flat, stats.flat_frames = master("flat", config.flat, config, transfer, info)
+        flat, stats.flat_frames = master("flat", config.flat, config, transfer, info,
+                                         getattr(clip, "files", None))
         masters.flat = normalised_flat(flat, config.flat)
     rejected: dict[int, str] = {}
     names: dict[int, str] = {}

@@ -42,9 +42,11 @@ def apply_masters(linear: np.ndarray, masters: Masters) -> np.ndarray:
 
 
 def master(kind: str, names: tuple[str, ...], config: RenderConfig, transfer: str,
-            lights) -> tuple[np.ndarray, int]:
-    """The master dark (median) or flat (mean) of the frames ``names`` lists, in linear
-    light, from lexp's cache when the same files made it before."""
+            lights, light_files=None) -> tuple[np.ndarray, int]:
+    """The master dark (the mean without each pixel's extremes) or flat (the mean) of the
+    frames ``names`` lists, in linear light, from lexp's cache when the same files made
+    it before. ``lights``: the lights' ClipInfo; ``light_files``: their files, which a
+    master may not share (``--dark`` naming the lights' folder would make them black)."""
     from lexp.inputs import resolve_inputs
     from lexp.media import open_clip
 
@@ -53,6 +55,9 @@ def master(kind: str, names: tuple[str, ...], config: RenderConfig, transfer: st
     except InputError as err:
         raise InputError(f"--{kind}: {err.message}", hint=err.hint) from None
     files = [p for s in sources for p in s.paths]
+    if light_files and {p.resolve() for p in files} & {p.resolve() for p in light_files}:
+        raise UsageError(f"--{kind} {' '.join(names)} names the lights themselves",
+                         hint=f"keep the {kind} frames in a folder of their own")
     key = _master_key(kind, files, config, transfer)
     cached = _cache_file(key)
     if cached is not None and cached.exists():
