@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -249,7 +250,11 @@ class RenderConfig:
         check_type(self.fps, float, "fps", optional=True)
         check_type(self.ev, float, "ev")
         check_type(self.median_memory_mb, int, "median_memory_mb")
-        if self.white_balance not in WHITE_BALANCES and kelvin_of(self.white_balance) is None:
+        if isinstance(self.white_balance, int) and not isinstance(self.white_balance, bool):
+            object.__setattr__(self, "white_balance", str(self.white_balance))  # kelvin
+        if not isinstance(self.white_balance, str) or (
+                self.white_balance not in WHITE_BALANCES and
+                kelvin_of(self.white_balance) is None):
             raise UsageError(f"unknown white balance {self.white_balance!r}",
                              hint="choose one of: " + ", ".join(WHITE_BALANCES)
                              + ", or a temperature in kelvin (3200)")
@@ -296,9 +301,18 @@ class RenderConfig:
         check_device(self.device)
         for name in ("dark", "flat", "reject"):  # lists from the API and the CLI alike
             value = getattr(self, name)
-            if isinstance(value, str):  # one path; rules as 'bright,blur'
-                value = value.split(",") if name == "reject" else (value,)
+            if value is None:
+                value = ()
+            elif isinstance(value, str | os.PathLike):  # one path; rules as 'bright,blur'
+                value = str(value).split(",") if name == "reject" else (value,)
+            elif not isinstance(value, list | tuple) or \
+                    not all(isinstance(v, str | os.PathLike) for v in value):
+                raise UsageError(f"{name}={value!r} must be text or a list of it",
+                                 hint='e.g. reject="bright,streaks"' if name == "reject"
+                                 else f'e.g. {name}="{name}s/"')
             object.__setattr__(self, name, tuple(str(v).strip() for v in value if str(v)))
+        if not isinstance(self.hot_pixels, bool):
+            raise UsageError(f"hot_pixels={self.hot_pixels!r} must be True or False")
         if unknown := [r for r in self.reject if r not in REJECT_RULES]:
             raise UsageError(f"unknown --reject rule {unknown[0]!r}",
                              hint="choose from: " + ", ".join(REJECT_RULES))

@@ -50,3 +50,20 @@ def test_render_config_aliases_and_checks():
         OutputConfig(bit_depth=12)
     d = RenderConfig(window=Window(start=TimeSpec(3, "f"))).to_dict()
     assert d["window"]["start"] == "3f" and d["method"] == "mean"
+
+
+@pytest.mark.parametrize("settings", [dict(reject=5), dict(flat=[3]), dict(dark=7),
+                                      dict(reject="planes"), dict(hot_pixels="yes"),
+                                      dict(white_balance=3.5), dict(white_balance="900K")])
+def test_calibration_and_white_balance_settings_are_checked(settings):
+    """Through the API as through the CLI: a usage error naming the setting, never a
+    TypeError from deep inside."""
+    with pytest.raises(UsageError):
+        RenderConfig(**settings)
+
+
+def test_calibration_settings_take_text_lists_or_nothing():
+    config = RenderConfig(dark="darks/", flat=None, reject="bright, streaks",
+                          white_balance=3200)
+    assert config.dark == ("darks/",) and config.flat == () and \
+        config.reject == ("bright", "streaks") and config.white_balance == "3200"
