@@ -5,8 +5,9 @@ folder an intervalometer writes into, :mod:`lexp.media.watch`) and ``lexp render
 - **The exposure is a running stack**: the mean's running sum, or the brightest
   (``max``) or darkest (``min``) values so far (:mod:`lexp.renderers.stack`), so memory
   is flat however long the night. Frames weigh equally (an intervalometer's are evenly
-  spaced). The first frame sets the size, the camera and the kind (RAW or not); a frame
-  that differs is skipped with a warning, never a reason to stop a night's run.
+  spaced); their capture times (EXIF) give the picture's ExposureTime, the span of the
+  night it covers. The first frame sets the size, the camera and the kind (RAW or not);
+  a frame that differs is skipped with a warning, never a reason to stop a night's run.
 - **Previews**: every ``preview_every`` frames or seconds the output is rewritten
   atomically (a viewer reloading it never sees half a file), and a line says so; the
   final image when the source ends: ``until`` (a frame count or a time), ``idle`` (no new
@@ -198,6 +199,7 @@ class _Run:
         self.resumed = 0
         self.last_preview = (0, time.monotonic())  # (frames, when)
         self.live: calibrate.LiveCalibration | None = None  # darks, flats, rejections
+        self.capture: list[float] | None = None  # [first, last] capture time (EXIF, s)
         self.preview_failing = False
         self.state_saved = (0.0, 0.0)  # (when the last checkpoint was written, its cost)
         self.state_owed = False  # a preview was written since the last checkpoint
@@ -278,6 +280,24 @@ class _Run:
         self.stacker.add(codes)
         if name:
             self.names.append(name)
+            self._captured(Path(self.source.name) / name)
+
+    def _captured(self, path: Path) -> None:
+        """Widen the span of capture times (EXIF) the exposure covers with ``path``'s."""
+        from lexp.media.camera_files import capture_time
+
+        shot = capture_time(path)
+        if shot is not None:
+            first, last = self.capture or (shot, shot)
+            self.capture = [min(first, shot), max(last, shot)]
+
+    def _fps(self, count: int) -> float | None:
+        """The frames' rate: from their capture times when they span any (an
+        intervalometer's 30 s a frame: 1/30), else --fps; so the picture's ExposureTime
+        is the night it covers."""
+        if self.capture and count > 1 and self.capture[1] > self.capture[0]:
+            return (count - 1) / (self.capture[1] - self.capture[0])
+        return self.info.fps
 
     def _start(self, width: int, height: int, bit_depth: int, transfer_tag: str | None) -> None:
         """The exposure's empty stack, for frames of this size, depth and transfer."""
@@ -304,6 +324,7 @@ class _Run:
         if self.live is not None:
             self.live.restore(header.get("calibration", {}))
         self.names = list(header["names"])
+        self.capture = header.get("capture")
         self.camera = header.get("camera")
         self.resumed = self.stacker.count
         self.say(f"resumed from {self.state_path.name}: {self.resumed} frames")
@@ -366,7 +387,7 @@ class _Run:
         details = RenderDetails(raw=self.info.transfer_tag == "linear", camera=camera,
                                 calibration=self.live.stats if self.live is not None else None)
         info = ClipInfo(self.info.name, self.info.kind, self.info.width, self.info.height,
-                        self.info.fps, count, True, self.info.transfer_tag,
+                        self._fps(count), count, True, self.info.transfer_tag,
                         self.info.bit_depth)
         return Image(np.ascontiguousarray(linear, np.float32), self.resolved, self.method,
                      self.source.name, info, count, 0, count - 1,
@@ -388,7 +409,7 @@ class _Run:
         arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
         header = {"settings": self._settings(), "transfer_tag": self.info.transfer_tag,
                   "camera": getattr(self.clip, "camera", None) or self.camera,
-                  "names": self.names,
+                  "names": self.names, "capture": self.capture,
                   "stacker": {k: v for k, v in state.items() if k not in arrays},
                   "calibration": self.live.state() if self.live is not None else {}}
         follow_state.write(self.state_path, header, arrays)

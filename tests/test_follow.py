@@ -303,3 +303,23 @@ def test_a_folder_deleted_mid_night_ends_with_the_frames_seen(tmp_path):
     assert run.returncode == 1 and "Traceback" not in stderr
     assert f"the folder {folder} is gone: {out} holds the 4 frames seen" in stderr
     assert out.exists()
+
+
+def test_the_nights_span_is_the_pictures_exposure(tmp_path):
+    """Four frames shot 30 s apart (EXIF): the followed picture's exposure is the two
+    minutes they cover, in --json and in its ExposureTime."""
+    from PIL import Image
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i, frame in enumerate(synthetic.night_street(160, 90, 4)):
+        exif = Image.Exif()
+        exif.get_ifd(0x8769)[36867] = f"2026:12:07 22:{i // 2:02d}:{30 * (i % 2):02d}"
+        Image.fromarray(frame).save(folder / f"IMG_{i}.jpg", exif=exif.tobytes(), quality=95)
+    out = tmp_path / "out.jpg"
+    proc = run_lexp("render", str(folder), "--follow", "-o", str(out), "-m", "max",
+                    "--idle", "0.5", "--poll", POLL, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["exposure_s"] == pytest.approx(120.0)
+    assert float(Image.open(out).getexif().get_ifd(0x8769)[33434]) == pytest.approx(120.0)
+
