@@ -3,8 +3,10 @@ folder an intervalometer writes into, :mod:`lexp.media.watch`) and ``lexp render
 --follow`` (a video stream on stdin, a webcam through ffmpeg).
 
 - **The exposure is a running stack**: the mean's running sum, or the brightest
-  (``max``) or darkest (``min``) values so far (:mod:`lexp.renderers.stack`), so memory
-  is flat however long the night. Frames weigh equally (an intervalometer's are evenly
+  (``max``) or darkest (``min``) values so far (:mod:`lexp.renderers.stack`), or the flow
+  render's walk, which needs only the last frames (:mod:`lexp.renderers.flow_live`; it
+  follows the frames in the order they arrive), so memory is flat however long the
+  night. Frames weigh equally (an intervalometer's are evenly
   spaced); their capture times (EXIF) give the picture's ExposureTime, the span of the
   night it covers. The first frame sets the size, the camera and the kind (RAW or not);
   a frame that differs is skipped with a warning, never a reason to stop a night's run.
@@ -30,11 +32,9 @@ folder an intervalometer writes into, :mod:`lexp.media.watch`) and ``lexp render
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,7 @@ import numpy as np
 from lexp import follow_state
 from lexp.config import RenderConfig
 from lexp.errors import InputError, OutputError, UsageError
+from lexp.follow_options import FollowOptions
 from lexp.media import ClipInfo, ClipSource
 from lexp.renderers import calibrate
 
@@ -50,86 +51,12 @@ if TYPE_CHECKING:
     from lexp.image import Image
 
 # The methods a followed exposure can run: running sums and extremes (lighten/darken
-# are max/min's photographers' names). The median needs every frame at once, and flow,
-# auto and learned the clip as a whole.
+# are max/min's photographers' names), and the flow render, whose walk needs only the
+# last frames. The median needs every frame at once, and auto and learned the clip as a
+# whole.
 FOLLOW_METHODS = {"mean": "mean", "max": "max", "lighten": "max", "min": "min",
-                  "darken": "min"}
+                  "darken": "min", "flow": "flow"}
 STATE_COST_SHARE = 10  # checkpoints at least this many times their cost apart
-
-
-@dataclass(frozen=True)
-class Every:
-    """A period: every ``frames`` frames or every ``seconds`` seconds."""
-
-    frames: int | None = None
-    seconds: float | None = None
-
-    @classmethod
-    def parse(cls, text: str, option: str) -> Every:
-        """'10' or '10f' (frames), '30s', '5m', '1h' (time)."""
-        frames, seconds = _count_or_duration(text, option)
-        return cls(frames, seconds)
-
-
-@dataclass(frozen=True)
-class Until:
-    """When a followed source ends: after ``frames`` frames in all, or at ``deadline``
-    (seconds since the epoch)."""
-
-    frames: int | None = None
-    deadline: float | None = None
-
-    @classmethod
-    def parse(cls, text: str, now: float | None = None) -> Until:
-        """'500f' (frames), '8h', '90m', '45s' (from now), or a clock time '05:30' (its
-        next occurrence)."""
-        now = time.time() if now is None else now
-        clock = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", text.strip())
-        if clock:
-            hour, minute, second = (int(v or 0) for v in clock.groups())
-            if hour > 23 or minute > 59 or second > 59:
-                raise UsageError(f"--until {text} is not a time of day",
-                                 hint="e.g. --until 05:30, --until 8h or --until 500f")
-            moment = datetime.fromtimestamp(now).replace(hour=hour, minute=minute,
-                                                         second=second, microsecond=0)
-            if moment.timestamp() <= now:
-                moment += timedelta(days=1)
-            return cls(deadline=moment.timestamp())
-        frames, seconds = _count_or_duration(text, "--until", bare="seconds")
-        return cls(frames, None if seconds is None else now + seconds)
-
-
-def seconds_of(text: str, option: str) -> float:
-    """A duration ('90', '45s', '10m', '2h') in seconds; a usage error for anything else."""
-    frames, seconds = _count_or_duration(text, option, bare="seconds")
-    if seconds is None:
-        raise UsageError(f"{option} is a time, not a frame count",
-                         hint=f"e.g. {option} 10m")
-    return seconds
-
-
-def _count_or_duration(text: str, option: str, bare: str = "frames"):
-    """(frames, None) or (None, seconds) from '10f', '30s', '5m', '2h' (a bare number is
-    ``bare``)."""
-    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([fsmh]?)\s*", text.lower())
-    if not found or float(found.group(1)) <= 0:
-        raise UsageError(f"{option} {text!r} is not a frame count or a duration",
-                         hint=f"e.g. {option} 10f (frames), 30s, 5m or 2h")
-    value, unit = float(found.group(1)), found.group(2) or ("f" if bare == "frames" else "s")
-    if unit == "f":
-        if value != int(value):
-            raise UsageError(f"{option} {text!r}: a frame count is whole",
-                             hint=f"e.g. {option} 10f")
-        return int(value), None
-    return None, value * {"s": 1, "m": 60, "h": 3600}[unit]
-
-
-@dataclass(frozen=True)
-class FollowOptions:
-    preview_every: Every = field(default_factory=lambda: Every(seconds=30.0))
-    until: Until = field(default_factory=Until)
-    idle_seconds: float | None = None  # folders: end after this long without a new frame
-    poll_seconds: float = 1.0  # folders: how often the folder is looked at
 
 
 @dataclass
@@ -159,8 +86,8 @@ def follow(source: ClipSource, output: Path, config: RenderConfig, options: Foll
     method = FOLLOW_METHODS.get(config.method)
     if method is None:
         raise UsageError(f"--follow cannot run -m {config.method}",
-                         hint="--follow stacks as frames arrive: -m mean, or -m max "
-                              "(lighten) for star trails, or -m min (darken)")
+                         hint="--follow stacks as frames arrive: -m mean, -m flow, or "
+                              "-m max (lighten) for star trails, or -m min (darken)")
     with OutputLock(str(output)) as locked:
         if not locked:
             raise InputError(f"another lexp run is writing {output}",
@@ -308,8 +235,13 @@ class _Run:
                              bit_depth=bit_depth)
         self.resolved = dispatch.for_clip(dispatch.replace_method(self.config, self.method),
                                           self.info)
-        self.stacker = stack.make_stacker(self.method, height, width, self.resolved,
-                                          bit_depth)
+        if self.method == "flow":  # the flow render, one frame at a time
+            from lexp.renderers.flow_live import LiveFlow
+
+            self.stacker = LiveFlow(self.resolved, self.source.name, bit_depth)
+        else:
+            self.stacker = stack.make_stacker(self.method, height, width, self.resolved,
+                                              bit_depth)
         if calibrate.wanted(self.config):
             self.live = calibrate.LiveCalibration(self.config, self.resolved.transfer,
                                                   self.info)

@@ -22,6 +22,7 @@ import pytest
 from lexp import follow, follow_state, synthetic
 from lexp.config import RenderConfig
 from lexp.errors import UsageError
+from lexp.follow_options import Every, FollowOptions, Until
 from lexp.media import ClipSource
 from tests.conftest import assert_clean_failure, run_lexp
 
@@ -33,8 +34,8 @@ from lexp import synthetic
 folder, count, pause = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 frames = list(synthetic.night_street(160, 90, count))
 order = list(range(count))
-for i in range(0, count - 1, 7):  # every 7th pair arrives out of name order
-    order[i], order[i + 1] = order[i + 1], order[i]
+for i in range(0, count - 1, 7) if sys.argv[4] == "shuffled" else ():
+    order[i], order[i + 1] = order[i + 1], order[i]  # every 7th pair out of name order
 for n, i in enumerate(order):
     data = cv2.imencode(".png", cv2.cvtColor(frames[i], cv2.COLOR_RGB2BGR))[1].tobytes()
     name = folder / f"frame_{i:03d}.png"
@@ -53,9 +54,12 @@ for n, i in enumerate(order):
 POLL = "0.05"
 
 
-def start_writer(folder: Path, count: int, pause: float = 0.05) -> subprocess.Popen:
+def start_writer(folder: Path, count: int, pause: float = 0.05,
+                 order: str = "shuffled") -> subprocess.Popen:
+    """A writer of ``count`` frames, ``pause`` s apart, some out of name order
+    (``shuffled``) or none (``ordered``)."""
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), str(count),
-                             str(pause)])
+                             str(pause), order])
     STARTED.append(proc)
     return proc
 
@@ -114,7 +118,7 @@ def read16(path: Path) -> np.ndarray:
     return cv2.imread(str(path), cv2.IMREAD_UNCHANGED).astype(np.int64)
 
 
-@pytest.mark.parametrize("method", ["mean", "max"])
+@pytest.mark.parametrize("method", ["mean", "max", "flow"])
 def test_killed_and_run_again_it_ends_as_the_batch_render_of_the_same_frames(tmp_path,
                                                                             method):
     """SIGKILL mid-run, the same command again: the exposure resumes from its checkpoint
@@ -123,7 +127,8 @@ def test_killed_and_run_again_it_ends_as_the_batch_render_of_the_same_frames(tmp
     folder, out = tmp_path / "shots", tmp_path / "night.png"
     folder.mkdir()
     count = 24
-    writer = start_writer(folder, count)
+    # (the flow render follows the frames as they come: an intervalometer's, in order)
+    writer = start_writer(folder, count, order="ordered" if method == "flow" else "shuffled")
     args = ("-m", method, "--preview-every", "1f", "--until", f"{count}f", "--bit-depth",
             "16", "--json")
     first = start_follow(folder, out, *args)
@@ -190,23 +195,25 @@ def test_a_second_run_on_one_output_is_refused_and_a_changed_command_line_named(
     assert json.loads(fresh.stdout)["resumed"] == 0
 
 
-def test_a_stream_on_stdin_is_followed_frame_by_frame(tmp_path):
+@pytest.mark.parametrize("method", ["mean", "flow"])
+def test_a_stream_on_stdin_is_followed_frame_by_frame(tmp_path, method):
     """A webcam-like stream (matroska from ffmpeg) on stdin: previews while it plays, and
-    the end of the stream gives the same image as the batch render of it; an MP4 on
-    stdin, readable only once it has ended, is refused."""
+    the end of the stream gives the same image as the batch render of it (the flow
+    render's too, traced a frame at a time); an MP4 on stdin, readable only once it has
+    ended, is refused."""
     from lexp.media.ffmpeg import ffmpeg_exe
 
     clip = synthetic.write_video(tmp_path / "clip.mp4", synthetic.night_street(160, 90, 30))
     stream = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(clip), "-c", "copy",
                              "-f", "matroska", "-"], capture_output=True, check=True).stdout
     out = tmp_path / "live.png"
-    proc = run_lexp("render", "-", "--follow", "-o", str(out), "-m", "mean",
+    proc = run_lexp("render", "-", "--follow", "-o", str(out), "-m", method,
                     "--preview-every", "10f", "--bit-depth", "16", "--json", stdin=stream)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["frames"] == 30
     assert "10 frames → " in proc.stderr and "20 frames → " in proc.stderr
     batch = tmp_path / "batch.png"
-    assert run_lexp("render", str(clip), "-o", str(batch), "-m", "mean", "--bit-depth",
+    assert run_lexp("render", str(clip), "-o", str(batch), "-m", method, "--bit-depth",
                     "16", "--no-align").returncode == 0
     assert np.abs(read16(out) - read16(batch)).max() <= 65535 // 1000
     refused = run_lexp("render", "-", "--follow", "-o", str(tmp_path / "x.jpg"), "-m",
@@ -235,7 +242,7 @@ def test_a_preview_that_cannot_be_written_is_a_warning_and_the_run_goes_on(tmp_p
     source = ClipSource(str(folder), "frames")
     result = follow.follow(
         source, tmp_path / "out.jpg", RenderConfig(method="max"),
-        follow.FollowOptions(preview_every=follow.Every(frames=1), idle_seconds=0.3,
+        FollowOptions(preview_every=Every(frames=1), idle_seconds=0.3,
                              poll_seconds=0.05),
         image_format="jpeg", warn=warnings.append)
     assert result.frames == 6 and calls == [1, 2, 3, 4, 5, 6, 6]
@@ -246,20 +253,20 @@ def test_a_preview_that_cannot_be_written_is_a_warning_and_the_run_goes_on(tmp_p
 @pytest.mark.parametrize(("text", "frames", "seconds"), [
     ("500f", 500, None), ("8h", None, 8 * 3600), ("90m", None, 5400), ("45", None, 45)])
 def test_until_reads_frames_durations_and_clock_times(text, frames, seconds):
-    until = follow.Until.parse(text, now=1000.0)
+    until = Until.parse(text, now=1000.0)
     assert until.frames == frames
     assert until.deadline == (None if seconds is None else 1000.0 + seconds)
     now = time.mktime((2026, 12, 7, 22, 0, 0, 0, 0, -1))
-    assert follow.Until.parse("05:30", now=now).deadline == \
+    assert Until.parse("05:30", now=now).deadline == \
         time.mktime((2026, 12, 8, 5, 30, 0, 0, 0, -1))
     for bad in ("soon", "25:00", "0f", "1.5f"):
         with pytest.raises(UsageError):
-            follow.Until.parse(bad)
+            Until.parse(bad)
 
 
 def test_follow_refuses_what_needs_a_finished_clip(tmp_path):
     (tmp_path / "shots").mkdir()
-    for args in (["-m", "auto"], ["-m", "flow"], ["-m", "max", "--stride", "2"],
+    for args in (["-m", "auto"], ["-m", "median"], ["-m", "max", "--stride", "2"],
                  ["-m", "max", "-o", "-"]):
         proc = run_lexp("render", str(tmp_path / "shots"), "--follow", *args)
         assert_clean_failure(proc, 2)

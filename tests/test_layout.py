@@ -107,7 +107,7 @@ def test_the_leaves_import_no_other_layer():
 LAYERS = [
     # leaves: what everything stands on
     {"errors", "paths", "config", "colour", "timing", "torch_env", "metrics", "weights",
-     "download", "stdout", "stills", "model", "checkpoint", "signals"},
+     "download", "stdout", "stills", "model", "checkpoint", "signals", "follow_options"},
     {"media", "synthetic"},  # reading and writing clips
     {"inputs", "flow"},  # what the user named, as clips; optical flow
     {"renderers"},  # frames to a linear-light long exposure

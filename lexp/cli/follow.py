@@ -20,7 +20,8 @@ Follow = Annotated[bool, typer.Option(
          "camera writes into (each file taken once its writer has finished), or a video "
          "stream on stdin. Runs until --until, --idle, the end of the stream or Ctrl-C, "
          "rewriting the output as it goes and keeping a checkpoint beside it: run the same "
-         "command again after a crash to resume. With -m mean, max (star trails) or min. "
+         "command again after a crash to resume. With -m mean, flow, max (star trails) or "
+         "min. "
          "e.g. lexp render shots/ --follow -m max -o trails.jpg")]
 PreviewEvery = Annotated[str, typer.Option(
     "--preview-every", metavar="N|TIME", rich_help_panel=PANEL,
@@ -70,16 +71,17 @@ def run_follow(source_name: str, output: str | None, config, out, *, preview_eve
     result as ``lexp render`` prints one (and its ``--json`` line)."""
     from lexp import follow, jobs
     from lexp.cli.show import Reporter, describe_result
+    from lexp.follow_options import Every, FollowOptions, Until, seconds_of
     from lexp.media import STDIN, ClipSource
     from lexp.renderers.result import exposure_seconds
 
     reporter = Reporter(quiet=quiet)
     source = ClipSource(source_name, "stdin" if source_name == STDIN else "frames")
     job = jobs.plan_jobs([source], output, config, out)[0]
-    idle_seconds = follow.seconds_of(idle, "--idle") if idle is not None else None
-    options = follow.FollowOptions(
-        preview_every=follow.Every.parse(preview_every, "--preview-every"),
-        until=follow.Until.parse(until) if until else follow.Until(),
+    idle_seconds = seconds_of(idle, "--idle") if idle is not None else None
+    options = FollowOptions(
+        preview_every=Every.parse(preview_every, "--preview-every"),
+        until=Until.parse(until) if until else Until(),
         idle_seconds=idle_seconds, poll_seconds=poll)
     result = follow.follow(source, Path(job.output), config, options,
                            image_format=job.format, bit_depth=job.bit_depth,

@@ -105,7 +105,7 @@ class _Interval:
         return self._backward if self._backward is not None else -self.forward
 
 
-class _Exposure:
+class Exposure:
     """The exposure's running sum: linear light × frame periods, float64 H×W×3 at full
     size, plus the trail video's frames when one is recorded. Each frame contributes half
     a period before and after it at the ends (``open``/``close``) and each interval its
@@ -114,6 +114,7 @@ class _Exposure:
     def __init__(self, recorder, stats, full_shape: tuple[int, ...], frames) -> None:
         self.recorder, self.stats = recorder, stats
         self.frames = frames  # resolution.HostFrames, or on_device.DeviceFrames
+        self.shape = full_shape  # H×W×3
         self.composer = frames.composer(full_shape)
         self.head = None  # the first half period, until the video shows it
 
@@ -254,7 +255,7 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
     with recording(video, config, "flow", info.fps) as recorder:
         # The frame count, when the container says it: the progress bar's ETA.
         total = media.window_length(info, window)
-        walk = _Walk(info.name, estimator, cache, clip_id, space, stats, recorder, learner,
+        walk = Walk(info.name, estimator, cache, clip_id, space, stats, recorder, learner,
                      stream, on_progress, total)
         walk.run()
         exposed = walk.exposed
@@ -279,47 +280,60 @@ def render_flow(clip, config, estimator, *, cache=None, source=None, frames=None
                         details=stream.notes.details)
 
 
-class _Walk:
+class Walk:
     """One pass over the clip's frames: each interval's flow, integrated once the next
     one's flow is known (its paths bend the way the motion either side goes), into an
-    :class:`_Exposure`; and the last frames and flows, kept for extrapolation."""
+    :class:`Exposure`; and the last frames and flows, kept for extrapolation."""
 
     def __init__(self, name, estimator, cache, clip_id, frames, stats, recorder, learner,
                  stream, on_progress, total: int | None = None) -> None:
         self.name, self.estimator, self.cache, self.clip_id = name, estimator, cache, clip_id
         self.frames, self.stats, self.recorder, self.learner = frames, stats, recorder, learner
         self.stream, self.on_progress, self.total = stream, on_progress, total
-        self.exposed: _Exposure | None = None
+        self.exposed: Exposure | None = None
         self.history: list = []  # full-size linear frames (``frames``' arrays), newest last
         self.velocities: list[np.ndarray] = []  # flows between them (flow size), per period
         self.used = self.first_used = self.last_used = 0
         self.first_time = self.last_time = 0.0
         self.size: tuple[int, int] | None = None  # the flow size (width, height)
+        # Where the walk is: the last frame read (Frame, its linear light, rgb at the
+        # flow size) and the last two intervals read, ``pending`` not integrated yet.
+        self.previous = self.earlier = self.pending = None
 
     def run(self) -> None:
+        for frame in self.stream:
+            self.push(frame)
+        self.finish()
+
+    def push(self, frame) -> None:
+        """Read one frame: the interval before the last one read is integrated now that
+        the motion after it is known."""
         from lexp.renderers import resolution
 
-        previous = None  # (Frame, its linear light, rgb at the flow size)
-        earlier = pending = None  # the last two intervals read; pending is not integrated
-        for frame in self.stream:
-            if self.exposed is None:
-                h, w = frame.rgb.shape[:2]
-                scale = 1.0 if self.frames.exact else resolution.flow_scale(h, w)
-                self.size = resolution.work_size(h, w, scale) if scale > 1 else (w, h)
-                self.flow_scale = scale  # full-size px per flow px (the first interval may
-                self.flow_size_decided = scale == 1  # find it slow: then 1 from there on)
-                self.exposed = _Exposure(self.recorder, self.stats, (h, w, 3), self.frames)
-            current, previous = self._step(frame, previous)
-            if current is not None:
-                if pending is not None:
-                    self.exposed.settle(earlier, pending, current)
-                earlier, pending = pending, current
-        if previous is None:
+        if self.exposed is None:
+            h, w = frame.rgb.shape[:2]
+            scale = 1.0 if self.frames.exact else resolution.flow_scale(h, w)
+            self.size = resolution.work_size(h, w, scale) if scale > 1 else (w, h)
+            self.flow_scale = scale  # full-size px per flow px (the first interval may
+            self.flow_size_decided = scale == 1  # find it slow: then 1 from there on)
+            self.exposed = Exposure(self.recorder, self.stats, (h, w, 3), self.frames)
+        current, self.previous = self._step(frame, self.previous)
+        if current is not None:
+            if self.pending is not None:
+                self.exposed.settle(self.earlier, self.pending, current)
+            self.earlier, self.pending = self.pending, current
+
+    def finish(self, exposed: Exposure | None = None) -> None:
+        """The frames have ended: the last interval integrated, the last frame's half
+        period added, into ``exposed`` (default: the walk's own exposure; another one
+        shows what the walk would give if it ended now, leaving it to go on)."""
+        if self.previous is None:
             raise InputError(f"no frames to render in {self.name}",
                              hint="check the clip and the --start/--end window")
-        if pending is not None:
-            self.exposed.settle(earlier, pending, None)
-        self.exposed.close(previous[1], self.stream.level())
+        exposed = exposed or self.exposed
+        if self.pending is not None:
+            exposed.settle(self.earlier, self.pending, None)
+        exposed.close(self.previous[1], self.stream.level())
 
     def _step(self, frame, previous):
         """Read one frame: (the interval it closes or None, the new ``previous``)."""
@@ -376,7 +390,7 @@ def _check_size(name: str, frame, before) -> None:
                          hint="frames must share one size")
 
 
-def _extrapolate_into(exposed: _Exposure, history, velocities, periods: float, config,
+def _extrapolate_into(exposed: Exposure, history, velocities, periods: float, config,
                       stream, on_progress, used: int) -> None:
     """Add ``periods`` frame periods of light carried past the last frame (see
     lexp.renderers.extrapolate) to the exposure, and to its video."""
