@@ -360,6 +360,7 @@ def _folder_frames(run: _Run) -> Iterator[tuple[str, np.ndarray]]:
     again (its writer may have stalled mid-file), and skipped after READ_TRIES."""
     from lexp.media import camera_files
     from lexp.media.watch import FolderWatch
+    from lexp.stills import is_lexp_output
 
     taken = set(run.names)
     watch = FolderWatch(Path(run.source.name), taken, exclude={run.output})
@@ -370,6 +371,10 @@ def _folder_frames(run: _Run) -> Iterator[tuple[str, np.ndarray]]:
     while True:
         ready = watch.poll()
         for path in ready:
+            if is_lexp_output(path):  # another run's picture, written into the folder
+                run.skip(path.name, "lexp wrote it (its embedded settings say so), so not "
+                                    "a frame")
+                continue
             if raw_kind is not None and camera_files.is_raw(path) != raw_kind:
                 run.skip(path.name, "not of the first frame's kind (RAW or not): a camera's "
                                     "RAW+JPEG twin?")

@@ -155,6 +155,8 @@ def test_killed_and_run_again_it_ends_as_the_batch_render_of_the_same_frames(tmp
 
 def test_a_frame_of_another_size_is_skipped_and_the_night_goes_on(tmp_path):
     folder, out = street_folder(tmp_path, 4), tmp_path / "out.jpg"
+    assert run_lexp("render", str(folder), "-o", str(folder / "earlier.jpg"), "-m",
+                    "mean").returncode == 0  # another run's picture, in the folder
     cv2.imwrite(str(folder / "f2b.png"), np.zeros((50, 60, 3), np.uint8))
     proc = run_lexp("render", str(folder), "--follow", "-o", str(out), "-m", "mean",
                     "--idle", "0.5", "--poll", POLL, "--json")
@@ -162,6 +164,7 @@ def test_a_frame_of_another_size_is_skipped_and_the_night_goes_on(tmp_path):
     record = json.loads(proc.stdout)
     assert record["frames"] == 4 and "no new frame" in record["ended"]
     assert "f2b.png is 60x50, but the clip's frames are 160x90; skipped" in proc.stderr
+    assert "earlier.jpg: lexp wrote it" in proc.stderr
 
 
 def test_ctrl_c_ends_it_with_every_frame_seen(tmp_path):
