@@ -11,7 +11,8 @@ folder an intervalometer writes into, :mod:`lexp.media.watch`) and ``lexp render
   night it covers. The first frame sets the size, the camera and the kind (RAW or not);
   a frame that differs is skipped with a warning, never a reason to stop a night's run.
 - **Previews**: every ``preview_every`` frames or seconds the output is rewritten
-  atomically (a viewer reloading it never sees half a file), and a line says so; the
+  atomically (a viewer reloading it never sees half a file), and a line says so, and the
+  trail video (``--video``, :mod:`lexp.follow_video`) grows by the frames since; the
   final image when the source ends: ``until`` (a frame count or a time), ``idle`` (no new
   frame for that long; folders), the end of the stream, or Ctrl-C / SIGTERM, which
   finish cleanly with every frame seen.
@@ -73,11 +74,13 @@ Report = Callable[[str], None]
 
 def follow(source: ClipSource, output: Path, config: RenderConfig, options: FollowOptions, *,
            image_format: str, bit_depth: int | None = None, quality: int = 95,
-           overwrite: bool = False, say: Report = lambda line: None,
+           overwrite: bool = False, video: Path | None = None,
+           say: Report = lambda line: None,
            warn: Report = lambda line: None) -> FollowResult:
     """Follow ``source`` (a folder, or ``-``) into ``output`` until it ends (the module
-    docstring); ``say`` and ``warn`` receive a line per preview and per problem. Holds the
-    output's lock throughout: a second run on it is refused."""
+    docstring); ``video``: a trail video growing with it (:mod:`lexp.follow_video`);
+    ``say`` and ``warn`` receive a line per preview and per problem. Holds the output's
+    lock throughout: a second run on it is refused."""
     from lexp.batch import OutputLock
 
     if config.hot_pixels and not config.dark:
@@ -98,10 +101,17 @@ def follow(source: ClipSource, output: Path, config: RenderConfig, options: Foll
             state_path.unlink(missing_ok=True)
         elif state_path.exists():
             saved = follow_state.load(state_path)
-        elif output.exists():
-            raise InputError(f"{output} exists", hint="use --overwrite to replace it")
+        else:
+            for existing in (output, video):
+                if existing is not None and existing.exists():
+                    raise InputError(f"{existing} exists", hint="use --overwrite to replace it")
         run = _Run(source, output, state_path, config, method, options, image_format,
                    bit_depth, quality, say, warn, saved)
+        if video is not None:
+            from lexp.follow_video import GrowingVideo
+
+            run.video = GrowingVideo(video, config.fps or 30.0,
+                                     saved[0].get("segments") if saved else None)
         return run.go()
 
 
@@ -127,6 +137,7 @@ class _Run:
         self.last_preview = (0, time.monotonic())  # (frames, when)
         self.live: calibrate.LiveCalibration | None = None  # darks, flats, rejections
         self.capture: list[float] | None = None  # [first, last] capture time (EXIF, s)
+        self.video = None  # follow_video.GrowingVideo, for --video
         self.preview_failing = False
         self.state_saved = (0.0, 0.0)  # (when the last checkpoint was written, its cost)
         self.state_owed = False  # a preview was written since the last checkpoint
@@ -208,6 +219,8 @@ class _Run:
         if name:
             self.names.append(name)
             self._captured(Path(self.source.name) / name)
+        if self.video is not None:  # the picture so far, a video frame
+            self.video.add(self._image().to_srgb())
 
     def _captured(self, path: Path) -> None:
         """Widen the span of capture times (EXIF) the exposure covers with ``path``'s."""
@@ -290,6 +303,8 @@ class _Run:
         try:
             image.save(self.output, format=self.format, bit_depth=self.bit_depth,
                        quality=self.quality)
+            if self.video is not None:
+                self.video.flush()
             # A checkpoint is the whole stack (60 MB at 5 MP, written and synced): it
             # is skipped while the last one's cost is over a tenth of the time since.
             since, took = time.monotonic() - self.state_saved[0], self.state_saved[1]
@@ -342,6 +357,7 @@ class _Run:
         header = {"settings": self._settings(), "transfer_tag": self.info.transfer_tag,
                   "camera": getattr(self.clip, "camera", None) or self.camera,
                   "names": self.names, "capture": self.capture,
+                  "segments": self.video.segments if self.video is not None else [],
                   "stacker": {k: v for k, v in state.items() if k not in arrays},
                   "calibration": self.live.state() if self.live is not None else {}}
         follow_state.write(self.state_path, header, arrays)

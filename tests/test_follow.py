@@ -123,14 +123,16 @@ def test_killed_and_run_again_it_ends_as_the_batch_render_of_the_same_frames(tmp
                                                                             method):
     """SIGKILL mid-run, the same command again: the exposure resumes from its checkpoint
     and ends equal to the batch render of every frame (to 1/1000), no frame lost or
-    counted twice."""
+    counted twice; its trail video (mean) holds one frame per frame, none twice, the
+    last one the picture."""
     folder, out = tmp_path / "shots", tmp_path / "night.png"
+    video = tmp_path / "night.mp4"
     folder.mkdir()
     count = 24
     # (the flow render follows the frames as they come: an intervalometer's, in order)
     writer = start_writer(folder, count, order="ordered" if method == "flow" else "shuffled")
     args = ("-m", method, "--preview-every", "1f", "--until", f"{count}f", "--bit-depth",
-            "16", "--json")
+            "16", "--json", *(["--video", str(video)] if method == "mean" else []))
     first = start_follow(folder, out, *args)
     wait_for_checkpoint(out, 8, timeout=60)
     first.send_signal(signal.SIGKILL)
@@ -151,6 +153,14 @@ def test_killed_and_run_again_it_ends_as_the_batch_render_of_the_same_frames(tmp
                     "16", *(["--no-gap-fill"] if method == "max" else []))
     assert proc.returncode == 0, proc.stderr
     assert np.abs(read16(out) - read16(batch)).max() <= 65535 // 1000
+    if method == "mean":
+        from lexp.media import ClipSource, open_clip
+
+        with open_clip(ClipSource(str(video), "video", (video,))) as clip:
+            shown = [frame for _, frame in clip.frames()]
+        assert len(shown) == count
+        picture = read16(out) / 257.0
+        assert np.abs(shown[-1][..., ::-1] - picture).mean() < 3  # H.264's loss apart
 
 
 def test_a_frame_of_another_size_is_skipped_and_the_night_goes_on(tmp_path):

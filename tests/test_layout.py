@@ -113,7 +113,7 @@ LAYERS = [
     {"renderers"},  # frames to a linear-light long exposure
     {"image", "jobs", "training"},  # a finished image; planned outputs; the generator's training
     # many clips at once; a growing one; measurements; the Python API
-    {"batch", "follow", "follow_state", "bench", "api", ""},
+    {"batch", "follow", "follow_state", "follow_video", "bench", "api", ""},
     {"cli", "__main__"},  # the command line
 ]
 

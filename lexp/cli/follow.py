@@ -21,7 +21,7 @@ Follow = Annotated[bool, typer.Option(
          "stream on stdin. Runs until --until, --idle, the end of the stream or Ctrl-C, "
          "rewriting the output as it goes and keeping a checkpoint beside it: run the same "
          "command again after a crash to resume. With -m mean, flow, max (star trails) or "
-         "min. "
+         "min; --video grows with it. "
          "e.g. lexp render shots/ --follow -m max -o trails.jpg")]
 PreviewEvery = Annotated[str, typer.Option(
     "--preview-every", metavar="N|TIME", rich_help_panel=PANEL,
@@ -41,7 +41,7 @@ Poll = Annotated[float, typer.Option(
 
 # Options that read a finished clip as a whole: not for a followed one.
 _WHOLE_CLIP_OPTIONS = ("--start", "--end", "--stride", "--max-frames", "--exposure",
-                       "--video", "--comet", "--align", "--keep-sharp", "--sharp-mask",
+                       "--comet", "--align", "--keep-sharp", "--sharp-mask",
                        "--deflicker", "--rear-curtain", "--gap-fill", "--jobs", "--shard")
 
 
@@ -64,7 +64,8 @@ def check_follow_options(inputs: list[str], output: str | None, given: dict[str,
                              "clip", hint="render the finished folder without --follow for it")
 
 
-def run_follow(source_name: str, output: str | None, config, out, *, preview_every: str,
+def run_follow(source_name: str, output: str | None, config, out, *, video: str | None,
+               preview_every: str,
                until: str | None, idle: str | None, poll: float, overwrite: bool,
                json_lines: bool, verbose: bool, quiet: bool) -> None:
     """Follow the folder or stream into its output, printing a line per preview and the
@@ -77,7 +78,7 @@ def run_follow(source_name: str, output: str | None, config, out, *, preview_eve
 
     reporter = Reporter(quiet=quiet)
     source = ClipSource(source_name, "stdin" if source_name == STDIN else "frames")
-    job = jobs.plan_jobs([source], output, config, out)[0]
+    job = jobs.plan_jobs([source], output, config, out, video=video)[0]
     idle_seconds = seconds_of(idle, "--idle") if idle is not None else None
     options = FollowOptions(
         preview_every=Every.parse(preview_every, "--preview-every"),
@@ -85,7 +86,8 @@ def run_follow(source_name: str, output: str | None, config, out, *, preview_eve
         idle_seconds=idle_seconds, poll_seconds=poll)
     result = follow.follow(source, Path(job.output), config, options,
                            image_format=job.format, bit_depth=job.bit_depth,
-                           quality=out.quality, overwrite=overwrite, say=reporter.info,
+                           quality=out.quality, overwrite=overwrite,
+                           video=Path(job.video) if job.video else None, say=reporter.info,
                            warn=reporter.warn)
     image = result.image
     done = jobs.JobResult(source_name, job.output, "ok", frames=result.frames,

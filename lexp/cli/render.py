@@ -389,12 +389,13 @@ def render(
             check_follow_options(names, output, {
                 "--start": start is not None, "--end": end is not None, "--stride": stride != 1,
                 "--max-frames": max_frames is not None, "--exposure": exposure is not None,
-                "--video": video is not None, "--comet": comet is not None,
+                "--comet": comet is not None,
                 "--align": align is not None, "--keep-sharp": keep_sharp is not None,
                 "--sharp-mask": sharp_mask is not None, "--deflicker": deflicker,
                 "--rear-curtain": rear_curtain, "--gap-fill": gap_fill is not None,
                 "--jobs": workers > 1, "--shard": shard is not None})
-            run_follow(names[0], output, config, out, preview_every=preview_every,
+            run_follow(names[0], output, config, out, video=video,
+                       preview_every=preview_every,
                        until=until, idle=idle, poll=poll, overwrite=overwrite,
                        json_lines=json_lines, verbose=verbose, quiet=_State.quiet)
             return
