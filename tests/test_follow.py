@@ -343,3 +343,21 @@ def test_the_nights_span_is_the_pictures_exposure(tmp_path):
     assert json.loads(proc.stdout)["exposure_s"] == pytest.approx(120.0)
     assert float(Image.open(out).getexif().get_ifd(0x8769)[33434]) == pytest.approx(120.0)
 
+
+
+def test_a_checkpoint_of_another_format_version_or_damaged_is_refused(tmp_path):
+    out = tmp_path / "out.jpg"
+    state = follow_state.checkpoint_path(out)
+    follow_state.write(state, {"names": []}, {})
+    data = dict(np.load(state))
+    header = json.loads(str(data["header"]))
+    header["version"] = follow_state.STATE_VERSION + 1
+    np.savez(state, header=np.array(json.dumps(header)))
+    folder = street_folder(tmp_path, 2)
+    proc = run_lexp("render", str(folder), "--follow", "-o", str(out), "-m", "mean")
+    assert_clean_failure(proc, 1)
+    assert f"version {follow_state.STATE_VERSION + 1}; this lexp resumes" in proc.stderr
+    state.write_bytes(b"not a checkpoint")
+    proc = run_lexp("render", str(folder), "--follow", "-o", str(out), "-m", "mean")
+    assert_clean_failure(proc, 1)
+    assert "is damaged" in proc.stderr and "--overwrite" in proc.stderr
