@@ -56,11 +56,10 @@ class Until:
 
 def seconds_of(text: str, option: str) -> float:
     """A duration ('90', '45s', '10m', '2h') in seconds; a usage error for anything else."""
-    frames, seconds = _count_or_duration(text, option, bare="seconds")
-    if seconds is None:
-        raise UsageError(f"{option} is a time, not a frame count",
-                         hint=f"e.g. {option} 10m")
-    return seconds
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text.lower())
+    if not found or float(found.group(1)) <= 0:
+        raise UsageError(f"{option} {text!r} is not a duration", hint=f"e.g. {option} 10m")
+    return _count_or_duration(text, option, bare="seconds")[1]
 
 
 def _count_or_duration(text: str, option: str, bare: str = "frames"):
