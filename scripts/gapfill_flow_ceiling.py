@@ -60,7 +60,7 @@ def gapfill(frames: list[np.ndarray], flows) -> np.ndarray:
     from functools import cache
 
     from lexp import colour
-    from lexp.renderers import flow as flow_render
+    from lexp.renderers import interpolate
 
     flows = cache(flows)
     lut = colour.decode_lut("srgb").astype(np.float32)
@@ -71,9 +71,9 @@ def gapfill(frames: list[np.ndarray], flows) -> np.ndarray:
         after = (flows(j, KEYS[k + 2]), KEYS[k + 2] - j) if k + 2 < len(KEYS) else None
 
         def bends(backward, i=i, j=j, before=before, after=after):
-            return flow_render.path_bends(flows(i, j), backward, j - i, before, after)
+            return interpolate.path_bends(flows(i, j), backward, j - i, before, after)
 
-        total += flow_render.interval_sum(linear[k], linear[k + 1], flows(i, j), j - i,
+        total += interpolate.interval_sum(linear[k], linear[k + 1], flows(i, j), j - i,
                                           lambda i=i, j=j: flows(j, i), bends)[0]
     total += (linear[0] + linear[-1]) / 2  # the half periods before and after the ends
     return (total / (KEYS[-1] + 1)).astype(np.float32)

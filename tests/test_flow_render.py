@@ -12,7 +12,7 @@ import pytest
 from lexp import colour, metrics, renderers, stills
 from lexp.config import RenderConfig, TimeSpec, Window
 from lexp.media import MemoryClip
-from lexp.renderers import extrapolate
+from lexp.renderers import extrapolate, interpolate
 from lexp.renderers import flow as flow_render
 
 from .conftest import run_lexp
@@ -174,9 +174,9 @@ def test_the_summed_extrapolation_is_the_sum_of_its_periods():
     assert extrapolate.brightness_trend(history) is not None
     assert extrapolate.camera_wander(flows) is None
     parts = []
-    whole, steady = flow_render.extrapolate(history, flows, 40.5,
+    whole, steady = extrapolate.extrapolate(history, flows, 40.5,
                                             on_period=lambda part, w: parts.append(part))
-    summed, steady_too = flow_render.extrapolate(history, flows, 40.5)
+    summed, steady_too = extrapolate.extrapolate(history, flows, 40.5)
     assert len(parts) == 41 and steady == steady_too > 0
     assert np.allclose(np.sum(parts, axis=0), whole, rtol=1e-5, atol=1e-4)
     assert np.allclose(summed, whole, rtol=1e-5, atol=1e-4)
@@ -318,12 +318,12 @@ def test_fewer_than_three_frames_extrapolate_as_stationary():
 
 def test_samples_follow_the_motion():
     still = np.zeros((2, 50, 50), np.float32)
-    assert flow_render.samples_for(still, 1) == 1
-    assert flow_render.samples_for(still, 8) == 8
+    assert interpolate.samples_for(still, 1) == 1
+    assert interpolate.samples_for(still, 8) == 8
     moving = np.full((2, 50, 50), 3.0, np.float32)  # 4.2 px per period
-    assert flow_render.samples_for(moving, 1) == 5
+    assert interpolate.samples_for(moving, 1) == 5
     huge = np.full((2, 50, 50), 500.0, np.float32)
-    assert flow_render.samples_for(huge, 1) == flow_render.MAX_SAMPLES_PER_PAIR
+    assert interpolate.samples_for(huge, 1) == interpolate.MAX_SAMPLES_PER_PAIR
 
 
 def test_cli_auto_says_what_it_chose_and_why(tmp_path):
@@ -422,12 +422,12 @@ def test_paths_continuing_their_neighbours_are_straight(before_gap, after_gap):
 
     gap = 2.0  # frame periods; the motion is (3, -1) px per period
     forward = field(3 * gap, -gap)
-    bends = flow_render.path_bends(forward, -forward, gap,
+    bends = interpolate.path_bends(forward, -forward, gap,
                                    (field(-3 * before_gap, before_gap), before_gap),
                                    (field(3 * after_gap, -after_gap), after_gap))
     for bend in bends:
         np.testing.assert_allclose(bend, 0, atol=1e-5)
-    a_start, a_end, b_start, b_end = flow_render.path_bends(forward, -forward, gap, None,
+    a_start, a_end, b_start, b_end = interpolate.path_bends(forward, -forward, gap, None,
                                                             (field(0, 3), 1.0))
     assert np.allclose(a_start, 0) and np.allclose(b_end, 0)  # no frame before A
     assert a_end[1].mean() > 0.5 and b_start[1].mean() < -0.5  # both lean into the turn

@@ -43,28 +43,8 @@ import numpy as np
 
 from lexp import colour
 from lexp.errors import InputError
-from lexp.renderers.extrapolate import (  # noqa: F401 (re-exported: the extrapolation's parts)
-    brightness_trend,
-    camera_wander,
-    check_extrapolation,
-    extrapolate,
-    gaussian_blur,
-    guide_velocity,
-)
-from lexp.renderers.interpolate import (  # noqa: F401 (re-exported)
-    MAX_SAMPLES_PER_PAIR,
-    integrate_interval,
-    interval_sum,
-    path_bends,
-    samples_for,
-)
-from lexp.renderers.warp import (  # noqa: F401 (re-exported)
-    ERROR_BLUR_SIGMA,
-    SAMPLE_STEP_PX,
-    _grid,
-    _local_error,
-    _sample,
-)
+from lexp.renderers.extrapolate import check_extrapolation, extrapolate
+from lexp.renderers.interpolate import interval_sum, path_bends
 
 HISTORY = 5  # frames kept for extrapolation
 
