@@ -171,9 +171,11 @@ def test_colour_tags_from_the_ffmpeg_header(line, pixels, tag, deep):
     header = ["Input #0, mov,mp4 from 'x.mp4':", line, "Output #0, rawvideo, to 'pipe:1':",
               "  Stream #0:0: Video: rawvideo (RGB[24] / 0x18424752), rgb24(pc, gbr/bt2020/"
               "arib-std-b67, progressive), 384x256"]
-    assert media._input_pixel_format(header)[0] == pixels
-    assert media._transfer_tag(header) == tag
-    assert media._deep_pixels(header) is deep
+    from lexp.media import ffmpeg  # (its private readers of ffmpeg's header)
+
+    assert ffmpeg._input_pixel_format(header)[0] == pixels
+    assert ffmpeg._transfer_tag(header) == tag
+    assert ffmpeg._deep_pixels(header) is deep
 
 
 def test_ten_bit_video_is_decoded_with_rounding(tmp_path, monkeypatch):

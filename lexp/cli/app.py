@@ -31,7 +31,10 @@ app = typer.Typer(
 )
 
 
-class _State:
+class RunState:
+    """The options given before the command (``lexp --debug -q render ...``), for every
+    command to read."""
+
     debug = False
     quiet = False
 
@@ -53,8 +56,8 @@ def main_options(
                                help="Show tracebacks for errors (also LEXP_DEBUG=1)."),
 ) -> None:
     """Turn short clips into long-exposure photographs."""
-    _State.debug = debug or os.environ.get("LEXP_DEBUG", "") not in ("", "0")
-    _State.quiet = quiet
+    RunState.debug = debug or os.environ.get("LEXP_DEBUG", "") not in ("", "0")
+    RunState.quiet = quiet
 
 
 def main() -> None:
@@ -100,7 +103,7 @@ def _report_click_error(exc) -> int:
 
 
 def _report(exc: LexpError) -> int:
-    debug = _State.debug or os.environ.get("LEXP_DEBUG", "") not in ("", "0")
+    debug = RunState.debug or os.environ.get("LEXP_DEBUG", "") not in ("", "0")
     if debug and not isinstance(exc, UsageError):
         import traceback
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from lexp import stdout
-from lexp.cli.app import _State, app
+from lexp.cli.app import RunState, app
 from lexp.errors import UsageError
 
 BENCH_EPILOG = """\
@@ -81,7 +81,7 @@ def bench(
                          hint="gap-fill, extrapolate or both")
     protocols = list(benchmarks.PROTOCOLS.values()) if protocol == "both" else \
         [benchmarks.PROTOCOLS[protocol]]
-    reporter = Reporter(quiet=_State.quiet)
+    reporter = Reporter(quiet=RunState.quiet)
     result: dict = {}
     if quality:
         with reporter.progress_or_lines("clips read") as on_progress:

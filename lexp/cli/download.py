@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from lexp import stdout
-from lexp.cli.app import _State, app
+from lexp.cli.app import RunState, app
 from lexp.cli.options import CacheDir
 from lexp.errors import UsageError
 
@@ -48,7 +48,7 @@ def download(
     from lexp import weights
     from lexp.cli.show import Reporter
 
-    reporter = Reporter(quiet=_State.quiet)
+    reporter = Reporter(quiet=RunState.quiet)
     if list_assets:
         _print_assets(reporter, cache)
         return

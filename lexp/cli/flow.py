@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from lexp import stdout
-from lexp.cli.app import _State, app
+from lexp.cli.app import RunState, app
 from lexp.cli.options import CacheDir, Device, End, FlowMethod, Fps, JsonSummary, Start, Stride
 from lexp.errors import Interrupted, UsageError
 
@@ -70,7 +70,7 @@ def flow(
 
     if json_out:
         stdout.check_open("the --json summary")
-    reporter = Reporter(quiet=_State.quiet)
+    reporter = Reporter(quiet=RunState.quiet)
     config = RenderConfig(fps=fps, window=Window.from_options(start, end, stride, max_frames))
     if method == FlowMethod.auto:
         estimator = flows.auto_estimator(scale=scale, device=device, cache=cache)

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from lexp import stdout
-from lexp.cli.app import EXIT_CODES_HELP, _State, app
+from lexp.cli.app import EXIT_CODES_HELP, RunState, app
 from lexp.cli.brief_help import brief_help_command
 from lexp.cli.follow import (
     Follow,
@@ -397,7 +397,7 @@ def render(
             run_follow(names[0], output, config, out, video=video,
                        preview_every=preview_every,
                        until=until, idle=idle, poll=poll, overwrite=overwrite,
-                       json_lines=json_lines, verbose=verbose, quiet=_State.quiet)
+                       json_lines=json_lines, verbose=verbose, quiet=RunState.quiet)
             return
         if (until, idle) != (None, None):
             raise UsageError("--until and --idle end a followed exposure",
@@ -430,7 +430,7 @@ def _render_batch(inputs, output, config, out, *, video, shard, workers, overwri
     from lexp.cli.show import Reporter, describe_result
     from lexp.inputs import resolve_inputs
 
-    reporter = Reporter(quiet=_State.quiet)
+    reporter = Reporter(quiet=RunState.quiet)
     # With several inputs, one that is missing (or a folder of junk) is one failed input,
     # reported with the rest; a single input that cannot be found is the run's error.
     unresolved: list = []
@@ -474,7 +474,7 @@ def _render_batch(inputs, output, config, out, *, video, shard, workers, overwri
         with batch_bar as advance:
             results += batch.render_jobs(plan, config, out, overwrite=overwrite,
                                         workers=workers, progress_for=progress_for,
-                                        on_result=on_result, debug=_State.debug)
+                                        on_result=on_result, debug=RunState.debug)
     except KeyboardInterrupt:
         # Typer would turn this into a silent exit 130; say what happened instead.
         raise Interrupted("interrupted; no partial output was left") from None

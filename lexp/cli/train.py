@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from lexp import stdout
-from lexp.cli.app import EXIT_CODES_HELP, _State, app
+from lexp.cli.app import EXIT_CODES_HELP, RunState, app
 from lexp.cli.options import Arch, JsonSummary
 from lexp.errors import Interrupted
 
@@ -164,7 +164,7 @@ def train(
                           "the plan")
         return
     # Under torchrun only rank 0 speaks.
-    reporter = Reporter(quiet=_State.quiet or os.environ.get("RANK", "0") != "0")
+    reporter = Reporter(quiet=RunState.quiet or os.environ.get("RANK", "0") != "0")
 
     data_report = _TrainingDataReport(reporter)
     try:

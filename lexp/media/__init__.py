@@ -48,14 +48,7 @@ from lexp.media.clip import (
     window_frames,
     window_length,
 )
-from lexp.media.ffmpeg import (
-    VideoClip,
-    _deep_pixels,
-    _input_pixel_format,
-    _parse_header,
-    _transfer_tag,
-    ffmpeg_exe,
-)
+from lexp.media.ffmpeg import VideoClip, ffmpeg_exe
 from lexp.media.images import AnimatedImageClip, FrameFolderClip, read_image, read_image_rgb8
 from lexp.media.opencv import CvVideoClip, is_utf8_name, open_video
 from lexp.media.sources import ClipSource, open_clip
@@ -67,7 +60,7 @@ __all__ = [
     "IMAGE_EXTENSIONS", "STDIN", "VIDEO_EXTENSIONS", "AnimatedImageClip", "Clip", "ClipInfo",
     "ClipSource",
     "CvVideoClip", "FrameFolderClip", "IteratorClip", "MemoryClip", "StdinClip", "VideoClip",
-    "VideoWriter", "_deep_pixels", "_input_pixel_format", "_parse_header", "_transfer_tag",
+    "VideoWriter",
     "check_frame", "ffmpeg_exe", "is_image", "is_utf8_name", "is_video", "natural_key",
     "open_clip", "open_video", "read_image", "read_image_rgb8", "refuse_special_file",
     "special_file_kind", "to_8bit", "window_frames", "window_length",
