@@ -46,6 +46,7 @@ from lexp.config import RenderConfig
 from lexp.errors import InputError, OutputError, UsageError
 from lexp.follow_options import FollowOptions
 from lexp.media import ClipInfo, ClipSource
+from lexp.media.watch import FolderGone
 from lexp.renderers import calibrate
 
 if TYPE_CHECKING:
@@ -166,8 +167,8 @@ class _Run:
                 ended = self.ending or ended
         except KeyboardInterrupt:
             ended = "stopped (Ctrl-C or a stop signal): every frame seen is in it"
-        except InputError as err:
-            if self.stacker is None or "is gone" not in err.message:
+        except FolderGone as err:
+            if self.stacker is None:
                 raise
             gone, ended = err, err.message
         finally:
@@ -330,8 +331,8 @@ class _Run:
 
         linear = self.stacker.result()
         count = self._count()
-        camera = getattr(self.clip, "camera", None) or self.camera
-        details = RenderDetails(raw=self.info.transfer_tag == "linear", camera=camera,
+        details = RenderDetails(raw=self.info.transfer_tag == "linear",
+                                camera=self._frames_camera(),
                                 calibration=self.live.stats if self.live is not None else None)
         info = ClipInfo(self.info.name, self.info.kind, self.info.width, self.info.height,
                         self._fps(count), count, True, self.info.transfer_tag,
@@ -339,6 +340,10 @@ class _Run:
         return Image(np.ascontiguousarray(linear, np.float32), self.resolved, self.method,
                      self.source.name, info, count, 0, count - 1,
                      time.perf_counter() - self.started, details, list(self.skipped))
+
+    def _frames_camera(self) -> dict | None:
+        """The frames' camera: the first frame read's, or the checkpoint's."""
+        return getattr(self.clip, "camera", None) or self.camera
 
     def idle(self) -> None:
         """Nothing to read now: the checkpoint a busy moment skipped is written."""
@@ -355,7 +360,7 @@ class _Run:
         state = self.stacker.state()
         arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
         header = {"settings": self._settings(), "transfer_tag": self.info.transfer_tag,
-                  "camera": getattr(self.clip, "camera", None) or self.camera,
+                  "camera": self._frames_camera(),
                   "names": self.names, "capture": self.capture,
                   "segments": self.video.segments if self.video is not None else [],
                   "stacker": {k: v for k, v in state.items() if k not in arrays},

@@ -24,6 +24,10 @@ from lexp.media.clip import is_image, natural_key
 TEMPORARY_SUFFIXES = (".part", ".tmp", ".crdownload", ".download", "~")
 
 
+class FolderGone(InputError):
+    """The watched folder disappeared (deleted, unmounted): nothing more can arrive."""
+
+
 class FolderWatch:
     """The image files that appear in ``folder``, each handed out once, when ready.
 
@@ -39,11 +43,11 @@ class FolderWatch:
 
     def poll(self) -> list[Path]:
         """The files that became ready since the last poll, in natural order (the module
-        docstring says when a file is ready). Raises InputError when the folder is gone."""
+        docstring says when a file is ready). Raises FolderGone when the folder is gone."""
         try:
             entries = list(os.scandir(self.folder))
         except (FileNotFoundError, NotADirectoryError):
-            raise InputError(f"the folder {self.folder} is gone",
+            raise FolderGone(f"the folder {self.folder} is gone",
                              hint="was it deleted or unmounted? the frames seen so far are "
                                   "kept") from None
         look: dict[str, tuple[int, int]] = {}

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lexp import colour
+from lexp import colour, stills
 from lexp.config import RenderConfig
 from lexp.media import Clip
 from lexp.renderers import blemishes
@@ -81,20 +81,10 @@ def calibrated(clip: Clip, config: RenderConfig, source, reopen) -> CalibratedCl
     from lexp.renderers.dispatch import for_clip
 
     transfer = for_clip(config, clip.info).transfer
-    stats = CalibrationStats()
-    masters = Masters()
-    info = clip.info
-    notes: list[str] = []
-    if config.dark:
-        masters.dark, stats.dark_frames = master("dark", config.dark, config, transfer, info,
-                                                 getattr(clip, "files", None))
-        notes += exposures_differ(config.dark, getattr(clip, "files", None))
-    if config.flat:
-        flat, stats.flat_frames = master("flat", config.flat, config, transfer, info,
-                                         getattr(clip, "files", None))
-        masters.flat = normalised_flat(flat, config.flat)
+    files = getattr(clip, "files", None)
+    masters, stats = build_masters(config, transfer, clip.info, files)
+    notes = exposures_differ(config.dark, files) if config.dark else []
     rejected: dict[int, str] = {}
-    names: dict[int, str] = {}
     if config.hot_pixels or set(config.reject) - {"streaks"}:
         found = blemishes.survey(clip, config, transfer, masters, reopen)
         if config.hot_pixels:
@@ -105,13 +95,39 @@ def calibrated(clip: Clip, config: RenderConfig, source, reopen) -> CalibratedCl
         rejected = found.rejected(config.reject)
         stats.rejected = [{"frame": i, "name": found.names.get(i), "why": why}
                           for i, why in sorted(rejected.items())]
-    files = getattr(clip, "files", None)
-    if files is not None:
-        names = {i: path.name for i, path in enumerate(files)}
+    names = {i: path.name for i, path in enumerate(files)} if files is not None else {}
     calibrated_clip = CalibratedClip(clip, masters, transfer, rejected, stats,
                                      streaks="streaks" in config.reject, names=names)
     calibrated_clip.notes = notes
     return calibrated_clip
+
+
+def build_masters(config: RenderConfig, transfer: str, lights,
+                  light_files=None) -> tuple[Masters, CalibrationStats]:
+    """The master dark and flat ``config`` asks for (:func:`masters.master`), for lights
+    like ``lights`` (ClipInfo; ``light_files``: theirs, which a master may not share),
+    and the stats that count their frames."""
+    stats, made = CalibrationStats(), Masters()
+    if config.dark:
+        made.dark, stats.dark_frames = master("dark", config.dark, config, transfer, lights,
+                                              light_files)
+    if config.flat:
+        flat, stats.flat_frames = master("flat", config.flat, config, transfer, lights,
+                                         light_files)
+        made.flat = normalised_flat(flat, config.flat)
+    return made, stats
+
+
+def to_codes(linear: np.ndarray, transfer: str) -> np.ndarray:
+    """Calibrated linear light back to 16-bit codes in the clip's transfer, as every
+    renderer reads frames."""
+    return stills.quantise(colour.encode(linear, transfer), 16)
+
+
+def _streak_record(frame: int | None, name: str | None, length: int) -> dict:
+    return {"frame": frame, "name": name,
+            "why": f"a straight streak {length} px long in this frame only (a plane or a "
+                   "satellite): its pixels given the frames either side's light"}
 
 
 class CalibratedClip(Clip):
@@ -140,8 +156,7 @@ class CalibratedClip(Clip):
         if self.streaks:
             linear = self._without_streaks(linear)
         for index, light in linear:
-            yield index, np.rint(np.clip(colour.encode(light, self.transfer), 0, 1) * 65535.0
-                                 ).astype(np.uint16)
+            yield index, to_codes(light, self.transfer)
 
     def _without_streaks(self, frames):
         """(index, linear) with each frame's one-frame streaks masked (:func:`mask_streaks`,
@@ -157,10 +172,8 @@ class CalibratedClip(Clip):
             greys = (current[2], [item[2] for item in sides])
             if sides and (length := mask_streaks(current[1], [item[1] for item in sides],
                                                  greys)):
-                self.stats.masked.append({
-                    "frame": current[0], "name": self.names.get(current[0]),
-                    "why": f"a straight streak {length} px long in this frame only (a plane "
-                           "or a satellite): its pixels given the frames either side's light"})
+                self.stats.masked.append(_streak_record(current[0],
+                                                        self.names.get(current[0]), length))
             yield current[:2]
             before, current = current, after
 
@@ -186,18 +199,10 @@ class LiveCalibration:
 
     def __init__(self, config: RenderConfig, transfer: str, lights) -> None:
         self.transfer, self.rules = transfer, tuple(config.reject)
-        self.stats = CalibrationStats()
-        self.masters = Masters()
-        if config.dark:
-            self.masters.dark, self.stats.dark_frames = master("dark", config.dark, config,
-                                                               transfer, lights)
-            if config.hot_pixels:
-                self.masters.hot = blemishes.Survey().hot_pixels(self.masters.dark)
-                self.stats.hot_pixels = len(self.masters.hot[0])
-        if config.flat:
-            flat, self.stats.flat_frames = master("flat", config.flat, config, transfer,
-                                                  lights)
-            self.masters.flat = normalised_flat(flat, config.flat)
+        self.masters, self.stats = build_masters(config, transfer, lights)
+        if config.hot_pixels and self.masters.dark is not None:
+            self.masters.hot = blemishes.Survey().hot_pixels(self.masters.dark)
+            self.stats.hot_pixels = len(self.masters.hot[0])
         self.kept: list[tuple[float, float]] = []  # measures of the frames kept
         self.held = None  # (name, linear, grey): waiting for the next frame (streaks)
         self.before = None  # (linear, grey) of the frame stacked last (streaks)
@@ -218,7 +223,7 @@ class LiveCalibration:
                     return []
             self.kept.append(measured)
         if "streaks" not in self.rules:
-            return [(name, self._codes(linear))]
+            return [(name, to_codes(linear, self.transfer))]
         current = (name, linear, brightest_channel(linear))
         ready = self._release(after=current) if self.held is not None else []
         self.held = current
@@ -233,15 +238,9 @@ class LiveCalibration:
         sides = [side for side in (self.before, after and after[1:]) if side is not None]
         if sides and (length := mask_streaks(linear, [s[0] for s in sides],
                                              (grey, [s[1] for s in sides]))):
-            self.stats.masked.append({"frame": None, "name": name,
-                                      "why": f"a straight streak {length} px long in this "
-                                             "frame only (a plane or a satellite)"})
+            self.stats.masked.append(_streak_record(None, name, length))
         self.before, self.held = (linear, grey), None
-        return [(name, self._codes(linear))]
-
-    def _codes(self, linear: np.ndarray) -> np.ndarray:
-        return np.rint(np.clip(colour.encode(linear, self.transfer), 0, 1) * 65535.0
-                       ).astype(np.uint16)
+        return [(name, to_codes(linear, self.transfer))]
 
     def state(self) -> dict:
         """What resuming needs: the measures of the frames kept, and the record."""
