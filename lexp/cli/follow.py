@@ -37,7 +37,7 @@ Idle = Annotated[str | None, typer.Option(
 Poll = Annotated[float, typer.Option(
     "--poll", min=0.05, metavar="SECONDS", rich_help_panel=PANEL,
     help="How often a followed folder is looked at; a file is taken once two looks find it "
-         "unchanged.")]
+         "unchanged. e.g. --poll 5 (a slow network share)")]
 
 # Options that read a finished clip as a whole: not for a followed one.
 _WHOLE_CLIP_OPTIONS = ("--start", "--end", "--stride", "--max-frames", "--exposure",

@@ -209,7 +209,7 @@ HotPixels = Annotated[bool, typer.Option(
     "--hot-pixels", rich_help_panel=NIGHT,
     help="Repair hot pixels before anything can streak them: single pixels far above all "
          "their neighbours in most of 16 frames spread over the clip (and a dark's "
-         "outliers), replaced by their neighbours' median.")]
+         "outliers), replaced by their neighbours' median. e.g. --hot-pixels --dark darks/")]
 Reject = Annotated[str | None, typer.Option(
     "--reject", metavar="RULES", rich_help_panel=NIGHT,
     help="Leave out frames by rule, judged on every frame first: bright (a background, "
